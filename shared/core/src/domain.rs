@@ -1,0 +1,443 @@
+//! The domain of ARCHITECTURE §4: grants, connections, items, runs, jobs, assets.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ClientId, ConnectionId, GrantId, RunId, UserId};
+use crate::secret::Secret;
+
+pub type Timestamp = DateTime<Utc>;
+
+/// The three services. These exact strings are the API's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    GoogleDrive,
+    Sharepoint,
+    Dropbox,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [Self::GoogleDrive, Self::Sharepoint, Self::Dropbox];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GoogleDrive => "google_drive",
+            Self::Sharepoint => "sharepoint",
+            Self::Dropbox => "dropbox",
+        }
+    }
+
+    /// Parses the API string; `None` for anything else (the API answers 400 naming the field).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An OAuth token set as stored in the vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSet {
+    pub access_token: Secret,
+    /// Dropbox and Google never rotate it; Microsoft does (the newest must be kept).
+    pub refresh_token: Option<Secret>,
+    /// `None` = the provider gave no lifetime (treated as long-lived).
+    pub expires_at: Option<Timestamp>,
+}
+
+impl TokenSet {
+    /// True when the access token is expired or expires within `margin`.
+    pub fn needs_refresh(&self, now: Timestamp, margin: chrono::Duration) -> bool {
+        self.expires_at.is_some_and(|t| t - margin <= now)
+    }
+}
+
+/// A token set plus the vault's version counter (compare-and-set on write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedTokens {
+    pub tokens: TokenSet,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantStatus {
+    Active,
+    ReauthRequired,
+    Revoked,
+}
+
+/// An authorised provider account of one client: one per (client, provider, account).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub client_id: ClientId,
+    pub id: GrantId,
+    pub provider: ProviderKind,
+    pub account_id: String,
+    pub account_name: String,
+    pub account_email: Option<String>,
+    /// Where the token set lives in the vault (never the tokens themselves).
+    pub secret_ref: String,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+    pub status: GrantStatus,
+    /// True once a connection uses it; an unattached grant is usable only by `created_by`.
+    pub attached: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    Active,
+    ReauthRequired,
+    FolderUnavailable,
+    Error,
+}
+
+/// The connected folder as the provider identifies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderLocator {
+    /// Provider id (Dropbox `id:…`, Drive file id, Graph item id). Never a path.
+    pub folder_id: String,
+    /// Graph drive id / Drive shared-drive id; Dropbox path-root namespace. Unused by Dropbox v1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drive_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncedBy {
+    pub user_id: UserId,
+    pub display_name: String,
+}
+
+/// v1 settings: fixed defaults, returned read-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filters {
+    pub include_subfolders: bool,
+    pub max_file_size: u64,
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Self { include_subfolders: true, max_file_size: 5 * 1024 * 1024 * 1024 }
+    }
+}
+
+/// The per-connection sync lease: one run at a time, fenced by `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionCounters {
+    pub files: u64,
+    pub bytes: u64,
+    pub failed: u64,
+}
+
+/// Where the provider listing stands. The cursor only ever covers stored files (I3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum SyncPosition {
+    /// Nothing listed yet.
+    Initial,
+    /// A full listing is under way (initial import or after a cursor reset). `listing` tags the
+    /// items it has seen; `resume` is the page cursor to continue from, if any page is done.
+    FullListing { listing: String, resume: Option<String> },
+    /// Incremental: changes since `cursor`.
+    Incremental { cursor: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub client_id: ClientId,
+    pub id: ConnectionId,
+    pub grant_id: GrantId,
+    pub provider: ProviderKind,
+    pub folder: FolderLocator,
+    pub folder_name: String,
+    pub folder_path: String,
+    pub auto_sync: bool,
+    pub sync_interval_secs: u64,
+    pub status: ConnectionStatus,
+    pub current_run_id: Option<RunId>,
+    pub last_synced_at: Option<Timestamp>,
+    pub synced_by: SyncedBy,
+    pub created_at: Timestamp,
+    pub position: SyncPosition,
+    pub lease: Option<Lease>,
+    /// Fencing version: incremented on every lease acquisition, never reset.
+    pub lease_version: u64,
+    pub counters: ConnectionCounters,
+    pub filters: Filters,
+    /// When the scheduler should next enqueue it (auto sync only).
+    pub next_due_at: Option<Timestamp>,
+    /// No provider call before this time (a rate-limit wait longer than one invocation).
+    pub not_before: Option<Timestamp>,
+}
+
+impl Connection {
+    pub fn key(&self) -> ConnKey {
+        ConnKey { client_id: self.client_id.clone(), connection_id: self.id.clone() }
+    }
+
+    /// "syncing" is derived from an unexpired lease, never stored.
+    pub fn is_syncing(&self, now: Timestamp) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.expires_at > now)
+    }
+}
+
+/// A connection's identity: every store key is built from both parts (tenant isolation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConnKey {
+    pub client_id: ClientId,
+    pub connection_id: ConnectionId,
+}
+
+/// Proof of holding a connection's lease. Every checkpoint and item write carries it; a store
+/// refuses the write when the connection's `lease_version` moved on (or the connection is gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub conn: ConnKey,
+    pub version: u64,
+    pub holder: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    Imported,
+    Skipped,
+    Failed,
+    SourceDeleted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub provider_id: String,
+    pub parent_id: Option<String>,
+    pub name: String,
+    pub path: String,
+    /// Lower-cased path as the provider compares it (Dropbox deletions carry only this).
+    pub path_lower: String,
+    pub is_folder: bool,
+    pub revision: Option<String>,
+    pub content_hash: Option<String>,
+    pub size: Option<u64>,
+    pub state: ItemState,
+    pub reason: Option<String>,
+    pub attempts: u32,
+    pub asset_key: Option<String>,
+    /// The full listing that last saw it (see [`SyncPosition::FullListing`]).
+    pub seen_in: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Initial,
+    Schedule,
+    Manual,
+    Webhook,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Partial,
+    Failed,
+    ReauthRequired,
+}
+
+impl RunStatus {
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounters {
+    pub scanned: u64,
+    pub imported: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub source_deleted: u64,
+    pub bytes: u64,
+}
+
+impl RunCounters {
+    pub fn add(&mut self, o: &RunCounters) {
+        self.scanned += o.scanned;
+        self.imported += o.imported;
+        self.updated += o.updated;
+        self.skipped += o.skipped;
+        self.failed += o.failed;
+        self.source_deleted += o.source_deleted;
+        self.bytes += o.bytes;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRun {
+    pub conn: ConnKey,
+    pub id: RunId,
+    pub trigger: Trigger,
+    pub actor: Option<UserId>,
+    pub status: RunStatus,
+    pub queued_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub counters: RunCounters,
+    /// How many worker invocations carried it (continuations included).
+    pub invocations: u32,
+    pub error: Option<String>,
+}
+
+/// A queue message: ids only, never tokens (ARCHITECTURE §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub client_id: ClientId,
+    pub connection_id: ConnectionId,
+    pub trigger: Trigger,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<UserId>,
+    /// A continuation of `run_id` after a deadline or a long rate-limit wait.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continuation: bool,
+}
+
+impl Job {
+    pub fn conn(&self) -> ConnKey {
+        ConnKey { client_id: self.client_id.clone(), connection_id: self.connection_id.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetEventKind {
+    Imported,
+    Updated,
+    MetadataUpdated,
+    SourceDeleted,
+}
+
+/// What the DAM learns about an asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetEvent {
+    pub kind: AssetEventKind,
+    pub client_id: ClientId,
+    pub connection_id: ConnectionId,
+    pub provider: ProviderKind,
+    pub provider_id: String,
+    pub asset_key: Option<String>,
+    pub name: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_path: Option<String>,
+    pub size: Option<u64>,
+    pub content_hash: Option<String>,
+    pub at: Timestamp,
+}
+
+/// The object key of one content version of one provider item (ARCHITECTURE §7, §8):
+/// tenant-prefixed, deterministic, and free of any user text (names live in metadata), so a
+/// redelivered job computes the same key and a create-only write makes it a no-op.
+pub fn asset_key(conn: &ConnKey, provider_item_id: &str, content_version: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = |s: &str| hex::encode(&Sha256::digest(s.as_bytes())[..16]);
+    format!("{}/{}/{}/{}", conn.client_id, conn.connection_id, h(provider_item_id), h(content_version))
+}
+
+/// Content-Type from a file name's extension (Dropbox sends none). Unknown → octet-stream.
+pub fn content_type_for(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "tif" | "tiff" => "image/tiff",
+        "heic" => "image/heic",
+        "psd" => "image/vnd.adobe.photoshop",
+        "pdf" => "application/pdf",
+        "ai" | "eps" => "application/postscript",
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "wav" => "audio/wav",
+        "txt" => "text/plain",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "zip" => "application/zip",
+        "doc" => "application/msword",
+        "xls" => "application/vnd.ms-excel",
+        "ppt" => "application/vnd.ms-powerpoint",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> ConnKey {
+        ConnKey { client_id: ClientId::parse("acme").unwrap(), connection_id: ConnectionId::generate() }
+    }
+
+    #[test]
+    fn asset_keys_are_deterministic_tenant_prefixed_and_name_free() {
+        let c = conn();
+        let a = asset_key(&c, "id:../../etc/passwd", "rev1");
+        assert_eq!(a, asset_key(&c, "id:../../etc/passwd", "rev1"));
+        assert!(a.starts_with(&format!("acme/{}/", c.connection_id)));
+        assert!(!a.contains(".."));
+        assert_ne!(a, asset_key(&c, "id:../../etc/passwd", "rev2"), "content version is part of the key");
+        assert_ne!(a, asset_key(&conn(), "id:../../etc/passwd", "rev1"), "connection is part of the key");
+        assert!(a.len() < 200);
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type_for("IMG_0001.JPG"), "image/jpeg");
+        assert_eq!(content_type_for("noext"), "application/octet-stream");
+        assert_eq!(content_type_for("a.tar.gz"), "application/octet-stream");
+    }
+
+    #[test]
+    fn job_bodies_carry_ids_only_and_reject_unknown_fields() {
+        let job = Job {
+            client_id: ClientId::parse("acme").unwrap(),
+            connection_id: ConnectionId::generate(),
+            trigger: Trigger::Manual,
+            run_id: None,
+            requested_by: None,
+            continuation: false,
+        };
+        let body = serde_json::to_string(&job).unwrap();
+        assert_eq!(serde_json::from_str::<Job>(&body).unwrap(), job);
+        let extra = body.replace('}', ",\"access_token\":\"x\"}");
+        assert!(serde_json::from_str::<Job>(&extra).is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! One provider request under the engine's retry policy: honour `Retry-After`, back off
+//! exponentially with jitter on transient failures, refresh once on a rejected token, and turn
+//! a wait longer than the time left into a delayed continuation instead of a sleep.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::{Engine, RunCtx, Stop};
+use crate::ports::ProviderError;
+use crate::secret::Secret;
+
+/// Exponential backoff: `base * 2^(attempt-1)`, capped, plus up to `jitter` of random delay.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+    pub jitter: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { base: Duration::from_secs(1), cap: Duration::from_secs(16), jitter: Duration::from_secs(1) }
+    }
+}
+
+impl Backoff {
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let jitter_ms = u64::try_from(self.jitter.as_millis()).unwrap_or(u64::MAX);
+        let jitter = if jitter_ms == 0 { 0 } else { rand::rng().random_range(0..=jitter_ms) };
+        exp.min(self.cap) + Duration::from_millis(jitter)
+    }
+}
+
+impl Engine {
+    /// `Ok(Err(e))`: the request failed for good (not found, refused, retries exhausted) and
+    /// the caller decides what that means for the item or the run. `Err(stop)`: the run step
+    /// must end (reauth, a long wait, lease lost).
+    pub(crate) async fn call<T, F, Fut>(&self, ctx: &mut RunCtx, mut request: F) -> Result<Result<T, ProviderError>, Stop>
+    where
+        F: FnMut(Secret) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match request(ctx.access.clone()).await {
+                Ok(v) => return Ok(Ok(v)),
+                Err(e) => e,
+            };
+            let wait = match &error {
+                ProviderError::Unauthorized if !refreshed => {
+                    refreshed = true;
+                    ctx.access = self.token(&ctx.grant, Some(&ctx.access)).await?;
+                    continue;
+                }
+                ProviderError::Reauth(_) => {
+                    self.tokens.mark_reauth(&ctx.grant).await?;
+                    return Err(Stop::Reauth);
+                }
+                ProviderError::RateLimited { retry_after } => {
+                    retry_after.unwrap_or_else(|| self.config.backoff.delay(attempt))
+                }
+                ProviderError::Transient(_) => self.config.backoff.delay(attempt),
+                _ => return Ok(Err(error)),
+            };
+            if attempt >= self.config.max_request_attempts {
+                return Ok(Err(error));
+            }
+            if wait > self.time_left(ctx) {
+                return Err(Stop::Wait(wait));
+            }
+            tracing::debug!(wait_ms = wait.as_millis() as u64, attempt, error = %error, "provider request will be retried");
+            self.ports.clock.sleep(wait).await;
+            self.heartbeat(ctx).await?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters_within_bounds() {
+        let b = Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(16), jitter: Duration::ZERO };
+        let d: Vec<u64> = (1..=7).map(|a| b.delay(a).as_secs()).collect();
+        assert_eq!(d, [1, 2, 4, 8, 16, 16, 16]);
+        let j = Backoff::default();
+        for a in 1..10 {
+            let x = j.delay(a);
+            assert!(x >= Duration::from_secs(1) && x <= Duration::from_secs(17), "{x:?}");
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The sync engine (ARCHITECTURE §7): one job → at most one run step of one connection.
+//!
+//! Contract, in the order things happen:
+//! 1. No connection, a `reauth_required` or `folder_unavailable` connection, a scheduled job
+//!    for a connection whose auto sync is off, or a finished run's continuation → a no-op
+//!    (no provider call, the message is acknowledged).
+//! 2. The connection's lease is taken (one run at a time; a duplicate delivery finds it held
+//!    and does nothing). Every later write is fenced by it.
+//! 3. The run is the connection's open run if there is one (a queued Refresh Items, or a run
+//!    being continued), else a new one.
+//! 4. Items left `failed` by earlier runs are retried first (up to an attempt limit).
+//! 5. The listing goes page by page: full listing (initial, or after a cursor reset) or changes
+//!    since the cursor. Each page's changes are applied in order; the cursor is checkpointed
+//!    only after every file of the page is stored or recorded (I3).
+//! 6. Near the deadline, or facing a rate-limit wait longer than the time left, the engine stops
+//!    between files, releases the lease and queues a continuation of the same run (delayed by
+//!    the wait). The page in progress is simply listed again: files already stored are seen as
+//!    unchanged, so nothing is imported twice and the counters stay exact.
+
+mod apply;
+mod call;
+mod transfer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::Ports;
+use crate::domain::{
+    Connection, ConnectionStatus, Fence, Grant, Job, RunCounters, RunStatus,
+    SyncPosition, SyncRun, Timestamp, Trigger,
+};
+use crate::ports::{ConnectionPatch, ProviderError, RunPatch, StoreError};
+use crate::ids::RunId;
+use crate::tokens::{TokenError, TokenPolicy, Tokens};
+
+pub use call::Backoff;
+
+/// Where a test can interrupt the pipeline to simulate a crash (the process dies: nothing is
+/// cleaned up, the lease stays until it expires).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    DownloadStarted,
+    SinkCommitted,
+    ItemWritten,
+    Checkpointed,
+}
+
+/// Test hooks. `Err(())` at a step = crash there.
+pub trait Hooks: Send + Sync {
+    fn at(&self, step: Step) -> Result<(), ()>;
+}
+
+#[derive(Debug, Default)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {
+    fn at(&self, _: Step) -> Result<(), ()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Identifies this worker in leases (plus a random suffix per job).
+    pub worker_id: String,
+    pub lease_ttl: Duration,
+    /// Stop taking new files when less than this is left before the deadline.
+    pub deadline_margin: Duration,
+    /// A `failed` item is retried by this many runs, then left failed.
+    pub max_item_attempts: u32,
+    /// Attempts per provider request (rate limits and transient errors).
+    pub max_request_attempts: u32,
+    pub backoff: Backoff,
+    pub tokens: TokenPolicy,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: "worker".into(),
+            lease_ttl: Duration::from_secs(120),
+            deadline_margin: Duration::from_secs(30),
+            max_item_attempts: 5,
+            max_request_attempts: 8,
+            backoff: Backoff::default(),
+            tokens: TokenPolicy::default(),
+        }
+    }
+}
+
+/// Why a job did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    NoConnection,
+    ReauthRequired,
+    FolderUnavailable,
+    AutoSyncOff,
+    LeaseHeld,
+    RunFinished,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The run finished its pass (or ended for good) with this status.
+    Finished { run_id: RunId, status: RunStatus },
+    /// A continuation of the run was queued, visible after `delay`.
+    Continued { run_id: RunId, delay: Duration },
+    Skipped(Skip),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// State or queue unavailable: the job should be redelivered.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("asset sink unavailable: {0}")]
+    Sink(String),
+    /// A listing failed beyond retries; the run is recorded `failed` and the job redelivered.
+    #[error("provider failure: {0}")]
+    Provider(ProviderError),
+    /// A test hook crashed the worker at this step.
+    #[error("crash injected at {0:?}")]
+    Crashed(Step),
+}
+
+/// Ends a run step early.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Out of time: continue later.
+    Deadline,
+    /// Wait this long before the next provider call (longer than the time left).
+    Wait(Duration),
+    Reauth,
+    /// The connected folder is gone or no longer accessible.
+    FolderGone,
+    /// The lease was lost (taken over, or the connection deleted): write nothing more.
+    Fenced,
+    Error(EngineError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Fenced => Stop::Fenced,
+            e => Stop::Error(e.into()),
+        }
+    }
+}
+
+pub struct Engine {
+    ports: Ports,
+    tokens: Tokens,
+    config: EngineConfig,
+    hooks: Arc<dyn Hooks>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// The state of one run step (one job on one worker).
+pub(crate) struct RunCtx {
+    pub conn: Connection,
+    pub grant: Grant,
+    pub fence: Fence,
+    pub run_id: RunId,
+    pub deadline: Timestamp,
+    pub access: crate::secret::Secret,
+    pub last_renew: Timestamp,
+    /// The connected folder's new (name, path), saved with the next checkpoint.
+    pub conn_rename: Option<(String, String)>,
+}
+
+impl Engine {
+    pub fn new(ports: Ports, config: EngineConfig) -> Self {
+        Self::with_hooks(ports, config, Arc::new(NoHooks))
+    }
+
+    pub fn with_hooks(ports: Ports, config: EngineConfig, hooks: Arc<dyn Hooks>) -> Self {
+        let tokens = Tokens::new(ports.clone(), config.tokens.clone());
+        Self { ports, tokens, config, hooks }
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// Runs one job until done, the deadline, or a long wait. Errors mean "redeliver".
+    pub async fn run_job(&self, job: &Job, deadline: Timestamp) -> Result<JobOutcome, EngineError> {
+        let key = job.conn();
+        let Some(conn) = self.ports.connections.get(&key).await? else {
+            return Ok(JobOutcome::Skipped(Skip::NoConnection));
+        };
+        match conn.status {
+            ConnectionStatus::ReauthRequired => return Ok(JobOutcome::Skipped(Skip::ReauthRequired)),
+            ConnectionStatus::FolderUnavailable if job.trigger == Trigger::Schedule => {
+                return Ok(JobOutcome::Skipped(Skip::FolderUnavailable));
+            }
+            _ => {}
+        }
+        if job.trigger == Trigger::Schedule && !conn.auto_sync && !job.continuation {
+            return Ok(JobOutcome::Skipped(Skip::AutoSyncOff));
+        }
+        let now = self.ports.clock.now();
+        if let Some(nb) = conn.not_before.filter(|nb| *nb > now) {
+            // A long rate-limit wait is still running: pass the job on, delayed.
+            let delay = (nb - now).to_std().unwrap_or_default();
+            let run_id = job.run_id.clone().or(conn.current_run_id.clone());
+            self.ports.queue.send_delayed(job, delay).await?;
+            return Ok(match run_id {
+                Some(run_id) => JobOutcome::Continued { run_id, delay },
+                None => JobOutcome::Skipped(Skip::LeaseHeld),
+            });
+        }
+        let holder = format!("{}/{}", self.config.worker_id, RunId::generate());
+        let fence = match self.ports.connections.acquire_lease(&key, &holder, now, self.config.lease_ttl).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
+            Err(StoreError::NotFound) => return Ok(JobOutcome::Skipped(Skip::NoConnection)),
+            Err(e) => return Err(e.into()),
+        };
+        // Re-read under the lease: the record may have changed since the first read.
+        let Some(conn) = self.ports.connections.get(&key).await? else {
+            return Ok(JobOutcome::Skipped(Skip::NoConnection));
+        };
+        let run_id = match self.open_run(&conn, job, &fence).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.release(&fence, ConnectionPatch::default()).await?;
+                return Ok(JobOutcome::Skipped(Skip::RunFinished));
+            }
+            Err(e) => {
+                let _ = self.release(&fence, ConnectionPatch::default()).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(client = %key.client_id, connection = %key.connection_id, run = %run_id, trigger = ?job.trigger, "sync step started");
+        let status = conn.status;
+        let result = self.run_step(conn, fence.clone(), run_id.clone(), deadline).await;
+        self.conclude(job, &fence, &run_id, status, result).await
+    }
+
+    /// The run this step works on: the connection's open run, else the job's if still open,
+    /// else a new one. `None` for a continuation whose run already finished.
+    async fn open_run(&self, conn: &Connection, job: &Job, fence: &Fence) -> Result<Option<RunId>, EngineError> {
+        let key = conn.key();
+        for candidate in [conn.current_run_id.as_ref(), job.run_id.as_ref()].into_iter().flatten() {
+            if let Some(run) = self.ports.runs.get(&key, candidate).await?
+                && run.status.is_open()
+            {
+                return Ok(Some(run.id));
+            }
+        }
+        if job.continuation {
+            return Ok(None);
+        }
+        let run = SyncRun {
+            conn: key.clone(),
+            id: RunId::generate(),
+            trigger: job.trigger,
+            actor: job.requested_by.clone(),
+            status: RunStatus::Queued,
+            queued_at: self.ports.clock.now(),
+            started_at: None,
+            finished_at: None,
+            counters: RunCounters::default(),
+            invocations: 0,
+            error: None,
+        };
+        self.ports.runs.create(&run).await?;
+        let patch = ConnectionPatch { current_run_id: Some(Some(run.id.clone())), ..Default::default() };
+        self.ports.connections.checkpoint(fence, &conn.position, &patch).await?;
+        Ok(Some(run.id))
+    }
+
+    async fn run_step(
+        &self,
+        conn: Connection,
+        fence: Fence,
+        run_id: RunId,
+        deadline: Timestamp,
+    ) -> Result<(), Stop> {
+        let now = self.ports.clock.now();
+        let key = conn.key();
+        let run = self.ports.runs.get(&key, &run_id).await?.ok_or(Stop::Error(StoreError::NotFound.into()))?;
+        let patch = RunPatch {
+            status: Some(RunStatus::Running),
+            started_at: run.started_at.is_none().then_some(now),
+            add_invocation: true,
+            ..Default::default()
+        };
+        self.ports.runs.update(&key, &run_id, &patch, Some(&fence)).await?;
+        let grant = self
+            .ports
+            .grants
+            .get(&key.client_id, &conn.grant_id)
+            .await?
+            .ok_or(Stop::Reauth)?;
+        let access = self.token(&grant, None).await?;
+        let mut ctx = RunCtx { conn, grant, fence, run_id, deadline, access, last_renew: now, conn_rename: None };
+        self.retry_failed(&mut ctx).await?;
+        self.list_and_apply(&mut ctx).await
+    }
+
+    pub(crate) async fn token(&self, grant: &Grant, rejected: Option<&crate::secret::Secret>) -> Result<crate::secret::Secret, Stop> {
+        match self.tokens.access_token(grant, rejected).await {
+            Ok(t) => Ok(t),
+            Err(TokenError::Reauth) => Err(Stop::Reauth),
+            Err(TokenError::Store(e)) => Err(e.into()),
+            Err(TokenError::Provider(ProviderError::RateLimited { retry_after })) => {
+                Err(Stop::Wait(retry_after.unwrap_or(Duration::from_secs(60))))
+            }
+            Err(e) => Err(Stop::Error(EngineError::Provider(ProviderError::Transient(e.to_string())))),
+        }
+    }
+
+    /// Turns the step's result into the run's and the connection's final state for this step.
+    async fn conclude(
+        &self,
+        job: &Job,
+        fence: &Fence,
+        run_id: &RunId,
+        conn_status: ConnectionStatus,
+        result: Result<(), Stop>,
+    ) -> Result<JobOutcome, EngineError> {
+        let key = &fence.conn;
+        let now = self.ports.clock.now();
+        let finish = |status: RunStatus, error: Option<String>| RunPatch {
+            status: Some(status),
+            finished_at: Some(now),
+            error,
+            ..Default::default()
+        };
+        let continuation = Job {
+            client_id: key.client_id.clone(),
+            connection_id: key.connection_id.clone(),
+            trigger: job.trigger,
+            run_id: Some(run_id.clone()),
+            requested_by: job.requested_by.clone(),
+            continuation: true,
+        };
+        match result {
+            Ok(()) => {
+                let run = self.ports.runs.get(key, run_id).await?;
+                let status = if run.is_some_and(|r| r.counters.failed > 0) { RunStatus::Partial } else { RunStatus::Succeeded };
+                match self.ports.runs.update(key, run_id, &finish(status, None), Some(fence)).await {
+                    Err(StoreError::Fenced) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
+                    r => r?,
+                };
+                let patch = ConnectionPatch {
+                    current_run_id: Some(None),
+                    last_synced_at: Some(now),
+                    not_before: Some(None),
+                    // A folder that was unavailable and is listed again is back.
+                    status: (conn_status == ConnectionStatus::FolderUnavailable).then_some(ConnectionStatus::Active),
+                    ..Default::default()
+                };
+                self.release_ignoring_fence(fence, patch).await?;
+                tracing::info!(client = %key.client_id, connection = %key.connection_id, run = %run_id, ?status, "run finished");
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status })
+            }
+            Err(Stop::Deadline) => {
+                self.release_ignoring_fence(fence, ConnectionPatch::default()).await?;
+                self.ports.queue.send(std::slice::from_ref(&continuation)).await?;
+                tracing::info!(connection = %key.connection_id, run = %run_id, "deadline near: continuation queued");
+                Ok(JobOutcome::Continued { run_id: run_id.clone(), delay: Duration::ZERO })
+            }
+            Err(Stop::Wait(delay)) => {
+                let until = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                let patch = ConnectionPatch { not_before: Some(Some(until)), ..Default::default() };
+                self.release_ignoring_fence(fence, patch).await?;
+                self.ports.queue.send_delayed(&continuation, delay).await?;
+                tracing::info!(connection = %key.connection_id, run = %run_id, wait_s = delay.as_secs(), "rate limited beyond the deadline: delayed continuation queued");
+                Ok(JobOutcome::Continued { run_id: run_id.clone(), delay })
+            }
+            Err(Stop::Reauth) => {
+                let _ = self.ports.runs.update(key, run_id, &finish(RunStatus::ReauthRequired, Some("reauthorization required".into())), Some(fence)).await;
+                let patch = ConnectionPatch {
+                    status: Some(ConnectionStatus::ReauthRequired),
+                    current_run_id: Some(None),
+                    ..Default::default()
+                };
+                self.release_ignoring_fence(fence, patch).await?;
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::ReauthRequired })
+            }
+            Err(Stop::FolderGone) => {
+                let error = Some("the connected folder was deleted or is no longer accessible".into());
+                let _ = self.ports.runs.update(key, run_id, &finish(RunStatus::Failed, error), Some(fence)).await;
+                let patch = ConnectionPatch {
+                    status: Some(ConnectionStatus::FolderUnavailable),
+                    current_run_id: Some(None),
+                    ..Default::default()
+                };
+                self.release_ignoring_fence(fence, patch).await?;
+                tracing::warn!(connection = %key.connection_id, "connected folder unavailable");
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed })
+            }
+            Err(Stop::Fenced) => {
+                tracing::warn!(connection = %key.connection_id, run = %run_id, "lease lost: stopped without further writes");
+                Ok(JobOutcome::Skipped(Skip::LeaseHeld))
+            }
+            Err(Stop::Error(EngineError::Crashed(step))) => Err(EngineError::Crashed(step)),
+            Err(Stop::Error(e)) => {
+                // The run stays open; the redelivered job continues it.
+                let _ = self.release(fence, ConnectionPatch::default()).await;
+                tracing::warn!(connection = %key.connection_id, run = %run_id, error = %e, "sync step failed; will be retried");
+                Err(e)
+            }
+        }
+    }
+
+    async fn release(&self, fence: &Fence, patch: ConnectionPatch) -> Result<(), StoreError> {
+        self.ports.connections.release_lease(fence, &patch).await
+    }
+
+    /// Releasing a lease we already lost is not an error: the new holder owns the connection.
+    async fn release_ignoring_fence(&self, fence: &Fence, patch: ConnectionPatch) -> Result<(), EngineError> {
+        match self.release(fence, patch).await {
+            Ok(()) | Err(StoreError::Fenced) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) fn hook(&self, step: Step) -> Result<(), Stop> {
+        self.hooks.at(step).map_err(|()| Stop::Error(EngineError::Crashed(step)))
+    }
+
+    /// Time left before the deadline, less the safety margin.
+    pub(crate) fn time_left(&self, ctx: &RunCtx) -> Duration {
+        let left = (ctx.deadline - self.ports.clock.now()).to_std().unwrap_or_default();
+        left.saturating_sub(self.config.deadline_margin)
+    }
+
+    /// Keeps the lease alive during long runs (heartbeat at a quarter of its lifetime).
+    pub(crate) async fn heartbeat(&self, ctx: &mut RunCtx) -> Result<(), Stop> {
+        let now = self.ports.clock.now();
+        let quarter = chrono::Duration::from_std(self.config.lease_ttl / 4).unwrap_or_default();
+        if now - ctx.last_renew >= quarter {
+            self.ports.connections.renew_lease(&ctx.fence, now, self.config.lease_ttl).await?;
+            ctx.last_renew = now;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn checkpoint(&self, ctx: &mut RunCtx, position: SyncPosition) -> Result<(), Stop> {
+        let mut patch = ConnectionPatch::default();
+        if let Some((name, path)) = ctx.conn_rename.take() {
+            patch.folder_name = Some(name);
+            patch.folder_path = Some(path);
+        }
+        self.ports.connections.checkpoint(&ctx.fence, &position, &patch).await?;
+        ctx.conn.position = position;
+        self.hook(Step::Checkpointed)
+    }
+
+    /// Events go out before the item write they describe: a crash in between repeats the
+    /// event on the re-run (at least once), never loses it.
+    pub(crate) async fn emit(&self, event: crate::domain::AssetEvent) -> Result<(), Stop> {
+        self.ports
+            .events
+            .publish(std::slice::from_ref(&event))
+            .await
+            .map_err(|e| Stop::Error(EngineError::Sink(e.to_string())))
+    }
+}

@@ -1,0 +1,25 @@
+//! External Connections: the core.
+//!
+//! The domain ([`domain`], [`ids`]), the ports every adapter implements ([`ports`]), their
+//! in-memory implementations ([`memory`]), local-mode adapters ([`local`]), and the use cases:
+//! the sync engine ([`engine`]) and the single-flight token refresh ([`tokens`]).
+//!
+//! This crate depends on no AWS SDK, HTTP client or web framework; Cargo enforces it.
+
+pub mod domain;
+pub mod ids;
+pub mod ports;
+pub mod secret;
+
+pub use domain::*;
+pub use ids::{ClientId, ConnectionId, GrantId, IdError, RunId, UserId};
+pub use secret::Secret;
+pub mod local;
+pub mod memory;
+pub mod context;
+pub mod engine;
+pub mod tokens;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use context::Ports;

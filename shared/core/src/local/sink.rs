@@ -1,0 +1,221 @@
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
+
+/// Assets as files (see the module docs). Create-only: a commit publishes the object with a
+/// hard link, which fails atomically if the key already exists.
+#[derive(Debug, Clone)]
+pub struct LocalAssetSink {
+    root: PathBuf,
+}
+
+fn io(e: std::io::Error) -> SinkError {
+    SinkError::Unavailable(e.to_string())
+}
+
+impl LocalAssetSink {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Where the object of `key` lives (it may not exist).
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        self.root.join("objects").join(key)
+    }
+
+    /// Temp files of uploads in progress (should be none after a run).
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root.join("tmp"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    }
+}
+
+async fn sha256_of_file(path: &Path) -> std::io::Result<String> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+struct LocalUpload {
+    root: PathBuf,
+    key: String,
+    meta: AssetMeta,
+    tmp: PathBuf,
+    file: Option<tokio::fs::File>,
+    hasher: Sha256,
+}
+
+#[async_trait]
+impl AssetSink for LocalAssetSink {
+    async fn begin(&self, key: &str, meta: &AssetMeta) -> Result<Box<dyn AssetUpload>, SinkError> {
+        let tmp_dir = self.root.join("tmp");
+        tokio::fs::create_dir_all(&tmp_dir).await.map_err(io)?;
+        let tmp = tmp_dir.join(format!("{}.part", crate::ids::RunId::generate()));
+        let file = tokio::fs::File::create_new(&tmp).await.map_err(io)?;
+        Ok(Box::new(LocalUpload {
+            root: self.root.clone(),
+            key: key.to_owned(),
+            meta: meta.clone(),
+            tmp,
+            file: Some(file),
+            hasher: Sha256::new(),
+        }))
+    }
+}
+
+impl LocalUpload {
+    async fn publish(&mut self, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
+        if let Some(mut f) = self.file.take() {
+            f.flush().await.map_err(io)?;
+        }
+        let actual = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        if actual != sha256_hex {
+            return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
+        }
+        let target = self.root.join("objects").join(&self.key);
+        if let Some(dir) = target.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        }
+        let outcome = match tokio::fs::hard_link(&self.tmp, &target).await {
+            Ok(()) => CommitOutcome::Created,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                if sha256_of_file(&target).await.map_err(io)? == actual {
+                    CommitOutcome::AlreadyExists
+                } else {
+                    return Err(SinkError::Conflict);
+                }
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if outcome == CommitOutcome::Created {
+            self.write_meta(&actual).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn write_meta(&self, sha256: &str) -> Result<(), SinkError> {
+        let m = &self.meta;
+        let doc = json!({
+            "key": self.key,
+            "content_type": m.content_type,
+            "size": m.size,
+            "sha256": sha256,
+            "original_name": m.original_name,
+            "source_path": m.source_path,
+            "provider": m.provider,
+            "provider_id": m.provider_id,
+            "content_version": m.content_version,
+            "provider_hash": m.provider_hash,
+        });
+        let path = self.root.join("meta").join(format!("{}.json", self.key));
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        tokio::fs::write(&tmp, serde_json::to_vec_pretty(&doc).unwrap_or_default()).await.map_err(io)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(io)
+    }
+}
+
+#[async_trait]
+impl AssetUpload for LocalUpload {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
+        let f = self.file.as_mut().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))?;
+        f.write_all(&chunk).await.map_err(io)?;
+        self.hasher.update(&chunk);
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
+        // The temp file goes in every case (Drop removes it).
+        self.publish(sha256_hex).await
+    }
+
+    async fn abort(self: Box<Self>) {}
+}
+
+impl Drop for LocalUpload {
+    /// An upload abandoned for any reason (abort, error, a cancelled task) leaves no temp file.
+    fn drop(&mut self) {
+        self.file.take();
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ProviderKind;
+
+    fn meta() -> AssetMeta {
+        AssetMeta {
+            content_type: "text/plain".into(),
+            size: Some(5),
+            original_name: "a\r\n.txt".into(),
+            source_path: "/x/a.txt".into(),
+            provider: ProviderKind::Dropbox,
+            provider_id: "id:1".into(),
+            content_version: "v".into(),
+            provider_hash: None,
+        }
+    }
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(Sha256::digest(b))
+    }
+
+    #[tokio::test]
+    async fn create_only_identical_is_already_exists_and_nothing_leaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalAssetSink::new(dir.path());
+        for expected in [CommitOutcome::Created, CommitOutcome::AlreadyExists] {
+            let mut up = sink.begin("c/k/1", &meta()).await.unwrap();
+            up.write(Bytes::from_static(b"hel")).await.unwrap();
+            up.write(Bytes::from_static(b"lo")).await.unwrap();
+            assert_eq!(up.commit(&sha(b"hello")).await.unwrap(), expected);
+        }
+        assert_eq!(std::fs::read(sink.object_path("c/k/1")).unwrap(), b"hello");
+        assert!(sink.temp_files().is_empty());
+
+        let mut up = sink.begin("c/k/1", &meta()).await.unwrap();
+        up.write(Bytes::from_static(b"HELLO")).await.unwrap();
+        assert_eq!(up.commit(&sha(b"HELLO")).await, Err(SinkError::Conflict));
+        assert_eq!(std::fs::read(sink.object_path("c/k/1")).unwrap(), b"hello");
+        assert!(sink.temp_files().is_empty());
+    }
+
+    #[tokio::test]
+    async fn wrong_hash_abort_and_drop_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalAssetSink::new(dir.path());
+        let mut up = sink.begin("c/k/2", &meta()).await.unwrap();
+        up.write(Bytes::from_static(b"hello")).await.unwrap();
+        assert!(matches!(up.commit(&sha(b"other")).await, Err(SinkError::Integrity { .. })));
+        assert!(!sink.object_path("c/k/2").exists());
+
+        let mut up = sink.begin("c/k/3", &meta()).await.unwrap();
+        up.write(Bytes::from_static(b"x")).await.unwrap();
+        up.abort().await;
+        let mut up = sink.begin("c/k/4", &meta()).await.unwrap();
+        up.write(Bytes::from_static(b"x")).await.unwrap();
+        drop(up);
+        assert!(sink.temp_files().is_empty());
+        assert!(!sink.object_path("c/k/3").exists() && !sink.object_path("c/k/4").exists());
+    }
+}

@@ -1,0 +1,122 @@
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::domain::AssetEvent;
+use crate::ports::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
+
+/// What a [`MemorySink`] keeps per object: the digest and size, not the bytes, so tests can
+/// sync gigabytes through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub sha256: String,
+    pub size: u64,
+    pub meta: AssetMeta,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    objects: Mutex<BTreeMap<String, StoredObject>>,
+    open_uploads: AtomicU64,
+    commits: AtomicU64,
+}
+
+/// An asset sink that hashes what it receives and keeps only digests.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySink {
+    inner: Arc<Inner>,
+}
+
+impl MemorySink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn objects(&self) -> BTreeMap<String, StoredObject> {
+        self.inner.objects.lock().expect("sink lock").clone()
+    }
+    /// Uploads begun and neither committed nor aborted (a leak if non-zero after a run).
+    pub fn open_uploads(&self) -> u64 {
+        self.inner.open_uploads.load(Ordering::SeqCst)
+    }
+    /// Successful commits that created an object.
+    pub fn created(&self) -> u64 {
+        self.inner.commits.load(Ordering::SeqCst)
+    }
+}
+
+struct MemoryUpload {
+    inner: Arc<Inner>,
+    key: String,
+    meta: AssetMeta,
+    hasher: Sha256,
+    size: u64,
+}
+
+#[async_trait]
+impl AssetSink for MemorySink {
+    async fn begin(&self, key: &str, meta: &AssetMeta) -> Result<Box<dyn AssetUpload>, SinkError> {
+        self.inner.open_uploads.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(MemoryUpload {
+            inner: self.inner.clone(),
+            key: key.to_owned(),
+            meta: meta.clone(),
+            hasher: Sha256::new(),
+            size: 0,
+        }))
+    }
+}
+
+#[async_trait]
+impl AssetUpload for MemoryUpload {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
+        self.hasher.update(&chunk);
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
+        self.inner.open_uploads.fetch_sub(1, Ordering::SeqCst);
+        let actual = hex::encode(self.hasher.finalize());
+        if actual != sha256_hex {
+            return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
+        }
+        let mut objects = self.inner.objects.lock().expect("sink lock");
+        if let Some(existing) = objects.get(&self.key) {
+            return if existing.sha256 == actual { Ok(CommitOutcome::AlreadyExists) } else { Err(SinkError::Conflict) };
+        }
+        objects.insert(self.key.clone(), StoredObject { sha256: actual, size: self.size, meta: self.meta.clone() });
+        self.inner.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(CommitOutcome::Created)
+    }
+
+    async fn abort(self: Box<Self>) {
+        self.inner.open_uploads.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Collects asset events in order.
+#[derive(Debug, Default)]
+pub struct MemoryEvents {
+    events: Mutex<Vec<AssetEvent>>,
+}
+
+impl MemoryEvents {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn all(&self) -> Vec<AssetEvent> {
+        self.events.lock().expect("events lock").clone()
+    }
+}
+
+#[async_trait]
+impl AssetEvents for MemoryEvents {
+    async fn publish(&self, events: &[AssetEvent]) -> Result<(), SinkError> {
+        self.events.lock().expect("events lock").extend_from_slice(events);
+        Ok(())
+    }
+}

@@ -1,0 +1,431 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    ConnKey, Connection, ConnectionCounters, Fence, Grant, Item, ItemState, Lease, ProviderKind,
+    SyncPosition, SyncRun, Timestamp,
+};
+use crate::ids::{ClientId, GrantId, RunId};
+use crate::ports::store::*;
+
+#[derive(Debug, Default, Clone)]
+struct RefreshLock {
+    holder: String,
+    expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct State {
+    connections: BTreeMap<ConnKey, Connection>,
+    grants: BTreeMap<(ClientId, GrantId), (Grant, RefreshLock)>,
+    oauth_states: HashMap<String, OAuthState>,
+    items: BTreeMap<ConnKey, BTreeMap<String, Item>>,
+    runs: BTreeMap<ConnKey, BTreeMap<RunId, SyncRun>>,
+}
+
+/// Every state store in one lock (see the module docs).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+fn ttl_after(now: Timestamp, ttl: Duration) -> Timestamp {
+    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied write: every method
+        // validates before mutating. So a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A stable text dump of every record, for "nothing changed" assertions.
+    pub fn snapshot(&self) -> String {
+        format!("{:?}", *self.lock())
+    }
+
+    /// Every item of a connection (tests and local mode).
+    pub fn all_items(&self, conn: &ConnKey) -> Vec<Item> {
+        self.lock().items.get(conn).map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+}
+
+fn fenced<'a>(st: &'a mut State, fence: &Fence) -> Result<&'a mut Connection, StoreError> {
+    match st.connections.get_mut(&fence.conn) {
+        Some(c)
+            if c.lease_version == fence.version
+                && c.lease.as_ref().is_some_and(|l| l.holder == fence.holder) =>
+        {
+            Ok(c)
+        }
+        _ => Err(StoreError::Fenced),
+    }
+}
+
+fn apply(c: &mut Connection, p: &ConnectionPatch) {
+    if let Some(v) = p.auto_sync {
+        c.auto_sync = v;
+    }
+    if let Some(v) = p.status {
+        c.status = v;
+    }
+    if let Some(v) = &p.folder_name {
+        c.folder_name = v.clone();
+    }
+    if let Some(v) = &p.folder_path {
+        c.folder_path = v.clone();
+    }
+    if let Some(v) = &p.current_run_id {
+        c.current_run_id = v.clone();
+    }
+    if let Some(v) = p.last_synced_at {
+        c.last_synced_at = Some(v);
+    }
+    if let Some(v) = p.next_due_at {
+        c.next_due_at = v;
+    }
+    if let Some(v) = p.not_before {
+        c.not_before = v;
+    }
+}
+
+fn add_signed(v: u64, d: i64) -> u64 {
+    v.saturating_add_signed(d)
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryStore {
+    async fn create(&self, c: &Connection) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        let dup = st.connections.values().any(|o| {
+            o.id == c.id
+                || (o.client_id == c.client_id && o.provider == c.provider && o.folder == c.folder)
+        });
+        if dup {
+            return Err(StoreError::Conflict);
+        }
+        st.connections.insert(c.key(), c.clone());
+        Ok(())
+    }
+
+    async fn get(&self, key: &ConnKey) -> Result<Option<Connection>, StoreError> {
+        Ok(self.lock().connections.get(key).cloned())
+    }
+
+    async fn list(&self, client: &ClientId, provider: Option<ProviderKind>) -> Result<Vec<Connection>, StoreError> {
+        let mut v: Vec<Connection> = self
+            .lock()
+            .connections
+            .values()
+            .filter(|c| &c.client_id == client && provider.is_none_or(|p| p == c.provider))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    async fn list_by_grant(&self, client: &ClientId, grant: &GrantId) -> Result<Vec<Connection>, StoreError> {
+        Ok(ConnectionStore::list(self, client, None).await?.into_iter().filter(|c| &c.grant_id == grant).collect())
+    }
+
+    async fn update(&self, key: &ConnKey, patch: &ConnectionPatch) -> Result<Connection, StoreError> {
+        let mut st = self.lock();
+        let c = st.connections.get_mut(key).ok_or(StoreError::NotFound)?;
+        apply(c, patch);
+        Ok(c.clone())
+    }
+
+    async fn delete(&self, key: &ConnKey) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        st.items.remove(key);
+        st.runs.remove(key);
+        Ok(st.connections.remove(key).is_some())
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &ConnKey,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<Option<Fence>, StoreError> {
+        let mut st = self.lock();
+        let c = st.connections.get_mut(key).ok_or(StoreError::NotFound)?;
+        if c.lease.as_ref().is_some_and(|l| l.expires_at > now) {
+            return Ok(None);
+        }
+        c.lease_version += 1;
+        c.lease = Some(Lease { holder: holder.to_owned(), expires_at: ttl_after(now, ttl) });
+        Ok(Some(Fence { conn: key.clone(), version: c.lease_version, holder: holder.to_owned() }))
+    }
+
+    async fn renew_lease(&self, fence: &Fence, now: Timestamp, ttl: Duration) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        let c = fenced(&mut st, fence)?;
+        c.lease = Some(Lease { holder: fence.holder.clone(), expires_at: ttl_after(now, ttl) });
+        Ok(())
+    }
+
+    async fn release_lease(&self, fence: &Fence, patch: &ConnectionPatch) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        let c = fenced(&mut st, fence)?;
+        apply(c, patch);
+        c.lease = None;
+        Ok(())
+    }
+
+    async fn checkpoint(&self, fence: &Fence, position: &SyncPosition, patch: &ConnectionPatch) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        let c = fenced(&mut st, fence)?;
+        c.position = position.clone();
+        apply(c, patch);
+        Ok(())
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
+        let mut v: Vec<Connection> = self
+            .lock()
+            .connections
+            .values()
+            .filter(|c| {
+                c.auto_sync
+                    && c.status == crate::domain::ConnectionStatus::Active
+                    && c.next_due_at.is_some_and(|t| t <= now)
+            })
+            .cloned()
+            .collect();
+        v.sort_by_key(|c| c.next_due_at);
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    async fn claim_due(&self, key: &ConnKey, expected: Timestamp, next: Timestamp) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        match st.connections.get_mut(key) {
+            Some(c) if c.next_due_at == Some(expected) => {
+                c.next_due_at = Some(next);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl ItemStore for MemoryStore {
+    async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self.lock().items.get(conn).and_then(|m| m.get(provider_id)).cloned())
+    }
+
+    async fn by_path_prefix(&self, conn: &ConnKey, path_lower: &str) -> Result<Vec<Item>, StoreError> {
+        let under = format!("{path_lower}/");
+        Ok(self
+            .lock()
+            .items
+            .get(conn)
+            .map(|m| {
+                m.values()
+                    .filter(|i| i.path_lower == path_lower || i.path_lower.starts_with(&under))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn list(
+        &self,
+        conn: &ConnKey,
+        state: Option<ItemState>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let st = self.lock();
+        let Some(m) = st.items.get(conn) else { return Ok(Vec::new()) };
+        let range = match after {
+            Some(a) => m.range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => m.range::<str, _>(..),
+        };
+        Ok(range
+            .map(|(_, i)| i)
+            .filter(|i| state.is_none_or(|s| s == i.state))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn record(&self, fence: &Fence, w: &ItemWrite) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        // Validate everything first, then mutate: all three records change or none.
+        fenced(&mut st, fence)?;
+        let run = st
+            .runs
+            .get_mut(&fence.conn)
+            .and_then(|m| m.get_mut(&w.run_id))
+            .ok_or(StoreError::NotFound)?;
+        run.counters.add(&w.run_delta);
+        let c = fenced(&mut st, fence)?;
+        let ConnectionCounters { files, bytes, failed } = c.counters;
+        c.counters = ConnectionCounters {
+            files: add_signed(files, w.conn_delta.files),
+            bytes: add_signed(bytes, w.conn_delta.bytes),
+            failed: add_signed(failed, w.conn_delta.failed),
+        };
+        st.items.entry(fence.conn.clone()).or_default().insert(w.item.provider_id.clone(), w.item.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RunStore for MemoryStore {
+    async fn create(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        let runs = st.runs.entry(run.conn.clone()).or_default();
+        if runs.contains_key(&run.id) {
+            return Err(StoreError::Conflict);
+        }
+        runs.insert(run.id.clone(), run.clone());
+        Ok(())
+    }
+
+    async fn get(&self, conn: &ConnKey, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
+        Ok(self.lock().runs.get(conn).and_then(|m| m.get(id)).cloned())
+    }
+
+    async fn list(&self, conn: &ConnKey, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
+        let mut v: Vec<SyncRun> =
+            self.lock().runs.get(conn).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        v.sort_by(|a, b| b.queued_at.cmp(&a.queued_at).then(b.id.cmp(&a.id)));
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    async fn update(
+        &self,
+        conn: &ConnKey,
+        id: &RunId,
+        patch: &RunPatch,
+        fence: Option<&Fence>,
+    ) -> Result<SyncRun, StoreError> {
+        let mut st = self.lock();
+        if let Some(f) = fence {
+            if &f.conn != conn {
+                return Err(StoreError::Fenced);
+            }
+            fenced(&mut st, f)?;
+        }
+        let run = st.runs.get_mut(conn).and_then(|m| m.get_mut(id)).ok_or(StoreError::NotFound)?;
+        if let Some(s) = patch.status {
+            run.status = s;
+        }
+        if let Some(t) = patch.started_at {
+            run.started_at = Some(t);
+        }
+        if let Some(t) = patch.finished_at {
+            run.finished_at = Some(t);
+        }
+        if let Some(e) = &patch.error {
+            run.error = Some(e.clone());
+        }
+        if patch.add_invocation {
+            run.invocations += 1;
+        }
+        Ok(run.clone())
+    }
+}
+
+#[async_trait]
+impl OAuthStateStore for MemoryStore {
+    async fn put(&self, key: &str, state: &OAuthState) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        if st.oauth_states.contains_key(key) {
+            return Err(StoreError::Conflict);
+        }
+        st.oauth_states.insert(key.to_owned(), state.clone());
+        Ok(())
+    }
+
+    async fn consume(&self, key: &str) -> Result<Option<OAuthState>, StoreError> {
+        Ok(self.lock().oauth_states.remove(key))
+    }
+}
+
+#[async_trait]
+impl GrantStore for MemoryStore {
+    async fn create(&self, g: &Grant) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        let dup = st.grants.values().any(|(o, _)| {
+            o.id == g.id
+                || (o.client_id == g.client_id && o.provider == g.provider && o.account_id == g.account_id)
+        });
+        if dup {
+            return Err(StoreError::Conflict);
+        }
+        st.grants.insert((g.client_id.clone(), g.id.clone()), (g.clone(), RefreshLock::default()));
+        Ok(())
+    }
+
+    async fn get(&self, client: &ClientId, id: &GrantId) -> Result<Option<Grant>, StoreError> {
+        Ok(self.lock().grants.get(&(client.clone(), id.clone())).map(|(g, _)| g.clone()))
+    }
+
+    async fn find_by_account(
+        &self,
+        client: &ClientId,
+        provider: ProviderKind,
+        account_id: &str,
+    ) -> Result<Option<Grant>, StoreError> {
+        Ok(self
+            .lock()
+            .grants
+            .values()
+            .find(|(g, _)| &g.client_id == client && g.provider == provider && g.account_id == account_id)
+            .map(|(g, _)| g.clone()))
+    }
+
+    async fn update(&self, g: &Grant) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        let (rec, _) = st.grants.get_mut(&(g.client_id.clone(), g.id.clone())).ok_or(StoreError::NotFound)?;
+        *rec = g.clone();
+        Ok(())
+    }
+
+    async fn delete(&self, client: &ClientId, id: &GrantId) -> Result<(), StoreError> {
+        self.lock().grants.remove(&(client.clone(), id.clone()));
+        Ok(())
+    }
+
+    async fn try_lock_refresh(
+        &self,
+        client: &ClientId,
+        id: &GrantId,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        let (_, lock) = st.grants.get_mut(&(client.clone(), id.clone())).ok_or(StoreError::NotFound)?;
+        if lock.expires_at.is_some_and(|t| t > now) && lock.holder != holder {
+            return Ok(false);
+        }
+        *lock = RefreshLock { holder: holder.to_owned(), expires_at: Some(ttl_after(now, ttl)) };
+        Ok(true)
+    }
+
+    async fn unlock_refresh(&self, client: &ClientId, id: &GrantId, holder: &str) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        if let Some((_, lock)) = st.grants.get_mut(&(client.clone(), id.clone()))
+            && lock.holder == holder
+        {
+            *lock = RefreshLock::default();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! The ports of ARCHITECTURE §7: small traits the use cases depend on. Each has an in-memory
+//! implementation in [`crate::memory`] and a contract suite in `testkit` that every
+//! implementation (the AWS adapters too) must pass.
+
+pub mod assets;
+pub mod clock;
+pub mod provider;
+pub mod queue;
+pub mod store;
+pub mod vault;
+
+pub use assets::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
+pub use clock::Clock;
+pub use provider::{
+    AccountInfo, Change, Download, FolderEntry, FolderPage, ListPage, Provider, ProviderError,
+    RemoteItem,
+};
+pub use queue::{JobQueue, MAX_QUEUE_DELAY};
+pub use store::{
+    ConnectionPatch, ConnectionStore, CounterDelta, GrantStore, ItemStore, ItemWrite, OAuthState,
+    OAuthStateStore, RunPatch, RunStore, StoreError,
+};
+pub use vault::TokenVault;

@@ -1,0 +1,196 @@
+//! State stores (one DynamoDB table on AWS; one in-memory state locally).
+//!
+//! Every key is built from a [`ClientId`] plus the record's id, so no call can reach another
+//! client's records. Worker writes carry a [`Fence`] and are refused once the lease moved on.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    ConnKey, Connection, ConnectionStatus, Fence, Grant, Item, ItemState, ProviderKind,
+    RunCounters, RunStatus, SyncPosition, SyncRun, Timestamp,
+};
+use crate::ids::{ClientId, GrantId, RunId, UserId};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The lease behind this fence is no longer held (taken over, released, or the connection
+    /// was deleted). The writer must stop: it writes nothing more.
+    #[error("lease lost: the write was fenced off")]
+    Fenced,
+    /// A uniqueness or compare-and-set condition failed.
+    #[error("conflict")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Fields to change on a connection; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionPatch {
+    pub auto_sync: Option<bool>,
+    pub status: Option<ConnectionStatus>,
+    pub folder_name: Option<String>,
+    pub folder_path: Option<String>,
+    pub current_run_id: Option<Option<RunId>>,
+    pub last_synced_at: Option<Timestamp>,
+    pub next_due_at: Option<Option<Timestamp>>,
+    /// Earliest time the next provider call may happen (a long rate-limit wait).
+    pub not_before: Option<Option<Timestamp>>,
+}
+
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Conflict when the id exists or the same (client, provider, folder id) is already connected.
+    async fn create(&self, c: &Connection) -> Result<(), StoreError>;
+    async fn get(&self, key: &ConnKey) -> Result<Option<Connection>, StoreError>;
+    /// The client's connections, optionally of one provider, oldest first.
+    async fn list(&self, client: &ClientId, provider: Option<ProviderKind>)
+    -> Result<Vec<Connection>, StoreError>;
+    async fn list_by_grant(&self, client: &ClientId, grant: &GrantId) -> Result<Vec<Connection>, StoreError>;
+    /// NotFound when absent. Unfenced: for the admin's changes (toggle, status).
+    async fn update(&self, key: &ConnKey, patch: &ConnectionPatch) -> Result<Connection, StoreError>;
+    /// Deletes the record and with it any lease: every later fenced write fails. Returns whether
+    /// it existed.
+    async fn delete(&self, key: &ConnKey) -> Result<bool, StoreError>;
+
+    /// Takes the lease if free or expired, incrementing `lease_version`. `None` while another
+    /// holder's lease is unexpired. NotFound when the connection is gone.
+    async fn acquire_lease(
+        &self,
+        key: &ConnKey,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<Option<Fence>, StoreError>;
+    /// Extends the lease. Fenced if it is no longer ours.
+    async fn renew_lease(&self, fence: &Fence, now: Timestamp, ttl: Duration) -> Result<(), StoreError>;
+    /// Ends the lease, applying a final patch in the same write. Fenced if not ours.
+    async fn release_lease(&self, fence: &Fence, patch: &ConnectionPatch) -> Result<(), StoreError>;
+    /// Saves the listing position (and a patch) if the lease is still ours.
+    async fn checkpoint(
+        &self,
+        fence: &Fence,
+        position: &SyncPosition,
+        patch: &ConnectionPatch,
+    ) -> Result<(), StoreError>;
+
+    /// Auto-sync connections in status `active` whose `next_due_at <= now`, oldest due first.
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError>;
+    /// Moves `next_due_at` from `expected` to `next`; false when another tick already did
+    /// (so a double tick enqueues nothing twice).
+    async fn claim_due(&self, key: &ConnKey, expected: Timestamp, next: Timestamp) -> Result<bool, StoreError>;
+}
+
+/// Signed changes to a connection's counters that accompany an item write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub files: i64,
+    pub bytes: i64,
+    pub failed: i64,
+}
+
+/// One item outcome: the item record, the run's counters and the connection's counters change
+/// together or not at all, under the lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemWrite {
+    pub item: Item,
+    pub run_id: RunId,
+    pub run_delta: RunCounters,
+    pub conn_delta: CounterDelta,
+}
+
+#[async_trait]
+pub trait ItemStore: Send + Sync {
+    async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError>;
+    /// Items whose `path_lower` equals `path_lower` or lies under it (`path_lower + "/"`).
+    async fn by_path_prefix(&self, conn: &ConnKey, path_lower: &str) -> Result<Vec<Item>, StoreError>;
+    /// A page of items ordered by provider id, after `after`, optionally of one state.
+    async fn list(
+        &self,
+        conn: &ConnKey,
+        state: Option<ItemState>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError>;
+    /// Atomic and fenced (see [`ItemWrite`]).
+    async fn record(&self, fence: &Fence, write: &ItemWrite) -> Result<(), StoreError>;
+}
+
+/// Fields to change on a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunPatch {
+    pub status: Option<RunStatus>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub error: Option<String>,
+    pub add_invocation: bool,
+}
+
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Conflict when the id exists.
+    async fn create(&self, run: &SyncRun) -> Result<(), StoreError>;
+    async fn get(&self, conn: &ConnKey, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
+    /// Newest first.
+    async fn list(&self, conn: &ConnKey, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
+    /// Fenced when `fence` is given (worker writes); NotFound when absent.
+    async fn update(
+        &self,
+        conn: &ConnKey,
+        id: &RunId,
+        patch: &RunPatch,
+        fence: Option<&Fence>,
+    ) -> Result<SyncRun, StoreError>;
+}
+
+/// A pending OAuth authorization (ARCHITECTURE §6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthState {
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub provider: ProviderKind,
+    pub pkce_verifier: Secret,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[async_trait]
+pub trait OAuthStateStore: Send + Sync {
+    /// `key` is a digest of the state value, never the value itself. Conflict if present.
+    async fn put(&self, key: &str, state: &OAuthState) -> Result<(), StoreError>;
+    /// Removes and returns the record in one atomic step: of any number of concurrent calls,
+    /// exactly one gets `Some`. Expired records are returned too; the caller checks expiry.
+    async fn consume(&self, key: &str) -> Result<Option<OAuthState>, StoreError>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Conflict when the id exists or the (client, provider, account) already has a grant.
+    async fn create(&self, g: &Grant) -> Result<(), StoreError>;
+    async fn get(&self, client: &ClientId, id: &GrantId) -> Result<Option<Grant>, StoreError>;
+    async fn find_by_account(
+        &self,
+        client: &ClientId,
+        provider: ProviderKind,
+        account_id: &str,
+    ) -> Result<Option<Grant>, StoreError>;
+    /// Replaces the record (refresh lock untouched). NotFound when absent.
+    async fn update(&self, g: &Grant) -> Result<(), StoreError>;
+    async fn delete(&self, client: &ClientId, id: &GrantId) -> Result<(), StoreError>;
+    /// The refresh lock: a conditional write with expiry. True when `holder` now holds it.
+    async fn try_lock_refresh(
+        &self,
+        client: &ClientId,
+        id: &GrantId,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+    /// Releases the lock if `holder` still holds it.
+    async fn unlock_refresh(&self, client: &ClientId, id: &GrantId, holder: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,400 @@
+//! Port contract suites: one async function per port, callable on any implementation. The
+//! in-memory adapters run them in this crate's tests; the AWS adapters run the same functions
+//! against an AWS emulator. Every suite works under fresh random client ids, so one backing
+//! instance (one DynamoDB table) can serve many suites running in parallel.
+//!
+//! The suites panic on the first broken promise, with a message naming it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+
+use crate::domain::*;
+use crate::ids::{ClientId, ConnectionId, GrantId, RunId, UserId};
+use crate::ports::*;
+use crate::secret::Secret;
+
+fn client() -> ClientId {
+    ClientId::parse(&format!("kit-{}", ConnectionId::generate().as_str().trim_start_matches("con_"))).expect("client id")
+}
+
+fn now() -> Timestamp {
+    // Whole seconds, so stores with second precision compare equal.
+    chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_default()
+}
+
+/// A connection record with test defaults.
+pub fn sample_connection(client: &ClientId, folder: &str) -> Connection {
+    let t = now();
+    Connection {
+        client_id: client.clone(),
+        id: ConnectionId::generate(),
+        grant_id: GrantId::generate(),
+        provider: ProviderKind::Dropbox,
+        folder: FolderLocator { folder_id: folder.into(), drive_id: None },
+        folder_name: "Photos".into(),
+        folder_path: "/Photos".into(),
+        auto_sync: true,
+        sync_interval_secs: 900,
+        status: ConnectionStatus::Active,
+        current_run_id: None,
+        last_synced_at: None,
+        synced_by: SyncedBy { user_id: UserId::parse("u1").expect("user"), display_name: "Ana".into() },
+        created_at: t,
+        position: SyncPosition::Initial,
+        lease: None,
+        lease_version: 0,
+        counters: ConnectionCounters::default(),
+        filters: Filters::default(),
+        next_due_at: Some(t),
+        not_before: None,
+    }
+}
+
+pub fn sample_run(conn: &ConnKey) -> SyncRun {
+    SyncRun {
+        conn: conn.clone(),
+        id: RunId::generate(),
+        trigger: Trigger::Manual,
+        actor: None,
+        status: RunStatus::Queued,
+        queued_at: now(),
+        started_at: None,
+        finished_at: None,
+        counters: RunCounters::default(),
+        invocations: 0,
+        error: None,
+    }
+}
+
+pub fn sample_item(id: &str, path: &str) -> Item {
+    Item {
+        provider_id: id.into(),
+        parent_id: None,
+        name: path.rsplit('/').next().unwrap_or(path).into(),
+        path: path.into(),
+        path_lower: path.to_lowercase(),
+        is_folder: false,
+        revision: Some("a1c10ce0dd78".into()),
+        content_hash: None,
+        size: Some(10),
+        state: ItemState::Imported,
+        reason: None,
+        attempts: 0,
+        asset_key: Some("k".into()),
+        seen_in: None,
+        updated_at: now(),
+    }
+}
+
+const TTL: Duration = Duration::from_secs(120);
+
+/// ConnectionStore: CRUD, uniqueness, leases with fencing, due/claim.
+pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
+    let c1 = client();
+    let conn = sample_connection(&c1, "id:folderA");
+    store.create(&conn).await.expect("create");
+    let key = conn.key();
+    assert_eq!(store.get(&key).await.expect("get").as_ref(), Some(&conn), "get returns what was created");
+    let mut same_folder = sample_connection(&c1, "id:folderA");
+    same_folder.created_at = conn.created_at;
+    assert_eq!(store.create(&same_folder).await, Err(StoreError::Conflict), "one connection per folder");
+    let other_client = sample_connection(&client(), "id:folderA");
+    store.create(&other_client).await.expect("another client may connect the same folder id");
+    let other_key = ConnKey { client_id: client(), connection_id: conn.id.clone() };
+    assert_eq!(store.get(&other_key).await.expect("get"), None, "ids are scoped by client");
+    assert_eq!(store.list(&c1, None).await.expect("list").len(), 1);
+    assert_eq!(store.list(&c1, Some(ProviderKind::GoogleDrive)).await.expect("list").len(), 0);
+    assert_eq!(store.list_by_grant(&c1, &conn.grant_id).await.expect("by grant").len(), 1);
+
+    let patch = ConnectionPatch { auto_sync: Some(false), folder_name: Some("Renamed".into()), ..Default::default() };
+    let updated = store.update(&key, &patch).await.expect("update");
+    assert!(!updated.auto_sync && updated.folder_name == "Renamed");
+    assert_eq!(store.update(&other_key, &patch).await, Err(StoreError::NotFound));
+
+    // Leases: one holder; takeover only after expiry, with a higher fence.
+    let t0 = now();
+    let f1 = store.acquire_lease(&key, "w1", t0, TTL).await.expect("acquire").expect("free lease");
+    assert_eq!(store.acquire_lease(&key, "w2", t0, TTL).await.expect("acquire"), None, "held lease refused");
+    store.checkpoint(&f1, &SyncPosition::Incremental { cursor: "c1".into() }, &ConnectionPatch::default()).await.expect("holder checkpoints");
+    let later = t0 + chrono::Duration::seconds(121);
+    let f2 = store.acquire_lease(&key, "w2", later, TTL).await.expect("acquire").expect("expired lease taken over");
+    assert!(f2.version > f1.version, "fencing version increases");
+    let stale = store.checkpoint(&f1, &SyncPosition::Incremental { cursor: "stale".into() }, &ConnectionPatch::default()).await;
+    assert_eq!(stale, Err(StoreError::Fenced), "a stale holder's checkpoint is rejected");
+    assert_eq!(store.renew_lease(&f1, later, TTL).await, Err(StoreError::Fenced));
+    let got = store.get(&key).await.expect("get").expect("exists");
+    assert_eq!(got.position, SyncPosition::Incremental { cursor: "c1".into() }, "stale write left no trace");
+    store.renew_lease(&f2, later, TTL).await.expect("renew");
+    store.release_lease(&f2, &ConnectionPatch { last_synced_at: Some(later), ..Default::default() }).await.expect("release");
+    assert_eq!(store.release_lease(&f2, &ConnectionPatch::default()).await, Err(StoreError::Fenced), "released means not ours");
+    let got = store.get(&key).await.expect("get").expect("exists");
+    assert!(got.lease.is_none() && got.last_synced_at == Some(later));
+
+    // Concurrency: of many simultaneous acquirers exactly one wins.
+    let t1 = later + chrono::Duration::seconds(1);
+    let attempts = (0..16).map(|i| {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move { store.acquire_lease(&key, &format!("racer{i}"), t1, TTL).await })
+    });
+    let winners = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok(Some(_)))))
+        .count();
+    assert_eq!(winners, 1, "two lease holders at once");
+
+    // Deleting revokes the lease: fenced writes fail afterwards.
+    let f3 = store.acquire_lease(&key, "w3", t1 + chrono::Duration::seconds(200), TTL).await.expect("acquire").expect("free");
+    assert!(store.delete(&key).await.expect("delete"));
+    assert_eq!(store.checkpoint(&f3, &SyncPosition::Initial, &ConnectionPatch::default()).await, Err(StoreError::Fenced));
+    assert_eq!(store.get(&key).await.expect("get"), None);
+    assert!(!store.delete(&key).await.expect("delete twice"));
+
+    // Due connections and the conditional next-due move (a double tick claims once).
+    let c2 = client();
+    let due = sample_connection(&c2, "id:due");
+    let mut off = sample_connection(&c2, "id:off");
+    off.auto_sync = false;
+    store.create(&due).await.expect("create");
+    store.create(&off).await.expect("create");
+    let tick = now() + chrono::Duration::seconds(1);
+    let listed: Vec<ConnKey> = store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
+    assert!(listed.contains(&due.key()) && !listed.contains(&off.key()), "only auto-sync connections are due");
+    let expected = due.next_due_at.expect("due");
+    let next = tick + chrono::Duration::seconds(900);
+    assert!(store.claim_due(&due.key(), expected, next).await.expect("claim"));
+    assert!(!store.claim_due(&due.key(), expected, next).await.expect("claim"), "second tick claims nothing");
+    let listed: Vec<ConnKey> = store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
+    assert!(!listed.contains(&due.key()));
+}
+
+/// ItemStore + RunStore: fenced atomic item records, path lookups, paging, run history.
+pub async fn item_and_run_store(conns: Arc<dyn ConnectionStore>, items: Arc<dyn ItemStore>, runs: Arc<dyn RunStore>) {
+    let c = client();
+    let conn = sample_connection(&c, "id:items");
+    conns.create(&conn).await.expect("create");
+    let key = conn.key();
+    let run = sample_run(&key);
+    runs.create(&run).await.expect("create run");
+    assert_eq!(runs.create(&run).await, Err(StoreError::Conflict));
+    let fence = conns.acquire_lease(&key, "w", now(), TTL).await.expect("acquire").expect("free");
+
+    let write = |item: Item, files: i64| ItemWrite {
+        item,
+        run_id: run.id.clone(),
+        run_delta: RunCounters { imported: 1, bytes: 10, ..Default::default() },
+        conn_delta: CounterDelta { files, bytes: 10 * files, failed: 0 },
+    };
+    for (id, path) in [("id:1", "/Photos/A.jpg"), ("id:2", "/Photos/Sub/b.jpg"), ("id:3", "/Photos/Sub/c.jpg"), ("id:4", "/Photos/Subway.jpg")] {
+        items.record(&fence, &write(sample_item(id, path), 1)).await.expect("record");
+    }
+    assert_eq!(items.get(&key, "id:1").await.expect("get").map(|i| i.path), Some("/Photos/A.jpg".into()));
+    let mut under: Vec<String> = items.by_path_prefix(&key, "/photos/sub").await.expect("prefix").into_iter().map(|i| i.provider_id).collect();
+    under.sort();
+    assert_eq!(under, ["id:2", "id:3"], "a prefix matches the path and its children only");
+    let page1 = items.list(&key, None, None, 2).await.expect("list");
+    let page2 = items.list(&key, None, Some(&page1[1].provider_id), 10).await.expect("list");
+    assert_eq!(page1.len() + page2.len(), 4, "paging covers every item once");
+    let mut failed = sample_item("id:5", "/Photos/f.jpg");
+    failed.state = ItemState::Failed;
+    items.record(&fence, &write(failed, 0)).await.expect("record");
+    assert_eq!(items.list(&key, Some(ItemState::Failed), None, 10).await.expect("list").len(), 1);
+
+    let got = runs.get(&key, &run.id).await.expect("get").expect("run");
+    assert_eq!((got.counters.imported, got.counters.bytes), (5, 50), "run counters follow item writes");
+    let got = conns.get(&key).await.expect("get").expect("conn");
+    assert_eq!((got.counters.files, got.counters.bytes), (4, 40), "connection counters follow item writes");
+
+    // A stale fence writes nothing: not the item, not the counters.
+    let takeover = now() + chrono::Duration::seconds(500);
+    let fence2 = conns.acquire_lease(&key, "w2", takeover, TTL).await.expect("acquire").expect("expired");
+    let stale = items.record(&fence, &write(sample_item("id:9", "/Photos/z.jpg"), 1)).await;
+    assert_eq!(stale, Err(StoreError::Fenced));
+    assert_eq!(items.get(&key, "id:9").await.expect("get"), None, "stale item write left no item");
+    let got = runs.get(&key, &run.id).await.expect("get").expect("run");
+    assert_eq!(got.counters.imported, 5, "stale item write left the run counters alone");
+    let stale_run = runs.update(&key, &run.id, &RunPatch { status: Some(RunStatus::Failed), ..Default::default() }, Some(&fence)).await;
+    assert_eq!(stale_run, Err(StoreError::Fenced));
+    let done = runs
+        .update(&key, &run.id, &RunPatch { status: Some(RunStatus::Succeeded), finished_at: Some(takeover), add_invocation: true, ..Default::default() }, Some(&fence2))
+        .await
+        .expect("update");
+    assert_eq!((done.status, done.invocations), (RunStatus::Succeeded, 1));
+
+    let mut newer = sample_run(&key);
+    newer.queued_at = run.queued_at + chrono::Duration::seconds(5);
+    runs.create(&newer).await.expect("create");
+    let listed: Vec<RunId> = runs.list(&key, 10).await.expect("list").into_iter().map(|r| r.id).collect();
+    assert_eq!(listed, [newer.id.clone(), run.id.clone()], "runs newest first");
+    let other = ConnKey { client_id: client(), connection_id: key.connection_id.clone() };
+    assert_eq!(runs.get(&other, &run.id).await.expect("get"), None, "runs are scoped by client");
+    assert_eq!(items.get(&other, "id:1").await.expect("get"), None, "items are scoped by client");
+}
+
+/// OAuthStateStore: consumed exactly once, even under a race.
+pub async fn oauth_state_store(store: Arc<dyn OAuthStateStore>) {
+    let st = OAuthState {
+        client_id: client(),
+        user_id: UserId::parse("admin").expect("user"),
+        provider: ProviderKind::Dropbox,
+        pkce_verifier: Secret::new("verifier-verifier-verifier-verifier-verifier"),
+        created_at: now(),
+        expires_at: now() + chrono::Duration::minutes(10),
+    };
+    let k = format!("state-{}", RunId::generate());
+    store.put(&k, &st).await.expect("put");
+    assert_eq!(store.put(&k, &st).await, Err(StoreError::Conflict));
+    let consumers = (0..50).map(|_| {
+        let (store, k) = (store.clone(), k.clone());
+        tokio::spawn(async move { store.consume(&k).await })
+    });
+    let results = futures::future::join_all(consumers).await;
+    let winners: Vec<OAuthState> = results.into_iter().filter_map(|r| r.ok().and_then(|r| r.ok()).flatten()).collect();
+    assert_eq!(winners.len(), 1, "a state is consumed exactly once");
+    assert_eq!(winners[0], st);
+    assert_eq!(store.consume(&k).await.expect("consume"), None);
+}
+
+/// GrantStore: one grant per account, the refresh lock.
+pub async fn grant_store(store: Arc<dyn GrantStore>) {
+    let c = client();
+    let g = Grant {
+        client_id: c.clone(),
+        id: GrantId::generate(),
+        provider: ProviderKind::Dropbox,
+        account_id: "dbid:AAH4f99".into(),
+        account_name: "Ana".into(),
+        account_email: Some("ana@example.com".into()),
+        secret_ref: "ref".into(),
+        created_by: UserId::parse("admin").expect("user"),
+        created_at: now(),
+        status: GrantStatus::Active,
+        attached: false,
+    };
+    store.create(&g).await.expect("create");
+    let mut twin = g.clone();
+    twin.id = GrantId::generate();
+    assert_eq!(store.create(&twin).await, Err(StoreError::Conflict), "one grant per (client, provider, account)");
+    assert_eq!(store.find_by_account(&c, ProviderKind::Dropbox, "dbid:AAH4f99").await.expect("find").map(|x| x.id), Some(g.id.clone()));
+    assert_eq!(store.find_by_account(&client(), ProviderKind::Dropbox, "dbid:AAH4f99").await.expect("find"), None);
+    let mut changed = g.clone();
+    changed.status = GrantStatus::ReauthRequired;
+    store.update(&changed).await.expect("update");
+    assert_eq!(store.get(&c, &g.id).await.expect("get"), Some(changed));
+
+    let t = now();
+    let racers = (0..16).map(|i| {
+        let (store, c, id) = (store.clone(), c.clone(), g.id.clone());
+        tokio::spawn(async move { store.try_lock_refresh(&c, &id, &format!("h{i}"), t, Duration::from_secs(10)).await })
+    });
+    let holders = futures::future::join_all(racers).await.into_iter().filter(|r| matches!(r, Ok(Ok(true)))).count();
+    assert_eq!(holders, 1, "one refresh lock holder at a time");
+    assert!(store.try_lock_refresh(&c, &g.id, "late", t + chrono::Duration::seconds(11), Duration::from_secs(10)).await.expect("lock"), "an expired lock can be taken");
+    store.unlock_refresh(&c, &g.id, "not-the-holder").await.expect("unlock");
+    assert!(!store.try_lock_refresh(&c, &g.id, "other", t + chrono::Duration::seconds(12), Duration::from_secs(10)).await.expect("lock"), "only the holder unlocks");
+    store.unlock_refresh(&c, &g.id, "late").await.expect("unlock");
+    assert!(store.try_lock_refresh(&c, &g.id, "other", t + chrono::Duration::seconds(12), Duration::from_secs(10)).await.expect("lock"));
+    store.delete(&c, &g.id).await.expect("delete");
+    assert_eq!(store.get(&c, &g.id).await.expect("get"), None);
+}
+
+/// TokenVault: compare-and-set versions; a stale writer cannot overwrite a newer token set.
+pub async fn token_vault(vault: Arc<dyn TokenVault>) {
+    let r = format!("kit/{}", GrantId::generate());
+    let t1 = TokenSet { access_token: Secret::new("a1"), refresh_token: Some(Secret::new("r1")), expires_at: Some(now()) };
+    let v1 = vault.put(&r, &t1, None).await.expect("create");
+    assert_eq!(vault.put(&r, &t1, None).await, Err(StoreError::Conflict), "create refuses an existing secret");
+    let t2 = TokenSet { access_token: Secret::new("a2"), ..t1.clone() };
+    let v2 = vault.put(&r, &t2, Some(v1)).await.expect("cas");
+    assert!(v2 > v1);
+    let t3 = TokenSet { access_token: Secret::new("stale"), ..t1.clone() };
+    assert_eq!(vault.put(&r, &t3, Some(v1)).await, Err(StoreError::Conflict), "stale version refused");
+    let got = vault.get(&r).await.expect("get").expect("present");
+    assert_eq!((got.tokens, got.version), (t2, v2));
+    vault.delete(&r).await.expect("delete");
+    vault.delete(&r).await.expect("delete is idempotent");
+    assert_eq!(vault.get(&r).await.expect("get"), None);
+}
+
+fn meta() -> AssetMeta {
+    AssetMeta {
+        content_type: "image/jpeg".into(),
+        size: Some(11),
+        original_name: "naïve \"name\"\r\n../x.jpg".into(),
+        source_path: "/Photos/naïve.jpg".into(),
+        provider: ProviderKind::Dropbox,
+        provider_id: "id:x".into(),
+        content_version: "v1".into(),
+        provider_hash: None,
+    }
+}
+
+fn sha(b: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(b))
+}
+
+async fn put(sink: &dyn AssetSink, key: &str, chunks: &[&'static [u8]], claimed: &str) -> Result<CommitOutcome, SinkError> {
+    let mut up = sink.begin(key, &meta()).await?;
+    for c in chunks {
+        up.write(Bytes::from_static(c)).await?;
+    }
+    up.commit(claimed).await
+}
+
+/// AssetSink: create-only, identical redelivery is success, integrity checked, abort leaves
+/// nothing (observed through the next commit to the same key).
+pub async fn asset_sink(sink: Arc<dyn AssetSink>) {
+    let base = format!("kit/{}", RunId::generate());
+    let k = format!("{base}/a");
+    let hello = sha(b"hello world");
+    assert_eq!(put(sink.as_ref(), &k, &[b"hello ", b"world"], &hello).await, Ok(CommitOutcome::Created));
+    assert_eq!(put(sink.as_ref(), &k, &[b"hello world"], &hello).await, Ok(CommitOutcome::AlreadyExists), "identical object = success");
+    assert_eq!(put(sink.as_ref(), &k, &[b"HELLO WORLD"], &sha(b"HELLO WORLD")).await, Err(SinkError::Conflict), "create-only");
+
+    let k2 = format!("{base}/b");
+    let bad = put(sink.as_ref(), &k2, &[b"hello world"], &sha(b"something else")).await;
+    assert!(matches!(bad, Err(SinkError::Integrity { .. })), "bytes must match the claimed digest: {bad:?}");
+    assert_eq!(put(sink.as_ref(), &k2, &[b"other"], &sha(b"other")).await, Ok(CommitOutcome::Created), "a failed commit left nothing");
+
+    let k3 = format!("{base}/c");
+    let mut up = sink.begin(&k3, &meta()).await.expect("begin");
+    up.write(Bytes::from_static(b"partial")).await.expect("write");
+    up.abort().await;
+    assert_eq!(put(sink.as_ref(), &k3, &[b"whole"], &sha(b"whole")).await, Ok(CommitOutcome::Created), "abort left nothing");
+
+    let k4 = format!("{base}/empty");
+    assert_eq!(put(sink.as_ref(), &k4, &[], &sha(b"")).await, Ok(CommitOutcome::Created), "empty files are assets too");
+}
+
+/// JobQueue: batches of any size, delays clamped. `drain` reads back what was sent (how is
+/// adapter-specific: SQS receive, the memory queue's drain).
+pub async fn job_queue<F, Fut>(queue: Arc<dyn JobQueue>, drain: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Vec<Job>>,
+{
+    let c = client();
+    let jobs: Vec<Job> = (0..23)
+        .map(|_| Job {
+            client_id: c.clone(),
+            connection_id: ConnectionId::generate(),
+            trigger: Trigger::Schedule,
+            run_id: None,
+            requested_by: None,
+            continuation: false,
+        })
+        .collect();
+    queue.send(&jobs).await.expect("batch send of more than 10");
+    queue.send_delayed(&jobs[0], Duration::from_secs(0)).await.expect("delayed 0");
+    queue.send_delayed(&jobs[1], Duration::from_secs(3600)).await.expect("a delay over 900 s is clamped, not refused");
+    let mut got = drain().await;
+    got.retain(|j| j.client_id == c);
+    assert!(got.len() >= 24, "every sent job arrives: {}", got.len());
+    for j in &jobs {
+        assert!(got.contains(j), "job lost");
+    }
+}

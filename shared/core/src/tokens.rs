@@ -1,0 +1,142 @@
+//! The token-refresh use case (ARCHITECTURE §6): single-flight per grant across every worker.
+//!
+//! Take the grant's refresh lock (a conditional write with expiry), re-read the token set
+//! (another worker may have refreshed meanwhile), call the connector's HTTP refresh only if still
+//! needed, write the new set back with compare-and-set on the vault version, release. Waiters
+//! poll the vault until the holder's write lands. `invalid_grant` puts the grant and all its
+//! connections into `reauth_required`; nothing calls the provider for them again until the admin
+//! reconnects.
+
+use std::time::Duration;
+
+use crate::context::Ports;
+use crate::domain::{ConnectionStatus, Grant, GrantStatus};
+use crate::ports::{ConnectionPatch, ProviderError, StoreError};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the grant needs to be reconnected")]
+    Reauth,
+    #[error("provider not configured")]
+    NotConfigured,
+    #[error("token refresh failed: {0}")]
+    Provider(ProviderError),
+    #[error("timed out waiting for another worker's refresh")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    /// Refresh when the access token has less than this left (the Dropbox SDK uses 300 s).
+    pub margin: chrono::Duration,
+    pub lock_ttl: Duration,
+    pub max_wait: Duration,
+    pub poll: Duration,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        Self {
+            margin: chrono::Duration::seconds(300),
+            lock_ttl: Duration::from_secs(10),
+            max_wait: Duration::from_secs(12),
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    ports: Ports,
+    policy: TokenPolicy,
+}
+
+impl Tokens {
+    pub fn new(ports: Ports, policy: TokenPolicy) -> Self {
+        Self { ports, policy }
+    }
+
+    /// A usable access token for the grant, refreshing it if needed. `rejected` is a token the
+    /// provider just refused (401): a fresh one is required even if it looks unexpired.
+    pub async fn access_token(&self, grant: &Grant, rejected: Option<&Secret>) -> Result<Secret, TokenError> {
+        if grant.status != GrantStatus::Active {
+            return Err(TokenError::Reauth);
+        }
+        let provider = self.ports.provider(grant.provider).ok_or(TokenError::NotConfigured)?;
+        let holder = crate::ids::RunId::generate().to_string();
+        let clock = &self.ports.clock;
+        let started = clock.now();
+        let usable = |t: &crate::domain::VersionedTokens, now| {
+            !t.tokens.needs_refresh(now, self.policy.margin) && Some(&t.tokens.access_token) != rejected
+        };
+        loop {
+            let current = self.ports.vault.get(&grant.secret_ref).await?.ok_or(TokenError::Reauth)?;
+            if usable(&current, clock.now()) {
+                return Ok(current.tokens.access_token);
+            }
+            if self
+                .ports
+                .grants
+                .try_lock_refresh(&grant.client_id, &grant.id, &holder, clock.now(), self.policy.lock_ttl)
+                .await?
+            {
+                let result = self.refresh_locked(grant, provider.as_ref(), rejected).await;
+                self.ports.grants.unlock_refresh(&grant.client_id, &grant.id, &holder).await?;
+                match result {
+                    Err(TokenError::Store(StoreError::Conflict)) => continue,
+                    other => return other,
+                }
+            }
+            let waited = (clock.now() - started).to_std().unwrap_or_default();
+            if waited >= self.policy.max_wait {
+                return Err(TokenError::Busy);
+            }
+            clock.sleep(self.policy.poll).await;
+        }
+    }
+
+    async fn refresh_locked(
+        &self,
+        grant: &Grant,
+        provider: &dyn crate::ports::Provider,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, TokenError> {
+        // Re-read under the lock: the previous holder may have refreshed already.
+        let current = self.ports.vault.get(&grant.secret_ref).await?.ok_or(TokenError::Reauth)?;
+        let now = self.ports.clock.now();
+        if !current.tokens.needs_refresh(now, self.policy.margin) && Some(&current.tokens.access_token) != rejected {
+            return Ok(current.tokens.access_token);
+        }
+        tracing::debug!(grant = %grant.id, "refreshing access token");
+        match provider.refresh(&current.tokens).await {
+            Ok(fresh) => {
+                self.ports.vault.put(&grant.secret_ref, &fresh, Some(current.version)).await?;
+                Ok(fresh.access_token)
+            }
+            Err(ProviderError::Reauth(_)) => {
+                self.mark_reauth(grant).await?;
+                Err(TokenError::Reauth)
+            }
+            Err(e) => Err(TokenError::Provider(e)),
+        }
+    }
+
+    /// The grant and every connection using it go to `reauth_required`.
+    pub async fn mark_reauth(&self, grant: &Grant) -> Result<(), StoreError> {
+        tracing::warn!(grant = %grant.id, client = %grant.client_id, "grant needs reauthorization");
+        let mut g = grant.clone();
+        g.status = GrantStatus::ReauthRequired;
+        self.ports.grants.update(&g).await?;
+        let patch = ConnectionPatch { status: Some(ConnectionStatus::ReauthRequired), ..Default::default() };
+        for c in self.ports.connections.list_by_grant(&grant.client_id, &grant.id).await? {
+            match self.ports.connections.update(&c.key(), &patch).await {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}

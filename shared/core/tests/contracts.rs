@@ -1,0 +1,56 @@
+//! The port contract suites against the in-memory adapters.
+
+use std::sync::Arc;
+
+use extconn_core::memory::{MemoryQueue, MemorySink, MemoryStore, MemoryVault};
+use extconn_core::testkit;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_connection_store() {
+    testkit::connection_store(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_item_and_run_store() {
+    let s = Arc::new(MemoryStore::new());
+    testkit::item_and_run_store(s.clone(), s.clone(), s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_oauth_state_store() {
+    testkit::oauth_state_store(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_grant_store() {
+    testkit::grant_store(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn memory_token_vault() {
+    testkit::token_vault(Arc::new(MemoryVault::new())).await;
+}
+
+#[tokio::test]
+async fn memory_asset_sink() {
+    testkit::asset_sink(Arc::new(MemorySink::new())).await;
+}
+
+#[tokio::test]
+async fn local_asset_sink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = extconn_core::local::LocalAssetSink::new(dir.path());
+    testkit::asset_sink(Arc::new(sink.clone())).await;
+    assert!(sink.temp_files().is_empty(), "no temp file left behind");
+}
+
+#[tokio::test]
+async fn memory_job_queue() {
+    let q = Arc::new(MemoryQueue::new());
+    let probe = q.clone();
+    testkit::job_queue(q, || {
+        let probe = probe.clone();
+        async move { probe.drain().into_iter().map(|(j, _)| j).collect() }
+    })
+    .await;
+}

@@ -18,6 +18,7 @@ pub mod local;
 pub mod memory;
 pub mod context;
 pub mod engine;
+pub mod scheduler;
 pub mod tokens;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -45,16 +45,20 @@ pub enum Step {
     Checkpointed,
 }
 
-/// Test hooks. `Err(())` at a step = crash there.
+/// A simulated crash (see [`Hooks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crash;
+
+/// Test hooks. `Err(Crash)` at a step = the worker dies there.
 pub trait Hooks: Send + Sync {
-    fn at(&self, step: Step) -> Result<(), ()>;
+    fn at(&self, step: Step) -> Result<(), Crash>;
 }
 
 #[derive(Debug, Default)]
 pub struct NoHooks;
 
 impl Hooks for NoHooks {
-    fn at(&self, _: Step) -> Result<(), ()> {
+    fn at(&self, _: Step) -> Result<(), Crash> {
         Ok(())
     }
 }
@@ -424,7 +428,7 @@ impl Engine {
     }
 
     pub(crate) fn hook(&self, step: Step) -> Result<(), Stop> {
-        self.hooks.at(step).map_err(|()| Stop::Error(EngineError::Crashed(step)))
+        self.hooks.at(step).map_err(|Crash| Stop::Error(EngineError::Crashed(step)))
     }
 
     /// Time left before the deadline, less the safety margin.

@@ -10,7 +10,7 @@ pub mod store;
 pub mod vault;
 
 pub use assets::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
-pub use clock::Clock;
+pub use clock::{Clock, SystemClock};
 pub use provider::{
     AccountInfo, Change, Download, FolderEntry, FolderPage, ListPage, Provider, ProviderError,
     RemoteItem,

@@ -1,0 +1,172 @@
+//! Provider content hashes, computed while streaming.
+//!
+//! Dropbox `content_hash` (provider-apis.md §4.3): split the content into 4 MiB blocks (the
+//! last one may be shorter), SHA-256 each block, concatenate the binary digests, SHA-256 that,
+//! lowercase hex. Blocks are 4 MiB of *content*, whatever the chunking of the stream.
+
+use sha2::{Digest, Sha256};
+
+/// The Dropbox block size: 4 MiB of content.
+pub const DROPBOX_BLOCK_SIZE: usize = 4 * 1024 * 1024;
+
+/// Streaming Dropbox `content_hash`: feed chunks of any size with [`update`](Self::update),
+/// then [`finalize`](Self::finalize). Memory use is constant (two SHA-256 states).
+#[derive(Debug, Clone, Default)]
+pub struct DropboxContentHasher {
+    /// Hash of the digests of the completed blocks.
+    overall: Sha256,
+    /// Hash of the block being filled.
+    block: Sha256,
+    /// Bytes in the block being filled (`< DROPBOX_BLOCK_SIZE`).
+    block_len: usize,
+    total: u64,
+}
+
+impl DropboxContentHasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.total += data.len() as u64;
+        while !data.is_empty() {
+            let take = (DROPBOX_BLOCK_SIZE - self.block_len).min(data.len());
+            let (head, rest) = data.split_at(take);
+            self.block.update(head);
+            self.block_len += take;
+            data = rest;
+            if self.block_len == DROPBOX_BLOCK_SIZE {
+                let digest = self.block.finalize_reset();
+                self.overall.update(digest);
+                self.block_len = 0;
+            }
+        }
+    }
+
+    /// Bytes fed so far.
+    pub fn bytes_hashed(&self) -> u64 {
+        self.total
+    }
+
+    /// The lowercase hex `content_hash`. An empty input has no blocks: SHA-256 of nothing.
+    pub fn finalize(mut self) -> String {
+        if self.block_len > 0 {
+            let digest = self.block.finalize();
+            self.overall.update(digest);
+        }
+        hex::encode(self.overall.finalize())
+    }
+
+    /// One-shot convenience.
+    pub fn digest(data: &[u8]) -> String {
+        let mut h = Self::new();
+        h.update(data);
+        h.finalize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a_times(n: usize) -> Vec<u8> {
+        vec![b'A'; n]
+    }
+
+    #[test]
+    fn vectors_from_provider_apis_4_3() {
+        assert_eq!(
+            DropboxContentHasher::digest(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            DropboxContentHasher::digest(b"hello world"),
+            "bc62d4b80d9e36da29c16c5d4d9f11731f36052c72401a76c23c0fb5a9b74423"
+        );
+        assert_eq!(
+            DropboxContentHasher::digest(&a_times(1)),
+            "1cd6ef71e6e0ff46ad2609d403dc3fee244417089aa4461245a4e4fe23a55e42"
+        );
+        assert_eq!(
+            DropboxContentHasher::digest(&a_times(4_194_304)),
+            "d4d63bac5b866c71620185392a8a6218ac1092454a2d16f820363b69852befa3"
+        );
+        assert_eq!(
+            DropboxContentHasher::digest(&a_times(4_194_305)),
+            "8f553da8d00d0bf509d8470e242888be33019c20c0544811f5b2b89e98360b92"
+        );
+    }
+
+    #[test]
+    fn not_a_plain_sha256() {
+        // A single block still hashes twice: sha256(sha256(block)).
+        let plain = hex::encode(Sha256::digest(b"hello world"));
+        assert_ne!(DropboxContentHasher::digest(b"hello world"), plain);
+        let twice = hex::encode(Sha256::digest(Sha256::digest(b"hello world")));
+        assert_eq!(DropboxContentHasher::digest(b"hello world"), twice);
+    }
+
+    /// xorshift64*: deterministic, no dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn chunk_boundaries_do_not_matter() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        // Three blocks and a bit, with varied content so a misplaced block boundary shows.
+        let len = 3 * DROPBOX_BLOCK_SIZE + 12_345;
+        let data: Vec<u8> = (0..len)
+            .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+            .collect();
+        let expected = DropboxContentHasher::digest(&data);
+        // Reference: explicit blocks.
+        let mut outer = Sha256::new();
+        for block in data.chunks(DROPBOX_BLOCK_SIZE) {
+            outer.update(Sha256::digest(block));
+        }
+        assert_eq!(expected, hex::encode(outer.finalize()));
+
+        for round in 0..24 {
+            let mut h = DropboxContentHasher::new();
+            let mut pos = 0;
+            while pos < len {
+                // Mix tiny, odd and larger-than-a-block chunks (and empty ones).
+                let max = match round % 4 {
+                    0 if round == 0 => 7,
+                    0 => 4_099,
+                    1 => 65_537,
+                    2 => DROPBOX_BLOCK_SIZE + 3,
+                    _ => 2 * DROPBOX_BLOCK_SIZE,
+                };
+                let n = rng.below(max + 1).min(len - pos);
+                h.update(&data[pos..pos + n]);
+                pos += n;
+            }
+            assert_eq!(h.bytes_hashed(), len as u64);
+            assert_eq!(h.finalize(), expected, "round {round}");
+        }
+    }
+
+    #[test]
+    fn split_exactly_at_block_boundary() {
+        let data = a_times(DROPBOX_BLOCK_SIZE + 1);
+        let mut h = DropboxContentHasher::new();
+        h.update(&data[..DROPBOX_BLOCK_SIZE]);
+        h.update(&[]);
+        h.update(&data[DROPBOX_BLOCK_SIZE..]);
+        assert_eq!(
+            h.finalize(),
+            "8f553da8d00d0bf509d8470e242888be33019c20c0544811f5b2b89e98360b92"
+        );
+    }
+}

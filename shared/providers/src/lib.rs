@@ -1,0 +1,22 @@
+//! Provider connectors: each implements [`extconn_core::ports::Provider`] over HTTP.
+//!
+//! - [`dropbox`]: Dropbox API v2 ([`Dropbox`], configured by [`DropboxConfig`]).
+//! - [`hash`]: provider content hashes computed while streaming ([`DropboxContentHasher`]).
+//! - [`retry`]: `Retry-After` parsing ([`parse_retry_after`]).
+//! - [`http`]: the shared `reqwest` client and the error classification common to providers.
+//!
+//! A connector only speaks HTTP to one provider and classifies what it hears into
+//! [`ProviderError`](extconn_core::ports::ProviderError); when to refresh, retry or stop is the
+//! core's decision. Tokens travel as [`Secret`](extconn_core::Secret) and never appear in an
+//! error message or a `Debug` output. Base URLs are configuration, so the same code talks to
+//! the real provider or to the sandbox. HTTPS needs the `rustls` feature.
+
+pub mod dropbox;
+pub mod hash;
+pub mod http;
+pub mod retry;
+
+pub use dropbox::{Dropbox, DropboxConfig};
+pub use hash::DropboxContentHasher;
+pub use http::HttpConfig;
+pub use retry::parse_retry_after;

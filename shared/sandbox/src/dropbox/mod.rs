@@ -1,0 +1,241 @@
+//! Dropbox API v2 emulator (provider-apis.md §3).
+//!
+//! Modules:
+//! - [`model`]: accounts, the case-insensitive tree and the change log;
+//! - [`content`]: literal/generated content, the `content_hash` hasher, streaming;
+//! - [`cursor`]: opaque `list_folder` cursors;
+//! - [`oauth`]: authorize (consent page / auto-approve), token, revoke, bearer auth;
+//! - [`rpc`]: `users/get_current_account`, `files/list_folder[/continue|/get_latest_cursor]`,
+//!   `files/get_metadata`, and the notify host's `list_folder/longpoll`;
+//! - [`download`]: the content host's `files/download` with `Range`;
+//! - [`faults`]: fault injection, counters, call log;
+//! - [`wire`]: JSON shapes and error bodies;
+//! - [`control`]: the in-process [`DropboxControl`] and its HTTP mirror.
+//!
+//! Deliberate simplifications (see the crate report for the full list): one personal
+//! (non-team) namespace per account, no old revisions (`rev:` resolves current revs
+//! only), every file is downloadable, the `Dropbox-API-Path-Root` and
+//! `Dropbox-API-Select-User` headers are ignored.
+
+// Route helpers return a ready-made error `Response` as their `Err`; boxing it would
+// only add noise to every handler.
+#![allow(clippy::result_large_err)]
+
+pub mod content;
+pub mod control;
+mod cursor;
+mod download;
+pub mod faults;
+mod model;
+mod oauth;
+mod rpc;
+mod wire;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::{OAuthClient, TimeSource};
+
+pub use content::{Content, content_hash};
+pub use control::{ControlError, DropboxControl};
+pub use faults::{CallRecord, Endpoint, Fault};
+
+use faults::FaultBook;
+use model::Account;
+use oauth::OAuthStore;
+
+/// A Dropbox account id (`dbid:...`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AccountId(pub String);
+
+impl AccountId {
+    /// The `dbid:...` string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for AccountId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Control-API view of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryInfo {
+    /// `id:` + 22 url-safe chars; stable across renames and moves.
+    pub id: String,
+    /// Last path component, display case.
+    pub name: String,
+    /// Path in display case.
+    pub path_display: String,
+    /// Lowercased path.
+    pub path_lower: String,
+    /// Folder or file.
+    pub is_folder: bool,
+    /// Files: current revision (≥ 9 lowercase hex chars).
+    pub rev: Option<String>,
+    /// Files: size in bytes.
+    pub size: Option<u64>,
+    /// Files: Dropbox content hash.
+    pub content_hash: Option<String>,
+}
+
+/// Base URLs of the four emulated Dropbox hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropboxUrls {
+    /// Stands for `https://www.dropbox.com` (`{www_base}/oauth2/authorize`).
+    pub www_base: String,
+    /// Stands for `https://api.dropboxapi.com` (`{api_base}/oauth2/token`, `{api_base}/2/...`).
+    pub api_base: String,
+    /// Stands for `https://content.dropboxapi.com` (`{content_base}/2/files/download`).
+    pub content_base: String,
+    /// Stands for `https://notify.dropboxapi.com` (`{notify_base}/2/files/list_folder/longpoll`).
+    pub notify_base: String,
+}
+
+impl DropboxUrls {
+    pub(crate) fn new(base_url: &str) -> Self {
+        DropboxUrls {
+            www_base: format!("{base_url}/dropbox/www"),
+            api_base: format!("{base_url}/dropbox/api"),
+            content_base: format!("{base_url}/dropbox/content"),
+            notify_base: format!("{base_url}/dropbox/notify"),
+        }
+    }
+
+    /// `{www_base}/oauth2/authorize`.
+    pub fn authorize_url(&self) -> String {
+        format!("{}/oauth2/authorize", self.www_base)
+    }
+
+    /// `{api_base}/oauth2/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth2/token", self.api_base)
+    }
+}
+
+/// Default longest wait of a longpoll (real Dropbox: 30–480 s plus jitter).
+pub(crate) const DEFAULT_LONGPOLL_MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Server-side state shared by the routes and the control handle.
+pub(crate) struct DropboxState {
+    pub(crate) urls: DropboxUrls,
+    clock: TimeSource,
+    pub(crate) access_token_ttl: Duration,
+    pub(crate) clients: Vec<OAuthClient>,
+    inner: Mutex<Inner>,
+    faults: Mutex<FaultBook>,
+    /// Woken on every tree mutation (longpoll waits on it).
+    pub(crate) changed: Notify,
+}
+
+impl fmt::Debug for DropboxState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DropboxState").field("urls", &self.urls).finish_non_exhaustive()
+    }
+}
+
+/// Everything mutable except the fault book, behind one mutex that is never held
+/// across an `.await`.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) accounts: Vec<Account>,
+    pub(crate) login_account: Option<AccountId>,
+    pub(crate) auto_approve: bool,
+    /// Bumped by `reset_cursors()`.
+    pub(crate) epoch: u64,
+    pub(crate) oauth: OAuthStore,
+    pub(crate) longpoll_max_wait: Duration,
+}
+
+impl Inner {
+    pub(crate) fn account(&self, id: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.id.0 == id)
+    }
+
+    pub(crate) fn account_mut(&mut self, id: &str) -> Option<&mut Account> {
+        self.accounts.iter_mut().find(|a| a.id.0 == id)
+    }
+
+    /// The account the authorize page logs in as: the chosen one, else the first.
+    pub(crate) fn login(&self) -> Option<&Account> {
+        self.login_account
+            .as_ref()
+            .and_then(|id| self.account(&id.0))
+            .or_else(|| self.accounts.first())
+    }
+}
+
+impl DropboxState {
+    pub(crate) fn new(base_url: &str, clock: TimeSource, ttl: Duration, clients: Vec<OAuthClient>) -> Self {
+        let mut oauth = OAuthStore::default();
+        for c in &clients {
+            oauth.record_canary(&c.client_secret);
+        }
+        DropboxState {
+            urls: DropboxUrls::new(base_url),
+            clock,
+            access_token_ttl: ttl,
+            clients,
+            inner: Mutex::new(Inner {
+                accounts: Vec::new(),
+                login_account: None,
+                auto_approve: false,
+                epoch: 0,
+                oauth,
+                longpoll_max_wait: DEFAULT_LONGPOLL_MAX_WAIT,
+            }),
+            faults: Mutex::new(FaultBook::default()),
+            changed: Notify::new(),
+        }
+    }
+
+    /// "Now" per the configured time source.
+    pub(crate) fn now(&self) -> SystemTime {
+        (self.clock)()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn faults(&self) -> MutexGuard<'_, FaultBook> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn client(&self, client_id: &str) -> Option<&OAuthClient> {
+        self.clients.iter().find(|c| c.client_id == client_id)
+    }
+}
+
+/// All Dropbox routes, under `/dropbox/{www,api,content,notify}`.
+pub(crate) fn router(state: Arc<DropboxState>) -> Router {
+    Router::new()
+        .route("/dropbox/www/oauth2/authorize", get(oauth::authorize))
+        .route("/dropbox/www/oauth2/authorize/decision", post(oauth::decision))
+        .route("/dropbox/api/oauth2/token", post(oauth::token))
+        .route("/dropbox/api/2/auth/token/revoke", post(oauth::revoke))
+        .route("/dropbox/api/2/users/get_current_account", post(rpc::get_current_account))
+        .route("/dropbox/api/2/files/list_folder", post(rpc::list_folder))
+        .route("/dropbox/api/2/files/list_folder/continue", post(rpc::list_folder_continue))
+        .route("/dropbox/api/2/files/list_folder/get_latest_cursor", post(rpc::get_latest_cursor))
+        .route("/dropbox/api/2/files/get_metadata", post(rpc::get_metadata))
+        .route("/dropbox/content/2/files/download", post(download::download))
+        .route("/dropbox/notify/2/files/list_folder/longpoll", post(rpc::longpoll))
+        .with_state(state)
+}

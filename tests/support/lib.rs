@@ -1,0 +1,425 @@
+#![allow(missing_debug_implementations)]
+//! The system-test world: in-memory stores, an asset sink, the Dropbox sandbox on loopback, the
+//! real Dropbox connector pointed at it, and the engine, all sharing one virtual clock.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use extconn_core::engine::{Engine, EngineConfig, Hooks, JobOutcome};
+use extconn_core::memory::{ManualClock, MemoryEvents, MemoryQueue, MemorySink, MemoryStore, MemoryVault};
+use extconn_core::ports::{AssetEvents, AssetSink, Clock, ConnectionStore, GrantStore, Provider, TokenVault};
+use extconn_core::{
+    ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus, Filters,
+    FolderLocator, Grant, GrantId, GrantStatus, Item, ItemState, Job, Ports, ProviderKind, Secret,
+    SyncPosition, SyncedBy, Timestamp, TokenSet, Trigger, UserId,
+};
+use extconn_providers::dropbox::{Dropbox, DropboxConfig};
+use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl, Endpoint};
+use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig};
+
+pub use extconn_sandbox::dropbox::Fault;
+
+pub const CLIENT_ID: &str = "extconn-test-app";
+pub const CLIENT_SECRET: &str = "CANARY-CLIENT-SECRET-7f3a";
+pub const REDIRECT: &str = "http://127.0.0.1/v1/oauth/dropbox/callback";
+pub const FOLDER: &str = "/Team Assets";
+
+/// Captures every log event at TRACE for the whole test binary (leak scans read it).
+pub fn log_capture() -> Arc<Mutex<Vec<u8>>> {
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let make = move || CaptureWriter(writer.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(make)
+            .with_ansi(false)
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub struct WorldOptions {
+    pub page_limit: u32,
+    pub sink: SinkKind,
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        Self { page_limit: 2000, sink: SinkKind::Memory, clock: None }
+    }
+}
+
+pub enum SinkKind {
+    Memory,
+    /// The local-mode file sink in a temp dir.
+    Local,
+}
+
+pub struct World {
+    pub sandbox: Sandbox,
+    pub dbx: DropboxControl,
+    pub account: AccountId,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<MemoryStore>,
+    pub vault: Arc<MemoryVault>,
+    pub memory_sink: MemorySink,
+    pub local_sink: Option<(tempfile::TempDir, extconn_core::local::LocalAssetSink)>,
+    pub events: Arc<MemoryEvents>,
+    pub queue: Arc<MemoryQueue>,
+    pub ports: Ports,
+    pub grant: Grant,
+    pub conn: ConnKey,
+    pub folder_id: String,
+}
+
+impl World {
+    pub async fn new(opts: WorldOptions) -> World {
+        let _ = log_capture();
+        let clock = Arc::new(ManualClock::default());
+        let sandbox_clock = clock.clone();
+        let now: extconn_sandbox::TimeSource = Arc::new(move || SystemTime::from(sandbox_clock.now()));
+        let sandbox = Sandbox::start(SandboxConfig {
+            dropbox_clients: vec![OAuthClient {
+                client_id: CLIENT_ID.into(),
+                client_secret: CLIENT_SECRET.into(),
+                redirect_uris: vec![REDIRECT.into()],
+            }],
+            now: Some(now),
+            ..Default::default()
+        })
+        .await;
+        let dbx = sandbox.dropbox();
+        let account = dbx.create_account("Ana Admin", "ana@example.com");
+        let folder = dbx.add_folder(&account, FOLDER);
+        let engine_clock: Arc<dyn Clock> = opts.clock.clone().unwrap_or_else(|| clock.clone());
+
+        let urls = dbx.urls();
+        let mut config = DropboxConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET)).with_bases(
+            urls.www_base.clone(),
+            urls.api_base.clone(),
+            urls.content_base.clone(),
+        );
+        config.page_limit = opts.page_limit;
+        config.clock = engine_clock.clone();
+        let provider: Arc<dyn Provider> = Arc::new(Dropbox::new(config));
+
+        let store = Arc::new(MemoryStore::new());
+        let vault = Arc::new(MemoryVault::new());
+        let memory_sink = MemorySink::new();
+        let local_sink = match opts.sink {
+            SinkKind::Memory => None,
+            SinkKind::Local => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let sink = extconn_core::local::LocalAssetSink::new(dir.path());
+                Some((dir, sink))
+            }
+        };
+        let sink: Arc<dyn AssetSink> = match &local_sink {
+            Some((_, s)) => Arc::new(s.clone()),
+            None => Arc::new(memory_sink.clone()),
+        };
+        let events = Arc::new(MemoryEvents::new());
+        let queue = Arc::new(MemoryQueue::new());
+        let ports = Ports {
+            connections: store.clone(),
+            grants: store.clone(),
+            items: store.clone(),
+            runs: store.clone(),
+            oauth_states: store.clone(),
+            vault: vault.clone(),
+            sink,
+            events: events.clone() as Arc<dyn AssetEvents>,
+            queue: queue.clone(),
+            clock: engine_clock.clone(),
+            providers: BTreeMap::from([(ProviderKind::Dropbox, provider)]),
+        };
+
+        let client = ClientId::parse("acme").expect("client");
+        let (access, refresh) = dbx.mint_tokens(&account, CLIENT_ID);
+        let grant = Grant {
+            client_id: client.clone(),
+            id: GrantId::generate(),
+            provider: ProviderKind::Dropbox,
+            account_id: account.as_str().to_owned(),
+            account_name: "Ana Admin".into(),
+            account_email: Some("ana@example.com".into()),
+            secret_ref: format!("extconn/acme/{}", GrantId::generate()),
+            created_by: UserId::parse("ana").expect("user"),
+            created_at: engine_clock.now(),
+            status: GrantStatus::Active,
+            attached: true,
+        };
+        GrantStore::create(store.as_ref(), &grant).await.expect("grant");
+        let tokens = TokenSet {
+            access_token: Secret::new(access),
+            refresh_token: Some(Secret::new(refresh)),
+            expires_at: Some(engine_clock.now() + chrono::Duration::hours(4)),
+        };
+        vault.put(&grant.secret_ref, &tokens, None).await.expect("vault");
+        let mut w = World {
+            sandbox,
+            dbx,
+            account,
+            clock,
+            store,
+            vault,
+            memory_sink,
+            local_sink,
+            events,
+            queue,
+            ports,
+            grant,
+            conn: ConnKey { client_id: client.clone(), connection_id: ConnectionId::generate() },
+            folder_id: folder.id.clone(),
+        };
+        w.conn = w.connect(&folder.id, FOLDER).await;
+        w
+    }
+
+    /// Creates a connection on `folder_id` using the world's grant.
+    pub async fn connect(&self, folder_id: &str, path: &str) -> ConnKey {
+        let now = self.ports.clock.now();
+        let c = Connection {
+            client_id: self.grant.client_id.clone(),
+            id: ConnectionId::generate(),
+            grant_id: self.grant.id.clone(),
+            provider: ProviderKind::Dropbox,
+            folder: FolderLocator { folder_id: folder_id.into(), drive_id: None },
+            folder_name: path.rsplit('/').next().unwrap_or(path).into(),
+            folder_path: path.into(),
+            auto_sync: true,
+            sync_interval_secs: 900,
+            status: ConnectionStatus::Active,
+            current_run_id: None,
+            last_synced_at: None,
+            synced_by: SyncedBy { user_id: UserId::parse("ana").expect("user"), display_name: "Ana Admin".into() },
+            created_at: now,
+            position: SyncPosition::Initial,
+            lease: None,
+            lease_version: 0,
+            counters: ConnectionCounters::default(),
+            filters: Filters::default(),
+            next_due_at: Some(now),
+            not_before: None,
+        };
+        ConnectionStore::create(self.store.as_ref(), &c).await.expect("connection");
+        c.key()
+    }
+
+    pub fn engine(&self) -> Engine {
+        Engine::new(self.ports.clone(), EngineConfig::default())
+    }
+
+    pub fn engine_with(&self, config: EngineConfig, hooks: Arc<dyn Hooks>) -> Engine {
+        Engine::with_hooks(self.ports.clone(), config, hooks)
+    }
+
+    pub fn job(&self, trigger: Trigger) -> Job {
+        Job {
+            client_id: self.conn.client_id.clone(),
+            connection_id: self.conn.connection_id.clone(),
+            trigger,
+            run_id: None,
+            requested_by: None,
+            continuation: false,
+        }
+    }
+
+    pub fn deadline(&self) -> Timestamp {
+        self.ports.clock.now() + chrono::Duration::minutes(15)
+    }
+
+    /// One job, run to its end on a fresh engine with a 15-minute deadline.
+    pub async fn sync(&self, trigger: Trigger) -> JobOutcome {
+        self.engine().run_job(&self.job(trigger), self.deadline()).await.expect("sync step")
+    }
+
+    /// Runs a job, then every continuation it queues, until the run finishes.
+    pub async fn sync_to_end(&self, engine: &Engine, trigger: Trigger) -> Vec<JobOutcome> {
+        let mut outcomes = vec![engine.run_job(&self.job(trigger), self.deadline()).await.expect("sync step")];
+        for _ in 0..1000 {
+            let pending = self.queue.drain();
+            if pending.is_empty() {
+                break;
+            }
+            for (job, delay) in pending {
+                self.clock.advance(delay);
+                outcomes.push(engine.run_job(&job, self.deadline()).await.expect("continuation"));
+            }
+        }
+        outcomes
+    }
+
+    pub fn add(&self, rel: &str, text: &str) -> extconn_sandbox::dropbox::EntryInfo {
+        self.dbx.add_file(&self.account, &format!("{FOLDER}/{rel}"), Content::text(text))
+    }
+
+    pub fn calls(&self, e: Endpoint) -> u64 {
+        self.dbx.calls(e)
+    }
+
+    /// Provider calls of every kind.
+    pub fn provider_calls(&self) -> u64 {
+        self.dbx.call_log().len() as u64
+    }
+
+    pub fn items(&self) -> Vec<Item> {
+        self.store.all_items(&self.conn)
+    }
+
+    pub fn item_at(&self, path: &str) -> Option<Item> {
+        self.items().into_iter().find(|i| i.path == path)
+    }
+
+    pub async fn connection(&self) -> Connection {
+        ConnectionStore::get(self.store.as_ref(), &self.conn).await.expect("get").expect("connection exists")
+    }
+
+    /// sha256 of every stored object by key (memory or local sink).
+    pub fn objects(&self) -> BTreeMap<String, String> {
+        match &self.local_sink {
+            None => self.memory_sink.objects().into_iter().map(|(k, o)| (k, o.sha256)).collect(),
+            Some((dir, _)) => {
+                let root = dir.path().join("objects");
+                let mut out = BTreeMap::new();
+                walk(&root, &root, &mut out);
+                out
+            }
+        }
+    }
+
+    /// The invariants of reliability.md B1, checked against the sandbox's truth:
+    /// I1 every live file is imported with an object whose sha256 equals the source's;
+    /// I2 one object per (item, content version) and no object without an item version;
+    /// I3 the cursor is incremental only when nothing is pending.
+    pub async fn assert_invariants(&self) {
+        let objects = self.objects();
+        let items: BTreeMap<String, Item> = self.items().into_iter().map(|i| (i.provider_id.clone(), i)).collect();
+        let live = self.dbx.list_files(&self.account, FOLDER);
+        for f in &live {
+            let item = items.get(&f.id).unwrap_or_else(|| panic!("I1: {} has no item", f.path_display));
+            assert_eq!(item.state, ItemState::Imported, "I1: {} is {:?} ({:?})", f.path_display, item.state, item.reason);
+            assert_eq!(item.path, f.path_display, "item path follows the source");
+            let key = item.asset_key.as_ref().expect("imported item has an asset");
+            let sha = objects.get(key).unwrap_or_else(|| panic!("I1: object of {} missing", f.path_display));
+            assert_eq!(sha, &self.dbx.sha256_of(&self.account, &f.id), "I7: {} differs from the source", f.path_display);
+        }
+        let live_ids: std::collections::HashSet<&str> = live.iter().map(|f| f.id.as_str()).collect();
+        for i in items.values().filter(|i| !i.is_folder && !live_ids.contains(i.provider_id.as_str())) {
+            assert!(
+                matches!(i.state, ItemState::SourceDeleted | ItemState::Skipped),
+                "a file gone from the source is {:?}: {}",
+                i.state,
+                i.path
+            );
+        }
+        let per_item: usize = objects.keys().map(|k| k.rsplit_once('/').map_or("", |x| x.0)).collect::<std::collections::HashSet<_>>().len();
+        assert!(per_item <= items.values().filter(|i| !i.is_folder).count(), "I2: objects without items");
+    }
+
+    /// Every canary the sandbox issued or saw, scanned for in `haystacks`, the captured logs and
+    /// the queue bodies.
+    pub fn assert_no_leaks(&self, haystacks: &[String]) {
+        let logs = String::from_utf8_lossy(&log_capture().lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+        assert!(!logs.is_empty(), "the log capture saw nothing: the leak scan would prove nothing");
+        let mut all = haystacks.to_vec();
+        all.push(logs);
+        all.extend(self.queue.bodies());
+        all.push(format!("{:?}", self.events.all()));
+        all.push(self.store.snapshot());
+        let canaries = self.dbx.canaries();
+        assert!(!canaries.is_empty(), "the sandbox issued no canaries");
+        for c in &canaries {
+            for h in &all {
+                assert!(!h.contains(c.as_str()), "secret leaked: a canary ({}…) appears in output", &c[..c.len().min(12)]);
+            }
+        }
+    }
+}
+
+fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<String, String>) {
+    use sha2::{Digest, Sha256};
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            let key = p.strip_prefix(root).map(|k| k.to_string_lossy().into_owned()).unwrap_or_default();
+            out.insert(key, hex::encode(Sha256::digest(&bytes)));
+        }
+    }
+}
+
+/// Crash at the `n`-th occurrence of a step (1-based), once.
+pub struct CrashAt {
+    pub step: extconn_core::engine::Step,
+    pub nth: usize,
+    seen: Mutex<usize>,
+}
+
+impl CrashAt {
+    pub fn new(step: extconn_core::engine::Step, nth: usize) -> Arc<Self> {
+        Arc::new(Self { step, nth, seen: Mutex::new(0) })
+    }
+    pub fn fired(&self) -> bool {
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) >= self.nth
+    }
+}
+
+impl Hooks for CrashAt {
+    fn at(&self, step: extconn_core::engine::Step) -> Result<(), extconn_core::engine::Crash> {
+        if step != self.step {
+            return Ok(());
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        *seen += 1;
+        if *seen == self.nth { Err(extconn_core::engine::Crash) } else { Ok(()) }
+    }
+}
+
+/// Advances the virtual clock by `d` at every step (time passing while files transfer).
+pub struct Ticking {
+    pub clock: Arc<ManualClock>,
+    pub per_item: Duration,
+}
+
+impl Hooks for Ticking {
+    fn at(&self, step: extconn_core::engine::Step) -> Result<(), extconn_core::engine::Crash> {
+        if step == extconn_core::engine::Step::ItemWritten {
+            self.clock.advance(self.per_item);
+        }
+        Ok(())
+    }
+}
+
+pub use extconn_sandbox::dropbox::Endpoint as Ep;
+
+/// Shorthand for a file id's current item.
+pub fn find<'a>(items: &'a [Item], id: &str) -> Option<&'a Item> {
+    items.iter().find(|i| i.provider_id == id)
+}
+
+
+impl World {
+    pub fn clock_now(&self) -> Timestamp {
+        self.ports.clock.now()
+    }
+}

@@ -1,0 +1,147 @@
+//! Provider and network faults: corrupt or cut downloads, rate limits, cursor resets.
+
+use std::time::Duration;
+
+use extconn_core::engine::JobOutcome;
+use extconn_core::{ItemState, RunStatus, Trigger};
+use extconn_system_tests::{Ep, FOLDER, Fault, SinkKind, World, WorldOptions};
+
+fn status(o: &JobOutcome) -> RunStatus {
+    match o {
+        JobOutcome::Finished { status, .. } => *status,
+        other => panic!("run did not finish: {other:?}"),
+    }
+}
+
+/// Each corrupting fault hits every attempt of the file in the run: it ends `failed` with a
+/// hash mismatch (or cut body), no asset is stored and no temp file is left; the next run
+/// retries it and imports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_cut_and_short_downloads_store_nothing() {
+    for fault in [Fault::Truncate { after_bytes: 100_000 }, Fault::CorruptSameLength, Fault::ShortChunked] {
+        let w = World::new(WorldOptions { sink: SinkKind::Local, ..Default::default() }).await;
+        let f = w.dbx.add_file(&w.account, &format!("{FOLDER}/photo.jpg"), extconn_sandbox::dropbox::Content::generated(1_000_000, 3));
+        w.dbx.inject(Ep::Download, fault.clone(), 3);
+        let out = w.sync(Trigger::Initial).await;
+        assert_eq!(status(&out), RunStatus::Partial, "{fault:?}: a failed file makes the run partial, never succeeded");
+        let item = w.items().into_iter().find(|i| i.provider_id == f.id).unwrap();
+        assert_eq!(item.state, ItemState::Failed, "{fault:?}");
+        let reason = item.reason.clone().unwrap_or_default();
+        assert!(reason.contains("integrity") || reason.contains("transient"), "{fault:?}: reason {reason:?}");
+        assert!(w.objects().is_empty(), "{fault:?}: no asset from partial or corrupt bytes");
+        let (_, sink) = w.local_sink.as_ref().unwrap();
+        assert!(sink.temp_files().is_empty(), "{fault:?}: no leftover temp file");
+        assert_eq!(w.connection().await.counters.failed, 1);
+
+        // The next run retries the failed item first and succeeds.
+        let out = w.sync(Trigger::Schedule).await;
+        assert_eq!(status(&out), RunStatus::Succeeded, "{fault:?}");
+        w.assert_invariants().await;
+        assert_eq!(w.connection().await.counters.failed, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_waits_exactly_as_told_on_the_virtual_clock() {
+    let w = World::new(WorldOptions::default()).await;
+    for i in 0..3 {
+        w.add(&format!("f{i}.txt"), "x");
+    }
+    w.dbx.inject(Ep::ListFolder, Fault::RateLimit { retry_after_secs: 7 }, 1);
+    w.dbx.inject(Ep::Download, Fault::RateLimit { retry_after_secs: 30 }, 1);
+    let out = w.sync(Trigger::Initial).await;
+    assert_eq!(status(&out), RunStatus::Succeeded);
+    w.assert_invariants().await;
+    // No request before its Retry-After elapsed, measured on the sandbox's own (virtual) time.
+    let log = w.dbx.call_log();
+    for (endpoint, wait) in [(Ep::ListFolder, 7), (Ep::Download, 30)] {
+        let limited = log.iter().position(|c| c.endpoint == endpoint && c.status == 429).expect("429 served");
+        let retry = log[limited + 1..].iter().find(|c| c.endpoint == endpoint).expect("retried");
+        let gap = retry.at.duration_since(log[limited].at).unwrap_or_default();
+        assert!(gap >= Duration::from_secs(wait), "{endpoint:?} retried after {gap:?} < {wait} s");
+    }
+    assert!(w.clock.sleeps().contains(&Duration::from_secs(7)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_longer_than_the_time_left_becomes_a_delayed_continuation() {
+    let w = World::new(WorldOptions::default()).await;
+    w.add("a.txt", "a");
+    w.dbx.inject(Ep::ListFolder, Fault::RateLimit { retry_after_secs: 3600 }, 1);
+    let out = w.sync(Trigger::Initial).await;
+    let JobOutcome::Continued { run_id, delay } = out else { panic!("expected a continuation, got {out:?}") };
+    assert_eq!(delay, Duration::from_secs(3600));
+    assert!(w.clock.sleeps().is_empty(), "no sleeping into the deadline");
+    let queued = w.queue.drain();
+    assert_eq!(queued.len(), 1);
+    let (job, d) = &queued[0];
+    assert!(job.continuation && job.run_id.as_ref() == Some(&run_id));
+    assert_eq!(*d, Duration::from_secs(900), "SQS delays stop at 900 s");
+    let conn = w.connection().await;
+    assert!(conn.lease.is_none(), "the lease is released for the continuation");
+
+    // Each delivery inside the wait is passed on again (900 s hops), with no provider call;
+    // the one after the full hour runs and finishes the same run.
+    let engine = w.engine();
+    let mut job = job.clone();
+    let mut hops = 0;
+    w.dbx.reset_counters();
+    let finished = loop {
+        w.clock.advance(Duration::from_secs(900));
+        let out = engine.run_job(&job, w.deadline()).await.unwrap();
+        match out {
+            JobOutcome::Continued { .. } => {
+                assert_eq!(w.provider_calls(), 0, "no provider call during the wait");
+                hops += 1;
+                job = w.queue.drain().remove(0).0;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(hops, 3, "3,600 s = four 900 s hops");
+    assert_eq!(finished, JobOutcome::Finished { run_id, status: RunStatus::Succeeded });
+    let first_retry = w.dbx.call_log().into_iter().find(|c| c.endpoint == Ep::ListFolder).unwrap();
+    assert_eq!(first_retry.status, 200);
+    w.assert_invariants().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_reset_relists_without_duplicates_or_losses() {
+    let w = World::new(WorldOptions { page_limit: 7, ..Default::default() }).await;
+    for i in 0..20 {
+        w.add(&format!("f{i:02}.txt"), &format!("v1 {i}"));
+    }
+    w.sync(Trigger::Initial).await;
+    let before = w.objects();
+    // Changes while the cursor dies: one modified, one deleted, one added.
+    w.dbx.modify_file(&w.account, &format!("{FOLDER}/f03.txt"), extconn_sandbox::dropbox::Content::text("v2"));
+    w.dbx.delete(&w.account, &format!("{FOLDER}/f04.txt"));
+    w.add("new.txt", "new");
+    w.dbx.reset_cursors();
+    w.dbx.reset_counters();
+    let out = w.sync(Trigger::Schedule).await;
+    assert_eq!(status(&out), RunStatus::Succeeded);
+    assert!(w.calls(Ep::ListFolder) >= 1, "a full re-listing happened");
+    assert_eq!(w.calls(Ep::Download), 2, "only the modified and the new file are downloaded");
+    let after = w.objects();
+    assert_eq!(after.len(), before.len() + 2, "no duplicate assets");
+    assert!(before.keys().all(|k| after.contains_key(k)), "nothing lost");
+    let f04 = w.items().into_iter().find(|i| i.path.ends_with("f04.txt")).unwrap();
+    assert_eq!(f04.state, ItemState::SourceDeleted, "the re-listing diff finds the deletion");
+    w.assert_invariants().await;
+    // The next sync is incremental again.
+    w.dbx.reset_counters();
+    w.sync(Trigger::Schedule).await;
+    assert_eq!(w.provider_calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_errors_are_retried_with_backoff() {
+    let w = World::new(WorldOptions::default()).await;
+    w.add("a.txt", "a");
+    w.dbx.inject(Ep::ListFolder, Fault::ServerError(503), 2);
+    w.dbx.inject(Ep::Download, Fault::ServerError(500), 1);
+    assert_eq!(status(&w.sync(Trigger::Initial).await), RunStatus::Succeeded);
+    assert!(w.clock.sleeps().len() >= 3, "backed off before each retry");
+    w.assert_invariants().await;
+}

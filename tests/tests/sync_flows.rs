@@ -1,0 +1,135 @@
+//! The engine's main flows against the Dropbox sandbox: initial import over several pages,
+//! O(changes) incremental syncs, renames, moves and deletions.
+
+use extconn_core::engine::JobOutcome;
+use extconn_core::{AssetEventKind, ConnectionStatus, ItemState, RunStatus, Trigger};
+use extconn_sandbox::dropbox::Content;
+use extconn_system_tests::{Ep, FOLDER, World, WorldOptions};
+
+fn finished(o: &JobOutcome) -> RunStatus {
+    match o {
+        JobOutcome::Finished { status, .. } => *status,
+        other => panic!("run did not finish: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_import_of_5000_files_then_o_of_changes() {
+    let w = World::new(WorldOptions { page_limit: 1000, ..Default::default() }).await;
+    w.dbx.seed_tree(&w.account, FOLDER, 5000, 250, 64);
+
+    let out = w.sync(Trigger::Initial).await;
+    assert_eq!(finished(&out), RunStatus::Succeeded);
+    assert!(w.calls(Ep::ListFolderContinue) >= 4, "5,000 files at 1,000 a page arrive over several pages");
+    assert_eq!(w.calls(Ep::Download), 5000);
+    let conn = w.connection().await;
+    assert_eq!(conn.counters.files, 5000);
+    assert!(conn.last_synced_at.is_some());
+    let JobOutcome::Finished { run_id, .. } = out else { unreachable!() };
+    let run = extconn_core::ports::RunStore::get(w.store.as_ref(), &w.conn, &run_id).await.unwrap().unwrap();
+    assert_eq!((run.counters.imported, run.counters.failed, run.counters.scanned), (5000, 0, 5000));
+    w.assert_invariants().await;
+
+    // No change: exactly one list_folder/continue and no download.
+    w.dbx.reset_counters();
+    assert_eq!(finished(&w.sync(Trigger::Schedule).await), RunStatus::Succeeded);
+    assert_eq!(w.calls(Ep::ListFolderContinue), 1, "a no-change sync is one continue call");
+    assert_eq!(w.provider_calls(), 1, "and nothing else");
+
+    // One modified file: at most 3 provider calls.
+    let victim = w.dbx.list_files(&w.account, FOLDER)[1234].clone();
+    w.dbx.modify_file(&w.account, &victim.id, Content::text("new content"));
+    w.dbx.reset_counters();
+    let objects_before = w.objects().len();
+    assert_eq!(finished(&w.sync(Trigger::Schedule).await), RunStatus::Succeeded);
+    assert!(w.provider_calls() <= 3, "one modified file cost {} calls", w.provider_calls());
+    assert_eq!(w.calls(Ep::Download), 1);
+    assert_eq!(w.objects().len(), objects_before + 1, "a content change is a new asset version");
+    let item = w.items().into_iter().find(|i| i.provider_id == victim.id).unwrap();
+    assert_eq!(item.state, ItemState::Imported);
+    w.assert_invariants().await;
+    assert!(w.events.all().iter().any(|e| e.kind == AssetEventKind::Updated && e.provider_id == victim.id));
+    w.assert_no_leaks(&[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_move_delete_and_folder_rename() {
+    let w = World::new(WorldOptions::default()).await;
+    let a = w.add("a.jpg", "aaa");
+    let b = w.add("sub/b.png", "bbb");
+    let c = w.add("sub/c.pdf", "ccc");
+    let d = w.add("d.txt", "ddd");
+    w.dbx.add_folder(&w.account, "/Elsewhere");
+    assert_eq!(finished(&w.sync(Trigger::Initial).await), RunStatus::Succeeded);
+    w.assert_invariants().await;
+    let objects = w.objects();
+    assert_eq!(objects.len(), 4);
+
+    // Rename, move within scope, delete, move out of scope, delete a folder.
+    w.dbx.move_entry(&w.account, &format!("{FOLDER}/a.jpg"), &format!("{FOLDER}/A renamed.jpg"));
+    w.dbx.move_entry(&w.account, &format!("{FOLDER}/d.txt"), &format!("{FOLDER}/sub/d.txt"));
+    w.dbx.delete(&w.account, &format!("{FOLDER}/sub/b.png"));
+    w.dbx.move_entry(&w.account, &format!("{FOLDER}/sub/c.pdf"), "/Elsewhere/c.pdf");
+    assert_eq!(finished(&w.sync(Trigger::Schedule).await), RunStatus::Succeeded);
+    assert_eq!(w.objects(), objects, "renames, moves and deletions create no asset and remove none");
+    w.assert_invariants().await;
+    let items = w.items();
+    let get = |id: &str| items.iter().find(|i| i.provider_id == id).unwrap().clone();
+    assert_eq!((get(&a.id).state, get(&a.id).path.as_str()), (ItemState::Imported, "/Team Assets/A renamed.jpg"));
+    assert_eq!(get(&d.id).path, "/Team Assets/sub/d.txt");
+    assert_eq!(get(&b.id).state, ItemState::SourceDeleted, "deleted → source_deleted");
+    assert!(get(&b.id).asset_key.is_some(), "its asset is kept");
+    assert_eq!(get(&c.id).state, ItemState::SourceDeleted, "moved out of scope → source_deleted");
+    let kinds: Vec<AssetEventKind> = w.events.all().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == AssetEventKind::MetadataUpdated).count(), 2);
+    assert_eq!(kinds.iter().filter(|k| **k == AssetEventKind::SourceDeleted).count(), 2);
+
+    // Moving back in restores the same asset, no duplicate.
+    w.dbx.move_entry(&w.account, "/Elsewhere/c.pdf", &format!("{FOLDER}/c.pdf"));
+    w.sync(Trigger::Manual).await;
+    assert_eq!(get(&c.id).asset_key, w.items().iter().find(|i| i.provider_id == c.id).unwrap().asset_key);
+    assert_eq!(w.objects(), objects);
+    w.assert_invariants().await;
+
+    // Deleting a whole folder marks its files.
+    w.dbx.delete(&w.account, &format!("{FOLDER}/sub"));
+    w.sync(Trigger::Manual).await;
+    assert_eq!(w.items().iter().find(|i| i.provider_id == d.id).unwrap().state, ItemState::SourceDeleted);
+    w.assert_invariants().await;
+
+    // The connected folder renamed: Folder Name follows, nothing re-imported.
+    w.dbx.move_entry(&w.account, FOLDER, "/Brand Assets");
+    w.sync(Trigger::Manual).await;
+    let conn = w.connection().await;
+    assert_eq!((conn.folder_name.as_str(), conn.folder_path.as_str()), ("Brand Assets", "/Brand Assets"));
+    assert_eq!(conn.status, ConnectionStatus::Active);
+    assert_eq!(w.objects(), objects);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_connected_folder_makes_the_connection_unavailable() {
+    let w = World::new(WorldOptions::default()).await;
+    w.add("a.jpg", "aaa");
+    w.sync(Trigger::Initial).await;
+    w.dbx.delete(&w.account, FOLDER);
+    let out = w.sync(Trigger::Schedule).await;
+    assert_eq!(finished(&out), RunStatus::Failed);
+    let conn = w.connection().await;
+    assert_eq!(conn.status, ConnectionStatus::FolderUnavailable);
+    assert_eq!(w.objects().len(), 1, "the asset stays");
+    w.dbx.reset_counters();
+    assert_eq!(w.sync(Trigger::Schedule).await, JobOutcome::Skipped(extconn_core::engine::Skip::FolderUnavailable));
+    assert_eq!(w.provider_calls(), 0, "no imports, no calls while unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_large_files_are_skipped_with_the_reason() {
+    let w = World::new(WorldOptions::default()).await;
+    w.dbx.add_file(&w.account, &format!("{FOLDER}/huge.mov"), Content::generated(6 * 1024 * 1024 * 1024, 7));
+    w.add("small.txt", "x");
+    let out = w.sync(Trigger::Initial).await;
+    assert_eq!(finished(&out), RunStatus::Succeeded);
+    let huge = w.items().into_iter().find(|i| i.name == "huge.mov").unwrap();
+    assert_eq!((huge.state, huge.reason.as_deref()), (ItemState::Skipped, Some("too_large")));
+    assert_eq!(w.calls(Ep::Download), 1, "the 6 GiB file is never downloaded");
+}

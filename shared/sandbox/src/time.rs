@@ -8,7 +8,10 @@ use crate::TimeSource;
 /// Formats a time as Dropbox does: `%Y-%m-%dT%H:%M:%SZ` (UTC, whole seconds; times
 /// before 1970 are clamped to the epoch).
 pub fn format_timestamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
@@ -52,7 +55,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock frozen at `start`.
     pub fn new(start: SystemTime) -> Self {
-        ManualClock { now: Arc::new(Mutex::new(start)) }
+        ManualClock {
+            now: Arc::new(Mutex::new(start)),
+        }
     }
 
     /// Current virtual time.

@@ -55,7 +55,10 @@ async fn generated_64_mib_file_streams_with_constant_memory_and_right_hash() {
     assert_eq!(hex::encode(sha2::Digest::finalize(sha)), expected_sha);
     if let (Some(b), Some(p)) = (baseline, peak) {
         let growth = p.saturating_sub(b);
-        eprintln!("rss growth {} KiB", growth / 1024);
-        assert!(growth < 24 * 1024 * 1024, "RSS grew by {} MiB while streaming 64 MiB", growth / (1024 * 1024));
+        assert!(
+            growth < 24 * 1024 * 1024,
+            "RSS grew by {} MiB while streaming 64 MiB",
+            growth / (1024 * 1024)
+        );
     }
 }

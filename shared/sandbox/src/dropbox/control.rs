@@ -119,7 +119,9 @@ fn ok_or_panic<T>(op: &str, r: Result<T, ControlError>) -> T {
 
 fn random_string(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+    (0..len)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 /// Control handle of the Dropbox emulator. Cheap to clone; all clones see one state.
@@ -130,14 +132,23 @@ pub struct DropboxControl {
 
 impl fmt::Debug for DropboxControl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DropboxControl").field("urls", &self.state.urls).finish()
+        f.debug_struct("DropboxControl")
+            .field("urls", &self.state.urls)
+            .finish()
     }
 }
 
 impl DropboxControl {
     pub(crate) fn new(base_url: String, clock: TimeSource, config: &SandboxConfig) -> Self {
-        let state = DropboxState::new(&base_url, clock, config.access_token_ttl, config.dropbox_clients.clone());
-        DropboxControl { state: Arc::new(state) }
+        let state = DropboxState::new(
+            &base_url,
+            clock,
+            config.access_token_ttl,
+            config.dropbox_clients.clone(),
+        );
+        DropboxControl {
+            state: Arc::new(state),
+        }
     }
 
     pub(crate) fn state(&self) -> Arc<DropboxState> {
@@ -161,7 +172,9 @@ impl DropboxControl {
             display_name: display_name.to_string(),
             email: email.to_string(),
             uid: rng.random_range(100_000_000u64..1_000_000_000).to_string(),
-            namespace_id: rng.random_range(1_000_000_000u64..10_000_000_000).to_string(),
+            namespace_id: rng
+                .random_range(1_000_000_000u64..10_000_000_000)
+                .to_string(),
             tree: Tree::default(),
         };
         self.state.lock().accounts.push(account);
@@ -170,7 +183,12 @@ impl DropboxControl {
 
     /// Ids of all accounts, in creation order.
     pub fn accounts(&self) -> Vec<AccountId> {
-        self.state.lock().accounts.iter().map(|a| a.id.clone()).collect()
+        self.state
+            .lock()
+            .accounts
+            .iter()
+            .map(|a| a.id.clone())
+            .collect()
     }
 
     /// Chooses the account the authorize page logs in as (default: the first one).
@@ -214,16 +232,23 @@ impl DropboxControl {
         let now = self.state.now();
         let node = {
             let mut inner = self.state.lock();
-            let a = inner.account_mut(&acct.0).ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
+            let a = inner
+                .account_mut(&acct.0)
+                .ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
             let id = f(&mut a.tree, now)?;
-            a.tree.node(&id).cloned().ok_or(ControlError::NotFound(id))?
+            a.tree
+                .node(&id)
+                .cloned()
+                .ok_or(ControlError::NotFound(id))?
         };
         self.state.changed.notify_waiters();
         Ok(node)
     }
 
     fn resolve_id(tree: &Tree, path_or_id: &str) -> Result<String, ControlError> {
-        tree.resolve_node(path_or_id).map(|n| n.id.clone()).map_err(|e| from_model(e, path_or_id))
+        tree.resolve_node(path_or_id)
+            .map(|n| n.id.clone())
+            .map_err(|e| from_model(e, path_or_id))
     }
 
     /// Creates a folder (and missing parents); an existing folder is returned as is.
@@ -237,7 +262,10 @@ impl DropboxControl {
 
     /// Fallible [`DropboxControl::add_folder`].
     pub fn try_add_folder(&self, acct: &AccountId, path: &str) -> Result<EntryInfo, ControlError> {
-        self.mutate(acct, |t, _| t.add_folder(path).map_err(|e| from_model(e, path))).map(|n| n.info())
+        self.mutate(acct, |t, _| {
+            t.add_folder(path).map_err(|e| from_model(e, path))
+        })
+        .map(|n| n.info())
     }
 
     /// Creates a file (and missing parent folders). An existing file at that path is
@@ -251,8 +279,17 @@ impl DropboxControl {
     }
 
     /// Fallible [`DropboxControl::add_file`].
-    pub fn try_add_file(&self, acct: &AccountId, path: &str, content: Content) -> Result<EntryInfo, ControlError> {
-        self.mutate(acct, |t, now| t.put_file(path, content, now).map_err(|e| from_model(e, path))).map(|n| n.info())
+    pub fn try_add_file(
+        &self,
+        acct: &AccountId,
+        path: &str,
+        content: Content,
+    ) -> Result<EntryInfo, ControlError> {
+        self.mutate(acct, |t, now| {
+            t.put_file(path, content, now)
+                .map_err(|e| from_model(e, path))
+        })
+        .map(|n| n.info())
     }
 
     /// Replaces a file's content (new rev, new `server_modified`).
@@ -261,14 +298,23 @@ impl DropboxControl {
     /// On an unknown account, a missing entry or a folder.
     #[track_caller]
     pub fn modify_file(&self, acct: &AccountId, path_or_id: &str, content: Content) -> EntryInfo {
-        ok_or_panic("modify_file", self.try_modify_file(acct, path_or_id, content))
+        ok_or_panic(
+            "modify_file",
+            self.try_modify_file(acct, path_or_id, content),
+        )
     }
 
     /// Fallible [`DropboxControl::modify_file`].
-    pub fn try_modify_file(&self, acct: &AccountId, path_or_id: &str, content: Content) -> Result<EntryInfo, ControlError> {
+    pub fn try_modify_file(
+        &self,
+        acct: &AccountId,
+        path_or_id: &str,
+        content: Content,
+    ) -> Result<EntryInfo, ControlError> {
         self.mutate(acct, |t, now| {
             let id = Self::resolve_id(t, path_or_id)?;
-            t.set_content(&id, content, now).map_err(|e| from_model(e, path_or_id))?;
+            t.set_content(&id, content, now)
+                .map_err(|e| from_model(e, path_or_id))?;
             Ok(id)
         })
         .map(|n| n.info())
@@ -286,7 +332,12 @@ impl DropboxControl {
     }
 
     /// Fallible [`DropboxControl::move_entry`].
-    pub fn try_move_entry(&self, acct: &AccountId, from: &str, to: &str) -> Result<EntryInfo, ControlError> {
+    pub fn try_move_entry(
+        &self,
+        acct: &AccountId,
+        from: &str,
+        to: &str,
+    ) -> Result<EntryInfo, ControlError> {
         self.mutate(acct, |t, now| {
             let id = Self::resolve_id(t, from)?;
             t.move_entry(&id, to, now).map_err(|e| from_model(e, to))?;
@@ -308,7 +359,9 @@ impl DropboxControl {
     pub fn try_delete(&self, acct: &AccountId, path_or_id: &str) -> Result<(), ControlError> {
         {
             let mut inner = self.state.lock();
-            let a = inner.account_mut(&acct.0).ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
+            let a = inner
+                .account_mut(&acct.0)
+                .ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
             let id = Self::resolve_id(&a.tree, path_or_id)?;
             a.tree.delete(&id).map_err(|e| from_model(e, path_or_id))?;
         }
@@ -324,8 +377,18 @@ impl DropboxControl {
     /// # Panics
     /// On an unknown account or a file in the way.
     #[track_caller]
-    pub fn seed_tree(&self, acct: &AccountId, root: &str, files: usize, files_per_folder: usize, size_each: u64) -> Vec<EntryInfo> {
-        ok_or_panic("seed_tree", self.try_seed_tree(acct, root, files, files_per_folder, size_each))
+    pub fn seed_tree(
+        &self,
+        acct: &AccountId,
+        root: &str,
+        files: usize,
+        files_per_folder: usize,
+        size_each: u64,
+    ) -> Vec<EntryInfo> {
+        ok_or_panic(
+            "seed_tree",
+            self.try_seed_tree(acct, root, files, files_per_folder, size_each),
+        )
     }
 
     /// Fallible [`DropboxControl::seed_tree`].
@@ -346,12 +409,20 @@ impl DropboxControl {
         let now = self.state.now();
         let nodes: Vec<Node> = {
             let mut inner = self.state.lock();
-            let a = inner.account_mut(&acct.0).ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
+            let a = inner
+                .account_mut(&acct.0)
+                .ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
             let mut out = Vec::with_capacity(files);
             for i in 0..files {
                 let path = format!("{root}/d{:04}/f{i:06}.bin", i / per);
-                let content = Content::Generated { size: size_each, seed: base.wrapping_add(i as u64) };
-                let id = a.tree.put_file(&path, content, now).map_err(|e| from_model(e, &path))?;
+                let content = Content::Generated {
+                    size: size_each,
+                    seed: base.wrapping_add(i as u64),
+                };
+                let id = a
+                    .tree
+                    .put_file(&path, content, now)
+                    .map_err(|e| from_model(e, &path))?;
                 if let Some(n) = a.tree.node(&id) {
                     out.push(n.clone());
                 }
@@ -366,7 +437,12 @@ impl DropboxControl {
     pub fn entry(&self, acct: &AccountId, path_or_id: &str) -> Option<EntryInfo> {
         let node = {
             let inner = self.state.lock();
-            inner.account(&acct.0)?.tree.resolve_node(path_or_id).ok()?.clone()
+            inner
+                .account(&acct.0)?
+                .tree
+                .resolve_node(path_or_id)
+                .ok()?
+                .clone()
         };
         Some(node.info())
     }
@@ -375,9 +451,15 @@ impl DropboxControl {
     pub fn list_files(&self, acct: &AccountId, under_path: &str) -> Vec<EntryInfo> {
         let nodes: Vec<Node> = {
             let inner = self.state.lock();
-            let Some(a) = inner.account(&acct.0) else { return Vec::new() };
+            let Some(a) = inner.account(&acct.0) else {
+                return Vec::new();
+            };
             let folder_lower = lower(under_path.trim_end_matches('/'));
-            a.tree.files_under(&folder_lower).into_iter().cloned().collect()
+            a.tree
+                .files_under(&folder_lower)
+                .into_iter()
+                .cloned()
+                .collect()
         };
         nodes.iter().map(Node::info).collect()
     }
@@ -399,12 +481,23 @@ impl DropboxControl {
     }
 
     /// Fallible [`DropboxControl::sha256_of`].
-    pub fn try_sha256_of(&self, acct: &AccountId, path_or_id: &str) -> Result<String, ControlError> {
+    pub fn try_sha256_of(
+        &self,
+        acct: &AccountId,
+        path_or_id: &str,
+    ) -> Result<String, ControlError> {
         let blob = {
             let inner = self.state.lock();
-            let a = inner.account(&acct.0).ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
-            let n = a.tree.resolve_node(path_or_id).map_err(|e| from_model(e, path_or_id))?;
-            let f = n.file().ok_or_else(|| ControlError::NotAFile(path_or_id.to_string()))?;
+            let a = inner
+                .account(&acct.0)
+                .ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
+            let n = a
+                .tree
+                .resolve_node(path_or_id)
+                .map_err(|e| from_model(e, path_or_id))?;
+            let f = n
+                .file()
+                .ok_or_else(|| ControlError::NotAFile(path_or_id.to_string()))?;
             Arc::clone(&f.blob)
         };
         Ok(blob.content.sha256_hex())
@@ -424,14 +517,20 @@ impl DropboxControl {
     }
 
     /// Fallible [`DropboxControl::mint_tokens`].
-    pub fn try_mint_tokens(&self, acct: &AccountId, client_id: &str) -> Result<(String, String), ControlError> {
+    pub fn try_mint_tokens(
+        &self,
+        acct: &AccountId,
+        client_id: &str,
+    ) -> Result<(String, String), ControlError> {
         let expires_at = self.state.now() + self.state.access_token_ttl;
         let mut inner = self.state.lock();
         if inner.account(&acct.0).is_none() {
             return Err(ControlError::UnknownAccount(acct.0.clone()));
         }
         let rt = inner.oauth.new_refresh(client_id, acct, DEFAULT_SCOPE);
-        let at = inner.oauth.new_access(acct, DEFAULT_SCOPE, Some(&rt), expires_at);
+        let at = inner
+            .oauth
+            .new_access(acct, DEFAULT_SCOPE, Some(&rt), expires_at);
         Ok((at, rt))
     }
 
@@ -502,7 +601,9 @@ impl ContentSpec {
         Ok(match self {
             ContentSpec::Text(s) => Content::text(&s),
             ContentSpec::Base64(b) => Content::Bytes(
-                base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("content.base64: {e}"))?,
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map_err(|e| format!("content.base64: {e}"))?,
             ),
             ContentSpec::Generated { size, seed } => Content::Generated { size, seed },
         })
@@ -540,23 +641,40 @@ impl From<FaultSpec> for Fault {
 /// Routes under `/_control/dropbox`.
 pub(crate) fn router(ctl: DropboxControl) -> Router {
     Router::new()
-        .route("/_control/dropbox/urls", get(|State(c): State<DropboxControl>| async move { axum::Json(c.urls()) }))
+        .route(
+            "/_control/dropbox/urls",
+            get(|State(c): State<DropboxControl>| async move { axum::Json(c.urls()) }),
+        )
         .route("/_control/dropbox/{op}", post(control_op))
         .with_state(ctl)
 }
 
-async fn control_op(State(ctl): State<DropboxControl>, Path(op): Path<String>, body: Bytes) -> Response {
+async fn control_op(
+    State(ctl): State<DropboxControl>,
+    Path(op): Path<String>,
+    body: Bytes,
+) -> Response {
     // Hashing big generated content blocks: keep it off the async workers.
     let result = tokio::task::spawn_blocking(move || dispatch(&ctl, &op, &body)).await;
     match result {
         Ok(Ok(v)) => (StatusCode::OK, axum::Json(v)).into_response(),
-        Ok(Err(msg)) => (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg }))).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
+        Ok(Err(msg)) => {
+            (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg }))).into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
     }
 }
 
 fn arg<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| format!("bad request body: {e}"))
 }
 
@@ -619,11 +737,17 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
         }
         "add_file" => {
             let a: AcctContent = arg(body)?;
-            to_json(ctl.try_add_file(&a.account_id, &a.path, a.content.into_content()?).map_err(err)?)
+            to_json(
+                ctl.try_add_file(&a.account_id, &a.path, a.content.into_content()?)
+                    .map_err(err)?,
+            )
         }
         "modify_file" => {
             let a: AcctContent = arg(body)?;
-            to_json(ctl.try_modify_file(&a.account_id, &a.path, a.content.into_content()?).map_err(err)?)
+            to_json(
+                ctl.try_modify_file(&a.account_id, &a.path, a.content.into_content()?)
+                    .map_err(err)?,
+            )
         }
         "move_entry" => {
             #[derive(Deserialize)]
@@ -633,7 +757,10 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
                 to: String,
             }
             let a: A = arg(body)?;
-            to_json(ctl.try_move_entry(&a.account_id, &a.from, &a.to).map_err(err)?)
+            to_json(
+                ctl.try_move_entry(&a.account_id, &a.from, &a.to)
+                    .map_err(err)?,
+            )
         }
         "delete" => {
             let a: AcctPath = arg(body)?;
@@ -650,7 +777,16 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
                 size_each: u64,
             }
             let a: A = arg(body)?;
-            to_json(ctl.try_seed_tree(&a.account_id, &a.root, a.files, a.files_per_folder, a.size_each).map_err(err)?)
+            to_json(
+                ctl.try_seed_tree(
+                    &a.account_id,
+                    &a.root,
+                    a.files,
+                    a.files_per_folder,
+                    a.size_each,
+                )
+                .map_err(err)?,
+            )
         }
         "entry" => {
             let a: AcctPath = arg(body)?;
@@ -682,7 +818,9 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
                 client_id: String,
             }
             let a: A = arg(body)?;
-            let (at, rt) = ctl.try_mint_tokens(&a.account_id, &a.client_id).map_err(err)?;
+            let (at, rt) = ctl
+                .try_mint_tokens(&a.account_id, &a.client_id)
+                .map_err(err)?;
             Ok(json!({ "access_token": at, "refresh_token": rt }))
         }
         "expire_access_tokens" => {
@@ -731,7 +869,10 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
             ctl.call_log()
                 .into_iter()
                 .map(|r| {
-                    let ms = r.at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+                    let ms =
+                        r.at.duration_since(UNIX_EPOCH)
+                            .map(|d| d.as_millis() as u64)
+                            .unwrap_or(0);
                     json!({ "endpoint": r.endpoint, "at_unix_ms": ms, "status": r.status })
                 })
                 .collect(),
@@ -740,8 +881,12 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
         "account" => {
             let a: Acct = arg(body)?;
             let inner = ctl.state.lock();
-            let acct = inner.account(&a.account_id.0).ok_or_else(|| format!("unknown account {}", a.account_id))?;
-            Ok(json!({ "account_id": acct.id, "display_name": acct.display_name, "email": acct.email }))
+            let acct = inner
+                .account(&a.account_id.0)
+                .ok_or_else(|| format!("unknown account {}", a.account_id))?;
+            Ok(
+                json!({ "account_id": acct.id, "display_name": acct.display_name, "email": acct.email }),
+            )
         }
         other => Err(format!("unknown control operation {other:?}")),
     }

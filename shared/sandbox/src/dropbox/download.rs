@@ -57,13 +57,25 @@ fn parse_range(value: Option<&str>, size: u64) -> RangeSpec {
     let (a, b) = (a.trim(), b.trim());
     match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(start), Ok(end)) if start <= end => {
-            if start >= size { RangeSpec::Unsatisfiable } else { RangeSpec::Part(start, end.min(size - 1)) }
+            if start >= size {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Part(start, end.min(size - 1))
+            }
         }
         (Ok(start), Err(_)) if b.is_empty() => {
-            if start >= size { RangeSpec::Unsatisfiable } else { RangeSpec::Part(start, size - 1) }
+            if start >= size {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Part(start, size - 1)
+            }
         }
         (Err(_), Ok(n)) if a.is_empty() => {
-            if n == 0 || size == 0 { RangeSpec::Unsatisfiable } else { RangeSpec::Part(size.saturating_sub(n), size - 1) }
+            if n == 0 || size == 0 {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Part(size.saturating_sub(n), size - 1)
+            }
         }
         _ => RangeSpec::Full,
     }
@@ -74,7 +86,10 @@ fn check_request_content_type(headers: &HeaderMap) -> Result<(), Response> {
         return Ok(());
     };
     let ct = ct.to_str().unwrap_or_default().trim().to_ascii_lowercase();
-    if ct.is_empty() || ct.starts_with("application/octet-stream") || ct.replace(' ', "") == "text/plain;charset=dropbox-cors-hack" {
+    if ct.is_empty()
+        || ct.starts_with("application/octet-stream")
+        || ct.replace(' ', "") == "text/plain;charset=dropbox-cors-hack"
+    {
         return Ok(());
     }
     Err(wire::route_error(
@@ -88,7 +103,10 @@ fn check_request_content_type(headers: &HeaderMap) -> Result<(), Response> {
 
 fn parse_arg(headers: &HeaderMap) -> Result<DownloadArg, Response> {
     let Some(raw) = headers.get("dropbox-api-arg") else {
-        return Err(wire::route_error(ROUTE, "Must provide HTTP header \"Dropbox-API-Arg\" or URL parameter \"arg\"."));
+        return Err(wire::route_error(
+            ROUTE,
+            "Must provide HTTP header \"Dropbox-API-Arg\" or URL parameter \"arg\".",
+        ));
     };
     let bytes = raw.as_bytes();
     if !bytes.is_ascii() {
@@ -99,7 +117,10 @@ fn parse_arg(headers: &HeaderMap) -> Result<DownloadArg, Response> {
     }
     serde_json::from_slice(bytes).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
-            wire::route_error(ROUTE, "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON")
+            wire::route_error(
+                ROUTE,
+                "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON",
+            )
         } else {
             wire::route_error(ROUTE, &format!("HTTP header \"Dropbox-API-Arg\": {e}"))
         }
@@ -107,9 +128,16 @@ fn parse_arg(headers: &HeaderMap) -> Result<DownloadArg, Response> {
 }
 
 /// `POST /2/files/download`.
-pub(crate) async fn download(State(st): State<Arc<DropboxState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn download(
+    State(st): State<Arc<DropboxState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::Download, async move { download_inner(&st2, &headers, &body).await }).await
+    guarded(&st, Endpoint::Download, async move {
+        download_inner(&st2, &headers, &body).await
+    })
+    .await
 }
 
 async fn download_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -117,7 +145,10 @@ async fn download_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> 
         return r;
     }
     if !body.is_empty() {
-        return wire::route_error(ROUTE, "This function requires its argument in the HTTP header \"Dropbox-API-Arg\"; the request body must be empty.");
+        return wire::route_error(
+            ROUTE,
+            "This function requires its argument in the HTTP header \"Dropbox-API-Arg\"; the request body must be empty.",
+        );
     }
     let arg = match parse_arg(headers) {
         Ok(a) => a,
@@ -149,7 +180,10 @@ async fn download_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> 
     let size = blob.content.len();
     let result = wire::header_safe_json(&node.metadata());
 
-    let range = parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
+    let range = parse_range(
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        size,
+    );
     let (status, start, end_excl) = match range {
         RangeSpec::Full => (StatusCode::OK, 0, size),
         RangeSpec::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b + 1),
@@ -161,9 +195,15 @@ async fn download_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> 
             return r;
         }
     };
-    let mut resp = wire::with_body(status, Body::from_stream(stream_range(blob, start, end_excl)));
+    let mut resp = wire::with_body(
+        status,
+        Body::from_stream(stream_range(blob, start, end_excl)),
+    );
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end_excl - start));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&result) {

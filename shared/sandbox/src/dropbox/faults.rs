@@ -27,11 +27,11 @@ use std::io;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
+use axum::body::HttpBody as _;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use axum::body::HttpBody as _;
 use serde::{Deserialize, Serialize};
 
 use super::DropboxState;
@@ -140,7 +140,11 @@ impl FaultBook {
 
 /// Runs a handler future under the fault book: counts the call, applies a queued
 /// fault, and logs the final status.
-pub(crate) async fn guarded(st: &DropboxState, ep: Endpoint, handler: impl Future<Output = Response>) -> Response {
+pub(crate) async fn guarded(
+    st: &DropboxState,
+    ep: Endpoint,
+    handler: impl Future<Output = Response>,
+) -> Response {
     let at = st.now();
     let fault = st.faults().begin(ep);
     if let Some(f) = &fault {
@@ -154,13 +158,19 @@ pub(crate) async fn guarded(st: &DropboxState, ep: Endpoint, handler: impl Futur
         }
         Some(Fault::RateLimit { retry_after_secs }) => wire::rate_limited(retry_after_secs),
         Some(Fault::ServerError(code)) => wire::server_error(code, "injected fault"),
-        Some(Fault::InvalidGrant) => {
-            wire::oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "injected fault: invalid_grant")
-        }
+        Some(Fault::InvalidGrant) => wire::oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "injected fault: invalid_grant",
+        ),
         Some(Fault::ExpiredToken) => wire::auth_error("expired_access_token"),
         Some(body_fault) => apply_body_fault(handler.await, &body_fault),
     };
-    st.faults().log.push(CallRecord { endpoint: ep, at, status: resp.status().as_u16() });
+    st.faults().log.push(CallRecord {
+        endpoint: ep,
+        at,
+        status: resp.status().as_u16(),
+    });
     resp
 }
 
@@ -180,11 +190,15 @@ fn apply_body_fault(resp: Response, fault: &Fault) -> Response {
     let stream = body.into_data_stream();
     let body = match *fault {
         Fault::Truncate { after_bytes } => {
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
             Body::from_stream(truncate_after(stream, after_bytes))
         }
         Fault::CorruptSameLength => {
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
             Body::from_stream(flip_byte_at(stream, total / 2))
         }
         Fault::ShortChunked => {
@@ -199,56 +213,70 @@ fn apply_body_fault(resp: Response, fault: &Fault) -> Response {
 type DataStream = axum::body::BodyDataStream;
 
 /// Passes `limit` bytes, then (after a short pause so the server flushes them) fails.
-fn truncate_after(inner: DataStream, limit: u64) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
-    futures::stream::unfold((inner, 0u64, false), move |(mut inner, sent, done)| async move {
-        if done {
-            return None;
-        }
-        if sent >= limit {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let err = io::Error::new(io::ErrorKind::ConnectionAborted, "sandbox fault: truncated body");
-            return Some((Err(err), (inner, sent, true)));
-        }
-        match inner.next().await {
-            None => None,
-            Some(Err(e)) => Some((Err(io::Error::other(e)), (inner, sent, true))),
-            Some(Ok(chunk)) => {
-                let room = limit - sent;
-                if chunk.len() as u64 <= room {
-                    let n = chunk.len() as u64;
-                    Some((Ok(chunk), (inner, sent + n, false)))
-                } else {
-                    // room < chunk.len() <= usize::MAX
-                    Some((Ok(chunk.slice(..room as usize)), (inner, limit, false)))
+fn truncate_after(
+    inner: DataStream,
+    limit: u64,
+) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
+    futures::stream::unfold(
+        (inner, 0u64, false),
+        move |(mut inner, sent, done)| async move {
+            if done {
+                return None;
+            }
+            if sent >= limit {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let err = io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "sandbox fault: truncated body",
+                );
+                return Some((Err(err), (inner, sent, true)));
+            }
+            match inner.next().await {
+                None => None,
+                Some(Err(e)) => Some((Err(io::Error::other(e)), (inner, sent, true))),
+                Some(Ok(chunk)) => {
+                    let room = limit - sent;
+                    if chunk.len() as u64 <= room {
+                        let n = chunk.len() as u64;
+                        Some((Ok(chunk), (inner, sent + n, false)))
+                    } else {
+                        // room < chunk.len() <= usize::MAX
+                        Some((Ok(chunk.slice(..room as usize)), (inner, limit, false)))
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Flips the byte at absolute body offset `at`.
-fn flip_byte_at(inner: DataStream, at: u64) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
-    inner
-        .scan(0u64, move |pos, item| {
-            let out = item.map_err(io::Error::other).map(|chunk| {
-                let start = *pos;
-                *pos += chunk.len() as u64;
-                if at >= start && at < *pos {
-                    let mut v = chunk.to_vec();
-                    // at - start < chunk.len()
-                    let i = (at - start) as usize;
-                    v[i] ^= 0xFF;
-                    Bytes::from(v)
-                } else {
-                    chunk
-                }
-            });
-            futures::future::ready(Some(out))
-        })
+fn flip_byte_at(
+    inner: DataStream,
+    at: u64,
+) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
+    inner.scan(0u64, move |pos, item| {
+        let out = item.map_err(io::Error::other).map(|chunk| {
+            let start = *pos;
+            *pos += chunk.len() as u64;
+            if at >= start && at < *pos {
+                let mut v = chunk.to_vec();
+                // at - start < chunk.len()
+                let i = (at - start) as usize;
+                v[i] ^= 0xFF;
+                Bytes::from(v)
+            } else {
+                chunk
+            }
+        });
+        futures::future::ready(Some(out))
+    })
 }
 
 /// Ends the body cleanly after `limit` bytes.
-fn end_after(inner: DataStream, limit: u64) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
+fn end_after(
+    inner: DataStream,
+    limit: u64,
+) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
     inner
         .map(|r| r.map_err(io::Error::other))
         .scan(0u64, move |sent, item| {
@@ -257,7 +285,11 @@ fn end_after(inner: DataStream, limit: u64) -> impl futures::Stream<Item = Resul
                 Ok(_) if *sent >= limit => None,
                 Ok(chunk) => {
                     let room = limit - *sent;
-                    let chunk = if chunk.len() as u64 > room { chunk.slice(..room as usize) } else { chunk };
+                    let chunk = if chunk.len() as u64 > room {
+                        chunk.slice(..room as usize)
+                    } else {
+                        chunk
+                    };
                     *sent += chunk.len() as u64;
                     Some(Ok(chunk))
                 }

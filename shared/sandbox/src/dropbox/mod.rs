@@ -12,10 +12,29 @@
 //! - [`wire`]: JSON shapes and error bodies;
 //! - [`control`]: the in-process [`DropboxControl`] and its HTTP mirror.
 //!
-//! Deliberate simplifications (see the crate report for the full list): one personal
-//! (non-team) namespace per account, no old revisions (`rev:` resolves current revs
-//! only), every file is downloadable, the `Dropbox-API-Path-Root` and
-//! `Dropbox-API-Select-User` headers are ignored.
+//! ## Fidelity notes (choices where provider-apis.md is silent or unverified)
+//!
+//! - A missing `Authorization` header answers 401 `invalid_access_token` (real
+//!   Dropbox answers a 400 plain-text "Must provide HTTP header \"Authorization\"").
+//! - A recursive listing of a non-root folder starts with the folder's own entry.
+//! - `continue` reports the *current* state of each touched path once (not a journal
+//!   replay); deletions are reported whatever `include_deleted` says; a deleted folder
+//!   is one `deleted` entry; a folder deleted and re-created is `deleted` + `folder`;
+//!   a path added and removed between two calls shows up as `deleted`; case-only
+//!   renames are not reported (spec).
+//! - Moved files get a new `rev` (same id, same `content_hash`) [unverified].
+//! - A cursor whose listed folder no longer exists gets 409 `path/not_found`; a cursor
+//!   this server never issued (or issued to another user) gets a 400 plain text.
+//! - Longpoll waits at most `longpoll_max_wait` (default 1 s) and never sends `backoff`.
+//! - OAuth: a code is burnt by its first exchange attempt; `invalid_client` is 401; a
+//!   confidential client (non-empty secret) must always send its secret, even with
+//!   PKCE; `token_access_type` `online`/`legacy`/absent all give a short-lived token
+//!   without refresh token; `force_reapprove` and `include_granted_scopes` are ignored.
+//! - Scopes are enforced (401 `missing_scope`) when the authorize request named some.
+//! - One personal (non-team) namespace per account; `Dropbox-API-Path-Root` and
+//!   `Dropbox-API-Select-User` are ignored; no old revisions (`rev:` resolves current
+//!   revisions only); every file is downloadable; `client_modified` equals
+//!   `server_modified` at creation.
 
 // Route helpers return a ready-made error `Response` as their `Err`; boxing it would
 // only add noise to every handler.
@@ -146,7 +165,9 @@ pub(crate) struct DropboxState {
 
 impl fmt::Debug for DropboxState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DropboxState").field("urls", &self.urls).finish_non_exhaustive()
+        f.debug_struct("DropboxState")
+            .field("urls", &self.urls)
+            .finish_non_exhaustive()
     }
 }
 
@@ -182,7 +203,12 @@ impl Inner {
 }
 
 impl DropboxState {
-    pub(crate) fn new(base_url: &str, clock: TimeSource, ttl: Duration, clients: Vec<OAuthClient>) -> Self {
+    pub(crate) fn new(
+        base_url: &str,
+        clock: TimeSource,
+        ttl: Duration,
+        clients: Vec<OAuthClient>,
+    ) -> Self {
         let mut oauth = OAuthStore::default();
         for c in &clients {
             oauth.record_canary(&c.client_secret);
@@ -227,15 +253,33 @@ impl DropboxState {
 pub(crate) fn router(state: Arc<DropboxState>) -> Router {
     Router::new()
         .route("/dropbox/www/oauth2/authorize", get(oauth::authorize))
-        .route("/dropbox/www/oauth2/authorize/decision", post(oauth::decision))
+        .route(
+            "/dropbox/www/oauth2/authorize/decision",
+            post(oauth::decision),
+        )
         .route("/dropbox/api/oauth2/token", post(oauth::token))
         .route("/dropbox/api/2/auth/token/revoke", post(oauth::revoke))
-        .route("/dropbox/api/2/users/get_current_account", post(rpc::get_current_account))
+        .route(
+            "/dropbox/api/2/users/get_current_account",
+            post(rpc::get_current_account),
+        )
         .route("/dropbox/api/2/files/list_folder", post(rpc::list_folder))
-        .route("/dropbox/api/2/files/list_folder/continue", post(rpc::list_folder_continue))
-        .route("/dropbox/api/2/files/list_folder/get_latest_cursor", post(rpc::get_latest_cursor))
+        .route(
+            "/dropbox/api/2/files/list_folder/continue",
+            post(rpc::list_folder_continue),
+        )
+        .route(
+            "/dropbox/api/2/files/list_folder/get_latest_cursor",
+            post(rpc::get_latest_cursor),
+        )
         .route("/dropbox/api/2/files/get_metadata", post(rpc::get_metadata))
-        .route("/dropbox/content/2/files/download", post(download::download))
-        .route("/dropbox/notify/2/files/list_folder/longpoll", post(rpc::longpoll))
+        .route(
+            "/dropbox/content/2/files/download",
+            post(download::download),
+        )
+        .route(
+            "/dropbox/notify/2/files/list_folder/longpoll",
+            post(rpc::longpoll),
+        )
         .with_state(state)
 }

@@ -45,7 +45,9 @@ const READ_PATH_PATTERN: &str = r"(/(.|[\r\n])*|id:.*)|(rev:[0-9a-f]{9,})|(ns:[0
 // Argument parsing
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
 fn is_json_content_type(ct: &str) -> bool {
@@ -66,7 +68,11 @@ fn bad_content_type(route: &str, ct: Option<&str>) -> Response {
 }
 
 /// Parses the JSON argument of an RPC route.
-pub(crate) fn parse_args<T: DeserializeOwned>(route: &str, headers: &HeaderMap, body: &[u8]) -> Result<T, Response> {
+pub(crate) fn parse_args<T: DeserializeOwned>(
+    route: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Response> {
     let ct = content_type(headers);
     if !ct.is_some_and(is_json_content_type) {
         return Err(bad_content_type(route, ct));
@@ -81,7 +87,11 @@ pub(crate) fn parse_args<T: DeserializeOwned>(route: &str, headers: &HeaderMap, 
 }
 
 /// Accepts the argument of a route without arguments: no body, or `null`.
-pub(crate) fn parse_void_args(route: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+pub(crate) fn parse_void_args(
+    route: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
@@ -91,8 +101,14 @@ pub(crate) fn parse_void_args(route: &str, headers: &HeaderMap, body: &[u8]) -> 
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Null) => Ok(()),
-        Ok(_) => Err(wire::route_error(route, "request body: expected null, got value")),
-        Err(_) => Err(wire::route_error(route, "request body: could not decode input as JSON")),
+        Ok(_) => Err(wire::route_error(
+            route,
+            "request body: expected null, got value",
+        )),
+        Err(_) => Err(wire::route_error(
+            route,
+            "request body: could not decode input as JSON",
+        )),
     }
 }
 
@@ -118,9 +134,23 @@ pub(crate) fn model_error(e: &ModelError) -> Response {
 }
 
 /// Resolves a path argument in an account, with Dropbox's validation and errors.
-pub(crate) fn lookup(acct: &Account, route: &str, raw: &str, kind: PathKind) -> Result<Target, Response> {
-    let pattern = if kind == PathKind::List { LIST_PATH_PATTERN } else { READ_PATH_PATTERN };
-    let mismatch = || wire::route_error(route, &format!("request body: path: '{raw}' did not match pattern '{pattern}'"));
+pub(crate) fn lookup(
+    acct: &Account,
+    route: &str,
+    raw: &str,
+    kind: PathKind,
+) -> Result<Target, Response> {
+    let pattern = if kind == PathKind::List {
+        LIST_PATH_PATTERN
+    } else {
+        READ_PATH_PATTERN
+    };
+    let mismatch = || {
+        wire::route_error(
+            route,
+            &format!("request body: path: '{raw}' did not match pattern '{pattern}'"),
+        )
+    };
     if raw == "/" {
         return Err(match kind {
             PathKind::List => wire::route_error(
@@ -133,7 +163,10 @@ pub(crate) fn lookup(acct: &Account, route: &str, raw: &str, kind: PathKind) -> 
     if raw.is_empty() {
         return match kind {
             PathKind::List => Ok(Target::Root),
-            PathKind::Metadata => Err(wire::route_error(route, "request body: path: The root folder is unsupported.")),
+            PathKind::Metadata => Err(wire::route_error(
+                route,
+                "request body: path: The root folder is unsupported.",
+            )),
             PathKind::Download => Err(mismatch()),
         };
     }
@@ -149,11 +182,17 @@ pub(crate) fn lookup(acct: &Account, route: &str, raw: &str, kind: PathKind) -> 
             if kind == PathKind::List {
                 return Ok(Target::Root);
             }
-            return Err(wire::route_error(route, "request body: path: The root folder is unsupported."));
+            return Err(wire::route_error(
+                route,
+                "request body: path: The root folder is unsupported.",
+            ));
         }
         acct.tree.resolve(sub)
     } else if let Some(rev) = raw.strip_prefix("rev:") {
-        let valid = rev.len() >= 9 && rev.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let valid = rev.len() >= 9
+            && rev
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if kind == PathKind::List || !valid {
             return Err(mismatch());
         }
@@ -173,14 +212,21 @@ async fn entries_json(entries: &[Entry]) -> Vec<Value> {
             b.hash_async().await;
         }
     }
-    entries.iter().map(|e| serde_json::to_value(e.metadata()).unwrap_or(Value::Null)).collect()
+    entries
+        .iter()
+        .map(|e| serde_json::to_value(e.metadata()).unwrap_or(Value::Null))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------
 // users/get_current_account
 
 /// `POST /2/users/get_current_account`.
-pub(crate) async fn get_current_account(State(st): State<Arc<DropboxState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn get_current_account(
+    State(st): State<Arc<DropboxState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     const ROUTE: &str = "users/get_current_account";
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::GetCurrentAccount, async move {
@@ -264,7 +310,10 @@ const MAX_LIMIT: u32 = 2000;
 fn check_limit(route: &str, limit: Option<u32>) -> Result<u32, Response> {
     match limit {
         None => Ok(MAX_LIMIT),
-        Some(0) => Err(wire::route_error(route, "request body: limit: 0 is not a valid value (must be at least 1)")),
+        Some(0) => Err(wire::route_error(
+            route,
+            "request body: limit: 0 is not a valid value (must be at least 1)",
+        )),
         Some(l) if l > MAX_LIMIT => Err(wire::route_error(
             route,
             &format!("request body: limit: {l} is not a valid value (must be at most {MAX_LIMIT})"),
@@ -283,14 +332,24 @@ struct ListTarget {
     epoch: u64,
 }
 
-fn prepare_listing(st: &DropboxState, route: &str, headers: &HeaderMap, body: &[u8]) -> Result<(ListTarget, ListFolderArg), Response> {
+fn prepare_listing(
+    st: &DropboxState,
+    route: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(ListTarget, ListFolderArg), Response> {
     let arg: ListFolderArg = parse_args(route, headers, body)?;
     let limit = check_limit(route, arg.limit)?;
     let (account, _) = authenticate(st, headers, Some("files.metadata.read"))?;
     let inner = st.lock();
-    let acct = inner.account(&account.0).ok_or_else(|| wire::auth_error("invalid_access_token"))?;
+    let acct = inner
+        .account(&account.0)
+        .ok_or_else(|| wire::auth_error("invalid_access_token"))?;
     let target = lookup(acct, route, &arg.path, PathKind::List)?;
-    let folder_lower = acct.tree.folder_lower(&target).map_err(|e| model_error(&e))?;
+    let folder_lower = acct
+        .tree
+        .folder_lower(&target)
+        .map_err(|e| model_error(&e))?;
     let folder_id = match &target {
         Target::Root => String::new(),
         Target::Node(id) => id.clone(),
@@ -298,7 +357,10 @@ fn prepare_listing(st: &DropboxState, route: &str, headers: &HeaderMap, body: &[
     let lt = ListTarget {
         account: account.0,
         folder_id,
-        scope: Scope { folder_lower, recursive: arg.recursive },
+        scope: Scope {
+            folder_lower,
+            recursive: arg.recursive,
+        },
         limit,
         include_deleted: arg.include_deleted,
         epoch: inner.epoch,
@@ -311,7 +373,11 @@ fn list_result(entries: Vec<Value>, cursor: &Cursor, has_more: bool) -> Response
 }
 
 /// `POST /2/files/list_folder`.
-pub(crate) async fn list_folder(State(st): State<Arc<DropboxState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn list_folder(
+    State(st): State<Arc<DropboxState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     const ROUTE: &str = "files/list_folder";
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::ListFolder, async move {
@@ -324,7 +390,9 @@ pub(crate) async fn list_folder(State(st): State<Arc<DropboxState>>, headers: He
             let Some(acct) = inner.account(&lt.account) else {
                 return wire::auth_error("invalid_access_token");
             };
-            let page = acct.tree.list_page(&lt.scope, lt.include_deleted, None, lt.limit as usize);
+            let page = acct
+                .tree
+                .list_page(&lt.scope, lt.include_deleted, None, lt.limit as usize);
             (page, acct.tree.seq())
         };
         let cursor = Cursor {
@@ -344,7 +412,11 @@ pub(crate) async fn list_folder(State(st): State<Arc<DropboxState>>, headers: He
 }
 
 /// `POST /2/files/list_folder/get_latest_cursor` (same arguments as `list_folder`).
-pub(crate) async fn get_latest_cursor(State(st): State<Arc<DropboxState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn get_latest_cursor(
+    State(st): State<Arc<DropboxState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     const ROUTE: &str = "files/list_folder/get_latest_cursor";
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::GetLatestCursor, async move {
@@ -352,7 +424,11 @@ pub(crate) async fn get_latest_cursor(State(st): State<Arc<DropboxState>>, heade
             Ok(v) => v,
             Err(r) => return r,
         };
-        let seq = st2.lock().account(&lt.account).map(|a| a.tree.seq()).unwrap_or(0);
+        let seq = st2
+            .lock()
+            .account(&lt.account)
+            .map(|a| a.tree.seq())
+            .unwrap_or(0);
         let cursor = Cursor {
             account: lt.account,
             folder: lt.folder_id,
@@ -374,13 +450,18 @@ struct CursorArg {
 }
 
 fn invalid_cursor(route: &str) -> Response {
-    wire::route_error(route, "request body: cursor: invalid cursor (not issued by this server or for this user)")
+    wire::route_error(
+        route,
+        "request body: cursor: invalid cursor (not issued by this server or for this user)",
+    )
 }
 
 /// Checks a cursor against the current state: account, epoch, folder. Returns the
 /// scope to follow.
 fn cursor_scope(inner: &super::Inner, route: &str, c: &Cursor) -> Result<Scope, Response> {
-    let acct = inner.account(&c.account).ok_or_else(|| invalid_cursor(route))?;
+    let acct = inner
+        .account(&c.account)
+        .ok_or_else(|| invalid_cursor(route))?;
     if c.epoch != inner.epoch {
         return Err(wire::reset_error());
     }
@@ -392,11 +473,18 @@ fn cursor_scope(inner: &super::Inner, route: &str, c: &Cursor) -> Result<Scope, 
             _ => return Err(wire::path_error("not_found")),
         }
     };
-    Ok(Scope { folder_lower, recursive: c.recursive })
+    Ok(Scope {
+        folder_lower,
+        recursive: c.recursive,
+    })
 }
 
 /// `POST /2/files/list_folder/continue`.
-pub(crate) async fn list_folder_continue(State(st): State<Arc<DropboxState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn list_folder_continue(
+    State(st): State<Arc<DropboxState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     const ROUTE: &str = "files/list_folder/continue";
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::ListFolderContinue, async move {
@@ -408,7 +496,8 @@ pub(crate) async fn list_folder_continue(State(st): State<Arc<DropboxState>>, he
             Ok((a, _)) => a,
             Err(r) => return r,
         };
-        let Some(mut cursor) = Cursor::decode(&arg.cursor).filter(|c| c.account == account.0) else {
+        let Some(mut cursor) = Cursor::decode(&arg.cursor).filter(|c| c.account == account.0)
+        else {
             return invalid_cursor(ROUTE);
         };
         let (entries, has_more) = {
@@ -423,7 +512,9 @@ pub(crate) async fn list_folder_continue(State(st): State<Arc<DropboxState>>, he
             let limit = cursor.limit.clamp(1, MAX_LIMIT) as usize;
             match cursor.pos.take() {
                 Some(pos) => {
-                    let page = acct.tree.list_page(&scope, cursor.include_deleted, Some(&pos), limit);
+                    let page =
+                        acct.tree
+                            .list_page(&scope, cursor.include_deleted, Some(&pos), limit);
                     cursor.pos = page.next.clone();
                     (page.entries, cursor.pos.is_some())
                 }
@@ -457,7 +548,11 @@ struct GetMetadataArg {
 
 /// `POST /2/files/get_metadata`. With `include_deleted`, a deleted path answers its
 /// `deleted` metadata instead of `path/not_found`.
-pub(crate) async fn get_metadata(State(st): State<Arc<DropboxState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn get_metadata(
+    State(st): State<Arc<DropboxState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     const ROUTE: &str = "files/get_metadata";
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::GetMetadata, async move {
@@ -480,12 +575,23 @@ pub(crate) async fn get_metadata(State(st): State<Arc<DropboxState>>, headers: H
                     None => return wire::path_error("not_found"),
                 },
                 Ok(Target::Root) => {
-                    return wire::route_error(ROUTE, "request body: path: The root folder is unsupported.");
+                    return wire::route_error(
+                        ROUTE,
+                        "request body: path: The root folder is unsupported.",
+                    );
                 }
                 Err(r) => {
-                    let tomb = arg.include_deleted && arg.path.starts_with('/') && split_path(&arg.path).is_ok();
-                    match tomb.then(|| acct.tree.tombstone(&lower(&arg.path))).flatten() {
-                        Some(display) => Entry::Deleted { path_lower: lower(&arg.path), path_display: display.clone() },
+                    let tomb = arg.include_deleted
+                        && arg.path.starts_with('/')
+                        && split_path(&arg.path).is_ok();
+                    match tomb
+                        .then(|| acct.tree.tombstone(&lower(&arg.path)))
+                        .flatten()
+                    {
+                        Some(display) => Entry::Deleted {
+                            path_lower: lower(&arg.path),
+                            path_display: display.clone(),
+                        },
                         None => return r,
                     }
                 }
@@ -525,11 +631,17 @@ fn longpoll_check(st: &DropboxState, route: &str, c: &Cursor) -> Result<bool, Re
     if c.pos.is_some() {
         return Ok(true);
     }
-    Ok(inner.account(&c.account).is_some_and(|a| a.tree.has_changes(&scope, c.seq)))
+    Ok(inner
+        .account(&c.account)
+        .is_some_and(|a| a.tree.has_changes(&scope, c.seq)))
 }
 
 /// `POST /2/files/list_folder/longpoll`.
-pub(crate) async fn longpoll(State(st): State<Arc<DropboxState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn longpoll(
+    State(st): State<Arc<DropboxState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     const ROUTE: &str = "files/list_folder/longpoll";
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::Longpoll, async move {

@@ -43,6 +43,7 @@ async fn crash_at_every_step_then_rerun_loses_and_duplicates_nothing() {
             assert_eq!(runs.len(), 1, "{step:?}#{nth}: the re-run continued the crashed run");
             assert_eq!(runs[0].counters.imported, 12, "{step:?}#{nth}: exact counters across the crash");
             assert_eq!(w.connection().await.counters.files, 12);
+            w.assert_no_leaks(&[format!("{err:?} {out:?}")]);
         }
     }
 }

@@ -38,6 +38,7 @@ async fn corrupt_cut_and_short_downloads_store_nothing() {
         assert_eq!(status(&out), RunStatus::Succeeded, "{fault:?}");
         w.assert_invariants().await;
         assert_eq!(w.connection().await.counters.failed, 0);
+        w.assert_no_leaks(&[reason]);
     }
 }
 
@@ -129,6 +130,7 @@ async fn cursor_reset_relists_without_duplicates_or_losses() {
     let f04 = w.items().into_iter().find(|i| i.path.ends_with("f04.txt")).unwrap();
     assert_eq!(f04.state, ItemState::SourceDeleted, "the re-listing diff finds the deletion");
     w.assert_invariants().await;
+    w.assert_no_leaks(&[format!("{out:?}")]);
     // The next sync is incremental again.
     w.dbx.reset_counters();
     w.sync(Trigger::Schedule).await;

@@ -104,6 +104,8 @@ async fn rename_move_delete_and_folder_rename() {
     assert_eq!((conn.folder_name.as_str(), conn.folder_path.as_str()), ("Brand Assets", "/Brand Assets"));
     assert_eq!(conn.status, ConnectionStatus::Active);
     assert_eq!(w.objects(), objects);
+    let a_now = w.items().into_iter().find(|i| i.provider_id == a.id).unwrap();
+    assert_eq!((a_now.state, a_now.path.as_str()), (ItemState::Imported, "/Brand Assets/A renamed.jpg"), "paths follow the folder");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -257,7 +257,26 @@ impl Engine {
     ) -> Result<(), Stop> {
         let key = ctx.fence.conn.clone();
         if path_lower.is_some_and(|p| p == ctx.conn.folder_path.to_lowercase()) || id == Some(ctx.conn.folder.folder_id.as_str()) {
-            return Err(Stop::FolderGone);
+            // The connected folder's own path went away: deleted, or renamed/moved (a rename is
+            // reported as a deletion of the old path). Ask by id which one it is.
+            let provider = self.provider(ctx)?;
+            let folder = ctx.conn.folder.clone();
+            let found = self
+                .call(ctx, |access| {
+                    let (p, f) = (provider.clone(), folder.clone());
+                    async move { p.folder(&access, &f).await }
+                })
+                .await?;
+            return match found {
+                Ok(entry) => {
+                    ctx.conn.folder_name = entry.name.clone();
+                    ctx.conn.folder_path = entry.path.clone();
+                    ctx.conn_rename = Some((entry.name, entry.path));
+                    Ok(())
+                }
+                Err(ProviderError::NotFound) => Err(Stop::FolderGone),
+                Err(e) => Err(Stop::Error(EngineError::Provider(e))),
+            };
         }
         let victims = match (id, path_lower) {
             (Some(id), _) => self.ports.items.get(&key, id).await?.into_iter().collect(),

@@ -87,3 +87,60 @@ impl AssetEvents for JsonLinesEvents {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ProviderKind;
+    use crate::ids::{ClientId, ConnectionId};
+
+    fn event(kind: AssetEventKind, path: &str, previous: Option<&str>) -> AssetEvent {
+        AssetEvent {
+            kind,
+            client_id: ClientId::parse("acme").unwrap(),
+            connection_id: ConnectionId::parse("con_aaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap(),
+            provider: ProviderKind::Dropbox,
+            provider_id: "id:1".into(),
+            asset_key: Some("acme/con_aaaaaaaaaaaaaaaaaaaaaaaaaa/k/v".into()),
+            name: path.rsplit('/').next().unwrap().into(),
+            path: path.into(),
+            previous_path: previous.map(Into::into),
+            size: Some(3),
+            content_hash: None,
+            at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_json_lines_and_the_index_follows_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let object = dir.path().join("objects/acme/con_aaaaaaaaaaaaaaaaaaaaaaaaaa/k/v");
+        std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+        std::fs::write(&object, b"abc").unwrap();
+        let ev = JsonLinesEvents::new(dir.path());
+
+        let imported = event(AssetEventKind::Imported, "/Photos/../a.jpg", None);
+        ev.publish(std::slice::from_ref(&imported)).await.unwrap();
+        let at = ev.index_path(&imported, "/Photos/../a.jpg");
+        assert!(at.starts_with(dir.path().join("index/acme")), "hostile names stay inside the index");
+        assert_eq!(std::fs::read(&at).unwrap(), b"abc", "findable by source path");
+
+        let renamed = event(AssetEventKind::MetadataUpdated, "/Photos/b.jpg", Some("/Photos/../a.jpg"));
+        ev.publish(std::slice::from_ref(&renamed)).await.unwrap();
+        assert!(!at.exists(), "the old path is gone from the index");
+        let at_b = ev.index_path(&renamed, "/Photos/b.jpg");
+        assert_eq!(std::fs::read(&at_b).unwrap(), b"abc");
+
+        ev.publish(&[event(AssetEventKind::SourceDeleted, "/Photos/b.jpg", None)]).await.unwrap();
+        assert!(!at_b.exists(), "deleted at the source: out of the index");
+        assert!(object.exists(), "the asset itself is kept");
+
+        let lines: Vec<AssetEvent> = std::fs::read_to_string(ev.events_file())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let kinds: Vec<AssetEventKind> = lines.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [AssetEventKind::Imported, AssetEventKind::MetadataUpdated, AssetEventKind::SourceDeleted]);
+    }
+}

@@ -1,15 +1,15 @@
 //! Dropbox API v2 emulator (provider-apis.md §3).
 //!
 //! Modules:
-//! - [`model`]: accounts, the case-insensitive tree and the change log;
+//! - `model`: accounts, the case-insensitive tree and the change log;
 //! - [`content`]: literal/generated content, the `content_hash` hasher, streaming;
-//! - [`cursor`]: opaque `list_folder` cursors;
-//! - [`oauth`]: authorize (consent page / auto-approve), token, revoke, bearer auth;
-//! - [`rpc`]: `users/get_current_account`, `files/list_folder[/continue|/get_latest_cursor]`,
+//! - `cursor`: opaque `list_folder` cursors;
+//! - `oauth`: authorize (consent page / auto-approve), token, revoke, bearer auth;
+//! - `rpc`: `users/get_current_account`, `files/list_folder[/continue|/get_latest_cursor]`,
 //!   `files/get_metadata`, and the notify host's `list_folder/longpoll`;
-//! - [`download`]: the content host's `files/download` with `Range`;
+//! - `download`: the content host's `files/download` with `Range`;
 //! - [`faults`]: fault injection, counters, call log;
-//! - [`wire`]: JSON shapes and error bodies;
+//! - `wire`: JSON shapes and error bodies;
 //! - [`control`]: the in-process [`DropboxControl`] and its HTTP mirror.
 //!
 //! ## Fidelity notes (choices where provider-apis.md is silent or unverified)
@@ -22,7 +22,7 @@
 //!   is one `deleted` entry; a folder deleted and re-created is `deleted` + `folder`;
 //!   a path added and removed between two calls shows up as `deleted`; case-only
 //!   renames are not reported (spec).
-//! - Moved files get a new `rev` (same id, same `content_hash`) [unverified].
+//! - Moved files get a new `rev` (same id, same `content_hash`) (unverified).
 //! - A cursor whose listed folder no longer exists gets 409 `path/not_found`; a cursor
 //!   this server never issued (or issued to another user) gets a 400 plain text.
 //! - Longpoll waits at most `longpoll_max_wait` (default 1 s) and never sends `backoff`.

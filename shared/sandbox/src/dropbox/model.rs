@@ -521,7 +521,7 @@ impl Tree {
 
     /// Moves or renames an entry (a folder moves with its subtree; ids are kept).
     /// Missing destination parents are created. Moved files get a new rev
-    /// ([unverified] assumption: Dropbox revs follow the path). A case-only rename
+    /// (an unverified assumption: Dropbox revs follow the path). A case-only rename
     /// changes `path_display` but records no change (see module docs).
     pub(crate) fn move_entry(
         &mut self,

@@ -30,7 +30,7 @@ fn vm_hwm_kib() -> u64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut failed = false;
-    println!("{:<8} {:>10} {:>12} {:>14}  {}", "size", "seconds", "MiB/s", "peak RSS MiB", "sha256 verified");
+    println!("{:<8} {:>10} {:>12} {:>14}  sha256 verified", "size", "seconds", "MiB/s", "peak RSS MiB");
     for gib in [1u64, 4] {
         let size = gib * 1024 * 1024 * 1024;
         let w = World::new(WorldOptions::default()).await;

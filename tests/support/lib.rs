@@ -209,7 +209,10 @@ impl World {
             status: ConnectionStatus::Active,
             current_run_id: None,
             last_synced_at: None,
-            synced_by: SyncedBy { user_id: UserId::parse("ana").expect("user"), display_name: "Ana Admin".into() },
+            synced_by: SyncedBy {
+                user_id: UserId::parse("ana").expect("user"),
+                display_name: "Ana Admin".into(),
+            },
             created_at: now,
             position: SyncPosition::Initial,
             lease: None,
@@ -253,7 +256,8 @@ impl World {
 
     /// Runs a job, then every continuation it queues, until the run finishes.
     pub async fn sync_to_end(&self, engine: &Engine, trigger: Trigger) -> Vec<JobOutcome> {
-        let mut outcomes = vec![engine.run_job(&self.job(trigger), self.deadline()).await.expect("sync step")];
+        let mut outcomes =
+            vec![engine.run_job(&self.job(trigger), self.deadline()).await.expect("sync step")];
         for _ in 0..1000 {
             let pending = self.queue.drain();
             if pending.is_empty() {
@@ -311,15 +315,28 @@ impl World {
     /// I3 the cursor is incremental only when nothing is pending.
     pub async fn assert_invariants(&self) {
         let objects = self.objects();
-        let items: BTreeMap<String, Item> = self.items().into_iter().map(|i| (i.provider_id.clone(), i)).collect();
+        let items: BTreeMap<String, Item> =
+            self.items().into_iter().map(|i| (i.provider_id.clone(), i)).collect();
         let live = self.dbx.list_files(&self.account, FOLDER);
         for f in &live {
             let item = items.get(&f.id).unwrap_or_else(|| panic!("I1: {} has no item", f.path_display));
-            assert_eq!(item.state, ItemState::Imported, "I1: {} is {:?} ({:?})", f.path_display, item.state, item.reason);
+            assert_eq!(
+                item.state,
+                ItemState::Imported,
+                "I1: {} is {:?} ({:?})",
+                f.path_display,
+                item.state,
+                item.reason
+            );
             assert_eq!(item.path, f.path_display, "item path follows the source");
             let key = item.asset_key.as_ref().expect("imported item has an asset");
             let sha = objects.get(key).unwrap_or_else(|| panic!("I1: object of {} missing", f.path_display));
-            assert_eq!(sha, &self.dbx.sha256_of(&self.account, &f.id), "I7: {} differs from the source", f.path_display);
+            assert_eq!(
+                sha,
+                &self.dbx.sha256_of(&self.account, &f.id),
+                "I7: {} differs from the source",
+                f.path_display
+            );
         }
         let live_ids: std::collections::HashSet<&str> = live.iter().map(|f| f.id.as_str()).collect();
         for i in items.values().filter(|i| !i.is_folder && !live_ids.contains(i.provider_id.as_str())) {
@@ -330,14 +347,19 @@ impl World {
                 i.path
             );
         }
-        let per_item: usize = objects.keys().map(|k| k.rsplit_once('/').map_or("", |x| x.0)).collect::<std::collections::HashSet<_>>().len();
+        let per_item: usize = objects
+            .keys()
+            .map(|k| k.rsplit_once('/').map_or("", |x| x.0))
+            .collect::<std::collections::HashSet<_>>()
+            .len();
         assert!(per_item <= items.values().filter(|i| !i.is_folder).count(), "I2: objects without items");
     }
 
     /// Every canary the sandbox issued or saw, scanned for in `haystacks`, the captured logs and
     /// the queue bodies.
     pub fn assert_no_leaks(&self, haystacks: &[String]) {
-        let logs = String::from_utf8_lossy(&log_capture().lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+        let logs =
+            String::from_utf8_lossy(&log_capture().lock().unwrap_or_else(|p| p.into_inner())).into_owned();
         assert!(!logs.is_empty(), "the log capture saw nothing: the leak scan would prove nothing");
         let mut all = haystacks.to_vec();
         all.push(logs);
@@ -348,7 +370,11 @@ impl World {
         assert!(!canaries.is_empty(), "the sandbox issued no canaries");
         for c in &canaries {
             for h in &all {
-                assert!(!h.contains(c.as_str()), "secret leaked: a canary ({}…) appears in output", &c[..c.len().min(12)]);
+                assert!(
+                    !h.contains(c.as_str()),
+                    "secret leaked: a canary ({}…) appears in output",
+                    &c[..c.len().min(12)]
+                );
             }
         }
     }
@@ -416,7 +442,6 @@ pub use extconn_sandbox::dropbox::Endpoint as Ep;
 pub fn find<'a>(items: &'a [Item], id: &str) -> Option<&'a Item> {
     items.iter().find(|i| i.provider_id == id)
 }
-
 
 impl World {
     pub fn clock_now(&self) -> Timestamp {

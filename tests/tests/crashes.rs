@@ -33,10 +33,17 @@ async fn crash_at_every_step_then_rerun_loses_and_duplicates_nothing() {
                 w.assert_invariants().await;
             }
             // The dead worker's lease blocks a redelivery until it expires.
-            assert_eq!(w.sync(Trigger::Initial).await, JobOutcome::Skipped(Skip::LeaseHeld), "{step:?}#{nth}");
+            assert_eq!(
+                w.sync(Trigger::Initial).await,
+                JobOutcome::Skipped(Skip::LeaseHeld),
+                "{step:?}#{nth}"
+            );
             w.clock.advance(Duration::from_secs(121));
             let out = w.sync(Trigger::Initial).await;
-            assert!(matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }), "{step:?}#{nth}: {out:?}");
+            assert!(
+                matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }),
+                "{step:?}#{nth}: {out:?}"
+            );
             w.assert_invariants().await;
             assert_eq!(w.objects().len(), 12, "{step:?}#{nth}: one object per file");
             let runs = w.store.list(&w.conn, 10).await.unwrap();
@@ -60,7 +67,11 @@ async fn the_same_job_on_two_workers_at_once_runs_once() {
     let deadline = w.deadline();
     let (a, b) = tokio::join!(e1.run_job(&job, deadline), e2.run_job(&job, deadline));
     let outcomes = [a.unwrap(), b.unwrap()];
-    assert_eq!(outcomes.iter().filter(|o| matches!(o, JobOutcome::Finished { .. })).count(), 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| matches!(o, JobOutcome::Finished { .. })).count(),
+        1,
+        "{outcomes:?}"
+    );
     assert!(outcomes.contains(&JobOutcome::Skipped(Skip::LeaseHeld)));
     assert_eq!(w.calls(Ep::Download), 40, "no file downloaded twice");
     assert_eq!(w.objects().len(), 40);
@@ -89,14 +100,22 @@ async fn a_deadline_mid_run_continues_the_same_run_with_exact_counters() {
         }
     }
     assert!(outcomes.len() >= 2, "the deadline forced a continuation: {outcomes:?}");
-    let JobOutcome::Finished { run_id, status: RunStatus::Succeeded } = outcomes.last().unwrap().clone() else {
+    let JobOutcome::Finished { run_id, status: RunStatus::Succeeded } = outcomes.last().unwrap().clone()
+    else {
         panic!("{outcomes:?}")
     };
     for o in &outcomes[..outcomes.len() - 1] {
-        assert!(matches!(o, JobOutcome::Continued { run_id: r, .. } if *r == run_id), "same run id throughout");
+        assert!(
+            matches!(o, JobOutcome::Continued { run_id: r, .. } if *r == run_id),
+            "same run id throughout"
+        );
     }
     let run = w.store.get(&w.conn, &run_id).await.unwrap().unwrap();
-    assert_eq!((run.counters.imported, run.counters.scanned, run.counters.failed), (50, 50, 0), "exact counters");
+    assert_eq!(
+        (run.counters.imported, run.counters.scanned, run.counters.failed),
+        (50, 50, 0),
+        "exact counters"
+    );
     assert_eq!(run.invocations as usize, outcomes.len());
     assert_eq!(w.calls(Ep::Download), 50, "nothing downloaded twice across continuations");
     w.assert_invariants().await;
@@ -129,8 +148,13 @@ async fn a_deleted_connection_stops_a_running_worker_from_writing() {
             Ok(())
         }
     }
-    let hook = Arc::new(DeleteMidway { store: w.store.clone(), conn: w.conn.clone(), done: Default::default() });
-    let out = w.engine_with(EngineConfig::default(), hook).run_job(&w.job(Trigger::Initial), w.deadline()).await.unwrap();
+    let hook =
+        Arc::new(DeleteMidway { store: w.store.clone(), conn: w.conn.clone(), done: Default::default() });
+    let out = w
+        .engine_with(EngineConfig::default(), hook)
+        .run_job(&w.job(Trigger::Initial), w.deadline())
+        .await
+        .unwrap();
     assert_eq!(out, JobOutcome::Skipped(Skip::LeaseHeld), "the worker noticed and stopped");
     assert!(w.items().is_empty(), "no item written after the delete");
     assert_eq!(w.calls(Ep::Download), 1, "no further downloads");

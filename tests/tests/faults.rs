@@ -20,10 +20,18 @@ fn status(o: &JobOutcome) -> RunStatus {
 async fn corrupt_cut_and_short_downloads_store_nothing() {
     for fault in [Fault::Truncate { after_bytes: 100_000 }, Fault::CorruptSameLength, Fault::ShortChunked] {
         let w = World::new(WorldOptions { sink: SinkKind::Local, ..Default::default() }).await;
-        let f = w.dbx.add_file(&w.account, &format!("{FOLDER}/photo.jpg"), extconn_sandbox::dropbox::Content::generated(1_000_000, 3));
+        let f = w.dbx.add_file(
+            &w.account,
+            &format!("{FOLDER}/photo.jpg"),
+            extconn_sandbox::dropbox::Content::generated(1_000_000, 3),
+        );
         w.dbx.inject(Ep::Download, fault.clone(), 3);
         let out = w.sync(Trigger::Initial).await;
-        assert_eq!(status(&out), RunStatus::Partial, "{fault:?}: a failed file makes the run partial, never succeeded");
+        assert_eq!(
+            status(&out),
+            RunStatus::Partial,
+            "{fault:?}: a failed file makes the run partial, never succeeded"
+        );
         let item = w.items().into_iter().find(|i| i.provider_id == f.id).unwrap();
         assert_eq!(item.state, ItemState::Failed, "{fault:?}");
         let reason = item.reason.clone().unwrap_or_default();
@@ -115,7 +123,11 @@ async fn cursor_reset_relists_without_duplicates_or_losses() {
     w.sync(Trigger::Initial).await;
     let before = w.objects();
     // Changes while the cursor dies: one modified, one deleted, one added.
-    w.dbx.modify_file(&w.account, &format!("{FOLDER}/f03.txt"), extconn_sandbox::dropbox::Content::text("v2"));
+    w.dbx.modify_file(
+        &w.account,
+        &format!("{FOLDER}/f03.txt"),
+        extconn_sandbox::dropbox::Content::text("v2"),
+    );
     w.dbx.delete(&w.account, &format!("{FOLDER}/f04.txt"));
     w.add("new.txt", "new");
     w.dbx.reset_cursors();

@@ -6,8 +6,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use extconn_core::{RunStatus, Trigger};
 use extconn_core::engine::JobOutcome;
+use extconn_core::{RunStatus, Trigger};
 use extconn_sandbox::dropbox::Content;
 use extconn_system_tests::{FOLDER, World, WorldOptions};
 
@@ -35,7 +35,8 @@ static A: Counting = Counting;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncing_256_mib_keeps_a_few_chunks_in_flight() {
     let w = World::new(WorldOptions::default()).await;
-    let f = w.dbx.add_file(&w.account, &format!("{FOLDER}/big.mov"), Content::generated(256 * 1024 * 1024, 11));
+    let f =
+        w.dbx.add_file(&w.account, &format!("{FOLDER}/big.mov"), Content::generated(256 * 1024 * 1024, 11));
     let _ = w.dbx.sha256_of(&w.account, &f.id); // warm the sandbox's caches before measuring
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);

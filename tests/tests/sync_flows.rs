@@ -75,7 +75,10 @@ async fn rename_move_delete_and_folder_rename() {
     w.assert_invariants().await;
     let items = w.items();
     let get = |id: &str| items.iter().find(|i| i.provider_id == id).unwrap().clone();
-    assert_eq!((get(&a.id).state, get(&a.id).path.as_str()), (ItemState::Imported, "/Team Assets/A renamed.jpg"));
+    assert_eq!(
+        (get(&a.id).state, get(&a.id).path.as_str()),
+        (ItemState::Imported, "/Team Assets/A renamed.jpg")
+    );
     assert_eq!(get(&d.id).path, "/Team Assets/sub/d.txt");
     assert_eq!(get(&b.id).state, ItemState::SourceDeleted, "deleted → source_deleted");
     assert!(get(&b.id).asset_key.is_some(), "its asset is kept");
@@ -105,7 +108,11 @@ async fn rename_move_delete_and_folder_rename() {
     assert_eq!(conn.status, ConnectionStatus::Active);
     assert_eq!(w.objects(), objects);
     let a_now = w.items().into_iter().find(|i| i.provider_id == a.id).unwrap();
-    assert_eq!((a_now.state, a_now.path.as_str()), (ItemState::Imported, "/Brand Assets/A renamed.jpg"), "paths follow the folder");
+    assert_eq!(
+        (a_now.state, a_now.path.as_str()),
+        (ItemState::Imported, "/Brand Assets/A renamed.jpg"),
+        "paths follow the folder"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +127,10 @@ async fn deleted_connected_folder_makes_the_connection_unavailable() {
     assert_eq!(conn.status, ConnectionStatus::FolderUnavailable);
     assert_eq!(w.objects().len(), 1, "the asset stays");
     w.dbx.reset_counters();
-    assert_eq!(w.sync(Trigger::Schedule).await, JobOutcome::Skipped(extconn_core::engine::Skip::FolderUnavailable));
+    assert_eq!(
+        w.sync(Trigger::Schedule).await,
+        JobOutcome::Skipped(extconn_core::engine::Skip::FolderUnavailable)
+    );
     assert_eq!(w.provider_calls(), 0, "no imports, no calls while unavailable");
 }
 

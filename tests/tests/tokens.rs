@@ -14,7 +14,11 @@ async fn twenty_concurrent_syncs_on_one_grant_refresh_once() {
     let mut conns = Vec::new();
     for i in 0..20 {
         let folder = w.dbx.add_folder(&w.account, &format!("/Shared {i}"));
-        w.dbx.add_file(&w.account, &format!("/Shared {i}/a.txt"), extconn_sandbox::dropbox::Content::text("a"));
+        w.dbx.add_file(
+            &w.account,
+            &format!("/Shared {i}/a.txt"),
+            extconn_sandbox::dropbox::Content::text("a"),
+        );
         conns.push(w.connect(&folder.id, &format!("/Shared {i}")).await);
     }
     // The stored access token is expired (in the vault and at the sandbox).
@@ -83,6 +87,16 @@ async fn scheduler_double_tick_enqueues_once() {
     assert_eq!(extconn_core::scheduler::tick(&w.ports, now).await.unwrap(), 0, "same window: nothing twice");
     let (job, _) = w.queue.drain().remove(0);
     assert_eq!(job.trigger, Trigger::Schedule);
-    ConnectionStore::update(w.store.as_ref(), &w.conn, &extconn_core::ports::ConnectionPatch { auto_sync: Some(false), ..Default::default() }).await.unwrap();
-    assert_eq!(w.engine().run_job(&job, w.deadline()).await.unwrap(), JobOutcome::Skipped(Skip::AutoSyncOff), "toggled off while queued");
+    ConnectionStore::update(
+        w.store.as_ref(),
+        &w.conn,
+        &extconn_core::ports::ConnectionPatch { auto_sync: Some(false), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        w.engine().run_job(&job, w.deadline()).await.unwrap(),
+        JobOutcome::Skipped(Skip::AutoSyncOff),
+        "toggled off while queued"
+    );
 }

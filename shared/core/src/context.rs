@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::domain::ProviderKind;
 use crate::ports::{
-    AssetEvents, AssetSink, Clock, ConnectionStore, GrantStore, ItemStore, JobQueue,
-    OAuthStateStore, Provider, RunStore, TokenVault,
+    AssetEvents, AssetSink, Clock, ConnectionStore, GrantStore, ItemStore, JobQueue, OAuthStateStore,
+    Provider, RunStore, TokenVault,
 };
 
 #[derive(Clone)]
@@ -28,7 +28,9 @@ pub struct Ports {
 
 impl std::fmt::Debug for Ports {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ports").field("providers", &self.providers.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+        f.debug_struct("Ports")
+            .field("providers", &self.providers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 

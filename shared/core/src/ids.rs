@@ -162,7 +162,13 @@ mod tests {
     fn generated_ids_reject_other_shapes() {
         let g = GrantId::generate();
         assert!(ConnectionId::parse(g.as_str()).is_err(), "prefix is checked");
-        for bad in ["", "con_", "con_../../etc/passwd", "CON_abcdefghijklmnopqrstuvwxyz", "con_ABCDEFGHIJKLMNOPQRSTUVWXYZ"] {
+        for bad in [
+            "",
+            "con_",
+            "con_../../etc/passwd",
+            "CON_abcdefghijklmnopqrstuvwxyz",
+            "con_ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        ] {
             assert!(ConnectionId::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -14,13 +14,13 @@ pub mod secret;
 pub use domain::*;
 pub use ids::{ClientId, ConnectionId, GrantId, IdError, RunId, UserId};
 pub use secret::Secret;
-pub mod local;
-pub mod memory;
 pub mod context;
 pub mod engine;
+pub mod local;
+pub mod memory;
 pub mod scheduler;
-pub mod tokens;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod tokens;
 
 pub use context::Ports;

@@ -19,7 +19,8 @@ pub async fn tick(ports: &Ports, now: Timestamp) -> Result<usize, StoreError> {
         let mut jobs = Vec::with_capacity(due.len());
         for c in &due {
             let Some(expected) = c.next_due_at else { continue };
-            let interval = chrono::Duration::seconds(i64::try_from(c.sync_interval_secs).unwrap_or(i64::MAX).max(60));
+            let interval =
+                chrono::Duration::seconds(i64::try_from(c.sync_interval_secs).unwrap_or(i64::MAX).max(60));
             // The next slot is counted from now, not from the missed one, so a backlog never
             // turns into a burst.
             if ports.connections.claim_due(&c.key(), expected, now + interval).await? {

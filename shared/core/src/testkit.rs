@@ -17,7 +17,8 @@ use crate::ports::*;
 use crate::secret::Secret;
 
 fn client() -> ClientId {
-    ClientId::parse(&format!("kit-{}", ConnectionId::generate().as_str().trim_start_matches("con_"))).expect("client id")
+    ClientId::parse(&format!("kit-{}", ConnectionId::generate().as_str().trim_start_matches("con_")))
+        .expect("client id")
 }
 
 fn now() -> Timestamp {
@@ -109,7 +110,8 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     assert_eq!(store.list(&c1, Some(ProviderKind::GoogleDrive)).await.expect("list").len(), 0);
     assert_eq!(store.list_by_grant(&c1, &conn.grant_id).await.expect("by grant").len(), 1);
 
-    let patch = ConnectionPatch { auto_sync: Some(false), folder_name: Some("Renamed".into()), ..Default::default() };
+    let patch =
+        ConnectionPatch { auto_sync: Some(false), folder_name: Some("Renamed".into()), ..Default::default() };
     let updated = store.update(&key, &patch).await.expect("update");
     assert!(!updated.auto_sync && updated.folder_name == "Renamed");
     assert_eq!(store.update(&other_key, &patch).await, Err(StoreError::NotFound));
@@ -118,18 +120,34 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     let t0 = now();
     let f1 = store.acquire_lease(&key, "w1", t0, TTL).await.expect("acquire").expect("free lease");
     assert_eq!(store.acquire_lease(&key, "w2", t0, TTL).await.expect("acquire"), None, "held lease refused");
-    store.checkpoint(&f1, &SyncPosition::Incremental { cursor: "c1".into() }, &ConnectionPatch::default()).await.expect("holder checkpoints");
+    store
+        .checkpoint(&f1, &SyncPosition::Incremental { cursor: "c1".into() }, &ConnectionPatch::default())
+        .await
+        .expect("holder checkpoints");
     let later = t0 + chrono::Duration::seconds(121);
-    let f2 = store.acquire_lease(&key, "w2", later, TTL).await.expect("acquire").expect("expired lease taken over");
+    let f2 = store
+        .acquire_lease(&key, "w2", later, TTL)
+        .await
+        .expect("acquire")
+        .expect("expired lease taken over");
     assert!(f2.version > f1.version, "fencing version increases");
-    let stale = store.checkpoint(&f1, &SyncPosition::Incremental { cursor: "stale".into() }, &ConnectionPatch::default()).await;
+    let stale = store
+        .checkpoint(&f1, &SyncPosition::Incremental { cursor: "stale".into() }, &ConnectionPatch::default())
+        .await;
     assert_eq!(stale, Err(StoreError::Fenced), "a stale holder's checkpoint is rejected");
     assert_eq!(store.renew_lease(&f1, later, TTL).await, Err(StoreError::Fenced));
     let got = store.get(&key).await.expect("get").expect("exists");
     assert_eq!(got.position, SyncPosition::Incremental { cursor: "c1".into() }, "stale write left no trace");
     store.renew_lease(&f2, later, TTL).await.expect("renew");
-    store.release_lease(&f2, &ConnectionPatch { last_synced_at: Some(later), ..Default::default() }).await.expect("release");
-    assert_eq!(store.release_lease(&f2, &ConnectionPatch::default()).await, Err(StoreError::Fenced), "released means not ours");
+    store
+        .release_lease(&f2, &ConnectionPatch { last_synced_at: Some(later), ..Default::default() })
+        .await
+        .expect("release");
+    assert_eq!(
+        store.release_lease(&f2, &ConnectionPatch::default()).await,
+        Err(StoreError::Fenced),
+        "released means not ours"
+    );
     let got = store.get(&key).await.expect("get").expect("exists");
     assert!(got.lease.is_none() && got.last_synced_at == Some(later));
 
@@ -147,9 +165,16 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     assert_eq!(winners, 1, "two lease holders at once");
 
     // Deleting revokes the lease: fenced writes fail afterwards.
-    let f3 = store.acquire_lease(&key, "w3", t1 + chrono::Duration::seconds(200), TTL).await.expect("acquire").expect("free");
+    let f3 = store
+        .acquire_lease(&key, "w3", t1 + chrono::Duration::seconds(200), TTL)
+        .await
+        .expect("acquire")
+        .expect("free");
     assert!(store.delete(&key).await.expect("delete"));
-    assert_eq!(store.checkpoint(&f3, &SyncPosition::Initial, &ConnectionPatch::default()).await, Err(StoreError::Fenced));
+    assert_eq!(
+        store.checkpoint(&f3, &SyncPosition::Initial, &ConnectionPatch::default()).await,
+        Err(StoreError::Fenced)
+    );
     assert_eq!(store.get(&key).await.expect("get"), None);
     assert!(!store.delete(&key).await.expect("delete twice"));
 
@@ -161,18 +186,27 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     store.create(&due).await.expect("create");
     store.create(&off).await.expect("create");
     let tick = now() + chrono::Duration::seconds(1);
-    let listed: Vec<ConnKey> = store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
-    assert!(listed.contains(&due.key()) && !listed.contains(&off.key()), "only auto-sync connections are due");
+    let listed: Vec<ConnKey> =
+        store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
+    assert!(
+        listed.contains(&due.key()) && !listed.contains(&off.key()),
+        "only auto-sync connections are due"
+    );
     let expected = due.next_due_at.expect("due");
     let next = tick + chrono::Duration::seconds(900);
     assert!(store.claim_due(&due.key(), expected, next).await.expect("claim"));
     assert!(!store.claim_due(&due.key(), expected, next).await.expect("claim"), "second tick claims nothing");
-    let listed: Vec<ConnKey> = store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
+    let listed: Vec<ConnKey> =
+        store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
     assert!(!listed.contains(&due.key()));
 }
 
 /// ItemStore + RunStore: fenced atomic item records, path lookups, paging, run history.
-pub async fn item_and_run_store(conns: Arc<dyn ConnectionStore>, items: Arc<dyn ItemStore>, runs: Arc<dyn RunStore>) {
+pub async fn item_and_run_store(
+    conns: Arc<dyn ConnectionStore>,
+    items: Arc<dyn ItemStore>,
+    runs: Arc<dyn RunStore>,
+) {
     let c = client();
     let conn = sample_connection(&c, "id:items");
     conns.create(&conn).await.expect("create");
@@ -188,11 +222,22 @@ pub async fn item_and_run_store(conns: Arc<dyn ConnectionStore>, items: Arc<dyn 
         run_delta: RunCounters { imported: 1, bytes: 10, ..Default::default() },
         conn_delta: CounterDelta { files, bytes: 10 * files, failed: 0 },
     };
-    for (id, path) in [("id:1", "/Photos/A.jpg"), ("id:2", "/Photos/Sub/b.jpg"), ("id:3", "/Photos/Sub/c.jpg"), ("id:4", "/Photos/Subway.jpg")] {
+    for (id, path) in [
+        ("id:1", "/Photos/A.jpg"),
+        ("id:2", "/Photos/Sub/b.jpg"),
+        ("id:3", "/Photos/Sub/c.jpg"),
+        ("id:4", "/Photos/Subway.jpg"),
+    ] {
         items.record(&fence, &write(sample_item(id, path), 1)).await.expect("record");
     }
     assert_eq!(items.get(&key, "id:1").await.expect("get").map(|i| i.path), Some("/Photos/A.jpg".into()));
-    let mut under: Vec<String> = items.by_path_prefix(&key, "/photos/sub").await.expect("prefix").into_iter().map(|i| i.provider_id).collect();
+    let mut under: Vec<String> = items
+        .by_path_prefix(&key, "/photos/sub")
+        .await
+        .expect("prefix")
+        .into_iter()
+        .map(|i| i.provider_id)
+        .collect();
     under.sort();
     assert_eq!(under, ["id:2", "id:3"], "a prefix matches the path and its children only");
     let page1 = items.list(&key, None, None, 2).await.expect("list");
@@ -216,10 +261,27 @@ pub async fn item_and_run_store(conns: Arc<dyn ConnectionStore>, items: Arc<dyn 
     assert_eq!(items.get(&key, "id:9").await.expect("get"), None, "stale item write left no item");
     let got = runs.get(&key, &run.id).await.expect("get").expect("run");
     assert_eq!(got.counters.imported, 5, "stale item write left the run counters alone");
-    let stale_run = runs.update(&key, &run.id, &RunPatch { status: Some(RunStatus::Failed), ..Default::default() }, Some(&fence)).await;
+    let stale_run = runs
+        .update(
+            &key,
+            &run.id,
+            &RunPatch { status: Some(RunStatus::Failed), ..Default::default() },
+            Some(&fence),
+        )
+        .await;
     assert_eq!(stale_run, Err(StoreError::Fenced));
     let done = runs
-        .update(&key, &run.id, &RunPatch { status: Some(RunStatus::Succeeded), finished_at: Some(takeover), add_invocation: true, ..Default::default() }, Some(&fence2))
+        .update(
+            &key,
+            &run.id,
+            &RunPatch {
+                status: Some(RunStatus::Succeeded),
+                finished_at: Some(takeover),
+                add_invocation: true,
+                ..Default::default()
+            },
+            Some(&fence2),
+        )
         .await
         .expect("update");
     assert_eq!((done.status, done.invocations), (RunStatus::Succeeded, 1));
@@ -252,7 +314,8 @@ pub async fn oauth_state_store(store: Arc<dyn OAuthStateStore>) {
         tokio::spawn(async move { store.consume(&k).await })
     });
     let results = futures::future::join_all(consumers).await;
-    let winners: Vec<OAuthState> = results.into_iter().filter_map(|r| r.ok().and_then(|r| r.ok()).flatten()).collect();
+    let winners: Vec<OAuthState> =
+        results.into_iter().filter_map(|r| r.ok().and_then(|r| r.ok()).flatten()).collect();
     assert_eq!(winners.len(), 1, "a state is consumed exactly once");
     assert_eq!(winners[0], st);
     assert_eq!(store.consume(&k).await.expect("consume"), None);
@@ -277,9 +340,19 @@ pub async fn grant_store(store: Arc<dyn GrantStore>) {
     store.create(&g).await.expect("create");
     let mut twin = g.clone();
     twin.id = GrantId::generate();
-    assert_eq!(store.create(&twin).await, Err(StoreError::Conflict), "one grant per (client, provider, account)");
-    assert_eq!(store.find_by_account(&c, ProviderKind::Dropbox, "dbid:AAH4f99").await.expect("find").map(|x| x.id), Some(g.id.clone()));
-    assert_eq!(store.find_by_account(&client(), ProviderKind::Dropbox, "dbid:AAH4f99").await.expect("find"), None);
+    assert_eq!(
+        store.create(&twin).await,
+        Err(StoreError::Conflict),
+        "one grant per (client, provider, account)"
+    );
+    assert_eq!(
+        store.find_by_account(&c, ProviderKind::Dropbox, "dbid:AAH4f99").await.expect("find").map(|x| x.id),
+        Some(g.id.clone())
+    );
+    assert_eq!(
+        store.find_by_account(&client(), ProviderKind::Dropbox, "dbid:AAH4f99").await.expect("find"),
+        None
+    );
     let mut changed = g.clone();
     changed.status = GrantStatus::ReauthRequired;
     store.update(&changed).await.expect("update");
@@ -288,15 +361,35 @@ pub async fn grant_store(store: Arc<dyn GrantStore>) {
     let t = now();
     let racers = (0..16).map(|i| {
         let (store, c, id) = (store.clone(), c.clone(), g.id.clone());
-        tokio::spawn(async move { store.try_lock_refresh(&c, &id, &format!("h{i}"), t, Duration::from_secs(10)).await })
+        tokio::spawn(async move {
+            store.try_lock_refresh(&c, &id, &format!("h{i}"), t, Duration::from_secs(10)).await
+        })
     });
-    let holders = futures::future::join_all(racers).await.into_iter().filter(|r| matches!(r, Ok(Ok(true)))).count();
+    let holders =
+        futures::future::join_all(racers).await.into_iter().filter(|r| matches!(r, Ok(Ok(true)))).count();
     assert_eq!(holders, 1, "one refresh lock holder at a time");
-    assert!(store.try_lock_refresh(&c, &g.id, "late", t + chrono::Duration::seconds(11), Duration::from_secs(10)).await.expect("lock"), "an expired lock can be taken");
+    assert!(
+        store
+            .try_lock_refresh(&c, &g.id, "late", t + chrono::Duration::seconds(11), Duration::from_secs(10))
+            .await
+            .expect("lock"),
+        "an expired lock can be taken"
+    );
     store.unlock_refresh(&c, &g.id, "not-the-holder").await.expect("unlock");
-    assert!(!store.try_lock_refresh(&c, &g.id, "other", t + chrono::Duration::seconds(12), Duration::from_secs(10)).await.expect("lock"), "only the holder unlocks");
+    assert!(
+        !store
+            .try_lock_refresh(&c, &g.id, "other", t + chrono::Duration::seconds(12), Duration::from_secs(10))
+            .await
+            .expect("lock"),
+        "only the holder unlocks"
+    );
     store.unlock_refresh(&c, &g.id, "late").await.expect("unlock");
-    assert!(store.try_lock_refresh(&c, &g.id, "other", t + chrono::Duration::seconds(12), Duration::from_secs(10)).await.expect("lock"));
+    assert!(
+        store
+            .try_lock_refresh(&c, &g.id, "other", t + chrono::Duration::seconds(12), Duration::from_secs(10))
+            .await
+            .expect("lock")
+    );
     store.delete(&c, &g.id).await.expect("delete");
     assert_eq!(store.get(&c, &g.id).await.expect("get"), None);
 }
@@ -304,9 +397,17 @@ pub async fn grant_store(store: Arc<dyn GrantStore>) {
 /// TokenVault: compare-and-set versions; a stale writer cannot overwrite a newer token set.
 pub async fn token_vault(vault: Arc<dyn TokenVault>) {
     let r = format!("kit/{}", GrantId::generate());
-    let t1 = TokenSet { access_token: Secret::new("a1"), refresh_token: Some(Secret::new("r1")), expires_at: Some(now()) };
+    let t1 = TokenSet {
+        access_token: Secret::new("a1"),
+        refresh_token: Some(Secret::new("r1")),
+        expires_at: Some(now()),
+    };
     let v1 = vault.put(&r, &t1, None).await.expect("create");
-    assert_eq!(vault.put(&r, &t1, None).await, Err(StoreError::Conflict), "create refuses an existing secret");
+    assert_eq!(
+        vault.put(&r, &t1, None).await,
+        Err(StoreError::Conflict),
+        "create refuses an existing secret"
+    );
     let t2 = TokenSet { access_token: Secret::new("a2"), ..t1.clone() };
     let v2 = vault.put(&r, &t2, Some(v1)).await.expect("cas");
     assert!(v2 > v1);
@@ -337,7 +438,12 @@ fn sha(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
-async fn put(sink: &dyn AssetSink, key: &str, chunks: &[&'static [u8]], claimed: &str) -> Result<CommitOutcome, SinkError> {
+async fn put(
+    sink: &dyn AssetSink,
+    key: &str,
+    chunks: &[&'static [u8]],
+    claimed: &str,
+) -> Result<CommitOutcome, SinkError> {
     let mut up = sink.begin(key, &meta()).await?;
     for c in chunks {
         up.write(Bytes::from_static(c)).await?;
@@ -352,22 +458,42 @@ pub async fn asset_sink(sink: Arc<dyn AssetSink>) {
     let k = format!("{base}/a");
     let hello = sha(b"hello world");
     assert_eq!(put(sink.as_ref(), &k, &[b"hello ", b"world"], &hello).await, Ok(CommitOutcome::Created));
-    assert_eq!(put(sink.as_ref(), &k, &[b"hello world"], &hello).await, Ok(CommitOutcome::AlreadyExists), "identical object = success");
-    assert_eq!(put(sink.as_ref(), &k, &[b"HELLO WORLD"], &sha(b"HELLO WORLD")).await, Err(SinkError::Conflict), "create-only");
+    assert_eq!(
+        put(sink.as_ref(), &k, &[b"hello world"], &hello).await,
+        Ok(CommitOutcome::AlreadyExists),
+        "identical object = success"
+    );
+    assert_eq!(
+        put(sink.as_ref(), &k, &[b"HELLO WORLD"], &sha(b"HELLO WORLD")).await,
+        Err(SinkError::Conflict),
+        "create-only"
+    );
 
     let k2 = format!("{base}/b");
     let bad = put(sink.as_ref(), &k2, &[b"hello world"], &sha(b"something else")).await;
     assert!(matches!(bad, Err(SinkError::Integrity { .. })), "bytes must match the claimed digest: {bad:?}");
-    assert_eq!(put(sink.as_ref(), &k2, &[b"other"], &sha(b"other")).await, Ok(CommitOutcome::Created), "a failed commit left nothing");
+    assert_eq!(
+        put(sink.as_ref(), &k2, &[b"other"], &sha(b"other")).await,
+        Ok(CommitOutcome::Created),
+        "a failed commit left nothing"
+    );
 
     let k3 = format!("{base}/c");
     let mut up = sink.begin(&k3, &meta()).await.expect("begin");
     up.write(Bytes::from_static(b"partial")).await.expect("write");
     up.abort().await;
-    assert_eq!(put(sink.as_ref(), &k3, &[b"whole"], &sha(b"whole")).await, Ok(CommitOutcome::Created), "abort left nothing");
+    assert_eq!(
+        put(sink.as_ref(), &k3, &[b"whole"], &sha(b"whole")).await,
+        Ok(CommitOutcome::Created),
+        "abort left nothing"
+    );
 
     let k4 = format!("{base}/empty");
-    assert_eq!(put(sink.as_ref(), &k4, &[], &sha(b"")).await, Ok(CommitOutcome::Created), "empty files are assets too");
+    assert_eq!(
+        put(sink.as_ref(), &k4, &[], &sha(b"")).await,
+        Ok(CommitOutcome::Created),
+        "empty files are assets too"
+    );
 }
 
 /// JobQueue: batches of any size, delays clamped. `drain` reads back what was sent (how is
@@ -390,7 +516,10 @@ where
         .collect();
     queue.send(&jobs).await.expect("batch send of more than 10");
     queue.send_delayed(&jobs[0], Duration::from_secs(0)).await.expect("delayed 0");
-    queue.send_delayed(&jobs[1], Duration::from_secs(3600)).await.expect("a delay over 900 s is clamped, not refused");
+    queue
+        .send_delayed(&jobs[1], Duration::from_secs(3600))
+        .await
+        .expect("a delay over 900 s is clamped, not refused");
     let mut got = drain().await;
     got.retain(|j| j.client_id == c);
     assert!(got.len() >= 24, "every sent job arrives: {}", got.len());

@@ -107,7 +107,9 @@ impl Tokens {
         // Re-read under the lock: the previous holder may have refreshed already.
         let current = self.ports.vault.get(&grant.secret_ref).await?.ok_or(TokenError::Reauth)?;
         let now = self.ports.clock.now();
-        if !current.tokens.needs_refresh(now, self.policy.margin) && Some(&current.tokens.access_token) != rejected {
+        if !current.tokens.needs_refresh(now, self.policy.margin)
+            && Some(&current.tokens.access_token) != rejected
+        {
             return Ok(current.tokens.access_token);
         }
         tracing::debug!(grant = %grant.id, "refreshing access token");

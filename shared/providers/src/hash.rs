@@ -125,9 +125,7 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         // Three blocks and a bit, with varied content so a misplaced block boundary shows.
         let len = 3 * DROPBOX_BLOCK_SIZE + 12_345;
-        let data: Vec<u8> = (0..len)
-            .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
-            .collect();
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
         let expected = DropboxContentHasher::digest(&data);
         // Reference: explicit blocks.
         let mut outer = Sha256::new();
@@ -164,9 +162,6 @@ mod tests {
         h.update(&data[..DROPBOX_BLOCK_SIZE]);
         h.update(&[]);
         h.update(&data[DROPBOX_BLOCK_SIZE..]);
-        assert_eq!(
-            h.finalize(),
-            "8f553da8d00d0bf509d8470e242888be33019c20c0544811f5b2b89e98360b92"
-        );
+        assert_eq!(h.finalize(), "8f553da8d00d0bf509d8470e242888be33019c20c0544811f5b2b89e98360b92");
     }
 }

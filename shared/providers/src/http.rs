@@ -47,10 +47,7 @@ pub fn build_client(cfg: &HttpConfig) -> Result<reqwest::Client, ProviderError> 
         .user_agent(cfg.user_agent.clone())
         .build()
         .map_err(|e| {
-            ProviderError::Permanent(format!(
-                "cannot build the HTTP client: {}",
-                chain(&e.without_url())
-            ))
+            ProviderError::Permanent(format!("cannot build the HTTP client: {}", chain(&e.without_url())))
         })
 }
 
@@ -89,23 +86,14 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// The `Retry-After` header, if present and parseable.
 pub fn retry_after_header(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, now))
+    headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, now))
 }
 
 /// The classification every provider shares: 429 and 503 → `RateLimited` (with `Retry-After`),
 /// 408 and other 5xx → `Transient`. `None` for statuses whose meaning is provider-specific.
-pub fn classify_common(
-    status: StatusCode,
-    headers: &HeaderMap,
-    now: SystemTime,
-) -> Option<ProviderError> {
+pub fn classify_common(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Option<ProviderError> {
     match status.as_u16() {
-        429 | 503 => Some(ProviderError::RateLimited {
-            retry_after: retry_after_header(headers, now),
-        }),
+        429 | 503 => Some(ProviderError::RateLimited { retry_after: retry_after_header(headers, now) }),
         408 | 500..=599 => Some(ProviderError::Transient(format!("HTTP {status}"))),
         _ => None,
     }
@@ -116,9 +104,7 @@ pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Byte
     let mut buf = BytesMut::new();
     while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
         if buf.len() + chunk.len() > limit {
-            return Err(ProviderError::Transient(format!(
-                "response body larger than {limit} bytes"
-            )));
+            return Err(ProviderError::Transient(format!("response body larger than {limit} bytes")));
         }
         buf.extend_from_slice(&chunk);
     }
@@ -142,12 +128,8 @@ pub async fn read_error_body(mut resp: reqwest::Response, limit: usize) -> Bytes
 pub fn snippet(body: &[u8]) -> String {
     const MAX_CHARS: usize = 200;
     let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_CHARS)
-        .collect();
+    let mut out: String =
+        text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_CHARS).collect();
     if text.trim().chars().count() > MAX_CHARS {
         out.push('…');
     }
@@ -157,12 +139,7 @@ pub fn snippet(body: &[u8]) -> String {
 /// Replaces every occurrence of the given secret values in the error's message by `***`:
 /// the last line of defence against a server echoing a token or code back in an error body.
 pub fn redact(err: ProviderError, secrets: &[&str]) -> ProviderError {
-    let clean = |s: String| {
-        secrets
-            .iter()
-            .filter(|x| !x.is_empty())
-            .fold(s, |acc, x| acc.replace(x, "***"))
-    };
+    let clean = |s: String| secrets.iter().filter(|x| !x.is_empty()).fold(s, |acc, x| acc.replace(x, "***"));
     match err {
         ProviderError::Transient(s) => ProviderError::Transient(clean(s)),
         ProviderError::Reauth(s) => ProviderError::Reauth(clean(s)),
@@ -184,9 +161,7 @@ mod tests {
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(
             classify_common(StatusCode::TOO_MANY_REQUESTS, &h, now),
-            Some(ProviderError::RateLimited {
-                retry_after: Some(Duration::from_secs(7))
-            })
+            Some(ProviderError::RateLimited { retry_after: Some(Duration::from_secs(7)) })
         );
         assert_eq!(
             classify_common(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), now),
@@ -194,17 +169,10 @@ mod tests {
         );
         for s in [408u16, 500, 502, 504, 599] {
             let got = classify_common(StatusCode::from_u16(s).unwrap_or_default(), &h, now);
-            assert!(
-                matches!(got, Some(ProviderError::Transient(_))),
-                "{s}: {got:?}"
-            );
+            assert!(matches!(got, Some(ProviderError::Transient(_))), "{s}: {got:?}");
         }
         for s in [200u16, 400, 401, 403, 404, 409] {
-            assert_eq!(
-                classify_common(StatusCode::from_u16(s).unwrap_or_default(), &h, now),
-                None,
-                "{s}"
-            );
+            assert_eq!(classify_common(StatusCode::from_u16(s).unwrap_or_default(), &h, now), None, "{s}");
         }
     }
 
@@ -225,10 +193,7 @@ mod tests {
             redact(e, &["sl.SECRET-1", ""]),
             ProviderError::Permanent("token *** rejected; *** again".into())
         );
-        assert_eq!(
-            redact(ProviderError::NotFound, &["x"]),
-            ProviderError::NotFound
-        );
+        assert_eq!(redact(ProviderError::NotFound, &["x"]), ProviderError::NotFound);
     }
 
     #[tokio::test]
@@ -245,12 +210,7 @@ mod tests {
             .await
             .map_err(transport_error)
             .err();
-        let Some(ProviderError::Transient(msg)) = err else {
-            panic!("expected Transient, got {err:?}")
-        };
-        assert!(
-            !msg.contains("secret-path") && !msg.contains("token=abc"),
-            "{msg}"
-        );
+        let Some(ProviderError::Transient(msg)) = err else { panic!("expected Transient, got {err:?}") };
+        assert!(!msg.contains("secret-path") && !msg.contains("token=abc"), "{msg}");
     }
 }

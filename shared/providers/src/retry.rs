@@ -27,11 +27,7 @@ pub fn parse_retry_after(header_value: &str, now: SystemTime) -> Option<Duration
         return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(
-        at.duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_RETRY_AFTER),
-    )
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
 /// A `retry_after` number of seconds from a JSON body (Dropbox `error.retry_after`), capped the
@@ -53,14 +49,8 @@ mod tests {
     fn delta_seconds() {
         let now = SystemTime::now();
         assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("  300 ", now),
-            Some(Duration::from_secs(300))
-        );
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("  300 ", now), Some(Duration::from_secs(300)));
         assert_eq!(parse_retry_after("007", now), Some(Duration::from_secs(7)));
     }
 
@@ -68,18 +58,9 @@ mod tests {
     fn huge_values_are_capped() {
         let now = SystemTime::now();
         assert_eq!(parse_retry_after("86401", now), Some(MAX_RETRY_AFTER));
-        assert_eq!(
-            parse_retry_after("18446744073709551615", now),
-            Some(MAX_RETRY_AFTER)
-        );
-        assert_eq!(
-            parse_retry_after("99999999999999999999999999", now),
-            Some(MAX_RETRY_AFTER)
-        );
-        assert_eq!(
-            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", rfc_instant()),
-            Some(MAX_RETRY_AFTER)
-        );
+        assert_eq!(parse_retry_after("18446744073709551615", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("99999999999999999999999999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", rfc_instant()), Some(MAX_RETRY_AFTER));
         assert_eq!(retry_after_secs(u64::MAX), MAX_RETRY_AFTER);
         assert_eq!(retry_after_secs(300), Duration::from_secs(300));
     }
@@ -88,28 +69,16 @@ mod tests {
     fn http_dates_in_all_three_forms() {
         let now = rfc_instant() - Duration::from_secs(90);
         let expect = Some(Duration::from_secs(90));
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
-            expect
-        );
-        assert_eq!(
-            parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now),
-            expect
-        );
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), expect);
+        assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), expect);
         assert_eq!(parse_retry_after("Sun Nov  6 08:49:37 1994", now), expect);
     }
 
     #[test]
     fn past_dates_mean_now() {
         let now = rfc_instant() + Duration::from_secs(3600);
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", rfc_instant()),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", rfc_instant()), Some(Duration::ZERO));
     }
 
     #[test]

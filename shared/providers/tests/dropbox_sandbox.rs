@@ -56,22 +56,13 @@ impl Env {
         cfg.http.read_timeout = Duration::from_secs(20);
         let dbx = Dropbox::new(cfg);
         let acct = sb.create_account("Ada Lovelace", "ada@example.com");
-        Env {
-            sandbox,
-            sb,
-            dbx,
-            acct,
-            seen: Mutex::new(Vec::new()),
-        }
+        Env { sandbox, sb, dbx, acct, seen: Mutex::new(Vec::new()) }
     }
 
     /// Records what a caller could log.
     fn see<T: Debug>(&self, v: &T) {
         let text = format!("{v:?}");
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(text);
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).push(text);
     }
 
     fn ok<T: Debug>(&self, r: Result<T, ProviderError>, what: &str) -> T {
@@ -95,39 +86,22 @@ impl Env {
 
     fn minted(&self) -> TokenSet {
         let (at, rt) = self.sb.mint_tokens(&self.acct, CLIENT_ID);
-        TokenSet {
-            access_token: Secret::new(at),
-            refresh_token: Some(Secret::new(rt)),
-            expires_at: None,
-        }
+        TokenSet { access_token: Secret::new(at), refresh_token: Some(Secret::new(rt)), expires_at: None }
     }
 
     fn locator(&self, path: &str) -> FolderLocator {
-        let id = self
-            .sb
-            .entry(&self.acct, path)
-            .map(|e| e.id)
-            .unwrap_or_else(|| panic!("no {path}"));
-        FolderLocator {
-            folder_id: id,
-            drive_id: None,
-        }
+        let id = self.sb.entry(&self.acct, path).map(|e| e.id).unwrap_or_else(|| panic!("no {path}"));
+        FolderLocator { folder_id: id, drive_id: None }
     }
 
     /// Every page of a full listing.
-    async fn full_listing(
-        &self,
-        access: &Secret,
-        folder: &FolderLocator,
-    ) -> (Vec<Change>, String, usize) {
+    async fn full_listing(&self, access: &Secret, folder: &FolderLocator) -> (Vec<Change>, String, usize) {
         let mut resume: Option<String> = None;
         let mut changes = Vec::new();
         let mut pages = 0;
         loop {
-            let page: ListPage = self.ok(
-                self.dbx.list_full(access, folder, resume.as_deref()).await,
-                "list_full",
-            );
+            let page: ListPage =
+                self.ok(self.dbx.list_full(access, folder, resume.as_deref()).await, "list_full");
             pages += 1;
             changes.extend(page.changes);
             if !page.has_more {
@@ -146,10 +120,7 @@ impl Env {
         let mut cursor = cursor.to_owned();
         let mut changes = Vec::new();
         loop {
-            let page = self.ok(
-                self.dbx.list_changes(access, folder, &cursor).await,
-                "list_changes",
-            );
+            let page = self.ok(self.dbx.list_changes(access, folder, &cursor).await, "list_changes");
             changes.extend(page.changes);
             cursor = page.cursor;
             if !page.has_more {
@@ -174,10 +145,7 @@ impl Env {
                 Err(e) => {
                     self.see(&e);
                     self.see(&e.to_string());
-                    assert!(
-                        stream.next().await.is_none(),
-                        "the stream must end after its error"
-                    );
+                    assert!(stream.next().await.is_none(), "the stream must end after its error");
                     return (hex::encode(h.finalize()), n, Some(e));
                 }
             }
@@ -224,16 +192,8 @@ async fn authorize_in_sandbox(url: &str) -> (String, String) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        resp.status().is_redirection(),
-        "authorize answered {}",
-        resp.status()
-    );
+    let resp = client.get(url).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(resp.status().is_redirection(), "authorize answered {}", resp.status());
     let location = resp
         .headers()
         .get(reqwest::header::LOCATION)
@@ -242,15 +202,8 @@ async fn authorize_in_sandbox(url: &str) -> (String, String) {
         .to_owned();
     assert!(location.starts_with(REDIRECT), "{location}");
     let loc = url::Url::parse(&location).unwrap_or_else(|e| panic!("{e}"));
-    let get = |k: &str| {
-        loc.query_pairs()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.into_owned())
-    };
-    (
-        get("code").unwrap_or_else(|| panic!("no code in {location}")),
-        get("state").unwrap_or_default(),
-    )
+    let get = |k: &str| loc.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    (get("code").unwrap_or_else(|| panic!("no code in {location}")), get("state").unwrap_or_default())
 }
 
 #[tokio::test]
@@ -269,15 +222,9 @@ async fn oauth_round_trip_account_and_browse() {
         ("token_access_type", "offline"),
         ("code_challenge", CHALLENGE),
         ("code_challenge_method", "S256"),
-        (
-            "scope",
-            "account_info.read files.content.read files.metadata.read",
-        ),
+        ("scope", "account_info.read files.content.read files.metadata.read"),
     ] {
-        assert!(
-            q.contains(&(k.to_owned(), v.to_owned())),
-            "{k}={v} missing from {url}"
-        );
+        assert!(q.contains(&(k.to_owned(), v.to_owned())), "{k}={v} missing from {url}");
     }
     assert!(url.starts_with(&env.sb.urls().authorize_url()), "{url}");
 
@@ -285,42 +232,22 @@ async fn oauth_round_trip_account_and_browse() {
     assert_eq!(state, "state-4f1c2a");
     let before = chrono::Utc::now();
     let tokens = env.ok(
-        env.dbx
-            .exchange_code(&Secret::new(code.clone()), &Secret::new(VERIFIER), REDIRECT)
-            .await,
+        env.dbx.exchange_code(&Secret::new(code.clone()), &Secret::new(VERIFIER), REDIRECT).await,
         "exchange",
     );
-    assert!(
-        tokens.refresh_token.is_some(),
-        "offline access gives a refresh token"
-    );
+    assert!(tokens.refresh_token.is_some(), "offline access gives a refresh token");
     let lifetime = (tokens.expires_at.unwrap_or(before) - before).num_seconds();
-    assert!(
-        (14_390..=14_410).contains(&lifetime),
-        "expires_in 14400 → {lifetime}"
-    );
+    assert!((14_390..=14_410).contains(&lifetime), "expires_in 14400 → {lifetime}");
 
     // A code is single use.
-    let again = env
-        .dbx
-        .exchange_code(&Secret::new(code), &Secret::new(VERIFIER), REDIRECT)
-        .await;
-    assert!(matches!(
-        env.err(again, "code reuse"),
-        ProviderError::Reauth(_)
-    ));
+    let again = env.dbx.exchange_code(&Secret::new(code), &Secret::new(VERIFIER), REDIRECT).await;
+    assert!(matches!(env.err(again, "code reuse"), ProviderError::Reauth(_)));
 
     // A wrong PKCE verifier is refused.
     let (code2, _) = authorize_in_sandbox(&url).await;
     let wrong = "x".repeat(43);
-    let r = env
-        .dbx
-        .exchange_code(&Secret::new(code2), &Secret::new(wrong), REDIRECT)
-        .await;
-    assert!(matches!(
-        env.err(r, "wrong verifier"),
-        ProviderError::Reauth(_)
-    ));
+    let r = env.dbx.exchange_code(&Secret::new(code2), &Secret::new(wrong), REDIRECT).await;
+    assert!(matches!(env.err(r, "wrong verifier"), ProviderError::Reauth(_)));
 
     let account = env.ok(env.dbx.account(&tokens.access_token).await, "account");
     assert_eq!(account.account_id, env.acct.as_str());
@@ -329,70 +256,28 @@ async fn oauth_round_trip_account_and_browse() {
 
     // Folder picker: folders only, one level, drill down by id.
     env.sb.add_folder(&env.acct, "/Photos");
-    env.sb
-        .add_file(&env.acct, "/Docs/Sub/deep.txt", Content::text("deep"));
-    env.sb
-        .add_file(&env.acct, "/Docs/readme.txt", Content::text("readme"));
+    env.sb.add_file(&env.acct, "/Docs/Sub/deep.txt", Content::text("deep"));
+    env.sb.add_file(&env.acct, "/Docs/readme.txt", Content::text("readme"));
     env.sb.add_file(&env.acct, "/top.txt", Content::text("top"));
-    let root = env.ok(
-        env.dbx
-            .browse_folders(&tokens.access_token, None, None)
-            .await,
-        "browse root",
-    );
+    let root = env.ok(env.dbx.browse_folders(&tokens.access_token, None, None).await, "browse root");
     let mut names: Vec<&str> = root.folders.iter().map(|f| f.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(names, ["Docs", "Photos"]);
     assert_eq!(root.next_page, None);
-    let docs = root
-        .folders
-        .iter()
-        .find(|f| f.name == "Docs")
-        .unwrap_or_else(|| panic!("Docs"));
+    let docs = root.folders.iter().find(|f| f.name == "Docs").unwrap_or_else(|| panic!("Docs"));
     assert_eq!(docs.path, "/Docs");
-    assert_eq!(
-        Some(docs.id.clone()),
-        env.sb.entry(&env.acct, "/Docs").map(|e| e.id)
-    );
-    let sub = env.ok(
-        env.dbx
-            .browse_folders(&tokens.access_token, Some(&docs.id), None)
-            .await,
-        "browse Docs",
-    );
+    assert_eq!(Some(docs.id.clone()), env.sb.entry(&env.acct, "/Docs").map(|e| e.id));
+    let sub = env.ok(env.dbx.browse_folders(&tokens.access_token, Some(&docs.id), None).await, "browse Docs");
     assert_eq!(sub.folders.len(), 1);
-    assert_eq!(
-        (sub.folders[0].name.as_str(), sub.folders[0].path.as_str()),
-        ("Sub", "/Docs/Sub")
-    );
+    assert_eq!((sub.folders[0].name.as_str(), sub.folders[0].path.as_str()), ("Sub", "/Docs/Sub"));
 
     // The connected folder's identity, by id; a file is not a folder; the root is answered.
-    let entry = env.ok(
-        env.dbx
-            .folder(&tokens.access_token, &env.locator("/Docs/Sub"))
-            .await,
-        "folder",
-    );
-    assert_eq!(
-        (entry.name.as_str(), entry.path.as_str()),
-        ("Sub", "/Docs/Sub")
-    );
-    let r = env
-        .dbx
-        .folder(&tokens.access_token, &env.locator("/top.txt"))
-        .await;
-    assert!(matches!(
-        env.err(r, "file as folder"),
-        ProviderError::Permanent(_)
-    ));
-    let root_loc = FolderLocator {
-        folder_id: String::new(),
-        drive_id: None,
-    };
-    env.ok(
-        env.dbx.folder(&tokens.access_token, &root_loc).await,
-        "root folder",
-    );
+    let entry = env.ok(env.dbx.folder(&tokens.access_token, &env.locator("/Docs/Sub")).await, "folder");
+    assert_eq!((entry.name.as_str(), entry.path.as_str()), ("Sub", "/Docs/Sub"));
+    let r = env.dbx.folder(&tokens.access_token, &env.locator("/top.txt")).await;
+    assert!(matches!(env.err(r, "file as folder"), ProviderError::Permanent(_)));
+    let root_loc = FolderLocator { folder_id: String::new(), drive_id: None };
+    env.ok(env.dbx.folder(&tokens.access_token, &root_loc).await, "root folder");
 
     // A token the sandbox never issued.
     let r = env.dbx.account(&Secret::new("sl.not-a-real-token")).await;
@@ -406,8 +291,7 @@ async fn browse_pages_through_many_entries() {
     let env = Env::new(3).await;
     let t = env.minted();
     for i in 0..7 {
-        env.sb
-            .add_file(&env.acct, &format!("/Pick/a{i}.txt"), Content::text("x"));
+        env.sb.add_file(&env.acct, &format!("/Pick/a{i}.txt"), Content::text("x"));
         env.sb.add_folder(&env.acct, &format!("/Pick/f{i}"));
     }
     let pick = env.locator("/Pick");
@@ -416,9 +300,7 @@ async fn browse_pages_through_many_entries() {
     let mut calls = 0;
     loop {
         let p = env.ok(
-            env.dbx
-                .browse_folders(&t.access_token, Some(&pick.folder_id), page.as_deref())
-                .await,
+            env.dbx.browse_folders(&t.access_token, Some(&pick.folder_id), page.as_deref()).await,
             "browse",
         );
         calls += 1;
@@ -440,33 +322,21 @@ async fn full_listing_pages_then_changes() {
     let env = Env::new(7).await;
     let t = env.minted();
     let seeded = env.sb.seed_tree(&env.acct, "/Sync", 30, 6, 1000);
-    env.sb.add_file(
-        &env.acct,
-        "/Elsewhere/not-in-scope.txt",
-        Content::text("outside"),
-    );
+    env.sb.add_file(&env.acct, "/Elsewhere/not-in-scope.txt", Content::text("outside"));
     let folder = env.locator("/Sync");
 
     let (changes, cursor, pages) = env.full_listing(&t.access_token, &folder).await;
-    assert!(
-        pages >= 5,
-        "30 files + 6 folders at 7 per page: {pages} pages"
-    );
+    assert!(pages >= 5, "30 files + 6 folders at 7 per page: {pages} pages");
     assert!(changes.iter().all(|c| matches!(c, Change::Upsert(_))));
     let items = upserts(&changes);
     // The connected folder's own entry comes first, then its subtree, parents before children.
     assert_eq!(items[0].id, folder.folder_id);
     assert!(items[0].is_folder);
     assert_eq!(items.iter().filter(|i| i.is_folder).count(), 1 + 5);
-    assert!(
-        items.iter().all(|i| i.path_lower.starts_with("/sync")),
-        "nothing out of scope"
-    );
+    assert!(items.iter().all(|i| i.path_lower.starts_with("/sync")), "nothing out of scope");
     for f in &seeded {
-        let item = items
-            .iter()
-            .find(|i| i.id == f.id)
-            .unwrap_or_else(|| panic!("{} not listed", f.path_display));
+        let item =
+            items.iter().find(|i| i.id == f.id).unwrap_or_else(|| panic!("{} not listed", f.path_display));
         assert_eq!(item.path, f.path_display);
         assert_eq!(item.path_lower, f.path_lower);
         assert_eq!(item.name, f.name);
@@ -477,17 +347,9 @@ async fn full_listing_pages_then_changes() {
         assert_eq!(item.parent_id, None);
     }
     for (pos, item) in items.iter().enumerate().skip(1) {
-        let parent = item
-            .path_lower
-            .rsplit_once('/')
-            .map(|(p, _)| p)
-            .unwrap_or_default();
+        let parent = item.path_lower.rsplit_once('/').map(|(p, _)| p).unwrap_or_default();
         let parent_pos = items.iter().position(|i| i.path_lower == parent);
-        assert!(
-            parent_pos.is_some_and(|pp| pp < pos),
-            "{} listed before its parent",
-            item.path_lower
-        );
+        assert!(parent_pos.is_some_and(|pp| pp < pos), "{} listed before its parent", item.path_lower);
     }
 
     // Nothing changed: an empty page.
@@ -495,27 +357,15 @@ async fn full_listing_pages_then_changes() {
     assert!(none.is_empty(), "{none:?}");
 
     // add / modify / rename / delete a file / delete a folder.
-    let added = env
-        .sb
-        .add_file(&env.acct, "/Sync/new/added.txt", Content::text("added"));
+    let added = env.sb.add_file(&env.acct, "/Sync/new/added.txt", Content::text("added"));
     let modified_before = &seeded[0];
-    let modified = env.sb.modify_file(
-        &env.acct,
-        &modified_before.id,
-        Content::text("changed content"),
-    );
+    let modified = env.sb.modify_file(&env.acct, &modified_before.id, Content::text("changed content"));
     let renamed_before = &seeded[1];
-    let renamed = env
-        .sb
-        .move_entry(&env.acct, &renamed_before.id, "/Sync/d0000/renamed.bin");
+    let renamed = env.sb.move_entry(&env.acct, &renamed_before.id, "/Sync/d0000/renamed.bin");
     let deleted = &seeded[2];
     env.sb.delete(&env.acct, &deleted.id);
     env.sb.delete(&env.acct, "/Sync/d0004");
-    env.sb.add_file(
-        &env.acct,
-        "/Elsewhere/also-outside.txt",
-        Content::text("outside"),
-    );
+    env.sb.add_file(&env.acct, "/Elsewhere/also-outside.txt", Content::text("outside"));
 
     let (changes, cursor) = env.all_changes(&t.access_token, &folder, &cursor).await;
     let deletions: Vec<&Option<String>> = changes
@@ -528,20 +378,11 @@ async fn full_listing_pages_then_changes() {
             Change::Upsert(_) => None,
         })
         .collect();
-    for gone in [
-        &renamed_before.path_lower,
-        &deleted.path_lower,
-        &"/sync/d0004".to_owned(),
-    ] {
-        assert!(
-            deletions.contains(&&Some(gone.clone())),
-            "no deletion of {gone}: {changes:?}"
-        );
+    for gone in [&renamed_before.path_lower, &deleted.path_lower, &"/sync/d0004".to_owned()] {
+        assert!(deletions.contains(&&Some(gone.clone())), "no deletion of {gone}: {changes:?}");
     }
     assert!(
-        !deletions
-            .iter()
-            .any(|d| d.as_deref().is_some_and(|p| p.starts_with("/sync/d0004/"))),
+        !deletions.iter().any(|d| d.as_deref().is_some_and(|p| p.starts_with("/sync/d0004/"))),
         "a deleted folder is one entry: {deletions:?}"
     );
     let ups = upserts(&changes);
@@ -557,18 +398,9 @@ async fn full_listing_pages_then_changes() {
     assert_ne!(m.revision, modified_before.rev);
     assert_eq!(m.size, Some(15));
     let r = find(&renamed.id).unwrap_or_else(|| panic!("renamed file missing"));
-    assert_eq!(
-        (r.path.as_str(), r.name.as_str()),
-        ("/Sync/d0000/renamed.bin", "renamed.bin")
-    );
-    assert_eq!(
-        r.content_hash, renamed_before.content_hash,
-        "a rename keeps the content"
-    );
-    assert!(
-        ups.iter().all(|i| i.path_lower.starts_with("/sync/")),
-        "nothing out of scope"
-    );
+    assert_eq!((r.path.as_str(), r.name.as_str()), ("/Sync/d0000/renamed.bin", "renamed.bin"));
+    assert_eq!(r.content_hash, renamed_before.content_hash, "a rename keeps the content");
+    assert!(ups.iter().all(|i| i.path_lower.starts_with("/sync/")), "nothing out of scope");
 
     // Drained: nothing more.
     let (none, _) = env.all_changes(&t.access_token, &folder, &cursor).await;
@@ -582,33 +414,18 @@ async fn cursor_reset_and_folder_gone() {
     let t = env.minted();
     env.sb.seed_tree(&env.acct, "/Sync", 10, 5, 10);
     let folder = env.locator("/Sync");
-    let first = env.ok(
-        env.dbx.list_full(&t.access_token, &folder, None).await,
-        "first page",
-    );
+    let first = env.ok(env.dbx.list_full(&t.access_token, &folder, None).await, "first page");
     assert!(first.has_more);
     let (_, cursor, _) = env.full_listing(&t.access_token, &folder).await;
 
     env.sb.reset_cursors();
-    let r = env
-        .dbx
-        .list_changes(&t.access_token, &folder, &cursor)
-        .await;
+    let r = env.dbx.list_changes(&t.access_token, &folder, &cursor).await;
     assert_eq!(env.err(r, "stale cursor"), ProviderError::CursorReset);
-    let r = env
-        .dbx
-        .list_full(&t.access_token, &folder, Some(&first.cursor))
-        .await;
+    let r = env.dbx.list_full(&t.access_token, &folder, Some(&first.cursor)).await;
     assert_eq!(env.err(r, "stale page cursor"), ProviderError::CursorReset);
-    let r = env
-        .dbx
-        .list_changes(&t.access_token, &folder, "garbage-cursor")
-        .await;
+    let r = env.dbx.list_changes(&t.access_token, &folder, "garbage-cursor").await;
     let e = env.err(r, "garbage cursor");
-    assert!(
-        matches!(e, ProviderError::CursorReset | ProviderError::Permanent(_)),
-        "{e:?}"
-    );
+    assert!(matches!(e, ProviderError::CursorReset | ProviderError::Permanent(_)), "{e:?}");
 
     // Start over, then the connected folder disappears.
     let (_, cursor, _) = env.full_listing(&t.access_token, &folder).await;
@@ -617,14 +434,8 @@ async fn cursor_reset_and_folder_gone() {
     assert_eq!(env.err(r, "folder gone"), ProviderError::NotFound);
     let r = env.dbx.list_full(&t.access_token, &folder, None).await;
     assert_eq!(env.err(r, "list gone folder"), ProviderError::NotFound);
-    let r = env
-        .dbx
-        .list_changes(&t.access_token, &folder, &cursor)
-        .await;
-    assert_eq!(
-        env.err(r, "changes of gone folder"),
-        ProviderError::NotFound
-    );
+    let r = env.dbx.list_changes(&t.access_token, &folder, &cursor).await;
+    assert_eq!(env.err(r, "changes of gone folder"), ProviderError::NotFound);
     env.assert_no_leaks();
 }
 
@@ -634,15 +445,10 @@ async fn download_is_verified_and_names_survive_the_header() {
     let t = env.minted();
     let name = "Ünïcødé 日本 😀.bin";
     let content = Content::generated(9 * 1024 * 1024 + 17, 42);
-    let info = env
-        .sb
-        .add_file(&env.acct, &format!("/Sync/{name}"), content);
+    let info = env.sb.add_file(&env.acct, &format!("/Sync/{name}"), content);
     let folder = env.locator("/Sync");
     let (changes, _, _) = env.full_listing(&t.access_token, &folder).await;
-    let listed = upserts(&changes)
-        .into_iter()
-        .find(|i| i.id == info.id)
-        .cloned();
+    let listed = upserts(&changes).into_iter().find(|i| i.id == info.id).cloned();
     let listed = listed.unwrap_or_else(|| panic!("not listed"));
     assert_eq!(listed.name, name);
 
@@ -659,29 +465,16 @@ async fn download_is_verified_and_names_survive_the_header() {
     assert_eq!(sha, env.sb.sha256_of(&env.acct, &info.id));
 
     // The served metadata wins over the listing's: modified since listed.
-    let newer = env
-        .sb
-        .modify_file(&env.acct, &info.id, Content::text("newer"));
-    let d = env.ok(
-        env.dbx.download(&t.access_token, &listed).await,
-        "download newer",
-    );
+    let newer = env.sb.modify_file(&env.acct, &info.id, Content::text("newer"));
+    let d = env.ok(env.dbx.download(&t.access_token, &listed).await, "download newer");
     assert_eq!(d.item.revision, newer.rev);
     let (_, n, err) = env.drain(d).await;
     assert_eq!((n, err), (5, None));
 
     // An empty file.
-    let empty = env
-        .sb
-        .add_file(&env.acct, "/Sync/empty.txt", Content::text(""));
-    let item = RemoteItem {
-        id: empty.id.clone(),
-        ..listed.clone()
-    };
-    let d = env.ok(
-        env.dbx.download(&t.access_token, &item).await,
-        "download empty",
-    );
+    let empty = env.sb.add_file(&env.acct, "/Sync/empty.txt", Content::text(""));
+    let item = RemoteItem { id: empty.id.clone(), ..listed.clone() };
+    let d = env.ok(env.dbx.download(&t.access_token, &item).await, "download empty");
     let (_, n, err) = env.drain(d).await;
     assert_eq!((n, err), (0, None));
 
@@ -689,15 +482,9 @@ async fn download_is_verified_and_names_survive_the_header() {
     env.sb.delete(&env.acct, &info.id);
     let r = env.dbx.download(&t.access_token, &listed).await;
     assert_eq!(env.err(r, "deleted file"), ProviderError::NotFound);
-    let as_folder = RemoteItem {
-        id: folder.folder_id.clone(),
-        ..listed.clone()
-    };
+    let as_folder = RemoteItem { id: folder.folder_id.clone(), ..listed.clone() };
     let r = env.dbx.download(&t.access_token, &as_folder).await;
-    assert!(matches!(
-        env.err(r, "folder download"),
-        ProviderError::Permanent(_)
-    ));
+    assert!(matches!(env.err(r, "folder download"), ProviderError::Permanent(_)));
     env.assert_no_leaks();
 }
 
@@ -706,9 +493,7 @@ async fn broken_bodies_never_end_cleanly() {
     let env = Env::new(2000).await;
     let t = env.minted();
     let size = 3 * 1024 * 1024 + 5;
-    let info = env
-        .sb
-        .add_file(&env.acct, "/Sync/f.bin", Content::generated(size, 7));
+    let info = env.sb.add_file(&env.acct, "/Sync/f.bin", Content::generated(size, 7));
     let item = RemoteItem {
         id: info.id.clone(),
         parent_id: None,
@@ -724,47 +509,28 @@ async fn broken_bodies_never_end_cleanly() {
     };
 
     // Connection cut mid-body (Content-Length promised more).
-    env.sb.inject(
-        Endpoint::Download,
-        Fault::Truncate {
-            after_bytes: 1024 * 1024,
-        },
-        1,
-    );
+    env.sb.inject(Endpoint::Download, Fault::Truncate { after_bytes: 1024 * 1024 }, 1);
     let d = env.ok(env.dbx.download(&t.access_token, &item).await, "truncated");
     let (_, n, err) = env.drain(d).await;
     assert!(n < size, "{n}");
     assert!(
-        matches!(
-            err,
-            Some(ProviderError::Transient(_) | ProviderError::Integrity(_))
-        ),
+        matches!(err, Some(ProviderError::Transient(_) | ProviderError::Integrity(_))),
         "truncated body must end in an error: {err:?}"
     );
 
     // Same length, one byte flipped: only the hash can tell.
-    env.sb
-        .inject(Endpoint::Download, Fault::CorruptSameLength, 1);
+    env.sb.inject(Endpoint::Download, Fault::CorruptSameLength, 1);
     let d = env.ok(env.dbx.download(&t.access_token, &item).await, "corrupt");
     let (_, n, err) = env.drain(d).await;
     assert_eq!(n, size);
-    assert!(
-        matches!(&err, Some(ProviderError::Integrity(m)) if m.contains("content_hash")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Some(ProviderError::Integrity(m)) if m.contains("content_hash")), "{err:?}");
 
     // Chunked, no Content-Length, ends cleanly half-way: only the size can tell.
     env.sb.inject(Endpoint::Download, Fault::ShortChunked, 1);
-    let d = env.ok(
-        env.dbx.download(&t.access_token, &item).await,
-        "short chunked",
-    );
+    let d = env.ok(env.dbx.download(&t.access_token, &item).await, "short chunked");
     let (_, n, err) = env.drain(d).await;
     assert!(n < size);
-    assert!(
-        matches!(&err, Some(ProviderError::Integrity(m)) if m.contains("short")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Some(ProviderError::Integrity(m)) if m.contains("short")), "{err:?}");
 
     // And the next, healthy download verifies.
     let d = env.ok(env.dbx.download(&t.access_token, &item).await, "healthy");
@@ -778,61 +544,30 @@ async fn broken_bodies_never_end_cleanly() {
 async fn rate_limits_and_server_errors() {
     let env = Env::new(2000).await;
     let t = env.minted();
-    env.sb
-        .add_file(&env.acct, "/Sync/a.txt", Content::text("a"));
+    env.sb.add_file(&env.acct, "/Sync/a.txt", Content::text("a"));
     let folder = env.locator("/Sync");
 
-    env.sb.inject(
-        Endpoint::ListFolder,
-        Fault::RateLimit {
-            retry_after_secs: 17,
-        },
-        1,
-    );
+    env.sb.inject(Endpoint::ListFolder, Fault::RateLimit { retry_after_secs: 17 }, 1);
     let r = env.dbx.list_full(&t.access_token, &folder, None).await;
-    assert_eq!(
-        env.err(r, "429"),
-        ProviderError::RateLimited {
-            retry_after: Some(Duration::from_secs(17))
-        }
-    );
+    assert_eq!(env.err(r, "429"), ProviderError::RateLimited { retry_after: Some(Duration::from_secs(17)) });
 
-    env.sb
-        .inject(Endpoint::ListFolder, Fault::ServerError(503), 1);
+    env.sb.inject(Endpoint::ListFolder, Fault::ServerError(503), 1);
     let r = env.dbx.list_full(&t.access_token, &folder, None).await;
-    assert!(matches!(
-        env.err(r, "503"),
-        ProviderError::RateLimited { .. }
-    ));
+    assert!(matches!(env.err(r, "503"), ProviderError::RateLimited { .. }));
 
-    env.sb
-        .inject(Endpoint::ListFolder, Fault::ServerError(500), 1);
+    env.sb.inject(Endpoint::ListFolder, Fault::ServerError(500), 1);
     let r = env.dbx.list_full(&t.access_token, &folder, None).await;
     assert!(matches!(env.err(r, "500"), ProviderError::Transient(_)));
 
     let (_, cursor, _) = env.full_listing(&t.access_token, &folder).await;
-    env.sb.inject(
-        Endpoint::ListFolderContinue,
-        Fault::RateLimit {
-            retry_after_secs: 3,
-        },
-        1,
-    );
-    let r = env
-        .dbx
-        .list_changes(&t.access_token, &folder, &cursor)
-        .await;
+    env.sb.inject(Endpoint::ListFolderContinue, Fault::RateLimit { retry_after_secs: 3 }, 1);
+    let r = env.dbx.list_changes(&t.access_token, &folder, &cursor).await;
     assert_eq!(
         env.err(r, "429 continue"),
-        ProviderError::RateLimited {
-            retry_after: Some(Duration::from_secs(3))
-        }
+        ProviderError::RateLimited { retry_after: Some(Duration::from_secs(3)) }
     );
 
-    let entry = env
-        .sb
-        .entry(&env.acct, "/Sync/a.txt")
-        .unwrap_or_else(|| panic!("a.txt"));
+    let entry = env.sb.entry(&env.acct, "/Sync/a.txt").unwrap_or_else(|| panic!("a.txt"));
     let item = RemoteItem {
         id: entry.id,
         parent_id: None,
@@ -846,78 +581,44 @@ async fn rate_limits_and_server_errors() {
         modified_at: None,
         downloadable: true,
     };
-    env.sb.inject(
-        Endpoint::Download,
-        Fault::RateLimit {
-            retry_after_secs: 60,
-        },
-        1,
-    );
+    env.sb.inject(Endpoint::Download, Fault::RateLimit { retry_after_secs: 60 }, 1);
     let r = env.dbx.download(&t.access_token, &item).await;
     assert_eq!(
         env.err(r, "429 download"),
-        ProviderError::RateLimited {
-            retry_after: Some(Duration::from_secs(60))
-        }
+        ProviderError::RateLimited { retry_after: Some(Duration::from_secs(60)) }
     );
 
-    env.sb
-        .inject(Endpoint::GetCurrentAccount, Fault::ExpiredToken, 1);
+    env.sb.inject(Endpoint::GetCurrentAccount, Fault::ExpiredToken, 1);
     let r = env.dbx.account(&t.access_token).await;
     assert_eq!(env.err(r, "expired"), ProviderError::Unauthorized);
 
     // The token endpoint: the adapter surfaces the status instead of a parse error.
     env.sb.inject(Endpoint::Token, Fault::ServerError(503), 1);
     let r = env.dbx.refresh(&t).await;
-    assert!(matches!(
-        env.err(r, "token 503"),
-        ProviderError::RateLimited { .. }
-    ));
+    assert!(matches!(env.err(r, "token 503"), ProviderError::RateLimited { .. }));
     env.sb.inject(Endpoint::Token, Fault::ServerError(500), 1);
     let r = env.dbx.refresh(&t).await;
-    assert!(matches!(
-        env.err(r, "token 500"),
-        ProviderError::Transient(_)
-    ));
-    env.sb.inject(
-        Endpoint::Token,
-        Fault::RateLimit {
-            retry_after_secs: 9,
-        },
-        1,
-    );
+    assert!(matches!(env.err(r, "token 500"), ProviderError::Transient(_)));
+    env.sb.inject(Endpoint::Token, Fault::RateLimit { retry_after_secs: 9 }, 1);
     let r = env.dbx.refresh(&t).await;
     assert_eq!(
         env.err(r, "token 429"),
-        ProviderError::RateLimited {
-            retry_after: Some(Duration::from_secs(9))
-        }
+        ProviderError::RateLimited { retry_after: Some(Duration::from_secs(9)) }
     );
     env.sb.inject(Endpoint::Token, Fault::InvalidGrant, 1);
     let r = env.dbx.refresh(&t).await;
-    assert_eq!(
-        env.err(r, "invalid_grant"),
-        ProviderError::Reauth("invalid_grant".into())
-    );
+    assert_eq!(env.err(r, "invalid_grant"), ProviderError::Reauth("invalid_grant".into()));
 
     // Transport failure: a server that is gone.
-    let gone = Dropbox::new(
-        DropboxConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET)).with_bases(
-            "http://127.0.0.1:9",
-            "http://127.0.0.1:9",
-            "http://127.0.0.1:9",
-        ),
-    );
+    let gone = Dropbox::new(DropboxConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET)).with_bases(
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+    ));
     let r = gone.account(&t.access_token).await;
-    assert!(matches!(
-        env.err(r, "no server"),
-        ProviderError::Transient(_)
-    ));
+    assert!(matches!(env.err(r, "no server"), ProviderError::Transient(_)));
     let r = gone.refresh(&t).await;
-    assert!(matches!(
-        env.err(r, "no token server"),
-        ProviderError::Transient(_)
-    ));
+    assert!(matches!(env.err(r, "no token server"), ProviderError::Transient(_)));
     env.assert_no_leaks();
 }
 
@@ -930,47 +631,29 @@ async fn refresh_keeps_the_refresh_token_and_revoke_ends_the_grant() {
     assert_eq!(env.err(r, "expired token"), ProviderError::Unauthorized);
 
     let fresh = env.ok(env.dbx.refresh(&t).await, "refresh");
-    assert_eq!(
-        fresh.refresh_token, t.refresh_token,
-        "Dropbox does not rotate refresh tokens"
-    );
+    assert_eq!(fresh.refresh_token, t.refresh_token, "Dropbox does not rotate refresh tokens");
     assert_ne!(fresh.access_token, t.access_token);
     assert!(fresh.expires_at.is_some());
-    env.ok(
-        env.dbx.account(&fresh.access_token).await,
-        "account after refresh",
-    );
+    env.ok(env.dbx.account(&fresh.access_token).await, "account after refresh");
 
     env.ok(env.dbx.revoke(&fresh).await, "revoke");
     let r = env.dbx.account(&fresh.access_token).await;
     assert_eq!(env.err(r, "revoked access"), ProviderError::Unauthorized);
     let r = env.dbx.refresh(&fresh).await;
-    assert_eq!(
-        env.err(r, "refresh after revoke"),
-        ProviderError::Reauth("invalid_grant".into())
-    );
+    assert_eq!(env.err(r, "refresh after revoke"), ProviderError::Reauth("invalid_grant".into()));
     // Revoking again (access refused, grant dead) is not an error.
     env.ok(env.dbx.revoke(&fresh).await, "revoke again");
 
-    let no_rt = TokenSet {
-        refresh_token: None,
-        ..fresh.clone()
-    };
+    let no_rt = TokenSet { refresh_token: None, ..fresh.clone() };
     let r = env.dbx.refresh(&no_rt).await;
-    assert!(matches!(
-        env.err(r, "no refresh token"),
-        ProviderError::Reauth(_)
-    ));
+    assert!(matches!(env.err(r, "no refresh token"), ProviderError::Reauth(_)));
 
     // Revoke with an expired access token still ends the grant (refresh, then revoke).
     let t2 = env.minted();
     env.sb.expire_access_tokens();
     env.ok(env.dbx.revoke(&t2).await, "revoke with expired access");
     let r = env.dbx.refresh(&t2).await;
-    assert_eq!(
-        env.err(r, "refresh after revoke 2"),
-        ProviderError::Reauth("invalid_grant".into())
-    );
+    assert_eq!(env.err(r, "refresh after revoke 2"), ProviderError::Reauth("invalid_grant".into()));
     env.assert_no_leaks();
 }
 
@@ -987,9 +670,7 @@ async fn a_256_mib_download_streams_in_bounded_memory() {
     const SIZE: u64 = 256 * 1024 * 1024;
     let env = Env::new(2000).await;
     let t = env.minted();
-    let info = env
-        .sb
-        .add_file(&env.acct, "/Big/huge.bin", Content::generated(SIZE, 0xB16));
+    let info = env.sb.add_file(&env.acct, "/Big/huge.bin", Content::generated(SIZE, 0xB16));
     let item = RemoteItem {
         id: info.id.clone(),
         parent_id: None,
@@ -1025,18 +706,11 @@ async fn a_256_mib_download_streams_in_bounded_memory() {
             break;
         }
     }
-    assert!(
-        matches!(last, Some(Ok(_))),
-        "the download must end cleanly: {last:?}"
-    );
+    assert!(matches!(last, Some(Ok(_))), "the download must end cleanly: {last:?}");
     assert_eq!(n, SIZE);
     if let Some(base) = baseline {
         let growth = peak.saturating_sub(base);
-        assert!(
-            growth < 64 * 1024 * 1024,
-            "RSS grew by {} MiB while streaming 256 MiB",
-            growth >> 20
-        );
+        assert!(growth < 64 * 1024 * 1024, "RSS grew by {} MiB while streaming 256 MiB", growth >> 20);
     }
     env.assert_no_leaks();
 }

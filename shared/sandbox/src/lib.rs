@@ -61,8 +61,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
 pub use dropbox::{
-    AccountId, CallRecord, Content, ControlError, DropboxControl, DropboxUrls, Endpoint, EntryInfo,
-    Fault, content::DropboxContentHasher, content_hash,
+    AccountId, CallRecord, Content, ControlError, DropboxControl, DropboxUrls, Endpoint, EntryInfo, Fault,
+    content::DropboxContentHasher, content_hash,
 };
 pub use time::{ManualClock, format_timestamp};
 
@@ -146,9 +146,7 @@ struct SandboxInner {
 
 impl fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sandbox")
-            .field("base_url", &self.inner.base_url)
-            .finish()
+        f.debug_struct("Sandbox").field("base_url", &self.inner.base_url).finish()
     }
 }
 
@@ -171,10 +169,7 @@ impl Sandbox {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
-        let clock: TimeSource = config
-            .now
-            .clone()
-            .unwrap_or_else(|| Arc::new(SystemTime::now));
+        let clock: TimeSource = config.now.clone().unwrap_or_else(|| Arc::new(SystemTime::now));
         let dropbox = DropboxControl::new(base_url.clone(), clock, &config);
         let app = axum::Router::new()
             .merge(dropbox::router(dropbox.state()))
@@ -192,12 +187,7 @@ impl Sandbox {
         });
         tracing::debug!(%base_url, "sandbox started");
         Ok(Sandbox {
-            inner: Arc::new(SandboxInner {
-                base_url,
-                addr,
-                dropbox,
-                shutdown: Mutex::new(Some(tx)),
-            }),
+            inner: Arc::new(SandboxInner { base_url, addr, dropbox, shutdown: Mutex::new(Some(tx)) }),
         })
     }
 
@@ -224,12 +214,7 @@ impl Sandbox {
 
     /// Stops accepting connections (graceful: in-flight requests finish).
     pub fn shutdown(&self) {
-        let tx = self
-            .inner
-            .shutdown
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let tx = self.inner.shutdown.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(tx) = tx {
             let _ = tx.send(());
         }

@@ -8,19 +8,11 @@ use crate::TimeSource;
 /// Formats a time as Dropbox does: `%Y-%m-%dT%H:%M:%SZ` (UTC, whole seconds; times
 /// before 1970 are clamped to the epoch).
 pub fn format_timestamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian calendar
@@ -55,9 +47,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock frozen at `start`.
     pub fn new(start: SystemTime) -> Self {
-        ManualClock {
-            now: Arc::new(Mutex::new(start)),
-        }
+        ManualClock { now: Arc::new(Mutex::new(start)) }
     }
 
     /// Current virtual time.

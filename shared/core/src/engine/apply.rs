@@ -3,9 +3,7 @@
 use std::collections::HashSet;
 
 use super::{Engine, EngineError, RunCtx, Stop};
-use crate::domain::{
-    AssetEvent, AssetEventKind, Item, ItemState, RunCounters, SyncPosition, asset_key,
-};
+use crate::domain::{AssetEvent, AssetEventKind, Item, ItemState, RunCounters, SyncPosition, asset_key};
 use crate::ports::{Change, CounterDelta, ItemWrite, ListPage, ProviderError, RemoteItem};
 
 /// What an item adds to its connection's counters (files, bytes, failed).
@@ -62,7 +60,13 @@ impl Engine {
         self.hook(super::Step::ItemWritten)
     }
 
-    pub(crate) fn item_from(&self, remote: &RemoteItem, old: Option<&Item>, state: ItemState, listing: Option<&str>) -> Item {
+    pub(crate) fn item_from(
+        &self,
+        remote: &RemoteItem,
+        old: Option<&Item>,
+        state: ItemState,
+        listing: Option<&str>,
+    ) -> Item {
         Item {
             provider_id: remote.id.clone(),
             parent_id: remote.parent_id.clone(),
@@ -200,12 +204,18 @@ impl Engine {
         Ok(())
     }
 
-    async fn apply_upsert(&self, ctx: &mut RunCtx, remote: &RemoteItem, listing: Option<&str>) -> Result<(), Stop> {
+    async fn apply_upsert(
+        &self,
+        ctx: &mut RunCtx,
+        remote: &RemoteItem,
+        listing: Option<&str>,
+    ) -> Result<(), Stop> {
         let old = self.ports.items.get(&ctx.fence.conn, &remote.id).await?;
         let old = old.as_ref();
         let seen_again = |o: &Item| listing.is_some() && o.seen_in.as_deref() != listing;
         if remote.is_folder {
-            let moved = old.is_none_or(|o| o.path != remote.path || o.state != ItemState::Imported || seen_again(o));
+            let moved =
+                old.is_none_or(|o| o.path != remote.path || o.state != ItemState::Imported || seen_again(o));
             if moved {
                 let item = self.item_from(remote, old, ItemState::Imported, listing);
                 self.record(ctx, old, item, RunCounters::default(), None).await?;
@@ -221,7 +231,9 @@ impl Engine {
             None
         };
         if let Some(reason) = skip_reason {
-            let same = old.is_some_and(|o| o.state == ItemState::Skipped && o.revision == remote.revision && !seen_again(o));
+            let same = old.is_some_and(|o| {
+                o.state == ItemState::Skipped && o.revision == remote.revision && !seen_again(o)
+            });
             if !same {
                 let mut item = self.item_from(remote, old, ItemState::Skipped, listing);
                 item.reason = Some(reason.into());
@@ -231,11 +243,15 @@ impl Engine {
         }
         let current_key = remote.content_version().map(|v| asset_key(&ctx.fence.conn, &remote.id, v));
         let stored = old.filter(|o| {
-            matches!(o.state, ItemState::Imported | ItemState::SourceDeleted) && o.asset_key.is_some() && o.asset_key == current_key
+            matches!(o.state, ItemState::Imported | ItemState::SourceDeleted)
+                && o.asset_key.is_some()
+                && o.asset_key == current_key
         });
         match stored {
             // Same content: at most a metadata update (rename, move, moved back in).
-            Some(o) if o.path != remote.path || o.name != remote.name || o.state == ItemState::SourceDeleted => {
+            Some(o)
+                if o.path != remote.path || o.name != remote.name || o.state == ItemState::SourceDeleted =>
+            {
                 let item = self.item_from(remote, old, ItemState::Imported, listing);
                 self.record(ctx, old, item, scanned, Some(AssetEventKind::MetadataUpdated)).await
             }
@@ -256,7 +272,9 @@ impl Engine {
         upserted: &HashSet<&str>,
     ) -> Result<(), Stop> {
         let key = ctx.fence.conn.clone();
-        if path_lower.is_some_and(|p| p == ctx.conn.folder_path.to_lowercase()) || id == Some(ctx.conn.folder.folder_id.as_str()) {
+        if path_lower.is_some_and(|p| p == ctx.conn.folder_path.to_lowercase())
+            || id == Some(ctx.conn.folder.folder_id.as_str())
+        {
             // The connected folder's own path went away: deleted, or renamed/moved (a rename is
             // reported as a deletion of the old path). Ask by id which one it is.
             let provider = self.provider(ctx)?;

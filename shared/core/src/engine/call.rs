@@ -38,7 +38,11 @@ impl Engine {
     /// `Ok(Err(e))`: the request failed for good (not found, refused, retries exhausted) and
     /// the caller decides what that means for the item or the run. `Err(stop)`: the run step
     /// must end (reauth, a long wait, lease lost).
-    pub(crate) async fn call<T, F, Fut>(&self, ctx: &mut RunCtx, mut request: F) -> Result<Result<T, ProviderError>, Stop>
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        ctx: &mut RunCtx,
+        mut request: F,
+    ) -> Result<Result<T, ProviderError>, Stop>
     where
         F: FnMut(Secret) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
@@ -86,7 +90,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_caps_and_jitters_within_bounds() {
-        let b = Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(16), jitter: Duration::ZERO };
+        let b =
+            Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(16), jitter: Duration::ZERO };
         let d: Vec<u64> = (1..=7).map(|a| b.delay(a).as_secs()).collect();
         assert_eq!(d, [1, 2, 4, 8, 16, 16, 16]);
         let j = Backoff::default();

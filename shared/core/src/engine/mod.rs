@@ -26,11 +26,11 @@ use std::time::Duration;
 
 use crate::context::Ports;
 use crate::domain::{
-    Connection, ConnectionStatus, Fence, Grant, Job, RunCounters, RunStatus,
-    SyncPosition, SyncRun, Timestamp, Trigger,
+    Connection, ConnectionStatus, Fence, Grant, Job, RunCounters, RunStatus, SyncPosition, SyncRun,
+    Timestamp, Trigger,
 };
-use crate::ports::{ConnectionPatch, ProviderError, RunPatch, StoreError};
 use crate::ids::RunId;
+use crate::ports::{ConnectionPatch, ProviderError, RunPatch, StoreError};
 use crate::tokens::{TokenError, TokenPolicy, Tokens};
 
 pub use call::Backoff;
@@ -106,9 +106,15 @@ pub enum Skip {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
     /// The run finished its pass (or ended for good) with this status.
-    Finished { run_id: RunId, status: RunStatus },
+    Finished {
+        run_id: RunId,
+        status: RunStatus,
+    },
     /// A continuation of the run was queued, visible after `delay`.
-    Continued { run_id: RunId, delay: Duration },
+    Continued {
+        run_id: RunId,
+        delay: Duration,
+    },
     Skipped(Skip),
 }
 
@@ -219,12 +225,13 @@ impl Engine {
             });
         }
         let holder = format!("{}/{}", self.config.worker_id, RunId::generate());
-        let fence = match self.ports.connections.acquire_lease(&key, &holder, now, self.config.lease_ttl).await {
-            Ok(Some(f)) => f,
-            Ok(None) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
-            Err(StoreError::NotFound) => return Ok(JobOutcome::Skipped(Skip::NoConnection)),
-            Err(e) => return Err(e.into()),
-        };
+        let fence =
+            match self.ports.connections.acquire_lease(&key, &holder, now, self.config.lease_ttl).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
+                Err(StoreError::NotFound) => return Ok(JobOutcome::Skipped(Skip::NoConnection)),
+                Err(e) => return Err(e.into()),
+            };
         // Re-read under the lease: the record may have changed since the first read.
         let Some(conn) = self.ports.connections.get(&key).await? else {
             return Ok(JobOutcome::Skipped(Skip::NoConnection));
@@ -248,7 +255,12 @@ impl Engine {
 
     /// The run this step works on: the connection's open run, else the job's if still open,
     /// else a new one. `None` for a continuation whose run already finished.
-    async fn open_run(&self, conn: &Connection, job: &Job, fence: &Fence) -> Result<Option<RunId>, EngineError> {
+    async fn open_run(
+        &self,
+        conn: &Connection,
+        job: &Job,
+        fence: &Fence,
+    ) -> Result<Option<RunId>, EngineError> {
         let key = conn.key();
         for candidate in [conn.current_run_id.as_ref(), job.run_id.as_ref()].into_iter().flatten() {
             if let Some(run) = self.ports.runs.get(&key, candidate).await?
@@ -288,7 +300,8 @@ impl Engine {
     ) -> Result<(), Stop> {
         let now = self.ports.clock.now();
         let key = conn.key();
-        let run = self.ports.runs.get(&key, &run_id).await?.ok_or(Stop::Error(StoreError::NotFound.into()))?;
+        let run =
+            self.ports.runs.get(&key, &run_id).await?.ok_or(Stop::Error(StoreError::NotFound.into()))?;
         let patch = RunPatch {
             status: Some(RunStatus::Running),
             started_at: run.started_at.is_none().then_some(now),
@@ -296,19 +309,19 @@ impl Engine {
             ..Default::default()
         };
         self.ports.runs.update(&key, &run_id, &patch, Some(&fence)).await?;
-        let grant = self
-            .ports
-            .grants
-            .get(&key.client_id, &conn.grant_id)
-            .await?
-            .ok_or(Stop::Reauth)?;
+        let grant = self.ports.grants.get(&key.client_id, &conn.grant_id).await?.ok_or(Stop::Reauth)?;
         let access = self.token(&grant, None).await?;
-        let mut ctx = RunCtx { conn, grant, fence, run_id, deadline, access, last_renew: now, conn_rename: None };
+        let mut ctx =
+            RunCtx { conn, grant, fence, run_id, deadline, access, last_renew: now, conn_rename: None };
         self.retry_failed(&mut ctx).await?;
         self.list_and_apply(&mut ctx).await
     }
 
-    pub(crate) async fn token(&self, grant: &Grant, rejected: Option<&crate::secret::Secret>) -> Result<crate::secret::Secret, Stop> {
+    pub(crate) async fn token(
+        &self,
+        grant: &Grant,
+        rejected: Option<&crate::secret::Secret>,
+    ) -> Result<crate::secret::Secret, Stop> {
         match self.tokens.access_token(grant, rejected).await {
             Ok(t) => Ok(t),
             Err(TokenError::Reauth) => Err(Stop::Reauth),
@@ -348,7 +361,11 @@ impl Engine {
         match result {
             Ok(()) => {
                 let run = self.ports.runs.get(key, run_id).await?;
-                let status = if run.is_some_and(|r| r.counters.failed > 0) { RunStatus::Partial } else { RunStatus::Succeeded };
+                let status = if run.is_some_and(|r| r.counters.failed > 0) {
+                    RunStatus::Partial
+                } else {
+                    RunStatus::Succeeded
+                };
                 match self.ports.runs.update(key, run_id, &finish(status, None), Some(fence)).await {
                     Err(StoreError::Fenced) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
                     r => r?,
@@ -358,7 +375,8 @@ impl Engine {
                     last_synced_at: Some(now),
                     not_before: Some(None),
                     // A folder that was unavailable and is listed again is back.
-                    status: (conn_status == ConnectionStatus::FolderUnavailable).then_some(ConnectionStatus::Active),
+                    status: (conn_status == ConnectionStatus::FolderUnavailable)
+                        .then_some(ConnectionStatus::Active),
                     ..Default::default()
                 };
                 self.release_ignoring_fence(fence, patch).await?;
@@ -380,7 +398,16 @@ impl Engine {
                 Ok(JobOutcome::Continued { run_id: run_id.clone(), delay })
             }
             Err(Stop::Reauth) => {
-                let _ = self.ports.runs.update(key, run_id, &finish(RunStatus::ReauthRequired, Some("reauthorization required".into())), Some(fence)).await;
+                let _ = self
+                    .ports
+                    .runs
+                    .update(
+                        key,
+                        run_id,
+                        &finish(RunStatus::ReauthRequired, Some("reauthorization required".into())),
+                        Some(fence),
+                    )
+                    .await;
                 let patch = ConnectionPatch {
                     status: Some(ConnectionStatus::ReauthRequired),
                     current_run_id: Some(None),
@@ -391,7 +418,8 @@ impl Engine {
             }
             Err(Stop::FolderGone) => {
                 let error = Some("the connected folder was deleted or is no longer accessible".into());
-                let _ = self.ports.runs.update(key, run_id, &finish(RunStatus::Failed, error), Some(fence)).await;
+                let _ =
+                    self.ports.runs.update(key, run_id, &finish(RunStatus::Failed, error), Some(fence)).await;
                 let patch = ConnectionPatch {
                     status: Some(ConnectionStatus::FolderUnavailable),
                     current_run_id: Some(None),

@@ -65,7 +65,11 @@ impl Engine {
         let version = served.content_version().unwrap_or("unversioned").to_owned();
         let key = asset_key(&ctx.fence.conn, &served.id, &version);
         let meta = AssetMeta {
-            content_type: d.content_type.clone().filter(|c| c != "application/octet-stream").unwrap_or_else(|| content_type_for(&served.name).to_owned()),
+            content_type: d
+                .content_type
+                .clone()
+                .filter(|c| c != "application/octet-stream")
+                .unwrap_or_else(|| content_type_for(&served.name).to_owned()),
             size: served.size,
             original_name: served.name.clone(),
             source_path: served.path.clone(),
@@ -106,7 +110,13 @@ impl Engine {
         Ok(Ok(Stored { item: served, key }))
     }
 
-    async fn record_imported(&self, ctx: &RunCtx, old: Option<&Item>, s: Stored, listing: Option<&str>) -> Result<(), Stop> {
+    async fn record_imported(
+        &self,
+        ctx: &RunCtx,
+        old: Option<&Item>,
+        s: Stored,
+        listing: Option<&str>,
+    ) -> Result<(), Stop> {
         let mut item = self.item_from(&s.item, old, ItemState::Imported, listing);
         let updated = old.is_some_and(|o| o.asset_key.is_some());
         item.asset_key = Some(s.key);
@@ -121,7 +131,13 @@ impl Engine {
     }
 
     /// Gone between listing and download: deleted at the source (not a failure, not retried).
-    async fn record_gone(&self, ctx: &RunCtx, remote: &RemoteItem, old: Option<&Item>, listing: Option<&str>) -> Result<(), Stop> {
+    async fn record_gone(
+        &self,
+        ctx: &RunCtx,
+        remote: &RemoteItem,
+        old: Option<&Item>,
+        listing: Option<&str>,
+    ) -> Result<(), Stop> {
         match old {
             Some(o) if o.asset_key.is_some() => self.mark_deleted(ctx, o).await,
             _ => {

@@ -141,6 +141,9 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         let kinds: Vec<AssetEventKind> = lines.iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, [AssetEventKind::Imported, AssetEventKind::MetadataUpdated, AssetEventKind::SourceDeleted]);
+        assert_eq!(
+            kinds,
+            [AssetEventKind::Imported, AssetEventKind::MetadataUpdated, AssetEventKind::SourceDeleted]
+        );
     }
 }

@@ -46,7 +46,9 @@ mod tests {
 
     #[test]
     fn hostile_paths_stay_inside() {
-        for p in ["/../../etc/passwd", "/a/./b", "..\\..\\x", "/a\u{0}b/c\nd", &format!("/{}", "é".repeat(300))] {
+        for p in
+            ["/../../etc/passwd", "/a/./b", "..\\..\\x", "/a\u{0}b/c\nd", &format!("/{}", "é".repeat(300))]
+        {
             let rel = safe_relative_path(p);
             assert!(rel.components().all(|c| matches!(c, Component::Normal(_))), "{p:?} → {rel:?}");
             assert!(rel.components().all(|c| c.as_os_str().len() <= 255));

@@ -86,9 +86,16 @@ impl AssetUpload for MemoryUpload {
         }
         let mut objects = self.inner.objects.lock().expect("sink lock");
         if let Some(existing) = objects.get(&self.key) {
-            return if existing.sha256 == actual { Ok(CommitOutcome::AlreadyExists) } else { Err(SinkError::Conflict) };
+            return if existing.sha256 == actual {
+                Ok(CommitOutcome::AlreadyExists)
+            } else {
+                Err(SinkError::Conflict)
+            };
         }
-        objects.insert(self.key.clone(), StoredObject { sha256: actual, size: self.size, meta: self.meta.clone() });
+        objects.insert(
+            self.key.clone(),
+            StoredObject { sha256: actual, size: self.size, meta: self.meta.clone() },
+        );
         self.inner.commits.fetch_add(1, Ordering::SeqCst);
         Ok(CommitOutcome::Created)
     }

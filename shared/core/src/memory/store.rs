@@ -106,8 +106,7 @@ impl ConnectionStore for MemoryStore {
     async fn create(&self, c: &Connection) -> Result<(), StoreError> {
         let mut st = self.lock();
         let dup = st.connections.values().any(|o| {
-            o.id == c.id
-                || (o.client_id == c.client_id && o.provider == c.provider && o.folder == c.folder)
+            o.id == c.id || (o.client_id == c.client_id && o.provider == c.provider && o.folder == c.folder)
         });
         if dup {
             return Err(StoreError::Conflict);
@@ -120,7 +119,11 @@ impl ConnectionStore for MemoryStore {
         Ok(self.lock().connections.get(key).cloned())
     }
 
-    async fn list(&self, client: &ClientId, provider: Option<ProviderKind>) -> Result<Vec<Connection>, StoreError> {
+    async fn list(
+        &self,
+        client: &ClientId,
+        provider: Option<ProviderKind>,
+    ) -> Result<Vec<Connection>, StoreError> {
         let mut v: Vec<Connection> = self
             .lock()
             .connections
@@ -133,7 +136,11 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn list_by_grant(&self, client: &ClientId, grant: &GrantId) -> Result<Vec<Connection>, StoreError> {
-        Ok(ConnectionStore::list(self, client, None).await?.into_iter().filter(|c| &c.grant_id == grant).collect())
+        Ok(ConnectionStore::list(self, client, None)
+            .await?
+            .into_iter()
+            .filter(|c| &c.grant_id == grant)
+            .collect())
     }
 
     async fn update(&self, key: &ConnKey, patch: &ConnectionPatch) -> Result<Connection, StoreError> {
@@ -182,7 +189,12 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
-    async fn checkpoint(&self, fence: &Fence, position: &SyncPosition, patch: &ConnectionPatch) -> Result<(), StoreError> {
+    async fn checkpoint(
+        &self,
+        fence: &Fence,
+        position: &SyncPosition,
+        patch: &ConnectionPatch,
+    ) -> Result<(), StoreError> {
         let mut st = self.lock();
         let c = fenced(&mut st, fence)?;
         c.position = position.clone();
@@ -207,7 +219,12 @@ impl ConnectionStore for MemoryStore {
         Ok(v)
     }
 
-    async fn claim_due(&self, key: &ConnKey, expected: Timestamp, next: Timestamp) -> Result<bool, StoreError> {
+    async fn claim_due(
+        &self,
+        key: &ConnKey,
+        expected: Timestamp,
+        next: Timestamp,
+    ) -> Result<bool, StoreError> {
         let mut st = self.lock();
         match st.connections.get_mut(key) {
             Some(c) if c.next_due_at == Some(expected) => {
@@ -265,11 +282,8 @@ impl ItemStore for MemoryStore {
         let mut st = self.lock();
         // Validate everything first, then mutate: all three records change or none.
         fenced(&mut st, fence)?;
-        let run = st
-            .runs
-            .get_mut(&fence.conn)
-            .and_then(|m| m.get_mut(&w.run_id))
-            .ok_or(StoreError::NotFound)?;
+        let run =
+            st.runs.get_mut(&fence.conn).and_then(|m| m.get_mut(&w.run_id)).ok_or(StoreError::NotFound)?;
         run.counters.add(&w.run_delta);
         let c = fenced(&mut st, fence)?;
         let ConnectionCounters { files, bytes, failed } = c.counters;

@@ -29,7 +29,12 @@ impl TokenVault for MemoryVault {
         Ok(self.secrets.lock().expect("vault lock").get(secret_ref).cloned())
     }
 
-    async fn put(&self, secret_ref: &str, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
+    async fn put(
+        &self,
+        secret_ref: &str,
+        tokens: &TokenSet,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError> {
         let mut secrets = self.secrets.lock().expect("vault lock");
         let current = secrets.get(secret_ref).map(|v| v.version);
         if current != expected {

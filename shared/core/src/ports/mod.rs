@@ -12,8 +12,8 @@ pub mod vault;
 pub use assets::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
 pub use clock::{Clock, SystemClock};
 pub use provider::{
-    AccountInfo, Change, Download, FolderEntry, FolderPage, ListPage, Provider, ProviderError,
-    RemoteItem,
+    AccountInfo, AuthorizeRequest, Change, Download, FolderEntry, FolderPage, ListPage, Provider,
+    ProviderError, RemoteItem,
 };
 pub use queue::{JobQueue, MAX_QUEUE_DELAY};
 pub use store::{

@@ -102,7 +102,10 @@ pub enum Change {
     Upsert(RemoteItem),
     /// Gone from scope. Dropbox deletions carry a path but no id; a deleted folder stands for
     /// its whole subtree.
-    Deleted { id: Option<String>, path_lower: Option<String> },
+    Deleted {
+        id: Option<String>,
+        path_lower: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ConnKey, Connection, ConnectionStatus, Fence, Grant, Item, ItemState, ProviderKind,
-    RunCounters, RunStatus, SyncPosition, SyncRun, Timestamp,
+    ConnKey, Connection, ConnectionStatus, Fence, Grant, Item, ItemState, ProviderKind, RunCounters,
+    RunStatus, SyncPosition, SyncRun, Timestamp,
 };
 use crate::ids::{ClientId, GrantId, RunId, UserId};
 use crate::secret::Secret;
@@ -49,8 +49,11 @@ pub trait ConnectionStore: Send + Sync {
     async fn create(&self, c: &Connection) -> Result<(), StoreError>;
     async fn get(&self, key: &ConnKey) -> Result<Option<Connection>, StoreError>;
     /// The client's connections, optionally of one provider, oldest first.
-    async fn list(&self, client: &ClientId, provider: Option<ProviderKind>)
-    -> Result<Vec<Connection>, StoreError>;
+    async fn list(
+        &self,
+        client: &ClientId,
+        provider: Option<ProviderKind>,
+    ) -> Result<Vec<Connection>, StoreError>;
     async fn list_by_grant(&self, client: &ClientId, grant: &GrantId) -> Result<Vec<Connection>, StoreError>;
     /// NotFound when absent. Unfenced: for the admin's changes (toggle, status).
     async fn update(&self, key: &ConnKey, patch: &ConnectionPatch) -> Result<Connection, StoreError>;
@@ -83,7 +86,12 @@ pub trait ConnectionStore: Send + Sync {
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError>;
     /// Moves `next_due_at` from `expected` to `next`; false when another tick already did
     /// (so a double tick enqueues nothing twice).
-    async fn claim_due(&self, key: &ConnKey, expected: Timestamp, next: Timestamp) -> Result<bool, StoreError>;
+    async fn claim_due(
+        &self,
+        key: &ConnKey,
+        expected: Timestamp,
+        next: Timestamp,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Signed changes to a connection's counters that accompany an item write.

@@ -15,9 +15,8 @@ use extconn_core::ports::provider::AuthorizeRequest;
 use extconn_core::{Secret, TokenSet};
 use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType, BasicTokenResponse};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
@@ -27,8 +26,7 @@ use crate::http::{
     MAX_ERROR_BODY, classify_common, read_body, read_error_body, redact, snippet, transport_error,
 };
 
-type OAuthClient =
-    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+type OAuthClient = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 /// A token response is a few hundred bytes.
 const MAX_TOKEN_BODY: usize = 64 * 1024;
@@ -52,10 +50,7 @@ fn redirect_url(redirect_uri: &str) -> Result<RedirectUrl, ProviderError> {
 
 /// `GET {www_base}/oauth2/authorize?response_type=code&client_id&state&redirect_uri&scope`
 /// `&token_access_type=offline&code_challenge&code_challenge_method=S256`.
-pub(super) fn authorize_url(
-    cfg: &DropboxConfig,
-    req: &AuthorizeRequest,
-) -> Result<String, ProviderError> {
+pub(super) fn authorize_url(cfg: &DropboxConfig, req: &AuthorizeRequest) -> Result<String, ProviderError> {
     let state = req.state.expose().to_owned();
     let (url, _state) = oauth_client(cfg)?
         .authorize_url(move || CsrfToken::new(state))
@@ -74,11 +69,7 @@ pub(super) async fn exchange_code(
     pkce_verifier: &Secret,
     redirect_uri: &str,
 ) -> Result<TokenSet, ProviderError> {
-    let secrets = [
-        code.expose(),
-        pkce_verifier.expose(),
-        dbx.cfg.client_secret.expose(),
-    ];
+    let secrets = [code.expose(), pkce_verifier.expose(), dbx.cfg.client_secret.expose()];
     let result = async {
         let client = oauth_client(&dbx.cfg)?;
         let http = TokenHttp(dbx);
@@ -100,20 +91,12 @@ pub(super) async fn refresh(dbx: &Dropbox, tokens: &TokenSet) -> Result<TokenSet
     let Some(refresh_token) = &tokens.refresh_token else {
         return Err(ProviderError::Reauth("no refresh token".into()));
     };
-    let secrets = [
-        refresh_token.expose(),
-        tokens.access_token.expose(),
-        dbx.cfg.client_secret.expose(),
-    ];
+    let secrets = [refresh_token.expose(), tokens.access_token.expose(), dbx.cfg.client_secret.expose()];
     let result = async {
         let client = oauth_client(&dbx.cfg)?;
         let http = TokenHttp(dbx);
         let rt = RefreshToken::new(refresh_token.expose().to_owned());
-        let resp = client
-            .exchange_refresh_token(&rt)
-            .request_async(&http)
-            .await
-            .map_err(token_error)?;
+        let resp = client.exchange_refresh_token(&rt).request_async(&http).await.map_err(token_error)?;
         Ok(token_set(dbx, &resp, Some(refresh_token)))
     }
     .await;
@@ -178,8 +161,7 @@ struct TokenHttp<'a>(&'a Dropbox);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp<'_> {
     type Error = ProviderError;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, ProviderError>> + Send + 'c>>;
+    type Future = Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, ProviderError>> + Send + 'c>>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(token_http(self.0, request))
@@ -187,15 +169,9 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp<'_> {
 }
 
 /// One token-endpoint request over our client (timeouts, no redirects).
-async fn token_http(
-    dbx: &Dropbox,
-    req: oauth2::HttpRequest,
-) -> Result<oauth2::HttpResponse, ProviderError> {
+async fn token_http(dbx: &Dropbox, req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, ProviderError> {
     let mut req = reqwest::Request::try_from(req).map_err(|e| {
-        ProviderError::Permanent(format!(
-            "cannot build the token request: {}",
-            e.without_url()
-        ))
+        ProviderError::Permanent(format!("cannot build the token request: {}", e.without_url()))
     })?;
     *req.timeout_mut() = Some(dbx.cfg.http.rpc_timeout);
     let resp = dbx.http.execute(req).await.map_err(transport_error)?;
@@ -213,8 +189,7 @@ async fn token_http(
     if let Some(ct) = headers.get(CONTENT_TYPE) {
         out = out.header(CONTENT_TYPE, ct);
     }
-    out.body(body.to_vec())
-        .map_err(|e| ProviderError::Permanent(format!("token response: {e}")))
+    out.body(body.to_vec()).map_err(|e| ProviderError::Permanent(format!("token response: {e}")))
 }
 
 /// `None` when `oauth2` should read the answer: a 200, or a 400/401 with an OAuth error
@@ -251,9 +226,7 @@ fn token_error(e: RequestTokenError<ProviderError, BasicErrorResponse>) -> Provi
             BasicErrorResponseType::InvalidGrant | BasicErrorResponseType::InvalidClient => {
                 ProviderError::Reauth(r.error().as_ref().to_owned())
             }
-            other => {
-                ProviderError::Permanent(format!("token endpoint refused: {}", other.as_ref()))
-            }
+            other => ProviderError::Permanent(format!("token endpoint refused: {}", other.as_ref())),
         },
         RequestTokenError::Request(e) => e,
         RequestTokenError::Parse(e, _body) => {
@@ -295,28 +268,16 @@ mod tests {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            url.starts_with("https://www.example.test/oauth2/authorize?"),
-            "{url}"
-        );
+        assert!(url.starts_with("https://www.example.test/oauth2/authorize?"), "{url}");
         let mut q = query(&url);
         q.sort();
         let expect: Vec<(String, String)> = [
             ("client_id", "app-key"),
-            (
-                "code_challenge",
-                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-            ),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
             ("code_challenge_method", "S256"),
-            (
-                "redirect_uri",
-                "https://app.example/v1/oauth/dropbox/callback",
-            ),
+            ("redirect_uri", "https://app.example/v1/oauth/dropbox/callback"),
             ("response_type", "code"),
-            (
-                "scope",
-                "account_info.read files.content.read files.metadata.read",
-            ),
+            ("scope", "account_info.read files.content.read files.metadata.read"),
             ("state", "st&te=1"),
             ("token_access_type", "offline"),
         ]
@@ -331,33 +292,19 @@ mod tests {
     fn token_endpoint_statuses() {
         let now = SystemTime::now();
         let h = HeaderMap::new();
-        let invalid_grant = br#"{"error":"invalid_grant","error_description":"refresh token is invalid or revoked"}"#;
+        let invalid_grant =
+            br#"{"error":"invalid_grant","error_description":"refresh token is invalid or revoked"}"#;
         assert_eq!(classify_token_status(StatusCode::OK, &h, b"{}", now), None);
+        assert_eq!(classify_token_status(StatusCode::BAD_REQUEST, &h, invalid_grant, now), None);
         assert_eq!(
-            classify_token_status(StatusCode::BAD_REQUEST, &h, invalid_grant, now),
-            None
-        );
-        assert_eq!(
-            classify_token_status(
-                StatusCode::UNAUTHORIZED,
-                &h,
-                br#"{"error":"invalid_client"}"#,
-                now
-            ),
+            classify_token_status(StatusCode::UNAUTHORIZED, &h, br#"{"error":"invalid_client"}"#, now),
             None
         );
         let mut ra = HeaderMap::new();
         ra.insert(RETRY_AFTER, HeaderValue::from_static("30"));
         assert_eq!(
-            classify_token_status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &ra,
-                b"<html>down</html>",
-                now
-            ),
-            Some(ProviderError::RateLimited {
-                retry_after: Some(Duration::from_secs(30))
-            })
+            classify_token_status(StatusCode::SERVICE_UNAVAILABLE, &ra, b"<html>down</html>", now),
+            Some(ProviderError::RateLimited { retry_after: Some(Duration::from_secs(30)) })
         );
         assert_eq!(
             classify_token_status(StatusCode::TOO_MANY_REQUESTS, &h, b"", now),
@@ -374,9 +321,7 @@ mod tests {
     }
 
     fn server_error(body: &str) -> RequestTokenError<ProviderError, BasicErrorResponse> {
-        RequestTokenError::ServerResponse(
-            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}")),
-        )
+        RequestTokenError::ServerResponse(serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}")))
     }
 
     #[test]
@@ -412,9 +357,7 @@ mod tests {
     }
 
     /// Reproduces the `Parse` error `oauth2` builds for a 200 it cannot read.
-    fn serde_path_to_error_free_parse(
-        body: &[u8],
-    ) -> RequestTokenError<ProviderError, BasicErrorResponse> {
+    fn serde_path_to_error_free_parse(body: &[u8]) -> RequestTokenError<ProviderError, BasicErrorResponse> {
         let resp = http::Response::builder()
             .status(200)
             .header(CONTENT_TYPE, "application/json")
@@ -449,10 +392,9 @@ mod tests {
         let secs = (t.expires_at.unwrap_or(before) - before).num_seconds();
         assert!((14_399..=14_401).contains(&secs), "{secs}");
 
-        let resp: BasicTokenResponse = serde_json::from_str(
-            r#"{"access_token":"a","token_type":"bearer","refresh_token":"new-rt"}"#,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let resp: BasicTokenResponse =
+            serde_json::from_str(r#"{"access_token":"a","token_type":"bearer","refresh_token":"new-rt"}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
         let t = token_set(&dbx, &resp, Some(&Secret::new("old-rt")));
         assert_eq!(t.refresh_token.as_ref().map(Secret::expose), Some("new-rt"));
         assert_eq!(t.expires_at, None);

@@ -19,9 +19,7 @@ const API_RESULT: HeaderName = HeaderName::from_static("dropbox-api-result");
 /// JSON made "HTTP-header-safe" as the Dropbox SDKs do: every char ≥ U+007F is written as a
 /// `\uXXXX` escape (UTF-16, so astral chars become a surrogate pair). The result is ASCII and
 /// still valid JSON, since such chars can only occur inside strings.
-pub fn header_safe_json<T: serde::Serialize + ?Sized>(
-    value: &T,
-) -> Result<String, serde_json::Error> {
+pub fn header_safe_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
     let json = serde_json::to_string(value)?;
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
@@ -42,19 +40,12 @@ pub(super) async fn download(
     access: &Secret,
     item: &RemoteItem,
 ) -> Result<Download, ProviderError> {
-    start(dbx, access, item)
-        .await
-        .map_err(|e| redact(e, &[access.expose()]))
+    start(dbx, access, item).await.map_err(|e| redact(e, &[access.expose()]))
 }
 
-async fn start(
-    dbx: &Dropbox,
-    access: &Secret,
-    item: &RemoteItem,
-) -> Result<Download, ProviderError> {
-    let arg = header_safe_json(&PathArg { path: &item.id }).map_err(|e| {
-        ProviderError::Permanent(format!("cannot encode the download argument: {e}"))
-    })?;
+async fn start(dbx: &Dropbox, access: &Secret, item: &RemoteItem) -> Result<Download, ProviderError> {
+    let arg = header_safe_json(&PathArg { path: &item.id })
+        .map_err(|e| ProviderError::Permanent(format!("cannot encode the download argument: {e}")))?;
     let url = format!("{}/2/files/download", dbx.cfg.content_base);
     let resp = dbx
         .http
@@ -78,31 +69,17 @@ async fn start(
             ))
         })?,
         None => {
-            return Err(ProviderError::Transient(
-                "download answered without Dropbox-API-Result".into(),
-            ));
+            return Err(ProviderError::Transient("download answered without Dropbox-API-Result".into()));
         }
     };
-    let content_type = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let item = served.into_item();
     let expected_size = item.size.unwrap_or(0);
     if item.content_hash.is_none() {
         tracing::warn!(id = %item.id, "Dropbox served a file without content_hash: checking its size only");
     }
-    let stream = verified(
-        resp.bytes_stream().boxed(),
-        expected_size,
-        item.content_hash.clone(),
-    );
-    Ok(Download {
-        item,
-        content_type,
-        stream,
-    })
+    let stream = verified(resp.bytes_stream().boxed(), expected_size, item.content_hash.clone());
+    Ok(Download { item, content_type, stream })
 }
 
 struct Verifier {
@@ -120,11 +97,7 @@ pub(crate) fn verified(
     expected_size: u64,
     expected_hash: Option<String>,
 ) -> BoxStream<'static, Result<Bytes, ProviderError>> {
-    verified_stream(
-        inner.map(|r| r.map_err(transport_error)).boxed(),
-        expected_size,
-        expected_hash,
-    )
+    verified_stream(inner.map(|r| r.map_err(transport_error)).boxed(), expected_size, expected_hash)
 }
 
 pub(crate) fn verified_stream(
@@ -132,12 +105,7 @@ pub(crate) fn verified_stream(
     expected_size: u64,
     expected_hash: Option<String>,
 ) -> BoxStream<'static, Result<Bytes, ProviderError>> {
-    let state = Verifier {
-        inner,
-        hasher: DropboxContentHasher::new(),
-        expected_size,
-        expected_hash,
-    };
+    let state = Verifier { inner, hasher: DropboxContentHasher::new(), expected_size, expected_hash };
     futures::stream::unfold(Some(state), |state| async move {
         let mut st = state?;
         loop {
@@ -188,32 +156,17 @@ mod tests {
 
     #[test]
     fn header_safe_escapes_everything_non_ascii() {
-        let s = header_safe_json(&PathArg {
-            path: "/Ünïcødé/日本/😀\u{7f}x\"q\\",
-        })
-        .unwrap_or_default();
-        assert_eq!(
-            s,
-            r#"{"path":"/\u00dcn\u00efc\u00f8d\u00e9/\u65e5\u672c/\ud83d\ude00\u007fx\"q\\"}"#
-        );
+        let s = header_safe_json(&PathArg { path: "/Ünïcødé/日本/😀\u{7f}x\"q\\" }).unwrap_or_default();
+        assert_eq!(s, r#"{"path":"/\u00dcn\u00efc\u00f8d\u00e9/\u65e5\u672c/\ud83d\ude00\u007fx\"q\\"}"#);
         assert!(s.is_ascii());
         // Still the same JSON value.
         let back: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
         assert_eq!(back["path"], "/Ünïcødé/日本/😀\u{7f}x\"q\\");
-        assert_eq!(
-            header_safe_json(&PathArg { path: "id:abc" }).unwrap_or_default(),
-            r#"{"path":"id:abc"}"#
-        );
+        assert_eq!(header_safe_json(&PathArg { path: "id:abc" }).unwrap_or_default(), r#"{"path":"id:abc"}"#);
     }
 
     fn chunks(parts: &[&'static [u8]]) -> BoxStream<'static, Result<Bytes, ProviderError>> {
-        stream::iter(
-            parts
-                .iter()
-                .map(|p| Ok(Bytes::from_static(p)))
-                .collect::<Vec<_>>(),
-        )
-        .boxed()
+        stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>()).boxed()
     }
 
     async fn collect(
@@ -226,36 +179,21 @@ mod tests {
 
     #[tokio::test]
     async fn good_body_ends_cleanly() {
-        let out = collect(verified_stream(
-            chunks(&[b"hello", b"", b" world"]),
-            11,
-            Some(HELLO_HASH.into()),
-        ))
-        .await;
-        let bytes: Vec<u8> = out
-            .iter()
-            .flat_map(|r| r.as_ref().map(|b| b.to_vec()).unwrap_or_default())
-            .collect();
+        let out =
+            collect(verified_stream(chunks(&[b"hello", b"", b" world"]), 11, Some(HELLO_HASH.into()))).await;
+        let bytes: Vec<u8> =
+            out.iter().flat_map(|r| r.as_ref().map(|b| b.to_vec()).unwrap_or_default()).collect();
         assert!(out.iter().all(Result::is_ok), "{out:?}");
         assert_eq!(bytes, b"hello world");
         // Uppercase hex from a server is the same hash.
-        let out = collect(verified_stream(
-            chunks(&[b"hello world"]),
-            11,
-            Some(HELLO_HASH.to_uppercase()),
-        ))
-        .await;
+        let out =
+            collect(verified_stream(chunks(&[b"hello world"]), 11, Some(HELLO_HASH.to_uppercase()))).await;
         assert!(out.iter().all(Result::is_ok));
     }
 
     #[tokio::test]
     async fn short_body_ends_with_integrity_error() {
-        let out = collect(verified_stream(
-            chunks(&[b"hello"]),
-            11,
-            Some(HELLO_HASH.into()),
-        ))
-        .await;
+        let out = collect(verified_stream(chunks(&[b"hello"]), 11, Some(HELLO_HASH.into()))).await;
         assert!(
             matches!(out.last(), Some(Err(ProviderError::Integrity(m))) if m.contains("short")),
             "{out:?}"
@@ -265,21 +203,13 @@ mod tests {
     #[tokio::test]
     async fn long_body_ends_with_integrity_error() {
         let out = collect(verified_stream(chunks(&[b"hello world", b"!"]), 11, None)).await;
-        assert!(
-            matches!(out.last(), Some(Err(ProviderError::Integrity(_)))),
-            "{out:?}"
-        );
+        assert!(matches!(out.last(), Some(Err(ProviderError::Integrity(_)))), "{out:?}");
         assert_eq!(out.len(), 2);
     }
 
     #[tokio::test]
     async fn same_length_corruption_ends_with_integrity_error() {
-        let out = collect(verified_stream(
-            chunks(&[b"hellO world"]),
-            11,
-            Some(HELLO_HASH.into()),
-        ))
-        .await;
+        let out = collect(verified_stream(chunks(&[b"hellO world"]), 11, Some(HELLO_HASH.into()))).await;
         assert!(
             matches!(out.last(), Some(Err(ProviderError::Integrity(m))) if m.contains("content_hash")),
             "{out:?}"

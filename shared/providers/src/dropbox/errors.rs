@@ -26,12 +26,7 @@ use crate::http::{classify_common, retry_after_header, snippet};
 use crate::retry::retry_after_secs;
 
 /// Classifies a non-2xx answer of an RPC or content route. `body` may be truncated.
-pub fn classify(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: SystemTime,
-) -> ProviderError {
+pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], now: SystemTime) -> ProviderError {
     let env = ErrorEnvelope::parse(body);
     let describe = || match &env {
         Some(e) => e.describe(),
@@ -40,16 +35,10 @@ pub fn classify(
     match status.as_u16() {
         400 => ProviderError::Permanent(format!("HTTP 400 bad request: {}", snippet(body))),
         401 => {
-            let tag = env
-                .as_ref()
-                .and_then(|e| e.tags().first().map(|t| t.to_string()));
+            let tag = env.as_ref().and_then(|e| e.tags().first().map(|t| t.to_string()));
             match tag.as_deref() {
-                None | Some("expired_access_token" | "invalid_access_token") => {
-                    ProviderError::Unauthorized
-                }
-                Some(t @ ("missing_scope" | "user_suspended")) => {
-                    ProviderError::Reauth(t.to_owned())
-                }
+                None | Some("expired_access_token" | "invalid_access_token") => ProviderError::Unauthorized,
+                Some(t @ ("missing_scope" | "user_suspended")) => ProviderError::Reauth(t.to_owned()),
                 Some(_) => ProviderError::Permanent(format!("HTTP 401: {}", describe())),
             }
         }
@@ -64,13 +53,8 @@ pub fn classify(
         }
         429 => {
             let header = retry_after_header(headers, now);
-            let body = env
-                .as_ref()
-                .and_then(|e| e.retry_after())
-                .map(retry_after_secs);
-            ProviderError::RateLimited {
-                retry_after: header.max(body),
-            }
+            let body = env.as_ref().and_then(|e| e.retry_after()).map(retry_after_secs);
+            ProviderError::RateLimited { retry_after: header.max(body) }
         }
         _ => classify_common(status, headers, now)
             .unwrap_or_else(|| ProviderError::Permanent(format!("HTTP {status}: {}", describe()))),
@@ -132,10 +116,7 @@ mod tests {
     #[test]
     fn conflicts() {
         assert_eq!(
-            run(
-                409,
-                r#"{"error_summary":"reset/..","error":{".tag":"reset"}}"#
-            ),
+            run(409, r#"{"error_summary":"reset/..","error":{".tag":"reset"}}"#),
             ProviderError::CursorReset
         );
         assert_eq!(
@@ -165,16 +146,10 @@ mod tests {
                 r#"{"error_summary":"path/not_folder/..","error":{".tag":"path","path":{".tag":"not_folder"}}}"#,
                 "not_folder",
             ),
-            (
-                r#"{"error":{".tag":"path","path":{".tag":"malformed_path"}}}"#,
-                "path/malformed_path",
-            ),
+            (r#"{"error":{".tag":"path","path":{".tag":"malformed_path"}}}"#, "path/malformed_path"),
         ] {
             let e = run(409, body);
-            assert!(
-                matches!(&e, ProviderError::Permanent(m) if m.contains(needle)),
-                "{body}: {e:?}"
-            );
+            assert!(matches!(&e, ProviderError::Permanent(m) if m.contains(needle)), "{body}: {e:?}");
             assert!(!e.is_retryable());
         }
         // A 409 with no readable envelope is not mistaken for a reset or a not-found.
@@ -186,38 +161,25 @@ mod tests {
         let body = r#"{"error_summary":"too_many_requests/..","error":{"reason":{".tag":"too_many_requests"},"retry_after":300}}"#;
         assert_eq!(
             run(429, body),
-            ProviderError::RateLimited {
-                retry_after: Some(Duration::from_secs(300))
-            }
+            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(300)) }
         );
         assert_eq!(
             run_h(429, &retry_after("12"), "Too many requests"),
-            ProviderError::RateLimited {
-                retry_after: Some(Duration::from_secs(12))
-            }
+            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(12)) }
         );
         // Both: the longer wait wins.
         assert_eq!(
             run_h(429, &retry_after("12"), body),
-            ProviderError::RateLimited {
-                retry_after: Some(Duration::from_secs(300))
-            }
+            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(300)) }
         );
         assert_eq!(
             run_h(429, &retry_after("900"), body),
-            ProviderError::RateLimited {
-                retry_after: Some(Duration::from_secs(900))
-            }
+            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(900)) }
         );
-        assert_eq!(
-            run(429, ""),
-            ProviderError::RateLimited { retry_after: None }
-        );
+        assert_eq!(run(429, ""), ProviderError::RateLimited { retry_after: None });
         assert_eq!(
             run_h(503, &retry_after("5"), "<html>busy</html>"),
-            ProviderError::RateLimited {
-                retry_after: Some(Duration::from_secs(5))
-            }
+            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(5)) }
         );
     }
 
@@ -227,10 +189,7 @@ mod tests {
             400,
             "Error in call to API function \"files/list_folder\": Specify the root folder as an empty string rather than as \"/\".",
         );
-        assert!(
-            matches!(&e, ProviderError::Permanent(m) if m.contains("Specify the root folder")),
-            "{e:?}"
-        );
+        assert!(matches!(&e, ProviderError::Permanent(m) if m.contains("Specify the root folder")), "{e:?}");
         assert!(matches!(run(500, "oops"), ProviderError::Transient(_)));
         assert!(matches!(run(502, ""), ProviderError::Transient(_)));
         assert!(matches!(run(408, ""), ProviderError::Transient(_)));

@@ -12,14 +12,8 @@ const BROWSE_MAX_PAGES_PER_CALL: usize = 8;
 
 /// `POST /2/users/get_current_account` (no argument: no body).
 pub(super) async fn account(dbx: &Dropbox, access: &Secret) -> Result<AccountInfo, ProviderError> {
-    let a: FullAccount = dbx
-        .rpc::<(), _>(access, "users/get_current_account", None)
-        .await?;
-    Ok(AccountInfo {
-        account_id: a.account_id,
-        display_name: a.name.display_name,
-        email: a.email,
-    })
+    let a: FullAccount = dbx.rpc::<(), _>(access, "users/get_current_account", None).await?;
+    Ok(AccountInfo { account_id: a.account_id, display_name: a.name.display_name, email: a.email })
 }
 
 /// The root is `""` at Dropbox, never `"/"` (provider-apis.md §7 item 10).
@@ -52,26 +46,16 @@ pub(super) async fn browse_folders(
     };
     let mut pages = 1;
     loop {
-        let ListFolderResult {
-            entries,
-            cursor,
-            has_more,
-        } = result;
+        let ListFolderResult { entries, cursor, has_more } = result;
         folders.extend(entries.into_iter().filter_map(|m| match m {
             Metadata::Folder(f) => Some(f.into_entry()),
             _ => None,
         }));
         if !has_more {
-            return Ok(FolderPage {
-                folders,
-                next_page: None,
-            });
+            return Ok(FolderPage { folders, next_page: None });
         }
         if !folders.is_empty() || pages >= BROWSE_MAX_PAGES_PER_CALL {
-            return Ok(FolderPage {
-                folders,
-                next_page: Some(cursor),
-            });
+            return Ok(FolderPage { folders, next_page: Some(cursor) });
         }
         result = continue_listing(dbx, access, &cursor).await?;
         pages += 1;
@@ -86,25 +70,17 @@ pub(super) async fn folder(
     folder: &FolderLocator,
 ) -> Result<FolderEntry, ProviderError> {
     if dropbox_path(&folder.folder_id).is_empty() {
-        return Ok(FolderEntry {
-            id: String::new(),
-            name: String::new(),
-            path: "/".into(),
-        });
+        return Ok(FolderEntry { id: String::new(), name: String::new(), path: "/".into() });
     }
-    let arg = PathArg {
-        path: dropbox_path(&folder.folder_id),
-    };
+    let arg = PathArg { path: dropbox_path(&folder.folder_id) };
     let m: Metadata = dbx.rpc(access, "files/get_metadata", Some(&arg)).await?;
     match m {
         Metadata::Folder(f) => Ok(f.into_entry()),
         Metadata::Deleted(_) => Err(ProviderError::NotFound),
-        Metadata::File(_) => Err(ProviderError::Permanent(
-            "the connected item is a file, not a folder".into(),
-        )),
-        Metadata::Unknown => Err(ProviderError::Permanent(
-            "the connected item is not a folder".into(),
-        )),
+        Metadata::File(_) => {
+            Err(ProviderError::Permanent("the connected item is a file, not a folder".into()))
+        }
+        Metadata::Unknown => Err(ProviderError::Permanent("the connected item is not a folder".into())),
     }
 }
 
@@ -147,12 +123,7 @@ async fn continue_listing(
     access: &Secret,
     cursor: &str,
 ) -> Result<ListFolderResult, ProviderError> {
-    dbx.rpc(
-        access,
-        "files/list_folder/continue",
-        Some(&CursorArg { cursor }),
-    )
-    .await
+    dbx.rpc(access, "files/list_folder/continue", Some(&CursorArg { cursor })).await
 }
 
 /// Entries in Dropbox's order (they must be applied in order).
@@ -168,9 +139,5 @@ fn to_page(result: ListFolderResult) -> ListPage {
             change
         })
         .collect();
-    ListPage {
-        changes,
-        cursor: result.cursor,
-        has_more: result.has_more,
-    }
+    ListPage { changes, cursor: result.cursor, has_more: result.has_more }
 }

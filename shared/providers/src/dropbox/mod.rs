@@ -18,8 +18,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use extconn_core::ports::clock::SystemClock;
 use extconn_core::ports::{
-    AccountInfo, Clock, Download, FolderEntry, FolderPage, ListPage, Provider, ProviderError,
-    RemoteItem,
+    AccountInfo, Clock, Download, FolderEntry, FolderPage, ListPage, Provider, ProviderError, RemoteItem,
 };
 use extconn_core::{FolderLocator, ProviderKind, Secret, TokenSet};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -34,11 +33,7 @@ use crate::http::{
 };
 
 /// The scopes requested: read-only metadata and content, and the account (for its id and name).
-pub const SCOPES: [&str; 3] = [
-    "account_info.read",
-    "files.content.read",
-    "files.metadata.read",
-];
+pub const SCOPES: [&str; 3] = ["account_info.read", "files.content.read", "files.metadata.read"];
 
 /// Configuration of the Dropbox connector.
 #[derive(Clone)]
@@ -118,9 +113,7 @@ pub struct Dropbox {
 
 impl fmt::Debug for Dropbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dropbox")
-            .field("cfg", &self.cfg)
-            .finish_non_exhaustive()
+        f.debug_struct("Dropbox").field("cfg", &self.cfg).finish_non_exhaustive()
     }
 }
 
@@ -138,11 +131,7 @@ impl Dropbox {
     }
 
     pub fn try_new(mut config: DropboxConfig) -> Result<Self, ProviderError> {
-        for base in [
-            &mut config.www_base,
-            &mut config.api_base,
-            &mut config.content_base,
-        ] {
+        for base in [&mut config.www_base, &mut config.api_base, &mut config.content_base] {
             while base.ends_with('/') {
                 base.pop();
             }
@@ -169,15 +158,11 @@ impl Dropbox {
         arg: Option<&A>,
     ) -> Result<T, ProviderError> {
         let url = format!("{}/2/{route}", self.cfg.api_base);
-        let mut req = self
-            .http
-            .post(url)
-            .timeout(self.cfg.http.rpc_timeout)
-            .header(AUTHORIZATION, bearer(access)?);
+        let mut req =
+            self.http.post(url).timeout(self.cfg.http.rpc_timeout).header(AUTHORIZATION, bearer(access)?);
         if let Some(arg) = arg {
-            let body = serde_json::to_vec(arg).map_err(|e| {
-                ProviderError::Permanent(format!("cannot encode the {route} argument: {e}"))
-            })?;
+            let body = serde_json::to_vec(arg)
+                .map_err(|e| ProviderError::Permanent(format!("cannot encode the {route} argument: {e}")))?;
             req = req.header(CONTENT_TYPE, "application/json").body(body);
         }
         let result = async {
@@ -206,14 +191,9 @@ fn bearer(access: &Secret) -> Result<reqwest::header::HeaderValue, ProviderError
 }
 
 /// A `Duration` since "now" expressed on the connector's clock.
-fn expires_at(
-    now: extconn_core::Timestamp,
-    expires_in: Option<Duration>,
-) -> Option<extconn_core::Timestamp> {
+fn expires_at(now: extconn_core::Timestamp, expires_in: Option<Duration>) -> Option<extconn_core::Timestamp> {
     let d = expires_in?;
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
+    chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d))
 }
 
 #[async_trait]
@@ -259,11 +239,7 @@ impl Provider for Dropbox {
         listing::browse_folders(self, access, parent, page).await
     }
 
-    async fn folder(
-        &self,
-        access: &Secret,
-        folder: &FolderLocator,
-    ) -> Result<FolderEntry, ProviderError> {
+    async fn folder(&self, access: &Secret, folder: &FolderLocator) -> Result<FolderEntry, ProviderError> {
         listing::folder(self, access, folder).await
     }
 
@@ -285,11 +261,7 @@ impl Provider for Dropbox {
         listing::list_changes(self, access, cursor).await
     }
 
-    async fn download(
-        &self,
-        access: &Secret,
-        item: &RemoteItem,
-    ) -> Result<Download, ProviderError> {
+    async fn download(&self, access: &Secret, item: &RemoteItem) -> Result<Download, ProviderError> {
         download::download(self, access, item).await
     }
 }

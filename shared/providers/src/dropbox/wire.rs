@@ -150,10 +150,7 @@ impl ErrorEnvelope {
 
     /// 429's `error.reason[.tag]` (`too_many_requests`, `too_many_write_operations`).
     pub fn reason(&self) -> Option<&str> {
-        self.error
-            .get("reason")
-            .and_then(|r| r.get(".tag"))
-            .and_then(|t| t.as_str())
+        self.error.get("reason").and_then(|r| r.get(".tag")).and_then(|t| t.as_str())
     }
 
     /// What to put in a message: the summary, else the tags.
@@ -167,9 +164,7 @@ impl ErrorEnvelope {
 
 /// `2015-05-12T15:50:38Z` → a timestamp; `None` if malformed.
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 impl FileMetadata {
@@ -208,11 +203,7 @@ impl FolderMetadata {
     }
 
     pub fn into_entry(self) -> FolderEntry {
-        FolderEntry {
-            id: self.id,
-            name: self.name,
-            path: self.path_display.unwrap_or_default(),
-        }
+        FolderEntry { id: self.id, name: self.name, path: self.path_display.unwrap_or_default() }
     }
 }
 
@@ -222,10 +213,7 @@ impl Metadata {
         match self {
             Metadata::File(f) => Some(Change::Upsert(f.into_item())),
             Metadata::Folder(f) => Some(Change::Upsert(f.into_item())),
-            Metadata::Deleted(d) => Some(Change::Deleted {
-                id: None,
-                path_lower: d.path_lower,
-            }),
+            Metadata::Deleted(d) => Some(Change::Deleted { id: None, path_lower: d.path_lower }),
             Metadata::Unknown => None,
         }
     }
@@ -248,18 +236,10 @@ mod tests {
 
     #[test]
     fn list_folder_result_from_the_reference() {
-        let r: ListFolderResult =
-            serde_json::from_str(LIST_FOLDER).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            r.cursor,
-            "ZtkX9_EHj3x7PMkVuFIhwKYXEpwpLwyxp9vMKomUhllil9q7eWiAu"
-        );
+        let r: ListFolderResult = serde_json::from_str(LIST_FOLDER).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.cursor, "ZtkX9_EHj3x7PMkVuFIhwKYXEpwpLwyxp9vMKomUhllil9q7eWiAu");
         assert!(!r.has_more);
-        let changes: Vec<Change> = r
-            .entries
-            .into_iter()
-            .filter_map(Metadata::into_change)
-            .collect();
+        let changes: Vec<Change> = r.entries.into_iter().filter_map(Metadata::into_change).collect();
         assert_eq!(
             changes,
             vec![
@@ -293,10 +273,7 @@ mod tests {
                 }),
             ]
         );
-        assert_eq!(
-            parse_time("2015-05-12T15:50:38Z").map(|t| t.timestamp()),
-            Some(1_431_445_838)
-        );
+        assert_eq!(parse_time("2015-05-12T15:50:38Z").map(|t| t.timestamp()), Some(1_431_445_838));
     }
 
     #[test]
@@ -309,31 +286,13 @@ mod tests {
         ],"cursor":"c2","has_more":true}"#;
         let r: ListFolderResult = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}"));
         assert!(r.has_more);
-        let changes: Vec<Change> = r
-            .entries
-            .into_iter()
-            .filter_map(Metadata::into_change)
-            .collect();
+        let changes: Vec<Change> = r.entries.into_iter().filter_map(Metadata::into_change).collect();
         assert_eq!(changes.len(), 3);
-        assert_eq!(
-            changes[0],
-            Change::Deleted {
-                id: None,
-                path_lower: Some("/homework/old.txt".into())
-            }
-        );
-        let Change::Upsert(item) = &changes[1] else {
-            panic!("{:?}", changes[1])
-        };
+        assert_eq!(changes[0], Change::Deleted { id: None, path_lower: Some("/homework/old.txt".into()) });
+        let Change::Upsert(item) = &changes[1] else { panic!("{:?}", changes[1]) };
         // No is_downloadable and no content_hash: downloadable, hash unknown.
         assert!(item.downloadable && item.content_hash.is_none() && item.size == Some(0));
-        assert_eq!(
-            changes[2],
-            Change::Deleted {
-                id: None,
-                path_lower: Some("/homework/sub".into())
-            }
-        );
+        assert_eq!(changes[2], Change::Deleted { id: None, path_lower: Some("/homework/sub".into()) });
     }
 
     #[test]
@@ -344,15 +303,9 @@ mod tests {
              "server_modified":"not a time","rev":"0123456789a","size":5,"is_downloadable":false}
         ],"cursor":"c","has_more":false}"#;
         let r: ListFolderResult = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}"));
-        let changes: Vec<Change> = r
-            .entries
-            .into_iter()
-            .filter_map(Metadata::into_change)
-            .collect();
+        let changes: Vec<Change> = r.entries.into_iter().filter_map(Metadata::into_change).collect();
         assert_eq!(changes.len(), 1);
-        let Change::Upsert(item) = &changes[0] else {
-            panic!()
-        };
+        let Change::Upsert(item) = &changes[0] else { panic!() };
         assert_eq!(item.modified_at, None);
         assert!(!item.downloadable);
     }

@@ -45,11 +45,9 @@ impl fmt::Debug for Content {
                 write!(f, "Bytes({:?})", String::from_utf8_lossy(b))
             }
             Content::Bytes(b) => write!(f, "Bytes(<{} bytes>)", b.len()),
-            Content::Generated { size, seed } => f
-                .debug_struct("Generated")
-                .field("size", size)
-                .field("seed", seed)
-                .finish(),
+            Content::Generated { size, seed } => {
+                f.debug_struct("Generated").field("size", size).field("seed", seed).finish()
+            }
         }
     }
 }
@@ -235,10 +233,7 @@ pub(crate) struct Blob {
 
 impl Blob {
     pub(crate) fn new(content: Content) -> Arc<Blob> {
-        Arc::new(Blob {
-            content,
-            hash: OnceLock::new(),
-        })
+        Arc::new(Blob { content, hash: OnceLock::new() })
     }
 
     /// The content hash; computes it on first use (may take a while for big generated
@@ -304,14 +299,8 @@ mod tests {
     // Vectors of provider-apis.md §4.3 (rclone dbhash_test.go; n × 'A').
     #[test]
     fn content_hash_vectors() {
-        assert_eq!(
-            content_hash(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            content_hash(b"A"),
-            "1cd6ef71e6e0ff46ad2609d403dc3fee244417089aa4461245a4e4fe23a55e42"
-        );
+        assert_eq!(content_hash(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(content_hash(b"A"), "1cd6ef71e6e0ff46ad2609d403dc3fee244417089aa4461245a4e4fe23a55e42");
         assert_eq!(
             content_hash(&vec![b'A'; 4_194_304]),
             "d4d63bac5b866c71620185392a8a6218ac1092454a2d16f820363b69852befa3"
@@ -334,14 +323,8 @@ mod tests {
             h.update(piece);
         }
         assert_eq!(h.finish_hex(), content_hash(&data));
-        assert_eq!(
-            Content::Bytes(data.clone()).content_hash(),
-            content_hash(&data)
-        );
-        assert_eq!(
-            Content::generated(data.len() as u64, 7).content_hash(),
-            content_hash(&data)
-        );
+        assert_eq!(Content::Bytes(data.clone()).content_hash(), content_hash(&data));
+        assert_eq!(Content::generated(data.len() as u64, 7).content_hash(), content_hash(&data));
     }
 
     #[test]
@@ -357,11 +340,7 @@ mod tests {
                 let n = c.read_at(start, &mut buf);
                 let end = (start as usize + len).min(1000);
                 assert_eq!(n, end - start as usize);
-                assert_eq!(
-                    &buf[..n],
-                    &all[start as usize..end],
-                    "start {start} len {len}"
-                );
+                assert_eq!(&buf[..n], &all[start as usize..end], "start {start} len {len}");
             }
         }
         assert_eq!(c.read_at(1000, &mut [0u8; 4]), 0);
@@ -394,10 +373,7 @@ mod tests {
     #[test]
     fn sha256_matches_plain_sha256() {
         let c = Content::text("hello world");
-        assert_eq!(
-            c.sha256_hex(),
-            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
-        );
+        assert_eq!(c.sha256_hex(), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
     }
 
     #[tokio::test]

@@ -119,9 +119,7 @@ fn ok_or_panic<T>(op: &str, r: Result<T, ControlError>) -> T {
 
 fn random_string(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect()
+    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }
 
 /// Control handle of the Dropbox emulator. Cheap to clone; all clones see one state.
@@ -132,23 +130,15 @@ pub struct DropboxControl {
 
 impl fmt::Debug for DropboxControl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DropboxControl")
-            .field("urls", &self.state.urls)
-            .finish()
+        f.debug_struct("DropboxControl").field("urls", &self.state.urls).finish()
     }
 }
 
 impl DropboxControl {
     pub(crate) fn new(base_url: String, clock: TimeSource, config: &SandboxConfig) -> Self {
-        let state = DropboxState::new(
-            &base_url,
-            clock,
-            config.access_token_ttl,
-            config.dropbox_clients.clone(),
-        );
-        DropboxControl {
-            state: Arc::new(state),
-        }
+        let state =
+            DropboxState::new(&base_url, clock, config.access_token_ttl, config.dropbox_clients.clone());
+        DropboxControl { state: Arc::new(state) }
     }
 
     pub(crate) fn state(&self) -> Arc<DropboxState> {
@@ -172,9 +162,7 @@ impl DropboxControl {
             display_name: display_name.to_string(),
             email: email.to_string(),
             uid: rng.random_range(100_000_000u64..1_000_000_000).to_string(),
-            namespace_id: rng
-                .random_range(1_000_000_000u64..10_000_000_000)
-                .to_string(),
+            namespace_id: rng.random_range(1_000_000_000u64..10_000_000_000).to_string(),
             tree: Tree::default(),
         };
         self.state.lock().accounts.push(account);
@@ -183,12 +171,7 @@ impl DropboxControl {
 
     /// Ids of all accounts, in creation order.
     pub fn accounts(&self) -> Vec<AccountId> {
-        self.state
-            .lock()
-            .accounts
-            .iter()
-            .map(|a| a.id.clone())
-            .collect()
+        self.state.lock().accounts.iter().map(|a| a.id.clone()).collect()
     }
 
     /// Chooses the account the authorize page logs in as (default: the first one).
@@ -232,23 +215,16 @@ impl DropboxControl {
         let now = self.state.now();
         let node = {
             let mut inner = self.state.lock();
-            let a = inner
-                .account_mut(&acct.0)
-                .ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
+            let a = inner.account_mut(&acct.0).ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
             let id = f(&mut a.tree, now)?;
-            a.tree
-                .node(&id)
-                .cloned()
-                .ok_or(ControlError::NotFound(id))?
+            a.tree.node(&id).cloned().ok_or(ControlError::NotFound(id))?
         };
         self.state.changed.notify_waiters();
         Ok(node)
     }
 
     fn resolve_id(tree: &Tree, path_or_id: &str) -> Result<String, ControlError> {
-        tree.resolve_node(path_or_id)
-            .map(|n| n.id.clone())
-            .map_err(|e| from_model(e, path_or_id))
+        tree.resolve_node(path_or_id).map(|n| n.id.clone()).map_err(|e| from_model(e, path_or_id))
     }
 
     /// Creates a folder (and missing parents); an existing folder is returned as is.
@@ -262,10 +238,7 @@ impl DropboxControl {
 
     /// Fallible [`DropboxControl::add_folder`].
     pub fn try_add_folder(&self, acct: &AccountId, path: &str) -> Result<EntryInfo, ControlError> {
-        self.mutate(acct, |t, _| {
-            t.add_folder(path).map_err(|e| from_model(e, path))
-        })
-        .map(|n| n.info())
+        self.mutate(acct, |t, _| t.add_folder(path).map_err(|e| from_model(e, path))).map(|n| n.info())
     }
 
     /// Creates a file (and missing parent folders). An existing file at that path is
@@ -285,11 +258,8 @@ impl DropboxControl {
         path: &str,
         content: Content,
     ) -> Result<EntryInfo, ControlError> {
-        self.mutate(acct, |t, now| {
-            t.put_file(path, content, now)
-                .map_err(|e| from_model(e, path))
-        })
-        .map(|n| n.info())
+        self.mutate(acct, |t, now| t.put_file(path, content, now).map_err(|e| from_model(e, path)))
+            .map(|n| n.info())
     }
 
     /// Replaces a file's content (new rev, new `server_modified`).
@@ -298,10 +268,7 @@ impl DropboxControl {
     /// On an unknown account, a missing entry or a folder.
     #[track_caller]
     pub fn modify_file(&self, acct: &AccountId, path_or_id: &str, content: Content) -> EntryInfo {
-        ok_or_panic(
-            "modify_file",
-            self.try_modify_file(acct, path_or_id, content),
-        )
+        ok_or_panic("modify_file", self.try_modify_file(acct, path_or_id, content))
     }
 
     /// Fallible [`DropboxControl::modify_file`].
@@ -313,8 +280,7 @@ impl DropboxControl {
     ) -> Result<EntryInfo, ControlError> {
         self.mutate(acct, |t, now| {
             let id = Self::resolve_id(t, path_or_id)?;
-            t.set_content(&id, content, now)
-                .map_err(|e| from_model(e, path_or_id))?;
+            t.set_content(&id, content, now).map_err(|e| from_model(e, path_or_id))?;
             Ok(id)
         })
         .map(|n| n.info())
@@ -332,12 +298,7 @@ impl DropboxControl {
     }
 
     /// Fallible [`DropboxControl::move_entry`].
-    pub fn try_move_entry(
-        &self,
-        acct: &AccountId,
-        from: &str,
-        to: &str,
-    ) -> Result<EntryInfo, ControlError> {
+    pub fn try_move_entry(&self, acct: &AccountId, from: &str, to: &str) -> Result<EntryInfo, ControlError> {
         self.mutate(acct, |t, now| {
             let id = Self::resolve_id(t, from)?;
             t.move_entry(&id, to, now).map_err(|e| from_model(e, to))?;
@@ -359,9 +320,7 @@ impl DropboxControl {
     pub fn try_delete(&self, acct: &AccountId, path_or_id: &str) -> Result<(), ControlError> {
         {
             let mut inner = self.state.lock();
-            let a = inner
-                .account_mut(&acct.0)
-                .ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
+            let a = inner.account_mut(&acct.0).ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
             let id = Self::resolve_id(&a.tree, path_or_id)?;
             a.tree.delete(&id).map_err(|e| from_model(e, path_or_id))?;
         }
@@ -385,10 +344,7 @@ impl DropboxControl {
         files_per_folder: usize,
         size_each: u64,
     ) -> Vec<EntryInfo> {
-        ok_or_panic(
-            "seed_tree",
-            self.try_seed_tree(acct, root, files, files_per_folder, size_each),
-        )
+        ok_or_panic("seed_tree", self.try_seed_tree(acct, root, files, files_per_folder, size_each))
     }
 
     /// Fallible [`DropboxControl::seed_tree`].
@@ -409,20 +365,12 @@ impl DropboxControl {
         let now = self.state.now();
         let nodes: Vec<Node> = {
             let mut inner = self.state.lock();
-            let a = inner
-                .account_mut(&acct.0)
-                .ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
+            let a = inner.account_mut(&acct.0).ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
             let mut out = Vec::with_capacity(files);
             for i in 0..files {
                 let path = format!("{root}/d{:04}/f{i:06}.bin", i / per);
-                let content = Content::Generated {
-                    size: size_each,
-                    seed: base.wrapping_add(i as u64),
-                };
-                let id = a
-                    .tree
-                    .put_file(&path, content, now)
-                    .map_err(|e| from_model(e, &path))?;
+                let content = Content::Generated { size: size_each, seed: base.wrapping_add(i as u64) };
+                let id = a.tree.put_file(&path, content, now).map_err(|e| from_model(e, &path))?;
                 if let Some(n) = a.tree.node(&id) {
                     out.push(n.clone());
                 }
@@ -437,12 +385,7 @@ impl DropboxControl {
     pub fn entry(&self, acct: &AccountId, path_or_id: &str) -> Option<EntryInfo> {
         let node = {
             let inner = self.state.lock();
-            inner
-                .account(&acct.0)?
-                .tree
-                .resolve_node(path_or_id)
-                .ok()?
-                .clone()
+            inner.account(&acct.0)?.tree.resolve_node(path_or_id).ok()?.clone()
         };
         Some(node.info())
     }
@@ -455,11 +398,7 @@ impl DropboxControl {
                 return Vec::new();
             };
             let folder_lower = lower(under_path.trim_end_matches('/'));
-            a.tree
-                .files_under(&folder_lower)
-                .into_iter()
-                .cloned()
-                .collect()
+            a.tree.files_under(&folder_lower).into_iter().cloned().collect()
         };
         nodes.iter().map(Node::info).collect()
     }
@@ -481,23 +420,12 @@ impl DropboxControl {
     }
 
     /// Fallible [`DropboxControl::sha256_of`].
-    pub fn try_sha256_of(
-        &self,
-        acct: &AccountId,
-        path_or_id: &str,
-    ) -> Result<String, ControlError> {
+    pub fn try_sha256_of(&self, acct: &AccountId, path_or_id: &str) -> Result<String, ControlError> {
         let blob = {
             let inner = self.state.lock();
-            let a = inner
-                .account(&acct.0)
-                .ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
-            let n = a
-                .tree
-                .resolve_node(path_or_id)
-                .map_err(|e| from_model(e, path_or_id))?;
-            let f = n
-                .file()
-                .ok_or_else(|| ControlError::NotAFile(path_or_id.to_string()))?;
+            let a = inner.account(&acct.0).ok_or_else(|| ControlError::UnknownAccount(acct.0.clone()))?;
+            let n = a.tree.resolve_node(path_or_id).map_err(|e| from_model(e, path_or_id))?;
+            let f = n.file().ok_or_else(|| ControlError::NotAFile(path_or_id.to_string()))?;
             Arc::clone(&f.blob)
         };
         Ok(blob.content.sha256_hex())
@@ -528,9 +456,7 @@ impl DropboxControl {
             return Err(ControlError::UnknownAccount(acct.0.clone()));
         }
         let rt = inner.oauth.new_refresh(client_id, acct, DEFAULT_SCOPE);
-        let at = inner
-            .oauth
-            .new_access(acct, DEFAULT_SCOPE, Some(&rt), expires_at);
+        let at = inner.oauth.new_access(acct, DEFAULT_SCOPE, Some(&rt), expires_at);
         Ok((at, rt))
     }
 
@@ -649,32 +575,20 @@ pub(crate) fn router(ctl: DropboxControl) -> Router {
         .with_state(ctl)
 }
 
-async fn control_op(
-    State(ctl): State<DropboxControl>,
-    Path(op): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn control_op(State(ctl): State<DropboxControl>, Path(op): Path<String>, body: Bytes) -> Response {
     // Hashing big generated content blocks: keep it off the async workers.
     let result = tokio::task::spawn_blocking(move || dispatch(&ctl, &op, &body)).await;
     match result {
         Ok(Ok(v)) => (StatusCode::OK, axum::Json(v)).into_response(),
-        Ok(Err(msg)) => {
-            (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg }))).into_response()
+        Ok(Err(msg)) => (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg }))).into_response(),
+        Err(e) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response()
         }
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({ "error": e.to_string() })),
-        )
-            .into_response(),
     }
 }
 
 fn arg<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
     serde_json::from_slice(body).map_err(|e| format!("bad request body: {e}"))
 }
 
@@ -737,17 +651,11 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
         }
         "add_file" => {
             let a: AcctContent = arg(body)?;
-            to_json(
-                ctl.try_add_file(&a.account_id, &a.path, a.content.into_content()?)
-                    .map_err(err)?,
-            )
+            to_json(ctl.try_add_file(&a.account_id, &a.path, a.content.into_content()?).map_err(err)?)
         }
         "modify_file" => {
             let a: AcctContent = arg(body)?;
-            to_json(
-                ctl.try_modify_file(&a.account_id, &a.path, a.content.into_content()?)
-                    .map_err(err)?,
-            )
+            to_json(ctl.try_modify_file(&a.account_id, &a.path, a.content.into_content()?).map_err(err)?)
         }
         "move_entry" => {
             #[derive(Deserialize)]
@@ -757,10 +665,7 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
                 to: String,
             }
             let a: A = arg(body)?;
-            to_json(
-                ctl.try_move_entry(&a.account_id, &a.from, &a.to)
-                    .map_err(err)?,
-            )
+            to_json(ctl.try_move_entry(&a.account_id, &a.from, &a.to).map_err(err)?)
         }
         "delete" => {
             let a: AcctPath = arg(body)?;
@@ -778,14 +683,8 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
             }
             let a: A = arg(body)?;
             to_json(
-                ctl.try_seed_tree(
-                    &a.account_id,
-                    &a.root,
-                    a.files,
-                    a.files_per_folder,
-                    a.size_each,
-                )
-                .map_err(err)?,
+                ctl.try_seed_tree(&a.account_id, &a.root, a.files, a.files_per_folder, a.size_each)
+                    .map_err(err)?,
             )
         }
         "entry" => {
@@ -818,9 +717,7 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
                 client_id: String,
             }
             let a: A = arg(body)?;
-            let (at, rt) = ctl
-                .try_mint_tokens(&a.account_id, &a.client_id)
-                .map_err(err)?;
+            let (at, rt) = ctl.try_mint_tokens(&a.account_id, &a.client_id).map_err(err)?;
             Ok(json!({ "access_token": at, "refresh_token": rt }))
         }
         "expire_access_tokens" => {
@@ -869,10 +766,7 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
             ctl.call_log()
                 .into_iter()
                 .map(|r| {
-                    let ms =
-                        r.at.duration_since(UNIX_EPOCH)
-                            .map(|d| d.as_millis() as u64)
-                            .unwrap_or(0);
+                    let ms = r.at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
                     json!({ "endpoint": r.endpoint, "at_unix_ms": ms, "status": r.status })
                 })
                 .collect(),
@@ -881,12 +775,9 @@ fn dispatch(ctl: &DropboxControl, op: &str, body: &[u8]) -> Result<Value, String
         "account" => {
             let a: Acct = arg(body)?;
             let inner = ctl.state.lock();
-            let acct = inner
-                .account(&a.account_id.0)
-                .ok_or_else(|| format!("unknown account {}", a.account_id))?;
-            Ok(
-                json!({ "account_id": acct.id, "display_name": acct.display_name, "email": acct.email }),
-            )
+            let acct =
+                inner.account(&a.account_id.0).ok_or_else(|| format!("unknown account {}", a.account_id))?;
+            Ok(json!({ "account_id": acct.id, "display_name": acct.display_name, "email": acct.email }))
         }
         other => Err(format!("unknown control operation {other:?}")),
     }

@@ -68,10 +68,7 @@ mod tests {
             epoch: 1,
         };
         let s = c.encode();
-        assert!(
-            s.chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-        );
+        assert!(s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'));
         assert_eq!(Cursor::decode(&s), Some(c));
         assert_eq!(Cursor::decode("not a cursor"), None);
         assert_eq!(Cursor::decode("eyJ4IjoxfQ"), None); // {"x":1}

@@ -117,10 +117,7 @@ fn parse_arg(headers: &HeaderMap) -> Result<DownloadArg, Response> {
     }
     serde_json::from_slice(bytes).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
-            wire::route_error(
-                ROUTE,
-                "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON",
-            )
+            wire::route_error(ROUTE, "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON")
         } else {
             wire::route_error(ROUTE, &format!("HTTP header \"Dropbox-API-Arg\": {e}"))
         }
@@ -134,10 +131,7 @@ pub(crate) async fn download(
     body: Bytes,
 ) -> Response {
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::Download, async move {
-        download_inner(&st2, &headers, &body).await
-    })
-    .await
+    guarded(&st, Endpoint::Download, async move { download_inner(&st2, &headers, &body).await }).await
 }
 
 async fn download_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -180,10 +174,7 @@ async fn download_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> 
     let size = blob.content.len();
     let result = wire::header_safe_json(&node.metadata());
 
-    let range = parse_range(
-        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
-        size,
-    );
+    let range = parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
     let (status, start, end_excl) = match range {
         RangeSpec::Full => (StatusCode::OK, 0, size),
         RangeSpec::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b + 1),
@@ -195,15 +186,9 @@ async fn download_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> 
             return r;
         }
     };
-    let mut resp = wire::with_body(
-        status,
-        Body::from_stream(stream_range(blob, start, end_excl)),
-    );
+    let mut resp = wire::with_body(status, Body::from_stream(stream_range(blob, start, end_excl)));
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end_excl - start));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&result) {

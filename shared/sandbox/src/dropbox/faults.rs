@@ -158,19 +158,13 @@ pub(crate) async fn guarded(
         }
         Some(Fault::RateLimit { retry_after_secs }) => wire::rate_limited(retry_after_secs),
         Some(Fault::ServerError(code)) => wire::server_error(code, "injected fault"),
-        Some(Fault::InvalidGrant) => wire::oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "injected fault: invalid_grant",
-        ),
+        Some(Fault::InvalidGrant) => {
+            wire::oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "injected fault: invalid_grant")
+        }
         Some(Fault::ExpiredToken) => wire::auth_error("expired_access_token"),
         Some(body_fault) => apply_body_fault(handler.await, &body_fault),
     };
-    st.faults().log.push(CallRecord {
-        endpoint: ep,
-        at,
-        status: resp.status().as_u16(),
-    });
+    st.faults().log.push(CallRecord { endpoint: ep, at, status: resp.status().as_u16() });
     resp
 }
 
@@ -190,15 +184,11 @@ fn apply_body_fault(resp: Response, fault: &Fault) -> Response {
     let stream = body.into_data_stream();
     let body = match *fault {
         Fault::Truncate { after_bytes } => {
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
             Body::from_stream(truncate_after(stream, after_bytes))
         }
         Fault::CorruptSameLength => {
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
             Body::from_stream(flip_byte_at(stream, total / 2))
         }
         Fault::ShortChunked => {
@@ -217,43 +207,34 @@ fn truncate_after(
     inner: DataStream,
     limit: u64,
 ) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
-    futures::stream::unfold(
-        (inner, 0u64, false),
-        move |(mut inner, sent, done)| async move {
-            if done {
-                return None;
-            }
-            if sent >= limit {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let err = io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "sandbox fault: truncated body",
-                );
-                return Some((Err(err), (inner, sent, true)));
-            }
-            match inner.next().await {
-                None => None,
-                Some(Err(e)) => Some((Err(io::Error::other(e)), (inner, sent, true))),
-                Some(Ok(chunk)) => {
-                    let room = limit - sent;
-                    if chunk.len() as u64 <= room {
-                        let n = chunk.len() as u64;
-                        Some((Ok(chunk), (inner, sent + n, false)))
-                    } else {
-                        // room < chunk.len() <= usize::MAX
-                        Some((Ok(chunk.slice(..room as usize)), (inner, limit, false)))
-                    }
+    futures::stream::unfold((inner, 0u64, false), move |(mut inner, sent, done)| async move {
+        if done {
+            return None;
+        }
+        if sent >= limit {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let err = io::Error::new(io::ErrorKind::ConnectionAborted, "sandbox fault: truncated body");
+            return Some((Err(err), (inner, sent, true)));
+        }
+        match inner.next().await {
+            None => None,
+            Some(Err(e)) => Some((Err(io::Error::other(e)), (inner, sent, true))),
+            Some(Ok(chunk)) => {
+                let room = limit - sent;
+                if chunk.len() as u64 <= room {
+                    let n = chunk.len() as u64;
+                    Some((Ok(chunk), (inner, sent + n, false)))
+                } else {
+                    // room < chunk.len() <= usize::MAX
+                    Some((Ok(chunk.slice(..room as usize)), (inner, limit, false)))
                 }
             }
-        },
-    )
+        }
+    })
 }
 
 /// Flips the byte at absolute body offset `at`.
-fn flip_byte_at(
-    inner: DataStream,
-    at: u64,
-) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
+fn flip_byte_at(inner: DataStream, at: u64) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
     inner.scan(0u64, move |pos, item| {
         let out = item.map_err(io::Error::other).map(|chunk| {
             let start = *pos;
@@ -273,27 +254,18 @@ fn flip_byte_at(
 }
 
 /// Ends the body cleanly after `limit` bytes.
-fn end_after(
-    inner: DataStream,
-    limit: u64,
-) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
-    inner
-        .map(|r| r.map_err(io::Error::other))
-        .scan(0u64, move |sent, item| {
-            let out = match item {
-                Err(e) => Some(Err(e)),
-                Ok(_) if *sent >= limit => None,
-                Ok(chunk) => {
-                    let room = limit - *sent;
-                    let chunk = if chunk.len() as u64 > room {
-                        chunk.slice(..room as usize)
-                    } else {
-                        chunk
-                    };
-                    *sent += chunk.len() as u64;
-                    Some(Ok(chunk))
-                }
-            };
-            futures::future::ready(out)
-        })
+fn end_after(inner: DataStream, limit: u64) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
+    inner.map(|r| r.map_err(io::Error::other)).scan(0u64, move |sent, item| {
+        let out = match item {
+            Err(e) => Some(Err(e)),
+            Ok(_) if *sent >= limit => None,
+            Ok(chunk) => {
+                let room = limit - *sent;
+                let chunk = if chunk.len() as u64 > room { chunk.slice(..room as usize) } else { chunk };
+                *sent += chunk.len() as u64;
+                Some(Ok(chunk))
+            }
+        };
+        futures::future::ready(out)
+    })
 }

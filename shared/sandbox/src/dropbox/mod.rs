@@ -165,9 +165,7 @@ pub(crate) struct DropboxState {
 
 impl fmt::Debug for DropboxState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DropboxState")
-            .field("urls", &self.urls)
-            .finish_non_exhaustive()
+        f.debug_struct("DropboxState").field("urls", &self.urls).finish_non_exhaustive()
     }
 }
 
@@ -195,20 +193,12 @@ impl Inner {
 
     /// The account the authorize page logs in as: the chosen one, else the first.
     pub(crate) fn login(&self) -> Option<&Account> {
-        self.login_account
-            .as_ref()
-            .and_then(|id| self.account(&id.0))
-            .or_else(|| self.accounts.first())
+        self.login_account.as_ref().and_then(|id| self.account(&id.0)).or_else(|| self.accounts.first())
     }
 }
 
 impl DropboxState {
-    pub(crate) fn new(
-        base_url: &str,
-        clock: TimeSource,
-        ttl: Duration,
-        clients: Vec<OAuthClient>,
-    ) -> Self {
+    pub(crate) fn new(base_url: &str, clock: TimeSource, ttl: Duration, clients: Vec<OAuthClient>) -> Self {
         let mut oauth = OAuthStore::default();
         for c in &clients {
             oauth.record_canary(&c.client_secret);
@@ -253,33 +243,15 @@ impl DropboxState {
 pub(crate) fn router(state: Arc<DropboxState>) -> Router {
     Router::new()
         .route("/dropbox/www/oauth2/authorize", get(oauth::authorize))
-        .route(
-            "/dropbox/www/oauth2/authorize/decision",
-            post(oauth::decision),
-        )
+        .route("/dropbox/www/oauth2/authorize/decision", post(oauth::decision))
         .route("/dropbox/api/oauth2/token", post(oauth::token))
         .route("/dropbox/api/2/auth/token/revoke", post(oauth::revoke))
-        .route(
-            "/dropbox/api/2/users/get_current_account",
-            post(rpc::get_current_account),
-        )
+        .route("/dropbox/api/2/users/get_current_account", post(rpc::get_current_account))
         .route("/dropbox/api/2/files/list_folder", post(rpc::list_folder))
-        .route(
-            "/dropbox/api/2/files/list_folder/continue",
-            post(rpc::list_folder_continue),
-        )
-        .route(
-            "/dropbox/api/2/files/list_folder/get_latest_cursor",
-            post(rpc::get_latest_cursor),
-        )
+        .route("/dropbox/api/2/files/list_folder/continue", post(rpc::list_folder_continue))
+        .route("/dropbox/api/2/files/list_folder/get_latest_cursor", post(rpc::get_latest_cursor))
         .route("/dropbox/api/2/files/get_metadata", post(rpc::get_metadata))
-        .route(
-            "/dropbox/content/2/files/download",
-            post(download::download),
-        )
-        .route(
-            "/dropbox/notify/2/files/list_folder/longpoll",
-            post(rpc::longpoll),
-        )
+        .route("/dropbox/content/2/files/download", post(download::download))
+        .route("/dropbox/notify/2/files/list_folder/longpoll", post(rpc::longpoll))
         .with_state(state)
 }

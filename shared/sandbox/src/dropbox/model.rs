@@ -161,10 +161,7 @@ impl Node {
 #[derive(Debug, Clone)]
 pub(crate) enum Entry {
     Live(Node),
-    Deleted {
-        path_lower: String,
-        path_display: String,
-    },
+    Deleted { path_lower: String, path_display: String },
 }
 
 impl Entry {
@@ -178,24 +175,15 @@ impl Entry {
     pub(crate) fn metadata(&self) -> Metadata {
         match self {
             Entry::Live(n) => n.metadata(),
-            Entry::Deleted {
-                path_lower,
-                path_display,
-            } => Metadata::deleted(path_lower, path_display),
+            Entry::Deleted { path_lower, path_display } => Metadata::deleted(path_lower, path_display),
         }
     }
 }
 
 #[derive(Debug, Clone)]
 enum Change {
-    Upsert {
-        path_lower: String,
-        path_display: String,
-    },
-    Delete {
-        path_lower: String,
-        path_display: String,
-    },
+    Upsert { path_lower: String, path_display: String },
+    Delete { path_lower: String, path_display: String },
 }
 
 impl Change {
@@ -224,10 +212,7 @@ impl Scope {
         if p == self.folder_lower {
             return self.includes_self();
         }
-        match p
-            .strip_prefix(self.folder_lower.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-        {
+        match p.strip_prefix(self.folder_lower.as_str()).and_then(|r| r.strip_prefix('/')) {
             Some(rest) => self.recursive || !rest.contains('/'),
             None => false,
         }
@@ -282,14 +267,10 @@ pub(crate) fn split_path(path: &str) -> Result<Vec<&str>, ModelError> {
     let parts: Vec<&str> = rest.split('/').collect();
     for p in &parts {
         if p.is_empty() {
-            return Err(ModelError::Malformed(format!(
-                "empty path component in {path:?}"
-            )));
+            return Err(ModelError::Malformed(format!("empty path component in {path:?}")));
         }
         if *p == "." || *p == ".." {
-            return Err(ModelError::Malformed(format!(
-                "'.' and '..' are not allowed: {path:?}"
-            )));
+            return Err(ModelError::Malformed(format!("'.' and '..' are not allowed: {path:?}")));
         }
     }
     Ok(parts)
@@ -303,17 +284,13 @@ pub(crate) fn lower(s: &str) -> String {
 fn random_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut rng = rand::rng();
-    let s: String = (0..22)
-        .map(|_| ALPHABET[rng.random_range(0..64)] as char)
-        .collect();
+    let s: String = (0..22).map(|_| ALPHABET[rng.random_range(0..64)] as char).collect();
     format!("id:{s}")
 }
 
 /// `(path_lower, path_display)` of an ancestor chain: `"/a/b/c"` → `"/a"`, `"/a/b"`.
 fn ancestors(p: &str) -> impl Iterator<Item = &str> {
-    p.match_indices('/')
-        .filter(|(i, _)| *i > 0)
-        .map(move |(i, _)| &p[..i])
+    p.match_indices('/').filter(|(i, _)| *i > 0).map(move |(i, _)| &p[..i])
 }
 
 impl Tree {
@@ -327,9 +304,7 @@ impl Tree {
     }
 
     pub(crate) fn node_at(&self, path_lower: &str) -> Option<&Node> {
-        self.by_path
-            .get(path_lower)
-            .and_then(|id| self.nodes.get(id))
+        self.by_path.get(path_lower).and_then(|id| self.nodes.get(id))
     }
 
     /// Display path of a deleted path with nothing there now.
@@ -358,10 +333,7 @@ impl Tree {
                 .ok_or(ModelError::NotFound);
         }
         split_path(path_or_id)?;
-        self.by_path
-            .get(&lower(path_or_id))
-            .map(|id| Target::Node(id.clone()))
-            .ok_or(ModelError::NotFound)
+        self.by_path.get(&lower(path_or_id)).map(|id| Target::Node(id.clone())).ok_or(ModelError::NotFound)
     }
 
     /// Resolves to a node (the root is not an entry).
@@ -378,11 +350,7 @@ impl Tree {
             Target::Root => Ok(String::new()),
             Target::Node(id) => {
                 let n = self.nodes.get(id).ok_or(ModelError::NotFound)?;
-                if n.is_folder() {
-                    Ok(n.path_lower.clone())
-                } else {
-                    Err(ModelError::NotFolder)
-                }
+                if n.is_folder() { Ok(n.path_lower.clone()) } else { Err(ModelError::NotFolder) }
             }
         }
     }
@@ -390,25 +358,18 @@ impl Tree {
     fn next_rev(&mut self) -> String {
         self.rev_counter += 1;
         // A counter prefix keeps revs unique; ≥ 11 lowercase hex chars.
-        format!(
-            "{:x}{:08x}",
-            0x100 + self.rev_counter,
-            rand::rng().random::<u32>()
-        )
+        format!("{:x}{:08x}", 0x100 + self.rev_counter, rand::rng().random::<u32>())
     }
 
     fn record_upsert(&mut self, n: &Node) {
-        self.log.push(Change::Upsert {
-            path_lower: n.path_lower.clone(),
-            path_display: n.path_display.clone(),
-        });
+        self.log
+            .push(Change::Upsert { path_lower: n.path_lower.clone(), path_display: n.path_display.clone() });
     }
 
     fn insert_node(&mut self, node: Node) {
         self.tombstones.remove(&node.path_lower);
         self.record_upsert(&node);
-        self.by_path
-            .insert(node.path_lower.clone(), node.id.clone());
+        self.by_path.insert(node.path_lower.clone(), node.id.clone());
         self.nodes.insert(node.id.clone(), node);
     }
 
@@ -423,10 +384,7 @@ impl Tree {
                     pd = n.path_display.clone();
                 }
                 Some(n) => {
-                    return Err(ModelError::Conflict(format!(
-                        "{} is a file",
-                        n.path_display
-                    )));
+                    return Err(ModelError::Conflict(format!("{} is a file", n.path_display)));
                 }
                 None => {
                     pd = format!("{pd}/{part}");
@@ -448,9 +406,7 @@ impl Tree {
     pub(crate) fn add_folder(&mut self, path: &str) -> Result<String, ModelError> {
         let parts = split_path(path)?;
         if parts.is_empty() {
-            return Err(ModelError::Malformed(
-                "the root folder always exists".into(),
-            ));
+            return Err(ModelError::Malformed("the root folder always exists".into()));
         }
         let (pl, _) = self.ensure_folders(&parts)?;
         self.by_path.get(&pl).cloned().ok_or(ModelError::NotFound)
@@ -472,10 +428,7 @@ impl Tree {
         let path_lower = format!("{pl}/{}", lower(name));
         if let Some(existing) = self.node_at(&path_lower) {
             if existing.is_folder() {
-                return Err(ModelError::Conflict(format!(
-                    "{} is a folder",
-                    existing.path_display
-                )));
+                return Err(ModelError::Conflict(format!("{} is a folder", existing.path_display)));
             }
             let id = existing.id.clone();
             self.set_content(&id, content, now)?;
@@ -523,12 +476,7 @@ impl Tree {
     /// Missing destination parents are created. Moved files get a new rev
     /// (an unverified assumption: Dropbox revs follow the path). A case-only rename
     /// changes `path_display` but records no change (see module docs).
-    pub(crate) fn move_entry(
-        &mut self,
-        id: &str,
-        to: &str,
-        now: SystemTime,
-    ) -> Result<(), ModelError> {
+    pub(crate) fn move_entry(&mut self, id: &str, to: &str, now: SystemTime) -> Result<(), ModelError> {
         let node = self.nodes.get(id).ok_or(ModelError::NotFound)?.clone();
         let to_parts = split_path(to)?;
         let Some((to_name, to_parents)) = to_parts.split_last() else {
@@ -538,15 +486,10 @@ impl Tree {
         let case_only = to_lower == node.path_lower;
         if !case_only {
             if to_lower.starts_with(&format!("{}/", node.path_lower)) {
-                return Err(ModelError::Conflict(
-                    "cannot move a folder into itself".into(),
-                ));
+                return Err(ModelError::Conflict("cannot move a folder into itself".into()));
             }
             if let Some(other) = self.node_at(&to_lower) {
-                return Err(ModelError::Conflict(format!(
-                    "{} already exists",
-                    other.path_display
-                )));
+                return Err(ModelError::Conflict(format!("{} already exists", other.path_display)));
             }
         }
         let (_, parent_display) = self.ensure_folders(to_parents)?;
@@ -557,10 +500,7 @@ impl Tree {
         let old_display = node.path_display.clone();
         let mut ids = vec![node.id.clone()];
         if node.is_folder() {
-            let scope = Scope {
-                folder_lower: old_lower.clone(),
-                recursive: true,
-            };
+            let scope = Scope { folder_lower: old_lower.clone(), recursive: true };
             ids.extend(
                 self.by_path
                     .range(scope.prefix()..scope.end())
@@ -574,33 +514,18 @@ impl Tree {
             }
         }
         if !case_only {
-            self.log.push(Change::Delete {
-                path_lower: old_lower.clone(),
-                path_display: old_display.clone(),
-            });
-            self.tombstones
-                .insert(old_lower.clone(), old_display.clone());
+            self.log
+                .push(Change::Delete { path_lower: old_lower.clone(), path_display: old_display.clone() });
+            self.tombstones.insert(old_lower.clone(), old_display.clone());
         }
         for (i, id) in ids.iter().enumerate() {
-            let rev = if case_only {
-                None
-            } else {
-                Some(self.next_rev())
-            };
+            let rev = if case_only { None } else { Some(self.next_rev()) };
             let Some(n) = self.nodes.get_mut(id) else {
                 continue;
             };
             // Byte offsets are safe: lowercasing is applied per component the same way.
-            let suffix_lower = n
-                .path_lower
-                .get(old_lower.len()..)
-                .unwrap_or_default()
-                .to_string();
-            let suffix_display = n
-                .path_display
-                .get(old_display.len()..)
-                .unwrap_or_default()
-                .to_string();
+            let suffix_lower = n.path_lower.get(old_lower.len()..).unwrap_or_default().to_string();
+            let suffix_display = n.path_display.get(old_display.len()..).unwrap_or_default().to_string();
             n.path_lower = format!("{to_lower}{suffix_lower}");
             n.path_display = format!("{new_display}{suffix_display}");
             if i == 0 {
@@ -611,8 +536,7 @@ impl Tree {
                 f.server_modified = now;
             }
             let snapshot = n.clone();
-            self.by_path
-                .insert(snapshot.path_lower.clone(), snapshot.id.clone());
+            self.by_path.insert(snapshot.path_lower.clone(), snapshot.id.clone());
             if !case_only {
                 self.tombstones.remove(&snapshot.path_lower);
                 self.record_upsert(&snapshot);
@@ -624,10 +548,7 @@ impl Tree {
     /// Deletes an entry (a folder with its subtree): one `Delete` record for its path.
     pub(crate) fn delete(&mut self, id: &str) -> Result<(), ModelError> {
         let node = self.nodes.get(id).ok_or(ModelError::NotFound)?.clone();
-        let scope = Scope {
-            folder_lower: node.path_lower.clone(),
-            recursive: true,
-        };
+        let scope = Scope { folder_lower: node.path_lower.clone(), recursive: true };
         let under: Vec<String> = self
             .by_path
             .range(scope.prefix()..scope.end())
@@ -649,10 +570,7 @@ impl Tree {
 
     /// All live files under a folder (recursive), in path order.
     pub(crate) fn files_under(&self, folder_lower: &str) -> Vec<&Node> {
-        let scope = Scope {
-            folder_lower: folder_lower.to_string(),
-            recursive: true,
-        };
+        let scope = Scope { folder_lower: folder_lower.to_string(), recursive: true };
         self.by_path
             .range(scope.prefix()..scope.end())
             .filter(|(p, _)| p.starts_with(&scope.prefix()))
@@ -684,22 +602,14 @@ impl Tree {
         };
         let range = (start, Bound::Excluded(scope.end()));
         let keep = |p: &String| p.starts_with(&prefix) && scope.contains(p);
-        let mut live = self
-            .by_path
-            .range::<String, _>(range.clone())
-            .filter(|(p, _)| keep(p))
-            .peekable();
+        let mut live = self.by_path.range::<String, _>(range.clone()).filter(|(p, _)| keep(p)).peekable();
         // Without include_deleted the tombstone range is empty ([end, end)).
         let dead_range = if include_deleted {
             range
         } else {
             (Bound::Included(scope.end()), Bound::Excluded(scope.end()))
         };
-        let mut dead = self
-            .tombstones
-            .range::<String, _>(dead_range)
-            .filter(|(p, _)| keep(p))
-            .peekable();
+        let mut dead = self.tombstones.range::<String, _>(dead_range).filter(|(p, _)| keep(p)).peekable();
         // Merge the two ordered streams; take one extra to learn whether more remain.
         while entries.len() <= limit {
             let take_live = match (live.peek(), dead.peek()) {
@@ -718,18 +628,9 @@ impl Tree {
                 let Some((p, display)) = dead.next() else {
                     break;
                 };
-                (
-                    p,
-                    Entry::Deleted {
-                        path_lower: p.clone(),
-                        path_display: display.clone(),
-                    },
-                )
+                (p, Entry::Deleted { path_lower: p.clone(), path_display: display.clone() })
             };
-            let rel = p
-                .get(scope.folder_lower.len()..)
-                .unwrap_or_default()
-                .to_string();
+            let rel = p.get(scope.folder_lower.len()..).unwrap_or_default().to_string();
             entries.push((rel, e));
         }
         let next = if entries.len() > limit {
@@ -738,10 +639,7 @@ impl Tree {
         } else {
             None
         };
-        ListPage {
-            entries: entries.into_iter().map(|(_, e)| e).collect(),
-            next,
-        }
+        ListPage { entries: entries.into_iter().map(|(_, e)| e).collect(), next }
     }
 
     /// Changes in `scope` after sequence `since`, covering at most `limit` distinct
@@ -756,9 +654,7 @@ impl Tree {
         }
         let mut touched: HashMap<&str, Touch<'_>> = HashMap::new();
         let mut last_delete: HashMap<&str, u64> = HashMap::new();
-        let mut i = usize::try_from(since)
-            .unwrap_or(usize::MAX)
-            .min(self.log.len());
+        let mut i = usize::try_from(since).unwrap_or(usize::MAX).min(self.log.len());
         let mut has_more = false;
         while i < self.log.len() {
             let rec = &self.log[i];
@@ -777,11 +673,7 @@ impl Tree {
                 }
             };
             if in_scope {
-                let t = touched.entry(p).or_insert(Touch {
-                    last: seq,
-                    display,
-                    deleted: None,
-                });
+                let t = touched.entry(p).or_insert(Touch { last: seq, display, deleted: None });
                 t.last = seq;
                 t.display = display;
                 if deleted {
@@ -805,8 +697,7 @@ impl Tree {
                     entries.push(Entry::Live(n.clone()));
                 }
                 None => {
-                    let covered =
-                        ancestors(p).any(|a| last_delete.get(a).is_some_and(|&s| s > t.last));
+                    let covered = ancestors(p).any(|a| last_delete.get(a).is_some_and(|&s| s > t.last));
                     if !covered {
                         entries.push(Entry::Deleted {
                             path_lower: p.to_string(),
@@ -816,21 +707,13 @@ impl Tree {
                 }
             }
         }
-        ChangePage {
-            entries,
-            seq: i as u64,
-            has_more,
-        }
+        ChangePage { entries, seq: i as u64, has_more }
     }
 
     /// True if any record in scope follows `since` (for longpoll).
     pub(crate) fn has_changes(&self, scope: &Scope, since: u64) -> bool {
-        let start = usize::try_from(since)
-            .unwrap_or(usize::MAX)
-            .min(self.log.len());
-        self.log[start..]
-            .iter()
-            .any(|r| scope.contains(r.path_lower()))
+        let start = usize::try_from(since).unwrap_or(usize::MAX).min(self.log.len());
+        self.log[start..].iter().any(|r| scope.contains(r.path_lower()))
     }
 }
 
@@ -854,19 +737,14 @@ mod tests {
     }
 
     fn root_scope() -> Scope {
-        Scope {
-            folder_lower: String::new(),
-            recursive: true,
-        }
+        Scope { folder_lower: String::new(), recursive: true }
     }
 
     #[test]
     fn paths_are_case_insensitive_and_parents_keep_their_case() {
         let mut t = Tree::default();
-        t.put_file("/Docs/A.txt", Content::text("a"), t0())
-            .expect("put");
-        t.put_file("/docs/b.txt", Content::text("b"), t0())
-            .expect("put");
+        t.put_file("/Docs/A.txt", Content::text("a"), t0()).expect("put");
+        t.put_file("/docs/b.txt", Content::text("b"), t0()).expect("put");
         let b = t.resolve_node("/DOCS/B.TXT").expect("found");
         assert_eq!(b.path_display, "/Docs/b.txt");
         assert_eq!(b.path_lower, "/docs/b.txt");
@@ -880,19 +758,11 @@ mod tests {
         for p in ["/a/x.txt", "/a b/y.txt", "/a/sub/z.txt", "/a-c.txt"] {
             t.put_file(p, Content::text(p), t0()).expect("put");
         }
-        let scope = Scope {
-            folder_lower: "/a".into(),
-            recursive: true,
-        };
+        let scope = Scope { folder_lower: "/a".into(), recursive: true };
         let page = t.list_page(&scope, false, None, 10);
         assert_eq!(
             describe(&page.entries),
-            [
-                "folder /a",
-                "folder /a/sub",
-                "file /a/sub/z.txt",
-                "file /a/x.txt"
-            ]
+            ["folder /a", "folder /a/sub", "file /a/sub/z.txt", "file /a/x.txt"]
         );
         assert!(page.next.is_none());
         let mut all = Vec::new();
@@ -905,19 +775,8 @@ mod tests {
                 None => break,
             }
         }
-        assert_eq!(
-            all,
-            [
-                "folder /a",
-                "folder /a/sub",
-                "file /a/sub/z.txt",
-                "file /a/x.txt"
-            ]
-        );
-        let flat = Scope {
-            folder_lower: String::new(),
-            recursive: false,
-        };
+        assert_eq!(all, ["folder /a", "folder /a/sub", "file /a/sub/z.txt", "file /a/x.txt"]);
+        let flat = Scope { folder_lower: String::new(), recursive: false };
         assert_eq!(
             describe(&t.list_page(&flat, false, None, 10).entries),
             ["folder /a", "folder /a b", "file /a-c.txt"]
@@ -927,24 +786,16 @@ mod tests {
     #[test]
     fn changes_collapse_to_current_state() {
         let mut t = Tree::default();
-        let id = t
-            .put_file("/f/a.txt", Content::text("1"), t0())
-            .expect("put");
-        t.put_file("/f/sub/b.txt", Content::text("2"), t0())
-            .expect("put");
+        let id = t.put_file("/f/a.txt", Content::text("1"), t0()).expect("put");
+        t.put_file("/f/sub/b.txt", Content::text("2"), t0()).expect("put");
         let since = t.seq();
-        t.set_content(&id, Content::text("3"), t0())
-            .expect("modify");
-        t.set_content(&id, Content::text("4"), t0())
-            .expect("modify");
+        t.set_content(&id, Content::text("3"), t0()).expect("modify");
+        t.set_content(&id, Content::text("4"), t0()).expect("modify");
         t.move_entry(&id, "/f/renamed.txt", t0()).expect("move");
         let sub = t.resolve_node("/f/sub").expect("sub").id.clone();
         t.delete(&sub).expect("delete");
         let page = t.changes(&root_scope(), since, 100);
-        assert_eq!(
-            describe(&page.entries),
-            ["deleted /f/a.txt", "file /f/renamed.txt", "deleted /f/sub"]
-        );
+        assert_eq!(describe(&page.entries), ["deleted /f/a.txt", "file /f/renamed.txt", "deleted /f/sub"]);
         assert!(!page.has_more);
         assert_eq!(page.seq, t.seq());
     }
@@ -952,18 +803,13 @@ mod tests {
     #[test]
     fn deleting_and_recreating_a_folder_reports_deleted_then_folder() {
         let mut t = Tree::default();
-        t.put_file("/f/old.txt", Content::text("1"), t0())
-            .expect("put");
+        t.put_file("/f/old.txt", Content::text("1"), t0()).expect("put");
         let since = t.seq();
         let f = t.resolve_node("/f").expect("f").id.clone();
         t.delete(&f).expect("delete");
-        t.put_file("/F/new.txt", Content::text("2"), t0())
-            .expect("put");
+        t.put_file("/F/new.txt", Content::text("2"), t0()).expect("put");
         let page = t.changes(&root_scope(), since, 100);
-        assert_eq!(
-            describe(&page.entries),
-            ["deleted /f", "folder /F", "file /F/new.txt"]
-        );
+        assert_eq!(describe(&page.entries), ["deleted /f", "folder /F", "file /F/new.txt"]);
     }
 
     #[test]
@@ -973,10 +819,7 @@ mod tests {
         let since = t.seq();
         t.move_entry(&id, "/A.TXT", t0()).expect("rename");
         assert!(t.changes(&root_scope(), since, 100).entries.is_empty());
-        assert_eq!(
-            t.resolve_node("/a.txt").expect("found").path_display,
-            "/A.TXT"
-        );
+        assert_eq!(t.resolve_node("/a.txt").expect("found").path_display, "/A.TXT");
     }
 
     #[test]
@@ -984,8 +827,7 @@ mod tests {
         let mut t = Tree::default();
         let since = t.seq();
         for i in 0..5 {
-            t.put_file(&format!("/x{i}.txt"), Content::text("x"), t0())
-                .expect("put");
+            t.put_file(&format!("/x{i}.txt"), Content::text("x"), t0()).expect("put");
         }
         let p1 = t.changes(&root_scope(), since, 2);
         assert_eq!(describe(&p1.entries), ["file /x0.txt", "file /x1.txt"]);
@@ -1001,10 +843,7 @@ mod tests {
         let mut t = Tree::default();
         let id = t.add_folder("/a/b").expect("mkdir");
         let a = t.resolve_node("/a").expect("a").id.clone();
-        assert!(matches!(
-            t.move_entry(&a, "/a/b/c", t0()),
-            Err(ModelError::Conflict(_))
-        ));
+        assert!(matches!(t.move_entry(&a, "/a/b/c", t0()), Err(ModelError::Conflict(_))));
         assert!(t.node(&id).is_some());
     }
 }

@@ -125,9 +125,7 @@ pub(crate) struct OAuthStore {
 fn random_token(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 impl OAuthStore {
@@ -144,24 +142,11 @@ impl OAuthStore {
     fn new_code(&mut self, req: AuthRequest, account: AccountId, now: SystemTime) -> String {
         let code = format!("CANARY-CODE-{}", random_token(32));
         self.record_canary(&code);
-        self.codes.insert(
-            code.clone(),
-            CodeGrant {
-                req,
-                account,
-                issued: now,
-                used: false,
-            },
-        );
+        self.codes.insert(code.clone(), CodeGrant { req, account, issued: now, used: false });
         code
     }
 
-    pub(crate) fn new_refresh(
-        &mut self,
-        client_id: &str,
-        account: &AccountId,
-        scope: &str,
-    ) -> String {
+    pub(crate) fn new_refresh(&mut self, client_id: &str, account: &AccountId, scope: &str) -> String {
         let rt = format!("CANARY-RT-{}", random_token(40));
         self.record_canary(&rt);
         self.refresh.insert(
@@ -253,11 +238,7 @@ pub(crate) fn authenticate(
     let token = bearer(headers).ok_or_else(|| wire::auth_error("invalid_access_token"))?;
     let now = st.now();
     let inner = st.lock();
-    let g = inner
-        .oauth
-        .access
-        .get(&token)
-        .ok_or_else(|| wire::auth_error("invalid_access_token"))?;
+    let g = inner.oauth.access.get(&token).ok_or_else(|| wire::auth_error("invalid_access_token"))?;
     if g.revoked {
         return Err(wire::auth_error("invalid_access_token"));
     }
@@ -324,10 +305,7 @@ fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
                     r.headers_mut().insert(header::LOCATION, loc);
                     r
                 }
-                Err(_) => error_page(
-                    StatusCode::BAD_REQUEST,
-                    "redirect_uri is not a valid header value",
-                ),
+                Err(_) => error_page(StatusCode::BAD_REQUEST, "redirect_uri is not a valid header value"),
             }
         }
         Err(_) => error_page(StatusCode::BAD_REQUEST, "redirect_uri is not a valid URL"),
@@ -378,16 +356,10 @@ fn normalise_scope(s: &str) -> String {
 }
 
 /// Validates an authorize request. `Err` is the response to send.
-fn parse_authorize(
-    st: &DropboxState,
-    q: &HashMap<String, String>,
-) -> Result<AuthRequest, Response> {
+fn parse_authorize(st: &DropboxState, q: &HashMap<String, String>) -> Result<AuthRequest, Response> {
     let client_id = q.get("client_id").map(String::as_str).unwrap_or_default();
     let Some(client) = st.client(client_id) else {
-        return Err(error_page(
-            StatusCode::BAD_REQUEST,
-            &format!("Invalid client_id: \"{client_id}\"."),
-        ));
+        return Err(error_page(StatusCode::BAD_REQUEST, &format!("Invalid client_id: \"{client_id}\".")));
     };
     let redirect_uri = q.get("redirect_uri").cloned();
     if let Some(uri) = &redirect_uri
@@ -441,9 +413,7 @@ fn parse_authorize(
                 ));
             }
         };
-        let ok_chars = value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        let ok_chars = value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
         if !(43..=128).contains(&value.len()) || !ok_chars {
             return Err(deny_redirect(
                 &req,
@@ -451,19 +421,13 @@ fn parse_authorize(
                 "code_challenge must be 43-128 chars of [A-Za-z0-9-._~].",
             ));
         }
-        req.challenge = Some(Challenge {
-            value: value.clone(),
-            method,
-        });
+        req.challenge = Some(Challenge { value: value.clone(), method });
     }
     Ok(req)
 }
 
 /// `GET /oauth2/authorize`.
-pub(crate) async fn authorize(
-    State(st): State<Arc<DropboxState>>,
-    RawQuery(query): RawQuery,
-) -> Response {
+pub(crate) async fn authorize(State(st): State<Arc<DropboxState>>, RawQuery(query): RawQuery) -> Response {
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::Authorize, async move {
         let q = parse_form(query.unwrap_or_default().as_bytes());
@@ -474,7 +438,10 @@ pub(crate) async fn authorize(
         let now = st2.now();
         let mut inner = st2.lock();
         let Some(login) = inner.login().map(|a| a.id.clone()) else {
-            return error_page(StatusCode::BAD_REQUEST, "The sandbox has no Dropbox account to log in with; create one first.");
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The sandbox has no Dropbox account to log in with; create one first.",
+            );
         };
         if inner.auto_approve {
             let code = inner.oauth.new_code(req.clone(), login, now);
@@ -521,10 +488,7 @@ pub(crate) async fn decision(State(st): State<Arc<DropboxState>>, body: Bytes) -
     let form = parse_form(&body);
     let now = st.now();
     let mut inner = st.lock();
-    let Some(req) = form
-        .get("pending")
-        .and_then(|p| inner.oauth.pending.remove(p))
-    else {
+    let Some(req) = form.get("pending").and_then(|p| inner.oauth.pending.remove(p)) else {
         return error_page(
             StatusCode::BAD_REQUEST,
             "This authorization request is unknown or was already answered.",
@@ -571,9 +535,7 @@ fn client_credentials(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<(String, Option<String>), Response> {
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
         && let Some((scheme, b64)) = v.trim().split_once(' ')
         && scheme.eq_ignore_ascii_case("basic")
     {
@@ -582,9 +544,8 @@ fn client_credentials(
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| invalid_client("Malformed HTTP Basic credentials."))?;
-        let (id, secret) = decoded
-            .split_once(':')
-            .ok_or_else(|| invalid_client("Malformed HTTP Basic credentials."))?;
+        let (id, secret) =
+            decoded.split_once(':').ok_or_else(|| invalid_client("Malformed HTTP Basic credentials."))?;
         let unescape = |s: &str| -> String {
             url::form_urlencoded::parse(format!("x={s}").as_bytes())
                 .next()
@@ -593,35 +554,19 @@ fn client_credentials(
         };
         return Ok((unescape(id), Some(unescape(secret))));
     }
-    let id = form
-        .get("client_id")
-        .cloned()
-        .ok_or_else(|| invalid_client("No client_id given."))?;
+    let id = form.get("client_id").cloned().ok_or_else(|| invalid_client("No client_id given."))?;
     Ok((id, form.get("client_secret").cloned()))
 }
 
 /// `POST /oauth2/token`.
-pub(crate) async fn token(
-    State(st): State<Arc<DropboxState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn token(State(st): State<Arc<DropboxState>>, headers: HeaderMap, body: Bytes) -> Response {
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::Token, async move {
-        token_inner(&st2, &headers, &body)
-    })
-    .await
+    guarded(&st, Endpoint::Token, async move { token_inner(&st2, &headers, &body) }).await
 }
 
 fn token_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> Response {
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !ctype
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !ctype.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return invalid_request("Content-Type must be application/x-www-form-urlencoded.");
     }
     let form = parse_form(body);
@@ -639,11 +584,8 @@ fn token_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> Response 
     let Some(client) = st.client(&client_id) else {
         return invalid_client("Invalid client_id.");
     };
-    if !client.client_secret.is_empty() && secret.as_deref() != Some(client.client_secret.as_str())
-    {
-        return invalid_client(
-            "Invalid client_secret (this app is confidential and must send its secret).",
-        );
+    if !client.client_secret.is_empty() && secret.as_deref() != Some(client.client_secret.as_str()) {
+        return invalid_client("Invalid client_secret (this app is confidential and must send its secret).");
     }
     let ttl = st.access_token_ttl;
     let mut inner = st.lock();
@@ -676,18 +618,13 @@ fn token_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> Response 
                     Some(_) => {}
                 }
             }
-            let (account, scope, offline) = (
-                grant.account.clone(),
-                grant.req.scope.clone(),
-                grant.req.offline,
-            );
+            let (account, scope, offline) =
+                (grant.account.clone(), grant.req.scope.clone(), grant.req.offline);
             let Some(uid) = inner.account(&account.0).map(|a| a.uid.clone()) else {
                 return invalid_grant("account no longer exists");
             };
             let rt = offline.then(|| inner.oauth.new_refresh(&client_id, &account, &scope));
-            let at = inner
-                .oauth
-                .new_access(&account, &scope, rt.as_deref(), now + ttl);
+            let at = inner.oauth.new_access(&account, &scope, rt.as_deref(), now + ttl);
             let mut body = json!({
                 "access_token": at,
                 "expires_in": ttl.as_secs(),
@@ -714,12 +651,8 @@ fn token_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> Response 
                 None => return invalid_grant("refresh token is malformed"),
             };
             let rt = rt.clone();
-            let at = inner
-                .oauth
-                .new_access(&account, &scope, Some(&rt), now + ttl);
-            wire::json_ok(
-                &json!({ "access_token": at, "token_type": "bearer", "expires_in": ttl.as_secs() }),
-            )
+            let at = inner.oauth.new_access(&account, &scope, Some(&rt), now + ttl);
+            wire::json_ok(&json!({ "access_token": at, "token_type": "bearer", "expires_in": ttl.as_secs() }))
         }
         Some(other) => wire::oauth_error(
             StatusCode::BAD_REQUEST,
@@ -730,11 +663,7 @@ fn token_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> Response 
 }
 
 /// `POST /2/auth/token/revoke` (no arguments, returns `null`).
-pub(crate) async fn revoke(
-    State(st): State<Arc<DropboxState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn revoke(State(st): State<Arc<DropboxState>>, headers: HeaderMap, body: Bytes) -> Response {
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::Revoke, async move {
         if let Err(r) = super::rpc::parse_void_args("auth/token/revoke", &headers, &body) {
@@ -768,10 +697,7 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().expect("header"));
         assert_eq!(bearer(&h).as_deref(), Some("abc"));
-        h.insert(
-            header::AUTHORIZATION,
-            "bearer  xyz ".parse().expect("header"),
-        );
+        h.insert(header::AUTHORIZATION, "bearer  xyz ".parse().expect("header"));
         assert_eq!(bearer(&h).as_deref(), Some("xyz"));
         h.insert(header::AUTHORIZATION, "Basic abc".parse().expect("header"));
         assert_eq!(bearer(&h), None);

@@ -45,9 +45,7 @@ const READ_PATH_PATTERN: &str = r"(/(.|[\r\n])*|id:.*)|(rev:[0-9a-f]{9,})|(ns:[0
 // Argument parsing
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
 }
 
 fn is_json_content_type(ct: &str) -> bool {
@@ -87,11 +85,7 @@ pub(crate) fn parse_args<T: DeserializeOwned>(
 }
 
 /// Accepts the argument of a route without arguments: no body, or `null`.
-pub(crate) fn parse_void_args(
-    route: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), Response> {
+pub(crate) fn parse_void_args(route: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
@@ -101,14 +95,8 @@ pub(crate) fn parse_void_args(
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Null) => Ok(()),
-        Ok(_) => Err(wire::route_error(
-            route,
-            "request body: expected null, got value",
-        )),
-        Err(_) => Err(wire::route_error(
-            route,
-            "request body: could not decode input as JSON",
-        )),
+        Ok(_) => Err(wire::route_error(route, "request body: expected null, got value")),
+        Err(_) => Err(wire::route_error(route, "request body: could not decode input as JSON")),
     }
 }
 
@@ -134,22 +122,10 @@ pub(crate) fn model_error(e: &ModelError) -> Response {
 }
 
 /// Resolves a path argument in an account, with Dropbox's validation and errors.
-pub(crate) fn lookup(
-    acct: &Account,
-    route: &str,
-    raw: &str,
-    kind: PathKind,
-) -> Result<Target, Response> {
-    let pattern = if kind == PathKind::List {
-        LIST_PATH_PATTERN
-    } else {
-        READ_PATH_PATTERN
-    };
+pub(crate) fn lookup(acct: &Account, route: &str, raw: &str, kind: PathKind) -> Result<Target, Response> {
+    let pattern = if kind == PathKind::List { LIST_PATH_PATTERN } else { READ_PATH_PATTERN };
     let mismatch = || {
-        wire::route_error(
-            route,
-            &format!("request body: path: '{raw}' did not match pattern '{pattern}'"),
-        )
+        wire::route_error(route, &format!("request body: path: '{raw}' did not match pattern '{pattern}'"))
     };
     if raw == "/" {
         return Err(match kind {
@@ -163,10 +139,9 @@ pub(crate) fn lookup(
     if raw.is_empty() {
         return match kind {
             PathKind::List => Ok(Target::Root),
-            PathKind::Metadata => Err(wire::route_error(
-                route,
-                "request body: path: The root folder is unsupported.",
-            )),
+            PathKind::Metadata => {
+                Err(wire::route_error(route, "request body: path: The root folder is unsupported."))
+            }
             PathKind::Download => Err(mismatch()),
         };
     }
@@ -182,17 +157,11 @@ pub(crate) fn lookup(
             if kind == PathKind::List {
                 return Ok(Target::Root);
             }
-            return Err(wire::route_error(
-                route,
-                "request body: path: The root folder is unsupported.",
-            ));
+            return Err(wire::route_error(route, "request body: path: The root folder is unsupported."));
         }
         acct.tree.resolve(sub)
     } else if let Some(rev) = raw.strip_prefix("rev:") {
-        let valid = rev.len() >= 9
-            && rev
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let valid = rev.len() >= 9 && rev.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if kind == PathKind::List || !valid {
             return Err(mismatch());
         }
@@ -212,10 +181,7 @@ async fn entries_json(entries: &[Entry]) -> Vec<Value> {
             b.hash_async().await;
         }
     }
-    entries
-        .iter()
-        .map(|e| serde_json::to_value(e.metadata()).unwrap_or(Value::Null))
-        .collect()
+    entries.iter().map(|e| serde_json::to_value(e.metadata()).unwrap_or(Value::Null)).collect()
 }
 
 // ---------------------------------------------------------------------------------
@@ -310,10 +276,9 @@ const MAX_LIMIT: u32 = 2000;
 fn check_limit(route: &str, limit: Option<u32>) -> Result<u32, Response> {
     match limit {
         None => Ok(MAX_LIMIT),
-        Some(0) => Err(wire::route_error(
-            route,
-            "request body: limit: 0 is not a valid value (must be at least 1)",
-        )),
+        Some(0) => {
+            Err(wire::route_error(route, "request body: limit: 0 is not a valid value (must be at least 1)"))
+        }
         Some(l) if l > MAX_LIMIT => Err(wire::route_error(
             route,
             &format!("request body: limit: {l} is not a valid value (must be at most {MAX_LIMIT})"),
@@ -342,14 +307,9 @@ fn prepare_listing(
     let limit = check_limit(route, arg.limit)?;
     let (account, _) = authenticate(st, headers, Some("files.metadata.read"))?;
     let inner = st.lock();
-    let acct = inner
-        .account(&account.0)
-        .ok_or_else(|| wire::auth_error("invalid_access_token"))?;
+    let acct = inner.account(&account.0).ok_or_else(|| wire::auth_error("invalid_access_token"))?;
     let target = lookup(acct, route, &arg.path, PathKind::List)?;
-    let folder_lower = acct
-        .tree
-        .folder_lower(&target)
-        .map_err(|e| model_error(&e))?;
+    let folder_lower = acct.tree.folder_lower(&target).map_err(|e| model_error(&e))?;
     let folder_id = match &target {
         Target::Root => String::new(),
         Target::Node(id) => id.clone(),
@@ -357,10 +317,7 @@ fn prepare_listing(
     let lt = ListTarget {
         account: account.0,
         folder_id,
-        scope: Scope {
-            folder_lower,
-            recursive: arg.recursive,
-        },
+        scope: Scope { folder_lower, recursive: arg.recursive },
         limit,
         include_deleted: arg.include_deleted,
         epoch: inner.epoch,
@@ -390,9 +347,7 @@ pub(crate) async fn list_folder(
             let Some(acct) = inner.account(&lt.account) else {
                 return wire::auth_error("invalid_access_token");
             };
-            let page = acct
-                .tree
-                .list_page(&lt.scope, lt.include_deleted, None, lt.limit as usize);
+            let page = acct.tree.list_page(&lt.scope, lt.include_deleted, None, lt.limit as usize);
             (page, acct.tree.seq())
         };
         let cursor = Cursor {
@@ -424,11 +379,7 @@ pub(crate) async fn get_latest_cursor(
             Ok(v) => v,
             Err(r) => return r,
         };
-        let seq = st2
-            .lock()
-            .account(&lt.account)
-            .map(|a| a.tree.seq())
-            .unwrap_or(0);
+        let seq = st2.lock().account(&lt.account).map(|a| a.tree.seq()).unwrap_or(0);
         let cursor = Cursor {
             account: lt.account,
             folder: lt.folder_id,
@@ -459,9 +410,7 @@ fn invalid_cursor(route: &str) -> Response {
 /// Checks a cursor against the current state: account, epoch, folder. Returns the
 /// scope to follow.
 fn cursor_scope(inner: &super::Inner, route: &str, c: &Cursor) -> Result<Scope, Response> {
-    let acct = inner
-        .account(&c.account)
-        .ok_or_else(|| invalid_cursor(route))?;
+    let acct = inner.account(&c.account).ok_or_else(|| invalid_cursor(route))?;
     if c.epoch != inner.epoch {
         return Err(wire::reset_error());
     }
@@ -473,10 +422,7 @@ fn cursor_scope(inner: &super::Inner, route: &str, c: &Cursor) -> Result<Scope, 
             _ => return Err(wire::path_error("not_found")),
         }
     };
-    Ok(Scope {
-        folder_lower,
-        recursive: c.recursive,
-    })
+    Ok(Scope { folder_lower, recursive: c.recursive })
 }
 
 /// `POST /2/files/list_folder/continue`.
@@ -496,8 +442,7 @@ pub(crate) async fn list_folder_continue(
             Ok((a, _)) => a,
             Err(r) => return r,
         };
-        let Some(mut cursor) = Cursor::decode(&arg.cursor).filter(|c| c.account == account.0)
-        else {
+        let Some(mut cursor) = Cursor::decode(&arg.cursor).filter(|c| c.account == account.0) else {
             return invalid_cursor(ROUTE);
         };
         let (entries, has_more) = {
@@ -512,9 +457,7 @@ pub(crate) async fn list_folder_continue(
             let limit = cursor.limit.clamp(1, MAX_LIMIT) as usize;
             match cursor.pos.take() {
                 Some(pos) => {
-                    let page =
-                        acct.tree
-                            .list_page(&scope, cursor.include_deleted, Some(&pos), limit);
+                    let page = acct.tree.list_page(&scope, cursor.include_deleted, Some(&pos), limit);
                     cursor.pos = page.next.clone();
                     (page.entries, cursor.pos.is_some())
                 }
@@ -575,23 +518,15 @@ pub(crate) async fn get_metadata(
                     None => return wire::path_error("not_found"),
                 },
                 Ok(Target::Root) => {
-                    return wire::route_error(
-                        ROUTE,
-                        "request body: path: The root folder is unsupported.",
-                    );
+                    return wire::route_error(ROUTE, "request body: path: The root folder is unsupported.");
                 }
                 Err(r) => {
-                    let tomb = arg.include_deleted
-                        && arg.path.starts_with('/')
-                        && split_path(&arg.path).is_ok();
-                    match tomb
-                        .then(|| acct.tree.tombstone(&lower(&arg.path)))
-                        .flatten()
-                    {
-                        Some(display) => Entry::Deleted {
-                            path_lower: lower(&arg.path),
-                            path_display: display.clone(),
-                        },
+                    let tomb =
+                        arg.include_deleted && arg.path.starts_with('/') && split_path(&arg.path).is_ok();
+                    match tomb.then(|| acct.tree.tombstone(&lower(&arg.path))).flatten() {
+                        Some(display) => {
+                            Entry::Deleted { path_lower: lower(&arg.path), path_display: display.clone() }
+                        }
                         None => return r,
                     }
                 }
@@ -631,9 +566,7 @@ fn longpoll_check(st: &DropboxState, route: &str, c: &Cursor) -> Result<bool, Re
     if c.pos.is_some() {
         return Ok(true);
     }
-    Ok(inner
-        .account(&c.account)
-        .is_some_and(|a| a.tree.has_changes(&scope, c.seq)))
+    Ok(inner.account(&c.account).is_some_and(|a| a.tree.has_changes(&scope, c.seq)))
 }
 
 /// `POST /2/files/list_folder/longpoll`.
@@ -652,7 +585,10 @@ pub(crate) async fn longpoll(
         if !(30..=480).contains(&arg.timeout) {
             return wire::route_error(
                 ROUTE,
-                &format!("request body: timeout: {} is not a valid value (must be between 30 and 480)", arg.timeout),
+                &format!(
+                    "request body: timeout: {} is not a valid value (must be between 30 and 480)",
+                    arg.timeout
+                ),
             );
         }
         let Some(cursor) = Cursor::decode(&arg.cursor) else {

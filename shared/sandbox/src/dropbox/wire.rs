@@ -58,11 +58,7 @@ pub(crate) struct DeletedMetadata {
 
 impl Metadata {
     pub(crate) fn deleted(path_lower: &str, path_display: &str) -> Metadata {
-        let name = path_display
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let name = path_display.rsplit('/').next().unwrap_or_default().to_string();
         Metadata::Deleted(DeletedMetadata {
             name,
             path_lower: path_lower.to_string(),
@@ -81,10 +77,7 @@ pub(crate) fn json_ok<T: Serialize>(body: &T) -> Response {
 
 fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut r = (status, bytes).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -95,17 +88,12 @@ pub(crate) fn bad_request(msg: impl Into<String>) -> Response {
 
 /// 400 plain text in Dropbox's usual wording for a given route.
 pub(crate) fn route_error(route: &str, detail: &str) -> Response {
-    bad_request(format!(
-        "Error in call to API function \"{route}\": {detail}"
-    ))
+    bad_request(format!("Error in call to API function \"{route}\": {detail}"))
 }
 
 fn plain(status: StatusCode, msg: String) -> Response {
     let mut r = (status, msg).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
@@ -163,8 +151,7 @@ pub(crate) fn rate_limited(retry_after_secs: u64) -> Response {
         "error": { "reason": { ".tag": "too_many_requests" }, "retry_after": retry_after_secs }
     });
     let mut r = json_response(StatusCode::TOO_MANY_REQUESTS, body.to_string().into_bytes());
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     r
 }
 
@@ -184,10 +171,7 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
 /// Plain HTML page (authorize flow).
 pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     r
 }
 
@@ -241,10 +225,7 @@ mod tests {
 
     #[test]
     fn summary_follows_tag_chain() {
-        assert_eq!(
-            tag_chain(&json!({".tag":"path","path":{".tag":"not_found"}})),
-            "path/not_found"
-        );
+        assert_eq!(tag_chain(&json!({".tag":"path","path":{".tag":"not_found"}})), "path/not_found");
         assert_eq!(tag_chain(&json!({".tag":"reset"})), "reset");
     }
 

@@ -20,12 +20,7 @@ async fn control(env: &Env, op: &str, body: Value) -> Reply {
 #[tokio::test]
 async fn control_routes_drive_the_same_state() {
     let env = env().await;
-    let r = control(
-        &env,
-        "accounts",
-        json!({"display_name": "Carol C", "email": "c@example.com"}),
-    )
-    .await;
+    let r = control(&env, "accounts", json!({"display_name": "Carol C", "email": "c@example.com"})).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let carol = r.json()["account_id"].as_str().expect("id").to_string();
     assert!(carol.starts_with("dbid:"));
@@ -38,95 +33,56 @@ async fn control_routes_drive_the_same_state() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let info = r.json();
-    assert_eq!(
-        info["content_hash"],
-        "bc62d4b80d9e36da29c16c5d4d9f11731f36052c72401a76c23c0fb5a9b74423"
-    );
+    assert_eq!(info["content_hash"], "bc62d4b80d9e36da29c16c5d4d9f11731f36052c72401a76c23c0fb5a9b74423");
     assert_eq!(info["is_folder"], false);
-
-    let r = control(&env, "add_file", json!({"account_id": carol, "path": "/g.bin", "content": {"generated": {"size": 1000, "seed": 3}}})).await;
-    assert_eq!(r.json()["size"], 1000);
 
     let r = control(
         &env,
-        "mint_tokens",
-        json!({"account_id": carol, "client_id": CLIENT_ID}),
+        "add_file",
+        json!({"account_id": carol, "path": "/g.bin", "content": {"generated": {"size": 1000, "seed": 3}}}),
     )
     .await;
+    assert_eq!(r.json()["size"], 1000);
+
+    let r = control(&env, "mint_tokens", json!({"account_id": carol, "client_id": CLIENT_ID})).await;
     let at = r.json()["access_token"].as_str().expect("at").to_string();
-    let r = env
-        .rpc_as(
-            &at,
-            "files/list_folder",
-            Some(json!({"path": "", "recursive": true})),
-        )
-        .await;
+    let r = env.rpc_as(&at, "files/list_folder", Some(json!({"path": "", "recursive": true}))).await;
     assert_eq!(
         describe(r.json()["entries"].as_array().expect("entries")),
         ["file /g.bin", "folder /x", "file /x/y.txt"]
     );
 
-    let r = control(&env, "inject", json!({"endpoint": "GetMetadata", "fault": {"rate_limit": {"retry_after_secs": 4}}, "times": 1})).await;
+    let r = control(
+        &env,
+        "inject",
+        json!({"endpoint": "GetMetadata", "fault": {"rate_limit": {"retry_after_secs": 4}}, "times": 1}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = env
-        .rpc_as(&at, "files/get_metadata", Some(json!({"path": "/x/y.txt"})))
-        .await;
+    let r = env.rpc_as(&at, "files/get_metadata", Some(json!({"path": "/x/y.txt"}))).await;
     assert_eq!(r.status, 429);
     let r = control(&env, "calls", json!({"endpoint": "GetMetadata"})).await;
     assert_eq!(r.json()["count"], 1);
 
-    let r = control(
-        &env,
-        "sha256",
-        json!({"account_id": carol, "id": info["id"]}),
-    )
-    .await;
-    assert_eq!(
-        r.json()["sha256"],
-        "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
-    );
+    let r = control(&env, "sha256", json!({"account_id": carol, "id": info["id"]})).await;
+    assert_eq!(r.json()["sha256"], "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
 
     let r = control(&env, "canaries", json!(null)).await;
-    assert!(
-        r.json()
-            .as_array()
-            .expect("list")
-            .iter()
-            .any(|c| c == &json!(at))
-    );
+    assert!(r.json().as_array().expect("list").iter().any(|c| c == &json!(at)));
 
-    let r = control(
-        &env,
-        "move_entry",
-        json!({"account_id": carol, "from": "/x", "to": "/z"}),
-    )
-    .await;
+    let r = control(&env, "move_entry", json!({"account_id": carol, "from": "/x", "to": "/z"})).await;
     assert_eq!(r.json()["path_display"], "/z");
-    let r = control(
-        &env,
-        "entry",
-        json!({"account_id": carol, "path": "/x/y.txt"}),
-    )
-    .await;
+    let r = control(&env, "entry", json!({"account_id": carol, "path": "/x/y.txt"})).await;
     assert_eq!(r.json(), Value::Null);
 
-    let r = control(
-        &env,
-        "delete",
-        json!({"account_id": carol, "path": "/nope"}),
-    )
-    .await;
+    let r = control(&env, "delete", json!({"account_id": carol, "path": "/nope"})).await;
     assert_eq!(r.status, 400);
     assert!(r.json()["error"].as_str().is_some());
     let r = control(&env, "bogus", json!({})).await;
     assert_eq!(r.status, 400);
 
     let r = reply(
-        env.http
-            .get(format!("{}/_control/dropbox/urls", env.sandbox.base_url()))
-            .send()
-            .await
-            .expect("send"),
+        env.http.get(format!("{}/_control/dropbox/urls", env.sandbox.base_url())).send().await.expect("send"),
     )
     .await;
     assert_eq!(r.json()["api_base"], env.urls.api_base.as_str());

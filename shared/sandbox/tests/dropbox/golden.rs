@@ -13,8 +13,7 @@ const TOKEN_RESPONSE: &str = r#"{"access_token":"sl.u.AF...","expires_in":14400,
  "refresh_token":"nBiM85...","account_id":"dbid:AAH4f99...","uid":"12345"}"#;
 
 // §3.1 refresh response: `{"access_token","token_type","expires_in"}`.
-const REFRESH_RESPONSE: &str =
-    r#"{"access_token":"sl.u.AF...","token_type":"bearer","expires_in":14400}"#;
+const REFRESH_RESPONSE: &str = r#"{"access_token":"sl.u.AF...","token_type":"bearer","expires_in":14400}"#;
 
 // §3.1 invalid grant.
 const INVALID_GRANT: &str = r#"{"error":"invalid_grant","error_description":"..."}"#;
@@ -31,7 +30,8 @@ const LIST_FOLDER_RESPONSE: &str = r#"{"entries":[
  "cursor":"ZtkX9_EHj3x7PMkVuFIhwKYXEpwpLwyxp9vMKomUhllil9q7eWiAu","has_more":false}"#;
 
 // §3.2 DeletedMetadata: `name, path_lower, path_display` — no id.
-const DELETED_ENTRY: &str = r#"{".tag":"deleted","name":"math","path_lower":"/homework/math","path_display":"/Homework/math"}"#;
+const DELETED_ENTRY: &str =
+    r#"{".tag":"deleted","name":"math","path_lower":"/homework/math","path_display":"/Homework/math"}"#;
 
 // §3.6 error bodies.
 const NOT_FOUND_409: &str =
@@ -49,10 +49,7 @@ async fn token_and_refresh_responses_match_the_documented_shapes() {
         &env,
         CLIENT_ID,
         &[
-            (
-                "code_challenge",
-                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-            ),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
             ("code_challenge_method", "S256"),
         ],
     )
@@ -73,10 +70,7 @@ async fn token_and_refresh_responses_match_the_documented_shapes() {
     assert_eq!(v["token_type"], "bearer");
     assert_eq!(v["expires_in"], 14400);
     assert_eq!(v["account_id"], env.acct.as_str());
-    assert_eq!(
-        v["scope"],
-        "account_info.read files.content.read files.metadata.read"
-    );
+    assert_eq!(v["scope"], "account_info.read files.content.read files.metadata.read");
 
     let rt = v["refresh_token"].as_str().expect("rt").to_string();
     let r = env
@@ -108,22 +102,10 @@ async fn token_and_refresh_responses_match_the_documented_shapes() {
 #[tokio::test]
 async fn list_folder_entries_match_the_documented_shape() {
     let env = env().await;
-    env.dbx.add_file(
-        &env.acct,
-        "/Homework/math/Prime_Numbers.txt",
-        Content::text("2 3 5 7 11"),
-    );
-    let r = env
-        .rpc(
-            "files/list_folder",
-            Some(json!({"path": "/homework/math", "recursive": true})),
-        )
-        .await;
+    env.dbx.add_file(&env.acct, "/Homework/math/Prime_Numbers.txt", Content::text("2 3 5 7 11"));
+    let r = env.rpc("files/list_folder", Some(json!({"path": "/homework/math", "recursive": true}))).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        r.header("content-type").as_deref(),
-        Some("application/json")
-    );
+    assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
     let v = r.json();
     assert_shape(LIST_FOLDER_RESPONSE, &v);
     let folder = &v["entries"][0];
@@ -138,23 +120,14 @@ async fn list_folder_entries_match_the_documented_shape() {
     assert!(is_rev(file["rev"].as_str().unwrap_or_default()), "{file}");
     assert!(is_id(file["id"].as_str().unwrap_or_default()), "{file}");
     assert_eq!(file["server_modified"], "2025-01-01T00:00:00Z");
-    assert!(is_timestamp(
-        file["client_modified"].as_str().unwrap_or_default()
-    ));
-    assert_eq!(
-        file["content_hash"],
-        extconn_sandbox::content_hash(b"2 3 5 7 11")
-    );
+    assert!(is_timestamp(file["client_modified"].as_str().unwrap_or_default()));
+    assert_eq!(file["content_hash"], extconn_sandbox::content_hash(b"2 3 5 7 11"));
 }
 
 #[tokio::test]
 async fn deleted_entries_match_the_documented_shape_and_have_no_id() {
     let env = env().await;
-    env.dbx.add_file(
-        &env.acct,
-        "/Homework/math/Prime_Numbers.txt",
-        Content::text("x"),
-    );
+    env.dbx.add_file(&env.acct, "/Homework/math/Prime_Numbers.txt", Content::text("x"));
     let (_, cursor) = env.list_all(json!({"path": "", "recursive": true})).await;
     env.dbx.delete(&env.acct, "/Homework/math");
     let (entries, _, _) = env.cont(&cursor).await;
@@ -167,35 +140,19 @@ async fn deleted_entries_match_the_documented_shape_and_have_no_id() {
 #[tokio::test]
 async fn conflict_errors_match_the_documented_shapes() {
     let env = env().await;
-    let r = env
-        .rpc("files/get_metadata", Some(json!({"path": "/nope"})))
-        .await;
+    let r = env.rpc("files/get_metadata", Some(json!({"path": "/nope"}))).await;
     assert_eq!(r.status, 409);
     assert_shape(NOT_FOUND_409, &r.json());
-    assert_eq!(
-        r.json()["error_summary"]
-            .as_str()
-            .map(|s| s.starts_with("path/not_found/")),
-        Some(true)
-    );
+    assert_eq!(r.json()["error_summary"].as_str().map(|s| s.starts_with("path/not_found/")), Some(true));
 
-    let r = env
-        .rpc("files/list_folder", Some(json!({"path": "/nope"})))
-        .await;
+    let r = env.rpc("files/list_folder", Some(json!({"path": "/nope"}))).await;
     assert_eq!(r.status, 409);
     assert_shape(NOT_FOUND_409, &r.json());
 
-    let r = env
-        .rpc("files/list_folder", Some(json!({"path": ""})))
-        .await;
+    let r = env.rpc("files/list_folder", Some(json!({"path": ""}))).await;
     let cursor = r.json()["cursor"].as_str().expect("cursor").to_string();
     env.dbx.reset_cursors();
-    let r = env
-        .rpc(
-            "files/list_folder/continue",
-            Some(json!({"cursor": cursor})),
-        )
-        .await;
+    let r = env.rpc("files/list_folder/continue", Some(json!({"cursor": cursor}))).await;
     assert_eq!(r.status, 409);
     assert_shape(RESET_409, &r.json());
 }
@@ -203,16 +160,8 @@ async fn conflict_errors_match_the_documented_shapes() {
 #[tokio::test]
 async fn rate_limit_has_both_header_and_body() {
     let env = env().await;
-    env.dbx.inject(
-        Endpoint::ListFolder,
-        Fault::RateLimit {
-            retry_after_secs: 7,
-        },
-        1,
-    );
-    let r = env
-        .rpc("files/list_folder", Some(json!({"path": ""})))
-        .await;
+    env.dbx.inject(Endpoint::ListFolder, Fault::RateLimit { retry_after_secs: 7 }, 1);
+    let r = env.rpc("files/list_folder", Some(json!({"path": ""}))).await;
     assert_eq!(r.status, 429);
     assert_eq!(r.header("retry-after").as_deref(), Some("7"));
     let v = r.json();
@@ -242,22 +191,12 @@ async fn auth_errors_match_the_documented_shape() {
 #[tokio::test]
 async fn slash_as_root_is_a_400_in_plain_text() {
     let env = env().await;
-    let r = env
-        .rpc("files/list_folder", Some(json!({"path": "/"})))
-        .await;
+    let r = env.rpc("files/list_folder", Some(json!({"path": "/"}))).await;
     assert_eq!(r.status, 400);
+    assert!(r.header("content-type").unwrap_or_default().starts_with("text/plain"));
+    assert!(serde_json::from_slice::<serde_json::Value>(&r.body).is_err(), "400 must not be JSON");
     assert!(
-        r.header("content-type")
-            .unwrap_or_default()
-            .starts_with("text/plain")
-    );
-    assert!(
-        serde_json::from_slice::<serde_json::Value>(&r.body).is_err(),
-        "400 must not be JSON"
-    );
-    assert!(
-        r.text()
-            .contains("Specify the root folder as an empty string rather than as \"/\"."),
+        r.text().contains("Specify the root folder as an empty string rather than as \"/\"."),
         "{}",
         r.text()
     );
@@ -282,36 +221,24 @@ async fn get_current_account_has_the_documented_fields() {
     assert_eq!(v["name"]["surname"], "Lovelace");
     assert_eq!(v["name"]["abbreviated_name"], "AL");
     assert_eq!(v["email"], "ada@example.com");
-    assert_eq!(
-        v["root_info"]["root_namespace_id"],
-        v["root_info"]["home_namespace_id"]
-    );
+    assert_eq!(v["root_info"]["root_namespace_id"], v["root_info"]["home_namespace_id"]);
 
     // `null` body with JSON content type is accepted too; another value is not.
-    let r = env
-        .rpc("users/get_current_account", Some(json!(null)))
-        .await;
+    let r = env.rpc("users/get_current_account", Some(json!(null))).await;
     assert_eq!(r.status, 200);
-    let r = env
-        .rpc("users/get_current_account", Some(json!({"x": 1})))
-        .await;
+    let r = env.rpc("users/get_current_account", Some(json!({"x": 1}))).await;
     assert_eq!(r.status, 400);
 }
 
 #[tokio::test]
 async fn longpoll_answers_the_documented_shape_without_auth() {
     let env = env().await;
-    let r = env
-        .rpc("files/list_folder", Some(json!({"path": ""})))
-        .await;
+    let r = env.rpc("files/list_folder", Some(json!({"path": ""}))).await;
     let cursor = r.json()["cursor"].as_str().expect("cursor").to_string();
     env.dbx.add_file(&env.acct, "/x.txt", Content::text("x"));
     let r = reply(
         env.http
-            .post(format!(
-                "{}/2/files/list_folder/longpoll",
-                env.urls.notify_base
-            ))
+            .post(format!("{}/2/files/list_folder/longpoll", env.urls.notify_base))
             .header("Content-Type", "application/json")
             .body(json!({"cursor": cursor, "timeout": 30}).to_string())
             .send()

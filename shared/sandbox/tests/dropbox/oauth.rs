@@ -10,10 +10,7 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 fn pkce() -> [(&'static str, &'static str); 2] {
-    [
-        ("code_challenge", CHALLENGE),
-        ("code_challenge_method", "S256"),
-    ]
+    [("code_challenge", CHALLENGE), ("code_challenge_method", "S256")]
 }
 
 async fn exchange(env: &Env, code: &str, verifier: Option<&str>) -> Reply {
@@ -48,27 +45,12 @@ fn error_of(r: &Reply) -> String {
 async fn pkce_is_enforced() {
     let env = env().await;
     let code = authorize_code(&env, CLIENT_ID, &pkce()).await;
-    let r = exchange(
-        &env,
-        &code,
-        Some("wrong-verifier-wrong-verifier-wrong-verifier-x"),
-    )
-    .await;
-    assert_eq!(
-        (r.status, error_of(&r)),
-        (400, "invalid_grant".into()),
-        "{}",
-        r.text()
-    );
+    let r = exchange(&env, &code, Some("wrong-verifier-wrong-verifier-wrong-verifier-x")).await;
+    assert_eq!((r.status, error_of(&r)), (400, "invalid_grant".into()), "{}", r.text());
 
     let code = authorize_code(&env, CLIENT_ID, &pkce()).await;
     let r = exchange(&env, &code, None).await;
-    assert_eq!(
-        (r.status, error_of(&r)),
-        (400, "invalid_grant".into()),
-        "{}",
-        r.text()
-    );
+    assert_eq!((r.status, error_of(&r)), (400, "invalid_grant".into()), "{}", r.text());
 
     let code = authorize_code(&env, CLIENT_ID, &pkce()).await;
     let r = exchange(&env, &code, Some(VERIFIER)).await;
@@ -126,13 +108,8 @@ async fn confidential_client_must_authenticate() {
         .await;
     assert_eq!((r.status, error_of(&r)), (401, "invalid_client".into()));
     // Unknown client.
-    let r = env
-        .token_form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("client_id", "who"),
-        ])
-        .await;
+    let r =
+        env.token_form(&[("grant_type", "authorization_code"), ("code", &code), ("client_id", "who")]).await;
     assert_eq!((r.status, error_of(&r)), (401, "invalid_client".into()));
     // HTTP Basic works (and the code was not burnt by the failed client auth).
     let r = reply(
@@ -195,19 +172,12 @@ async fn redirect_uri_must_match_exactly() {
         )
         .await;
         assert_eq!(r.status, 400, "{bad}");
-        assert!(
-            r.header("location").is_none(),
-            "must never redirect to an unregistered URI"
-        );
+        assert!(r.header("location").is_none(), "must never redirect to an unregistered URI");
     }
     let r = reply(
         env.http
             .get(env.urls.authorize_url())
-            .query(&[
-                ("client_id", "unknown"),
-                ("response_type", "code"),
-                ("redirect_uri", REDIRECT),
-            ])
+            .query(&[("client_id", "unknown"), ("response_type", "code"), ("redirect_uri", REDIRECT)])
             .send()
             .await
             .expect("send"),
@@ -334,22 +304,14 @@ async fn refresh_token_never_rotates() {
         let r = refresh(&env, &rt).await;
         assert_eq!(r.status, 200, "{}", r.text());
         let v = r.json();
-        assert!(
-            v.get("refresh_token").is_none(),
-            "refresh must not return a refresh token: {v}"
-        );
+        assert!(v.get("refresh_token").is_none(), "refresh must not return a refresh token: {v}");
         let at = v["access_token"].as_str().expect("at").to_string();
         assert!(!seen.contains(&at));
         seen.push(at);
     }
     // Every access token still works.
     for at in &seen {
-        assert_eq!(
-            env.rpc_as(at, "users/get_current_account", None)
-                .await
-                .status,
-            200
-        );
+        assert_eq!(env.rpc_as(at, "users/get_current_account", None).await.status, 200);
     }
 }
 
@@ -360,10 +322,7 @@ async fn revoke_kills_the_refresh_token_and_its_access_tokens() {
     let v = exchange(&env, &code, Some(VERIFIER)).await.json();
     let rt = v["refresh_token"].as_str().expect("rt").to_string();
     let at1 = v["access_token"].as_str().expect("at").to_string();
-    let at2 = refresh(&env, &rt).await.json()["access_token"]
-        .as_str()
-        .expect("at")
-        .to_string();
+    let at2 = refresh(&env, &rt).await.json()["access_token"].as_str().expect("at").to_string();
 
     let r = env.rpc_as(&at2, "auth/token/revoke", None).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -384,34 +343,16 @@ async fn access_tokens_expire_on_the_time_source() {
     let env = env().await;
     let (at, rt) = env.dbx.mint_tokens(&env.acct, CLIENT_ID);
     env.clock.advance(Duration::from_secs(14_399));
-    assert_eq!(
-        env.rpc_as(&at, "users/get_current_account", None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(env.rpc_as(&at, "users/get_current_account", None).await.status, 200);
     env.clock.advance(Duration::from_secs(1));
     let r = env.rpc_as(&at, "users/get_current_account", None).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"][".tag"], "expired_access_token");
-    let fresh = refresh(&env, &rt).await.json()["access_token"]
-        .as_str()
-        .expect("at")
-        .to_string();
-    assert_eq!(
-        env.rpc_as(&fresh, "users/get_current_account", None)
-            .await
-            .status,
-        200
-    );
+    let fresh = refresh(&env, &rt).await.json()["access_token"].as_str().expect("at").to_string();
+    assert_eq!(env.rpc_as(&fresh, "users/get_current_account", None).await.status, 200);
 
     env.dbx.revoke_all();
-    assert_eq!(
-        env.rpc_as(&fresh, "users/get_current_account", None)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(env.rpc_as(&fresh, "users/get_current_account", None).await.status, 401);
     let r = refresh(&env, &rt).await;
     assert_eq!((r.status, error_of(&r)), (400, "invalid_grant".into()));
 }
@@ -422,10 +363,7 @@ async fn online_access_type_gets_no_refresh_token_and_scopes_are_enforced() {
     let code = authorize_code(
         &env,
         CLIENT_ID,
-        &[
-            ("token_access_type", "online"),
-            ("scope", "files.metadata.read account_info.read"),
-        ],
+        &[("token_access_type", "online"), ("scope", "files.metadata.read account_info.read")],
     )
     .await;
     // `token_access_type=offline` came first in the query; the later value wins.
@@ -435,14 +373,8 @@ async fn online_access_type_gets_no_refresh_token_and_scopes_are_enforced() {
     assert!(v.get("refresh_token").is_none(), "{v}");
     assert_eq!(v["scope"], "account_info.read files.metadata.read");
     let at = v["access_token"].as_str().expect("at").to_string();
-    assert_eq!(
-        env.rpc_as(&at, "files/list_folder", Some(json!({"path": ""})))
-            .await
-            .status,
-        200
-    );
-    env.dbx
-        .add_file(&env.acct, "/a.txt", extconn_sandbox::Content::text("a"));
+    assert_eq!(env.rpc_as(&at, "files/list_folder", Some(json!({"path": ""}))).await.status, 200);
+    env.dbx.add_file(&env.acct, "/a.txt", extconn_sandbox::Content::text("a"));
     let r = reply(
         env.http
             .post(format!("{}/2/files/download", env.urls.content_base))
@@ -462,16 +394,9 @@ async fn online_access_type_gets_no_refresh_token_and_scopes_are_enforced() {
 async fn token_endpoint_rejects_bad_requests_in_oauth_json() {
     let env = env().await;
     let r = env
-        .token_form(&[
-            ("grant_type", "password"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ])
+        .token_form(&[("grant_type", "password"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
         .await;
-    assert_eq!(
-        (r.status, error_of(&r)),
-        (400, "unsupported_grant_type".into())
-    );
+    assert_eq!((r.status, error_of(&r)), (400, "unsupported_grant_type".into()));
     let r = env
         .token_form(&[
             ("grant_type", "refresh_token"),
@@ -505,18 +430,8 @@ async fn every_secret_is_a_recorded_canary() {
     assert!(rt.starts_with("CANARY-RT-"), "{rt}");
     assert!(code.starts_with("CANARY-CODE-"), "{code}");
     let canaries = env.dbx.canaries();
-    for secret in [
-        at,
-        rt,
-        code.as_str(),
-        VERIFIER,
-        CLIENT_SECRET,
-        env.token.as_str(),
-    ] {
-        assert!(
-            canaries.iter().any(|c| c == secret),
-            "{secret} not recorded in {canaries:?}"
-        );
+    for secret in [at, rt, code.as_str(), VERIFIER, CLIENT_SECRET, env.token.as_str()] {
+        assert!(canaries.iter().any(|c| c == secret), "{secret} not recorded in {canaries:?}");
     }
     // The public client's empty secret is not a canary.
     assert!(canaries.iter().all(|c| !c.is_empty()));

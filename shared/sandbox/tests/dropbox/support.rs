@@ -36,11 +36,7 @@ impl Reply {
     pub fn json(&self) -> Value {
         match serde_json::from_slice(&self.body) {
             Ok(v) => v,
-            Err(e) => panic!(
-                "not JSON ({e}): status {} body {:?}",
-                self.status,
-                self.text()
-            ),
+            Err(e) => panic!("not JSON ({e}): status {} body {:?}", self.status, self.text()),
         }
     }
 
@@ -49,9 +45,7 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     }
 }
 
@@ -73,8 +67,7 @@ pub fn clients() -> Vec<OAuthClient> {
 /// A sandbox on a virtual clock (starting at 2025-01-01T00:00:00Z) with one account
 /// ("Ada Lovelace") and a minted access token.
 pub async fn env() -> Env {
-    let clock =
-        ManualClock::new(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_735_689_600));
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_735_689_600));
     let sandbox = Sandbox::start(SandboxConfig {
         dropbox_clients: clients(),
         now: Some(clock.source()),
@@ -88,26 +81,14 @@ pub async fn env() -> Env {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("reqwest client");
-    Env {
-        urls: dbx.urls(),
-        sandbox,
-        dbx,
-        http,
-        acct,
-        token,
-        clock,
-    }
+    Env { urls: dbx.urls(), sandbox, dbx, http, acct, token, clock }
 }
 
 pub async fn reply(resp: reqwest::Response) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.bytes().await.expect("body");
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply { status, headers, body }
 }
 
 impl Env {
@@ -117,14 +98,9 @@ impl Env {
     }
 
     pub async fn rpc_as(&self, token: &str, route: &str, arg: Option<Value>) -> Reply {
-        let mut req = self
-            .http
-            .post(format!("{}/2/{route}", self.urls.api_base))
-            .bearer_auth(token);
+        let mut req = self.http.post(format!("{}/2/{route}", self.urls.api_base)).bearer_auth(token);
         if let Some(a) = arg {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(a.to_string());
+            req = req.header("Content-Type", "application/json").body(a.to_string());
         }
         reply(req.send().await.expect("send")).await
     }
@@ -156,29 +132,18 @@ impl Env {
         let mut entries: Vec<Value> = v["entries"].as_array().cloned().unwrap_or_default();
         while v["has_more"] == Value::Bool(true) {
             let r = self
-                .rpc(
-                    "files/list_folder/continue",
-                    Some(serde_json::json!({ "cursor": v["cursor"] })),
-                )
+                .rpc("files/list_folder/continue", Some(serde_json::json!({ "cursor": v["cursor"] })))
                 .await;
             assert_eq!(r.status, 200, "{}", r.text());
             v = r.json();
             entries.extend(v["entries"].as_array().cloned().unwrap_or_default());
         }
-        (
-            entries,
-            v["cursor"].as_str().unwrap_or_default().to_string(),
-        )
+        (entries, v["cursor"].as_str().unwrap_or_default().to_string())
     }
 
     /// One `continue` call; returns (entries, cursor, has_more).
     pub async fn cont(&self, cursor: &str) -> (Vec<Value>, String, bool) {
-        let r = self
-            .rpc(
-                "files/list_folder/continue",
-                Some(serde_json::json!({ "cursor": cursor })),
-            )
-            .await;
+        let r = self.rpc("files/list_folder/continue", Some(serde_json::json!({ "cursor": cursor }))).await;
         assert_eq!(r.status, 200, "{}", r.text());
         let v = r.json();
         (
@@ -210,11 +175,7 @@ pub fn describe(entries: &[Value]) -> Vec<String> {
     entries
         .iter()
         .map(|e| {
-            format!(
-                "{} {}",
-                e[".tag"].as_str().unwrap_or("?"),
-                e["path_display"].as_str().unwrap_or("?")
-            )
+            format!("{} {}", e[".tag"].as_str().unwrap_or("?"), e["path_display"].as_str().unwrap_or("?"))
         })
         .collect()
 }
@@ -239,11 +200,7 @@ pub fn shape_eq(expected: &Value, actual: &Value) -> Result<(), String> {
             }
             (Value::Array(ea), Value::Array(aa)) => {
                 if ea.len() != aa.len() {
-                    return Err(format!(
-                        "{path}: array length expected {}, got {}",
-                        ea.len(),
-                        aa.len()
-                    ));
+                    return Err(format!("{path}: array length expected {}, got {}", ea.len(), aa.len()));
                 }
                 for (i, (ev, av)) in ea.iter().zip(aa).enumerate() {
                     walk(&format!("{path}[{i}]"), ev, av)?;
@@ -275,16 +232,12 @@ pub fn assert_shape(expected: &str, actual: &Value) {
 }
 
 pub fn is_rev(s: &str) -> bool {
-    s.len() >= 9
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() >= 9 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub fn is_id(s: &str) -> bool {
     s.strip_prefix("id:").is_some_and(|r| {
-        r.len() == 22
-            && r.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        r.len() == 22 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
 }
 
@@ -311,15 +264,7 @@ pub async fn authorize_code(env: &Env, client_id: &str, extra: &[(&str, &str)]) 
         ("token_access_type", "offline"),
     ];
     params.extend_from_slice(extra);
-    let r = reply(
-        env.http
-            .get(env.urls.authorize_url())
-            .query(&params)
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let r = reply(env.http.get(env.urls.authorize_url()).query(&params).send().await.expect("send")).await;
     assert_eq!(r.status, 302, "{}", r.text());
     let loc = r.header("location").expect("location");
     let url = url_query(&loc);

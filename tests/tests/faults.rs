@@ -88,6 +88,9 @@ async fn a_wait_longer_than_the_time_left_becomes_a_delayed_continuation() {
     assert_eq!(*d, Duration::from_secs(900), "SQS delays stop at 900 s");
     let conn = w.connection().await;
     assert!(conn.lease.is_none(), "the lease is released for the continuation");
+    // A scheduled tick during the wait is dropped: the waiting run covers it.
+    assert_eq!(w.sync(Trigger::Schedule).await, JobOutcome::Skipped(extconn_core::engine::Skip::Waiting));
+    assert!(w.queue.is_empty(), "no extra job queued during the wait");
 
     // Each delivery inside the wait is passed on again (900 s hops), with no provider call;
     // the one after the full hour runs and finishes the same run.

@@ -101,6 +101,8 @@ pub enum Skip {
     AutoSyncOff,
     LeaseHeld,
     RunFinished,
+    /// A rate-limit wait is running; its continuation will carry on.
+    Waiting,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,14 +217,14 @@ impl Engine {
         }
         let now = self.ports.clock.now();
         if let Some(nb) = conn.not_before.filter(|nb| *nb > now) {
-            // A long rate-limit wait is still running: pass the job on, delayed.
+            // A long rate-limit wait is running. Its continuation chain is passed on, delayed;
+            // any other job is dropped (the waiting run covers it).
+            let Some(run_id) = job.run_id.clone().filter(|_| job.continuation) else {
+                return Ok(JobOutcome::Skipped(Skip::Waiting));
+            };
             let delay = (nb - now).to_std().unwrap_or_default();
-            let run_id = job.run_id.clone().or(conn.current_run_id.clone());
             self.ports.queue.send_delayed(job, delay).await?;
-            return Ok(match run_id {
-                Some(run_id) => JobOutcome::Continued { run_id, delay },
-                None => JobOutcome::Skipped(Skip::LeaseHeld),
-            });
+            return Ok(JobOutcome::Continued { run_id, delay });
         }
         let holder = format!("{}/{}", self.config.worker_id, RunId::generate());
         let fence =

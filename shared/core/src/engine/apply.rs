@@ -6,6 +6,13 @@ use super::{Engine, EngineError, RunCtx, Stop};
 use crate::domain::{AssetEvent, AssetEventKind, Item, ItemState, RunCounters, SyncPosition, asset_key};
 use crate::ports::{Change, CounterDelta, ItemWrite, ListPage, ProviderError, RemoteItem};
 
+/// The next listing request.
+#[derive(Clone)]
+enum Listing {
+    Full(Option<String>),
+    Changes(String),
+}
+
 /// What an item adds to its connection's counters (files, bytes, failed).
 pub(crate) fn contribution(item: Option<&Item>) -> CounterDelta {
     match item {
@@ -125,21 +132,22 @@ impl Engine {
             }
             let position = ctx.conn.position.clone();
             let folder = ctx.conn.folder.clone();
-            let (listing, request): (Option<String>, Option<String>) = match &position {
-                SyncPosition::Initial => (Some(ctx.run_id.to_string()), None),
-                SyncPosition::FullListing { listing, resume } => (Some(listing.clone()), resume.clone()),
-                SyncPosition::Incremental { cursor } => (None, Some(cursor.clone())),
+            // `listing` tags what a full listing sees (for the sweep); `None` = incremental.
+            let (listing, request) = match &position {
+                SyncPosition::Initial => (Some(ctx.run_id.to_string()), Listing::Full(None)),
+                SyncPosition::FullListing { listing, resume } => {
+                    (Some(listing.clone()), Listing::Full(resume.clone()))
+                }
+                SyncPosition::Incremental { cursor } => (None, Listing::Changes(cursor.clone())),
             };
             let p = provider.clone();
-            let full = listing.is_some();
             let page = self
                 .call(ctx, |access| {
                     let (p, folder, request) = (p.clone(), folder.clone(), request.clone());
                     async move {
-                        match (full, request) {
-                            (true, resume) => p.list_full(&access, &folder, resume.as_deref()).await,
-                            (false, Some(cursor)) => p.list_changes(&access, &folder, &cursor).await,
-                            (false, None) => unreachable!("incremental position always has a cursor"),
+                        match request {
+                            Listing::Full(resume) => p.list_full(&access, &folder, resume.as_deref()).await,
+                            Listing::Changes(cursor) => p.list_changes(&access, &folder, &cursor).await,
                         }
                     }
                 })

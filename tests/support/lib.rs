@@ -254,23 +254,6 @@ impl World {
         self.engine().run_job(&self.job(trigger), self.deadline()).await.expect("sync step")
     }
 
-    /// Runs a job, then every continuation it queues, until the run finishes.
-    pub async fn sync_to_end(&self, engine: &Engine, trigger: Trigger) -> Vec<JobOutcome> {
-        let mut outcomes =
-            vec![engine.run_job(&self.job(trigger), self.deadline()).await.expect("sync step")];
-        for _ in 0..1000 {
-            let pending = self.queue.drain();
-            if pending.is_empty() {
-                break;
-            }
-            for (job, delay) in pending {
-                self.clock.advance(delay);
-                outcomes.push(engine.run_job(&job, self.deadline()).await.expect("continuation"));
-            }
-        }
-        outcomes
-    }
-
     pub fn add(&self, rel: &str, text: &str) -> extconn_sandbox::dropbox::EntryInfo {
         self.dbx.add_file(&self.account, &format!("{FOLDER}/{rel}"), Content::text(text))
     }
@@ -286,10 +269,6 @@ impl World {
 
     pub fn items(&self) -> Vec<Item> {
         self.store.all_items(&self.conn)
-    }
-
-    pub fn item_at(&self, path: &str) -> Option<Item> {
-        self.items().into_iter().find(|i| i.path == path)
     }
 
     pub async fn connection(&self) -> Connection {
@@ -437,11 +416,6 @@ impl Hooks for Ticking {
 }
 
 pub use extconn_sandbox::dropbox::Endpoint as Ep;
-
-/// Shorthand for a file id's current item.
-pub fn find<'a>(items: &'a [Item], id: &str) -> Option<&'a Item> {
-    items.iter().find(|i| i.provider_id == id)
-}
 
 impl World {
     pub fn clock_now(&self) -> Timestamp {

@@ -297,6 +297,18 @@ struct ListTarget {
     epoch: u64,
 }
 
+/// The start of every metadata RPC: its JSON arguments, then the caller's account.
+fn metadata_call<T: DeserializeOwned>(
+    st: &DropboxState,
+    route: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(T, super::AccountId), Response> {
+    let arg = parse_args(route, headers, body)?;
+    let (account, _) = authenticate(st, headers, Some("files.metadata.read"))?;
+    Ok((arg, account))
+}
+
 fn prepare_listing(
     st: &DropboxState,
     route: &str,
@@ -434,12 +446,8 @@ pub(crate) async fn list_folder_continue(
     const ROUTE: &str = "files/list_folder/continue";
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::ListFolderContinue, async move {
-        let arg: CursorArg = match parse_args(ROUTE, &headers, &body) {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        let account = match authenticate(&st2, &headers, Some("files.metadata.read")) {
-            Ok((a, _)) => a,
+        let (arg, account): (CursorArg, _) = match metadata_call(&st2, ROUTE, &headers, &body) {
+            Ok(v) => v,
             Err(r) => return r,
         };
         let Some(mut cursor) = Cursor::decode(&arg.cursor).filter(|c| c.account == account.0) else {
@@ -499,12 +507,8 @@ pub(crate) async fn get_metadata(
     const ROUTE: &str = "files/get_metadata";
     let st2 = Arc::clone(&st);
     guarded(&st, Endpoint::GetMetadata, async move {
-        let arg: GetMetadataArg = match parse_args(ROUTE, &headers, &body) {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        let account = match authenticate(&st2, &headers, Some("files.metadata.read")) {
-            Ok((a, _)) => a,
+        let (arg, account): (GetMetadataArg, _) = match metadata_call(&st2, ROUTE, &headers, &body) {
+            Ok(v) => v,
             Err(r) => return r,
         };
         let entry = {

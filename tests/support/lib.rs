@@ -147,6 +147,7 @@ impl World {
             sink,
             events: events.clone() as Arc<dyn AssetEvents>,
             queue: queue.clone(),
+            audit: store.clone(),
             clock: engine_clock.clone(),
             providers: BTreeMap::from([(ProviderKind::Dropbox, provider)]),
         };

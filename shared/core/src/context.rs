@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::domain::ProviderKind;
 use crate::ports::{
-    AssetEvents, AssetSink, Clock, ConnectionStore, GrantStore, ItemStore, JobQueue, OAuthStateStore,
-    Provider, RunStore, TokenVault,
+    AssetEvents, AssetSink, AuditLog, Clock, ConnectionStore, GrantStore, ItemStore, JobQueue,
+    OAuthStateStore, Provider, RunStore, TokenVault,
 };
 
 #[derive(Clone)]
@@ -21,6 +21,7 @@ pub struct Ports {
     pub sink: Arc<dyn AssetSink>,
     pub events: Arc<dyn AssetEvents>,
     pub queue: Arc<dyn JobQueue>,
+    pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
     /// Configured providers only; a missing one is "not configured".
     pub providers: BTreeMap<ProviderKind, Arc<dyn Provider>>,

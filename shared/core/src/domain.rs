@@ -71,7 +71,8 @@ pub struct VersionedTokens {
 pub enum GrantStatus {
     Active,
     ReauthRequired,
-    Revoked,
+    /// No connection uses it any more: revoke at the provider and delete (retried until done).
+    Revoking,
 }
 
 /// An authorised provider account of one client: one per (client, provider, account).
@@ -336,6 +337,18 @@ pub enum AssetEventKind {
     Updated,
     MetadataUpdated,
     SourceDeleted,
+}
+
+/// Who did what to which record (ARCHITECTURE §4 audit events). Never carries tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub client_id: ClientId,
+    pub actor: UserId,
+    /// e.g. `connection.create`, `connection.refresh`, `grant.reconnect`.
+    pub action: String,
+    /// The record acted on, e.g. `connection/con_…`.
+    pub target: String,
+    pub at: Timestamp,
 }
 
 /// What the DAM learns about an asset.

@@ -16,6 +16,7 @@ pub use ids::{ClientId, ConnectionId, GrantId, IdError, RunId, UserId};
 pub use secret::Secret;
 pub mod context;
 pub mod engine;
+pub mod grants;
 pub mod local;
 pub mod memory;
 pub mod scheduler;

@@ -115,6 +115,28 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     let updated = store.update(&key, &patch).await.expect("update");
     assert!(!updated.auto_sync && updated.folder_name == "Renamed");
     assert_eq!(store.update(&other_key, &patch).await, Err(StoreError::NotFound));
+    // Conditional on the current run: of two clicks starting a run, one wins.
+    let run = RunId::generate();
+    let start = |r: &RunId| ConnectionPatch {
+        current_run_id: Some(Some(r.clone())),
+        if_current_run: Some(None),
+        ..Default::default()
+    };
+    assert!(store.update(&key, &start(&run)).await.is_ok());
+    assert_eq!(store.update(&key, &start(&RunId::generate())).await, Err(StoreError::Conflict));
+    let got = store.get(&key).await.expect("get").expect("exists");
+    assert_eq!(got.current_run_id, Some(run.clone()));
+    store
+        .update(
+            &key,
+            &ConnectionPatch {
+                current_run_id: Some(None),
+                if_current_run: Some(Some(run)),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("clear with the right expectation");
 
     // Leases: one holder; takeover only after expiry, with a higher fence.
     let t0 = now();
@@ -390,8 +412,65 @@ pub async fn grant_store(store: Arc<dyn GrantStore>) {
             .await
             .expect("lock")
     );
+    // Stale grants: revoking ones, and unattached ones past the cutoff.
+    let stale: Vec<GrantId> = store
+        .list_stale(t + chrono::Duration::seconds(1), 10_000)
+        .await
+        .expect("stale")
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert!(stale.contains(&g.id), "an unattached grant older than the cutoff is stale");
+    assert!(
+        !store
+            .list_stale(t - chrono::Duration::hours(1), 10_000)
+            .await
+            .expect("stale")
+            .iter()
+            .any(|x| x.id == g.id)
+    );
+    let mut attached = store.get(&c, &g.id).await.expect("get").expect("grant");
+    attached.attached = true;
+    store.update(&attached).await.expect("update");
+    assert!(
+        !store
+            .list_stale(t + chrono::Duration::seconds(1), 10_000)
+            .await
+            .expect("stale")
+            .iter()
+            .any(|x| x.id == g.id),
+        "attached grants are not stale"
+    );
+    attached.status = GrantStatus::Revoking;
+    store.update(&attached).await.expect("update");
+    assert!(
+        store
+            .list_stale(t - chrono::Duration::hours(1), 10_000)
+            .await
+            .expect("stale")
+            .iter()
+            .any(|x| x.id == g.id),
+        "revoking grants are stale"
+    );
     store.delete(&c, &g.id).await.expect("delete");
     assert_eq!(store.get(&c, &g.id).await.expect("get"), None);
+}
+
+/// AuditLog: per-client, newest first.
+pub async fn audit_log(log: Arc<dyn AuditLog>) {
+    let (a, b) = (client(), client());
+    let ev = |c: &ClientId, action: &str| AuditEvent {
+        client_id: c.clone(),
+        actor: UserId::parse("admin").expect("user"),
+        action: action.into(),
+        target: "connection/x".into(),
+        at: now(),
+    };
+    log.record(&ev(&a, "connection.create")).await.expect("record");
+    log.record(&ev(&b, "connection.delete")).await.expect("record");
+    log.record(&ev(&a, "connection.refresh")).await.expect("record");
+    let got: Vec<String> = log.list(&a, 10).await.expect("list").into_iter().map(|e| e.action).collect();
+    assert_eq!(got, ["connection.refresh", "connection.create"], "own client only, newest first");
 }
 
 /// TokenVault: compare-and-set versions; a stale writer cannot overwrite a newer token set.

@@ -54,3 +54,8 @@ async fn memory_job_queue() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn memory_audit_log() {
+    testkit::audit_log(Arc::new(MemoryStore::new())).await;
+}

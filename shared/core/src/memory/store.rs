@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ConnKey, Connection, ConnectionCounters, Fence, Grant, Item, ItemState, Lease, ProviderKind,
+    AuditEvent, ConnKey, Connection, ConnectionCounters, Fence, Grant, Item, ItemState, Lease, ProviderKind,
     SyncPosition, SyncRun, Timestamp,
 };
 use crate::ids::{ClientId, GrantId, RunId};
@@ -24,6 +24,7 @@ struct State {
     oauth_states: HashMap<String, OAuthState>,
     items: BTreeMap<ConnKey, BTreeMap<String, Item>>,
     runs: BTreeMap<ConnKey, BTreeMap<RunId, SyncRun>>,
+    audit: Vec<AuditEvent>,
 }
 
 /// Every state store in one lock (see the module docs).
@@ -146,6 +147,9 @@ impl ConnectionStore for MemoryStore {
     async fn update(&self, key: &ConnKey, patch: &ConnectionPatch) -> Result<Connection, StoreError> {
         let mut st = self.lock();
         let c = st.connections.get_mut(key).ok_or(StoreError::NotFound)?;
+        if patch.if_current_run.as_ref().is_some_and(|want| *want != c.current_run_id) {
+            return Err(StoreError::Conflict);
+        }
         apply(c, patch);
         Ok(c.clone())
     }
@@ -416,6 +420,21 @@ impl GrantStore for MemoryStore {
         Ok(())
     }
 
+    async fn list_stale(&self, unattached_before: Timestamp, limit: usize) -> Result<Vec<Grant>, StoreError> {
+        Ok(self
+            .lock()
+            .grants
+            .values()
+            .map(|(g, _)| g)
+            .filter(|g| {
+                g.status == crate::domain::GrantStatus::Revoking
+                    || (!g.attached && g.created_at < unattached_before)
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
     async fn try_lock_refresh(
         &self,
         client: &ClientId,
@@ -441,5 +460,17 @@ impl GrantStore for MemoryStore {
             *lock = RefreshLock::default();
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.lock().audit.push(event.clone());
+        Ok(())
+    }
+
+    async fn list(&self, client: &ClientId, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(self.lock().audit.iter().rev().filter(|e| &e.client_id == client).take(limit).cloned().collect())
     }
 }

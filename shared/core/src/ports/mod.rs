@@ -17,7 +17,7 @@ pub use provider::{
 };
 pub use queue::{JobQueue, MAX_QUEUE_DELAY};
 pub use store::{
-    ConnectionPatch, ConnectionStore, CounterDelta, GrantStore, ItemStore, ItemWrite, OAuthState,
+    AuditLog, ConnectionPatch, ConnectionStore, CounterDelta, GrantStore, ItemStore, ItemWrite, OAuthState,
     OAuthStateStore, RunPatch, RunStore, StoreError,
 };
 pub use vault::TokenVault;

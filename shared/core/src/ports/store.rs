@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ConnKey, Connection, ConnectionStatus, Fence, Grant, Item, ItemState, ProviderKind, RunCounters,
-    RunStatus, SyncPosition, SyncRun, Timestamp,
+    AuditEvent, ConnKey, Connection, ConnectionStatus, Fence, Grant, Item, ItemState, ProviderKind,
+    RunCounters, RunStatus, SyncPosition, SyncRun, Timestamp,
 };
 use crate::ids::{ClientId, GrantId, RunId, UserId};
 use crate::secret::Secret;
@@ -41,6 +41,9 @@ pub struct ConnectionPatch {
     pub next_due_at: Option<Option<Timestamp>>,
     /// Earliest time the next provider call may happen (a long rate-limit wait).
     pub not_before: Option<Option<Timestamp>>,
+    /// Condition: apply only if `current_run_id` is this now (Conflict otherwise), so two
+    /// concurrent Refresh Items clicks cannot both start a run.
+    pub if_current_run: Option<Option<RunId>>,
 }
 
 #[async_trait]
@@ -55,7 +58,8 @@ pub trait ConnectionStore: Send + Sync {
         provider: Option<ProviderKind>,
     ) -> Result<Vec<Connection>, StoreError>;
     async fn list_by_grant(&self, client: &ClientId, grant: &GrantId) -> Result<Vec<Connection>, StoreError>;
-    /// NotFound when absent. Unfenced: for the admin's changes (toggle, status).
+    /// NotFound when absent; Conflict when `patch.if_current_run` does not hold. Unfenced: for
+    /// the admin's changes (toggle, status).
     async fn update(&self, key: &ConnKey, patch: &ConnectionPatch) -> Result<Connection, StoreError>;
     /// Deletes the record and with it any lease: every later fenced write fails. Returns whether
     /// it existed.
@@ -156,6 +160,14 @@ pub trait RunStore: Send + Sync {
     ) -> Result<SyncRun, StoreError>;
 }
 
+/// The audit trail.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The client's events, newest first.
+    async fn list(&self, client: &ClientId, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
 /// A pending OAuth authorization (ARCHITECTURE §6).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OAuthState {
@@ -190,6 +202,9 @@ pub trait GrantStore: Send + Sync {
     /// Replaces the record (refresh lock untouched). NotFound when absent.
     async fn update(&self, g: &Grant) -> Result<(), StoreError>;
     async fn delete(&self, client: &ClientId, id: &GrantId) -> Result<(), StoreError>;
+    /// Grants to retire, across clients: status `revoking`, or never attached to a connection
+    /// and created before `unattached_before`.
+    async fn list_stale(&self, unattached_before: Timestamp, limit: usize) -> Result<Vec<Grant>, StoreError>;
     /// The refresh lock: a conditional write with expiry. True when `holder` now holds it.
     async fn try_lock_refresh(
         &self,

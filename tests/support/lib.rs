@@ -2,6 +2,8 @@
 //! The system-test world: in-memory stores, an asset sink, the Dropbox sandbox on loopback, the
 //! real Dropbox connector pointed at it, and the engine, all sharing one virtual clock.
 
+pub mod api;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};

@@ -325,6 +325,7 @@ pub async fn oauth_state_store(store: Arc<dyn OAuthStateStore>) {
         user_id: UserId::parse("admin").expect("user"),
         provider: ProviderKind::Dropbox,
         pkce_verifier: Secret::new("verifier-verifier-verifier-verifier-verifier"),
+        browser_binding: "b".repeat(64),
         created_at: now(),
         expires_at: now() + chrono::Duration::minutes(10),
     };

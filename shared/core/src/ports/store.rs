@@ -175,6 +175,9 @@ pub struct OAuthState {
     pub user_id: UserId,
     pub provider: ProviderKind,
     pub pkce_verifier: Secret,
+    /// Digest of the browser-binding cookie of the browser that started it: the callback must
+    /// come from the same browser (RFC 9700 §4.7.1: state bound to the user agent).
+    pub browser_binding: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }

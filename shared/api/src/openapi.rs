@@ -1,0 +1,226 @@
+//! The OpenAPI 3.1 document, served at `/v1/openapi.json`. Its paths are generated from
+//! [`crate::ROUTES`], the table the router is built from.
+
+use serde_json::{Map, Value, json};
+
+use crate::ROUTES;
+use crate::problem::ProblemKind;
+
+fn problem(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn body(schema: &str) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+fn query(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } })
+}
+
+fn page_of(item: &str) -> Value {
+    json!({ "type": "object", "required": ["items", "next_page"], "properties": {
+        "items": { "type": "array", "items": r(item) },
+        "next_page": { "type": ["string", "null"], "description": "Opaque token for the next page; null on the last page." } } })
+}
+
+/// (summary, parameters, request body, success status, success response) per operation.
+fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str, Value) {
+    let conn = || path_param("id", "Connection id");
+    let paging =
+        || vec![query("page", "Page token from the previous page"), query("limit", "1–200, default 50")];
+    match op {
+        "listProviders" => {
+            ("Services and whether each is configured", vec![], None, "200", ok("Providers", r("Providers")))
+        }
+        "startAuthorization" => (
+            "Start connecting an account (OAuth authorization code + PKCE)",
+            vec![],
+            Some(body("AuthorizeRequest")),
+            "200",
+            ok("Where to send the browser", r("Authorization")),
+        ),
+        "oauthCallback" => (
+            "OAuth redirect target (public): consumes the state, stores the grant, redirects to the folder picker",
+            vec![
+                path_param("provider", "google_drive, sharepoint or dropbox"),
+                query("state", "The state of the authorization request"),
+                query("code", "Authorization code"),
+                query("error", "Provider error code, e.g. access_denied"),
+                query("error_description", "Provider error text (never shown)"),
+            ],
+            None,
+            "303",
+            json!({ "description": "Redirect to the console's folder picker with provider and grant_id" }),
+        ),
+        "listFolders" => (
+            "Folder picker: one level of folders",
+            vec![
+                path_param("grant", "Grant id"),
+                query("parent", "Provider folder id; absent = the account's root"),
+                query("page", "Page token"),
+            ],
+            None,
+            "200",
+            ok("Folders", page_of("Folder")),
+        ),
+        "createConnection" => (
+            "Connect a folder; queues the initial import",
+            vec![],
+            Some(body("CreateConnection")),
+            "201",
+            ok("The new connection", r("ConnectionDetails")),
+        ),
+        "listConnections" => {
+            let mut p = vec![query("provider", "Only this service")];
+            p.extend(paging());
+            ("The management table", p, None, "200", ok("Rows", page_of("ConnectionRow")))
+        }
+        "getConnection" => (
+            "Connection details with recent runs",
+            vec![conn()],
+            None,
+            "200",
+            ok("Details", r("ConnectionDetails")),
+        ),
+        "updateConnection" => (
+            "Toggle Auto sync",
+            vec![conn()],
+            Some(body("UpdateConnection")),
+            "200",
+            ok("Details", r("ConnectionDetails")),
+        ),
+        "deleteConnection" => (
+            "Delete the connection (imported assets stay)",
+            vec![conn()],
+            None,
+            "204",
+            json!({ "description": "Deleted" }),
+        ),
+        "refreshConnection" => (
+            "Refresh Items: queue a sync now (only while Auto sync is on); returns the open run if one exists",
+            vec![conn()],
+            None,
+            "202",
+            ok("The queued or running run", r("RunRef")),
+        ),
+        "listRuns" => {
+            let mut p = vec![conn()];
+            p.extend(paging());
+            ("Sync history, newest first", p, None, "200", ok("Runs", page_of("Run")))
+        }
+        "listItems" => {
+            let mut p = vec![conn(), query("state", "imported, skipped, failed or source_deleted")];
+            p.extend(paging());
+            ("Per-file state", p, None, "200", ok("Items", page_of("Item")))
+        }
+        "openapi" => ("This document", vec![], None, "200", ok("OpenAPI 3.1", json!({ "type": "object" }))),
+        other => unreachable!("ROUTES names an operation without a description: {other}"),
+    }
+}
+
+fn schemas() -> Value {
+    let counters = json!({ "type": "object", "additionalProperties": { "type": "integer" } });
+    let ts = json!({ "type": ["string", "null"], "format": "date-time" });
+    json!({
+        "Problem": { "type": "object", "required": ["type", "title", "status"], "properties": {
+            "type": { "type": "string", "enum": ProblemKind::ALL.iter().map(|k| k.type_uri()).collect::<Vec<_>>() },
+            "title": { "type": "string" }, "status": { "type": "integer" }, "detail": { "type": "string" },
+            "invalid_params": { "type": "array", "items": { "type": "object", "required": ["name", "reason"], "properties": {
+                "name": { "type": "string", "description": "JSON Pointer for body fields, the name for query parameters" },
+                "reason": { "type": "string" } } } } } },
+        "Provider": { "type": "string", "enum": ["google_drive", "sharepoint", "dropbox"] },
+        "Providers": { "type": "object", "required": ["providers"], "properties": { "providers": { "type": "array", "items": {
+            "type": "object", "required": ["provider", "name", "configured"], "properties": {
+                "provider": r("Provider"), "name": { "type": "string" }, "configured": { "type": "boolean" } } } } } },
+        "AuthorizeRequest": { "type": "object", "additionalProperties": false, "required": ["provider"], "properties": { "provider": r("Provider") } },
+        "Authorization": { "type": "object", "required": ["authorization_url", "expires_at"], "properties": {
+            "authorization_url": { "type": "string", "format": "uri" }, "expires_at": { "type": "string", "format": "date-time" } } },
+        "Folder": { "type": "object", "required": ["id", "name", "path"], "properties": {
+            "id": { "type": "string" }, "name": { "type": "string" }, "path": { "type": "string" } } },
+        "CreateConnection": { "type": "object", "additionalProperties": false, "required": ["grant_id", "folder_id", "auto_sync"], "properties": {
+            "grant_id": { "type": "string" }, "folder_id": { "type": "string", "maxLength": 512 }, "auto_sync": { "type": "boolean" } } },
+        "UpdateConnection": { "type": "object", "additionalProperties": false, "required": ["auto_sync"], "properties": { "auto_sync": { "type": "boolean" } } },
+        "ConnectionRow": { "type": "object", "required": ["id", "provider", "folder_name", "auto_sync", "status"], "properties": {
+            "id": { "type": "string" }, "provider": r("Provider"), "folder_name": { "type": "string" }, "folder_path": { "type": "string" },
+            "last_synced_at": ts, "synced_by": { "type": "object", "properties": { "user_id": { "type": "string" }, "display_name": { "type": "string" } } },
+            "auto_sync": { "type": "boolean" },
+            "status": { "type": "string", "enum": ["active", "syncing", "reauth_required", "folder_unavailable", "error"] },
+            "current_run_id": { "type": ["string", "null"] }, "counters": counters, "created_at": { "type": "string", "format": "date-time" } } },
+        "ConnectionDetails": { "allOf": [ r("ConnectionRow"), { "type": "object", "properties": {
+            "account": { "type": ["object", "null"] }, "settings": { "type": "object", "description": "v1 settings: fixed, read-only" },
+            "recent_runs": { "type": "array", "items": r("Run") }, "failed_items": { "type": "array", "items": r("Item") } } } ] },
+        "RunRef": { "type": "object", "required": ["run_id", "status"], "properties": { "run_id": { "type": "string" }, "status": { "type": "string" } } },
+        "Run": { "type": "object", "required": ["id", "trigger", "status"], "properties": {
+            "id": { "type": "string" }, "trigger": { "type": "string", "enum": ["initial", "schedule", "manual", "webhook"] },
+            "status": { "type": "string", "enum": ["queued", "running", "succeeded", "partial", "failed", "reauth_required"] },
+            "actor": { "type": ["string", "null"] }, "queued_at": { "type": "string", "format": "date-time" }, "started_at": ts, "finished_at": ts,
+            "counters": counters, "error": { "type": ["string", "null"] } } },
+        "Item": { "type": "object", "required": ["id", "name", "path", "state"], "properties": {
+            "id": { "type": "string" }, "name": { "type": "string" }, "path": { "type": "string" }, "is_folder": { "type": "boolean" },
+            "state": { "type": "string", "enum": ["imported", "skipped", "failed", "source_deleted"] },
+            "reason": { "type": ["string", "null"] }, "size": { "type": ["integer", "null"] }, "attempts": { "type": "integer" },
+            "asset_key": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } }
+    })
+}
+
+/// Routes that need no identity.
+pub fn is_public(op: &str) -> bool {
+    matches!(op, "oauthCallback" | "openapi")
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, op) in ROUTES {
+        let (summary, parameters, request, status, success) = operation(op);
+        let mut responses = Map::new();
+        responses.insert(status.into(), success);
+        for (code, what) in [("400", "Invalid request"), ("404", "Not found"), ("500", "Internal error")] {
+            responses.insert(code.into(), problem(what));
+        }
+        if !is_public(op) {
+            responses.insert("401".into(), problem("No identity"));
+            responses.insert("403".into(), problem("Not a client admin"));
+        }
+        if request.is_some() {
+            responses.insert("413".into(), problem("Body over 16 KiB"));
+            responses.insert("415".into(), problem("Not application/json"));
+        }
+        if matches!(*op, "startAuthorization" | "createConnection" | "refreshConnection" | "listFolders") {
+            responses.insert("409".into(), problem("Conflict with the current state"));
+        }
+        let mut operation = json!({ "operationId": op, "summary": summary, "responses": responses });
+        if !parameters.is_empty() {
+            operation["parameters"] = Value::Array(parameters);
+        }
+        if let Some(b) = request {
+            operation["requestBody"] = b;
+        }
+        if is_public(op) {
+            operation["security"] = json!([]);
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method.as_str().to_ascii_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "External Connections admin API", "version": "1.0.0",
+                  "description": "Connect Google Drive, SharePoint and Dropbox folders and import their files as DAM assets. Errors are RFC 9457 problem+json." },
+        "servers": [{ "url": "/" }],
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+        "components": { "schemas": schemas(), "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } } }
+    })
+}

@@ -1,0 +1,151 @@
+//! Response bodies.
+
+use extconn_core::{
+    Connection, ConnectionCounters, ConnectionStatus, Grant, Item, ItemState, ProviderKind, RunCounters,
+    RunStatus, SyncRun, SyncedBy, Timestamp, Trigger,
+};
+use serde::Serialize;
+
+/// A row of the management table.
+#[derive(Debug, Serialize)]
+pub struct ConnectionRow {
+    pub id: String,
+    pub provider: ProviderKind,
+    pub folder_name: String,
+    pub folder_path: String,
+    pub last_synced_at: Option<Timestamp>,
+    pub synced_by: SyncedBy,
+    pub auto_sync: bool,
+    /// `syncing` while a worker holds the lease, else the stored status.
+    pub status: &'static str,
+    pub current_run_id: Option<String>,
+    pub counters: ConnectionCounters,
+    pub created_at: Timestamp,
+}
+
+pub fn status_label(c: &Connection, now: Timestamp) -> &'static str {
+    match c.status {
+        ConnectionStatus::ReauthRequired => "reauth_required",
+        ConnectionStatus::FolderUnavailable => "folder_unavailable",
+        ConnectionStatus::Error => "error",
+        ConnectionStatus::Active if c.is_syncing(now) => "syncing",
+        ConnectionStatus::Active => "active",
+    }
+}
+
+impl ConnectionRow {
+    pub fn new(c: &Connection, now: Timestamp) -> Self {
+        Self {
+            id: c.id.to_string(),
+            provider: c.provider,
+            folder_name: c.folder_name.clone(),
+            folder_path: c.folder_path.clone(),
+            last_synced_at: c.last_synced_at,
+            synced_by: c.synced_by.clone(),
+            auto_sync: c.auto_sync,
+            status: status_label(c, now),
+            current_run_id: c.current_run_id.as_ref().map(ToString::to_string),
+            counters: c.counters,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+}
+
+impl AccountView {
+    pub fn new(g: &Grant) -> Self {
+        Self { id: g.account_id.clone(), name: g.account_name.clone(), email: g.account_email.clone() }
+    }
+}
+
+/// v1 settings: fixed, read-only.
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    pub include_subfolders: bool,
+    pub max_file_size: u64,
+    pub sync_interval_secs: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectionDetails {
+    #[serde(flatten)]
+    pub row: ConnectionRow,
+    pub account: Option<AccountView>,
+    pub settings: Settings,
+    pub recent_runs: Vec<RunView>,
+    /// Files that could not be imported, with the reason.
+    pub failed_items: Vec<ItemView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    pub id: String,
+    pub trigger: Trigger,
+    pub status: RunStatus,
+    pub actor: Option<String>,
+    pub queued_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub counters: RunCounters,
+    pub error: Option<String>,
+}
+
+impl RunView {
+    pub fn new(r: &SyncRun) -> Self {
+        Self {
+            id: r.id.to_string(),
+            trigger: r.trigger,
+            status: r.status,
+            actor: r.actor.as_ref().map(ToString::to_string),
+            queued_at: r.queued_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            counters: r.counters,
+            error: r.error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ItemView {
+    pub id: String,
+    pub name: String,
+    pub path: String,
+    pub is_folder: bool,
+    pub state: ItemState,
+    pub reason: Option<String>,
+    pub size: Option<u64>,
+    pub attempts: u32,
+    pub asset_key: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+impl ItemView {
+    pub fn new(i: &Item) -> Self {
+        Self {
+            id: i.provider_id.clone(),
+            name: i.name.clone(),
+            path: i.path.clone(),
+            is_folder: i.is_folder,
+            state: i.state,
+            reason: i.reason.clone(),
+            size: i.size,
+            attempts: i.attempts,
+            asset_key: i.asset_key.clone(),
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page: Option<String>,
+}

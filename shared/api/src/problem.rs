@@ -135,3 +135,22 @@ impl From<extconn_core::ports::StoreError> for Problem {
 }
 
 pub type ApiResult<T> = Result<T, Problem>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/api.md documents the whole catalog.
+    #[test]
+    fn every_problem_type_is_documented() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
+            .expect("docs/api.md");
+        for k in ProblemKind::ALL {
+            assert!(
+                doc.contains(&format!("| `{}` | {} |", k.slug(), k.status().as_u16())),
+                "{} missing from docs/api.md",
+                k.slug()
+            );
+        }
+    }
+}

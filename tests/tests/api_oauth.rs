@@ -65,7 +65,19 @@ async fn connect_pick_a_folder_and_create() {
     // Now attached, the grant is usable by the other admin too.
     let picker = a.call(Method::GET, &format!("/v1/grants/{grant}/folders"), Some(&a.admin2), None).await;
     assert_eq!(picker.status, StatusCode::OK);
-    a.w.assert_no_leaks(&[details.raw, r.raw, picker.raw]);
+    // One audit event per mutating call, by the admin who made it.
+    let trail: Vec<(String, String)> =
+        extconn_core::ports::AuditLog::list(a.w.store.as_ref(), &a.w.grant.client_id, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .rev()
+            .map(|e| (e.action, e.actor.to_string()))
+            .collect();
+    let expected = [("oauth.start", "ana"), ("grant.connect", "ana"), ("connection.create", "ana")];
+    assert_eq!(trail, expected.map(|(x, y)| (x.to_owned(), y.to_owned())));
+    let audit_dump = format!("{:?}", a.w.store.snapshot());
+    a.w.assert_no_leaks(&[details.raw, r.raw, picker.raw, audit_dump]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,350 @@
+//! `extconn-local demo`: the full admin flow, headless, over HTTP with the dev admin token,
+//! against the sandbox. It prints each step and the management table, checks every outcome
+//! itself against the sandbox's own view of the files, and fails on any mismatch.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use extconn_sandbox::dropbox::Content;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::LocalSystem;
+
+const FOLDER: &str = "/Brand Assets";
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    /// The browser-binding cookie of the OAuth flow (a browser keeps it; so do we).
+    cookie: Option<String>,
+}
+
+struct Reply {
+    status: u16,
+    location: Option<String>,
+    body: Value,
+}
+
+impl Http {
+    async fn call(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Reply, String> {
+        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) };
+        let mut req = self.client.request(method, &url).bearer_auth(&self.token);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| format!("{path}: {e}"))?;
+        if let Some(c) = resp.headers().get("set-cookie").and_then(|v| v.to_str().ok()) {
+            self.cookie = c.split(';').next().map(str::to_owned);
+        }
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        Ok(Reply { status, location, body: serde_json::from_str(&text).unwrap_or(Value::Null) })
+    }
+
+    async fn expect(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> Result<Value, String> {
+        let r = self.call(method.clone(), path, body).await?;
+        if r.status != status {
+            return Err(format!("{method} {path}: expected {status}, got {} {}", r.status, r.body));
+        }
+        Ok(r.body)
+    }
+}
+
+fn step(n: &mut u32, what: &str) {
+    *n += 1;
+    println!("\n[{n}] {what}");
+}
+
+fn ok(what: impl AsRef<str>) {
+    println!("    ✓ {}", what.as_ref());
+}
+
+fn table(rows: &Value) {
+    println!(
+        "    {:<18} {:<22} {:<12} {:<9} {:<16} {:>5}",
+        "Folder Name", "Last Synced", "Synced by", "Auto sync", "Status", "Files"
+    );
+    let rows = rows["items"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("    (no connections)");
+    }
+    for c in &rows {
+        let last = c["last_synced_at"]
+            .as_str()
+            .map(|s| s.get(..19).unwrap_or(s).replace('T', " "))
+            .unwrap_or_else(|| "—".into());
+        println!(
+            "    {:<18} {:<22} {:<12} {:<9} {:<16} {:>5}",
+            c["folder_name"].as_str().unwrap_or(""),
+            last,
+            c["synced_by"]["display_name"].as_str().unwrap_or(""),
+            if c["auto_sync"] == json!(true) { "ON" } else { "OFF" },
+            c["status"].as_str().unwrap_or(""),
+            c["counters"]["files"]
+        );
+    }
+}
+
+impl LocalSystem {
+    /// Runs the demo; `Err` describes the first mismatch.
+    pub async fn demo(&self) -> Result<(), String> {
+        let mut http = Http {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())?,
+            base: self.api_url.clone(),
+            token: self.tokens.admin.clone(),
+            cookie: None,
+        };
+        let mut n = 0;
+        use reqwest::Method as M;
+
+        step(&mut n, "Ana (client admin of acme) starts connecting Dropbox");
+        let start = http
+            .expect(M::POST, "/v1/connections/authorize", Some(json!({"provider": "dropbox"})), 200)
+            .await?;
+        let auth_url = start["authorization_url"].as_str().ok_or("no authorization_url")?.to_owned();
+        ok("authorization URL at the sandbox's consent page (PKCE S256, offline access)");
+
+        step(&mut n, "Consent at Dropbox (the sandbox approves for the demo account)");
+        self.dbx.set_auto_approve(true);
+        let consent = http.call(M::GET, &auth_url, None).await?;
+        let callback =
+            consent.location.filter(|_| consent.status == 302).ok_or("consent did not redirect")?;
+        ok("redirected back to the API's callback with a code");
+
+        step(&mut n, "The callback exchanges the code and sends the browser to the folder picker");
+        let cb = http.call(M::GET, &callback, None).await?;
+        let picker_url = cb
+            .location
+            .filter(|_| cb.status == 303)
+            .ok_or(format!("callback answered {} {}", cb.status, cb.body))?;
+        let grant = picker_url.split("grant_id=").nth(1).ok_or("no grant id")?.to_owned();
+        ok(format!("grant {grant} stored; tokens are in the vault, never in responses"));
+
+        step(&mut n, "Folder picker: one level of folders");
+        let folders = http.expect(M::GET, &format!("/v1/grants/{grant}/folders"), None, 200).await?;
+        let names: Vec<&str> =
+            folders["items"].as_array().into_iter().flatten().filter_map(|f| f["name"].as_str()).collect();
+        println!("    folders: {}", names.join(", "));
+        let folder_id = folders["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["path"] == FOLDER)
+            .and_then(|f| f["id"].as_str())
+            .ok_or("Brand Assets not offered")?
+            .to_owned();
+
+        step(&mut n, &format!("Create the connection on {FOLDER} (initial import)"));
+        let created = http
+            .expect(
+                M::POST,
+                "/v1/connections",
+                Some(json!({"grant_id": grant, "folder_id": folder_id, "auto_sync": true})),
+                201,
+            )
+            .await?;
+        let id = created["id"].as_str().ok_or("no id")?.to_owned();
+        let first_run = created["current_run_id"].as_str().unwrap_or_default().to_owned();
+        self.wait_run(&mut http, &id, &first_run).await?;
+        self.verify(&mut http, &id, &[]).await?;
+        ok("every file's asset matches the source (sha256), findable by source path");
+        table(&http.expect(M::GET, "/v1/connections?provider=dropbox", None, 200).await?);
+
+        step(&mut n, "Changes at Dropbox: add, modify, rename, delete");
+        let acct = &self.account;
+        self.dbx.add_file(acct, &format!("{FOLDER}/Photos/new-shoot.jpg"), Content::generated(345_678, 99));
+        self.dbx.modify_file(acct, &format!("{FOLDER}/logo.svg"), Content::text("<svg><!-- v2 --></svg>"));
+        let renamed = self.dbx.move_entry(
+            acct,
+            &format!("{FOLDER}/Photos/hero-2.jpg"),
+            &format!("{FOLDER}/Photos/hero-2 (approved).jpg"),
+        );
+        let deleted = self.dbx.entry(acct, &format!("{FOLDER}/README.txt")).ok_or("README missing")?;
+        self.dbx.delete(acct, &format!("{FOLDER}/README.txt"));
+        let before = self.items(&mut http, &id).await?;
+        println!("    + Photos/new-shoot.jpg   ~ logo.svg   → hero-2.jpg renamed   − README.txt");
+
+        step(&mut n, "Scheduler tick 15 minutes later (Auto sync)");
+        let queued = self.tick(chrono::Utc::now() + chrono::Duration::minutes(16)).await;
+        if queued != 1 {
+            return Err(format!("the tick queued {queued} jobs, expected 1"));
+        }
+        let details = http.expect(M::GET, &format!("/v1/connections/{id}"), None, 200).await?;
+        let run = self.latest_run(&mut http, &id, &details).await?;
+        self.wait_run(&mut http, &id, &run).await?;
+        self.verify(&mut http, &id, &[&deleted.id]).await?;
+        let after = self.items(&mut http, &id).await?;
+        let key = |items: &BTreeMap<String, Value>, id: &str| {
+            items.get(id).and_then(|i| i["asset_key"].as_str()).map(str::to_owned)
+        };
+        if key(&before, &renamed.id) != key(&after, &renamed.id) {
+            return Err("the renamed file got a new asset".into());
+        }
+        ok("new file imported, modified file re-imported as a new version");
+        ok("renamed file: same asset, new path (no re-import)");
+        ok("deleted file: source_deleted, its asset kept");
+
+        step(&mut n, "Refresh Items");
+        self.dbx.add_file(acct, &format!("{FOLDER}/late-addition.pdf"), Content::generated(77_777, 123));
+        let r = http.expect(M::POST, &format!("/v1/connections/{id}/refresh"), None, 202).await?;
+        self.wait_run(&mut http, &id, r["run_id"].as_str().unwrap_or_default()).await?;
+        self.verify(&mut http, &id, &[&deleted.id]).await?;
+        ok("202 with the run; the late addition is imported");
+        table(&http.expect(M::GET, "/v1/connections?provider=dropbox", None, 200).await?);
+
+        step(&mut n, "Toggle Auto sync off, then Refresh Items");
+        http.expect(M::PATCH, &format!("/v1/connections/{id}"), Some(json!({"auto_sync": false})), 200)
+            .await?;
+        let refused = http.expect(M::POST, &format!("/v1/connections/{id}/refresh"), None, 409).await?;
+        ok(format!("409 {}", refused["type"].as_str().unwrap_or("")));
+        table(&http.expect(M::GET, "/v1/connections?provider=dropbox", None, 200).await?);
+
+        step(&mut n, "Delete the connection");
+        let objects = count_files(&self.data_dir.join("objects"));
+        http.expect(M::DELETE, &format!("/v1/connections/{id}"), None, 204).await?;
+        http.expect(M::GET, &format!("/v1/connections/{id}"), None, 404).await?;
+        if count_files(&self.data_dir.join("objects")) != objects {
+            return Err("deleting the connection removed assets".into());
+        }
+        if self.dbx.calls(extconn_sandbox::dropbox::Endpoint::Revoke) != 1 {
+            return Err("the grant was not revoked at Dropbox".into());
+        }
+        ok(format!("deleted; the grant was revoked at Dropbox; the {objects} imported asset files stay"));
+        table(&http.expect(M::GET, "/v1/connections?provider=dropbox", None, 200).await?);
+        println!(
+            "\nAssets: {}/objects   index by source path: {}/index   events: {}/events.jsonl",
+            self.data_dir.display(),
+            self.data_dir.display(),
+            self.data_dir.display()
+        );
+        Ok(())
+    }
+
+    async fn latest_run(&self, http: &mut Http, id: &str, details: &Value) -> Result<String, String> {
+        if let Some(r) = details["current_run_id"].as_str() {
+            return Ok(r.to_owned());
+        }
+        // The run may have finished already: take the newest.
+        let runs = http
+            .expect(reqwest::Method::GET, &format!("/v1/connections/{id}/runs?limit=1"), None, 200)
+            .await?;
+        runs["items"][0]["id"].as_str().map(str::to_owned).ok_or_else(|| "no run".into())
+    }
+
+    /// Polls the API until the run ends, printing progress.
+    async fn wait_run(&self, http: &mut Http, id: &str, run: &str) -> Result<(), String> {
+        let started = Instant::now();
+        let total = self.dbx.list_files(&self.account, FOLDER).len();
+        let mut last = String::new();
+        loop {
+            let d = http.expect(reqwest::Method::GET, &format!("/v1/connections/{id}"), None, 200).await?;
+            let r = d["recent_runs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["id"] == run)
+                .cloned()
+                .unwrap_or(Value::Null);
+            let status = r["status"].as_str().unwrap_or("queued").to_owned();
+            let c = &r["counters"];
+            let line = format!(
+                "    … run {status}: {} files in the folder, {} imported, {} updated, {} removed at source",
+                total, c["imported"], c["updated"], c["source_deleted"]
+            );
+            if line != last {
+                println!("{line}");
+                last = line;
+            }
+            match status.as_str() {
+                "succeeded" => return Ok(()),
+                "partial" | "failed" | "reauth_required" => {
+                    return Err(format!("run {run} ended {status}: {r}"));
+                }
+                _ => {}
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err(format!("run {run} did not finish in 2 minutes"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn items(&self, http: &mut Http, id: &str) -> Result<BTreeMap<String, Value>, String> {
+        let page = http
+            .expect(reqwest::Method::GET, &format!("/v1/connections/{id}/items?limit=200"), None, 200)
+            .await?;
+        Ok(page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| (i["id"].as_str().unwrap_or("").to_owned(), i.clone()))
+            .collect())
+    }
+
+    /// Every live file: imported, its asset's sha256 equals the source's, and the index by source
+    /// path leads to it. Every id in `deleted`: `source_deleted` with its asset still present.
+    async fn verify(&self, http: &mut Http, id: &str, deleted: &[&str]) -> Result<(), String> {
+        let items = self.items(http, id).await?;
+        let index = self.data_dir.join("index/acme").join(id);
+        for f in self.dbx.list_files(&self.account, FOLDER) {
+            let item = items.get(&f.id).ok_or(format!("{} was not imported", f.path_display))?;
+            if item["state"] != "imported" {
+                return Err(format!("{} is {}", f.path_display, item["state"]));
+            }
+            let key = item["asset_key"].as_str().ok_or("no asset key")?;
+            let stored = sha256_file(&self.data_dir.join("objects").join(key))?;
+            if stored != self.dbx.sha256_of(&self.account, &f.id) {
+                return Err(format!("{}: the asset differs from the source", f.path_display));
+            }
+            let by_path = index.join(f.path_display.trim_start_matches('/'));
+            if sha256_file(&by_path)? != stored {
+                return Err(format!(
+                    "{}: not findable by source path under {}",
+                    f.path_display,
+                    index.display()
+                ));
+            }
+        }
+        for d in deleted {
+            let item = items.get(*d).ok_or("deleted file has no item")?;
+            if item["state"] != "source_deleted" {
+                return Err(format!("deleted file is {}", item["state"]));
+            }
+            let key = item["asset_key"].as_str().ok_or("deleted file lost its asset key")?;
+            sha256_file(&self.data_dir.join("objects").join(key))
+                .map_err(|_| "the deleted file's asset is gone")?;
+        }
+        Ok(())
+    }
+}
+
+fn sha256_file(p: &std::path::Path) -> Result<String, String> {
+    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum())
+        .unwrap_or(0)
+}

@@ -1,0 +1,101 @@
+//! `extconn-local serve | demo`: wiring only (see the library).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use extconn_local::{LocalSystem, Options};
+
+const USAGE: &str = "usage: extconn-local serve [--port N] [--data-dir DIR] | demo [--data-dir DIR]";
+
+fn parse() -> Result<(String, Options), String> {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().ok_or(USAGE)?;
+    let mut opts = Options { port: 0, data_dir: PathBuf::new(), workers: 2, tick_every: None };
+    let mut data_dir = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--port" => {
+                opts.port = args.next().and_then(|p| p.parse().ok()).ok_or("--port needs a number")?
+            }
+            "--data-dir" => data_dir = Some(PathBuf::from(args.next().ok_or("--data-dir needs a path")?)),
+            _ => return Err(format!("unknown argument {a}\n{USAGE}")),
+        }
+    }
+    match cmd.as_str() {
+        "serve" => {
+            if opts.port == 0 {
+                opts.port = 8080;
+            }
+            opts.tick_every = Some(Duration::from_secs(60));
+            opts.data_dir = data_dir.unwrap_or_else(|| PathBuf::from("extconn-data"));
+        }
+        "demo" => {
+            opts.data_dir = data_dir
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("extconn-demo-{}", std::process::id())));
+        }
+        _ => return Err(USAGE.into()),
+    }
+    opts.data_dir = std::path::absolute(&opts.data_dir).map_err(|e| e.to_string())?;
+    Ok((cmd, opts))
+}
+
+#[tokio::main]
+async fn main() {
+    let (cmd, opts) = parse().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("RUST_LOG")
+                .unwrap_or_else(|_| if cmd == "serve" { "info".into() } else { "warn".into() }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let system = LocalSystem::start(opts).await.unwrap_or_else(|e| {
+        eprintln!("could not start: {e}");
+        std::process::exit(1)
+    });
+    if cmd == "demo" {
+        println!("External Connections — local demo (everything on 127.0.0.1; state in memory)");
+        println!(
+            "API {}   sandbox {}   data {}",
+            system.api_url,
+            system.sandbox.base_url(),
+            system.data_dir.display()
+        );
+        match system.demo().await {
+            Ok(()) => println!("\nDemo finished: every check passed."),
+            Err(e) => {
+                eprintln!("\nDEMO FAILED: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    print_serve_banner(&system);
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn print_serve_banner(s: &LocalSystem) {
+    println!("External Connections — local mode. State lives in memory: it is gone when this stops.");
+    println!();
+    println!("  Console (built-in)   {}/console", s.api_url);
+    println!("  API                  {}/v1   (OpenAPI: {}/v1/openapi.json)", s.api_url, s.api_url);
+    println!("  Sandbox consent      {}/dropbox/www/oauth2/authorize", s.sandbox.base_url());
+    println!("  Sandbox control API  {}/_control/dropbox", s.sandbox.base_url());
+    println!(
+        "  Data folder          {}   (assets: objects/, by source path: index/, events.jsonl)",
+        s.data_dir.display()
+    );
+    println!();
+    println!("  Dev tokens (Authorization: Bearer …):");
+    println!("    Ana, admin of acme:        {}", s.tokens.admin);
+    println!("    Vic, non-admin of acme:    {}", s.tokens.viewer);
+    println!("    Eve, admin of globex:      {}", s.tokens.other_client_admin);
+    println!();
+    println!(
+        "  Open the console, click \"Add Dropbox connection\", approve at the sandbox, pick \"Brand Assets\"."
+    );
+    println!("  Auto sync runs every minute here; Ctrl-C stops.");
+}

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use extconn_core::engine::{Engine, JobOutcome};
+use extconn_core::engine::Engine;
 use extconn_core::ports::{JobQueue, MAX_QUEUE_DELAY, StoreError};
 use extconn_core::{Job, Ports};
 use tokio::sync::mpsc;
@@ -82,12 +82,8 @@ pub fn spawn_workers(
                 let Some((job, received)) = rx.lock().await.recv().await else { return };
                 let deadline = clock.now() + chrono::Duration::minutes(5);
                 match engine.run_job(&job, deadline).await {
-                    Ok(JobOutcome::Finished { run_id, status }) => {
-                        tracing::info!(connection = %job.connection_id, run = %run_id, ?status, "run finished");
-                    }
-                    Ok(other) => {
-                        tracing::debug!(connection = %job.connection_id, outcome = ?other, "job done")
-                    }
+                    // The engine logs the run's end itself.
+                    Ok(outcome) => tracing::debug!(connection = %job.connection_id, ?outcome, "job done"),
                     Err(e) if received + 1 < MAX_RECEIVES => {
                         tracing::warn!(connection = %job.connection_id, error = %e, "job failed; redelivering");
                         queue.push((job, received + 1), Duration::from_secs(2u64.pow(received + 1)));

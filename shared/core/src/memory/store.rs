@@ -72,30 +72,7 @@ fn fenced<'a>(st: &'a mut State, fence: &Fence) -> Result<&'a mut Connection, St
 }
 
 fn apply(c: &mut Connection, p: &ConnectionPatch) {
-    if let Some(v) = p.auto_sync {
-        c.auto_sync = v;
-    }
-    if let Some(v) = p.status {
-        c.status = v;
-    }
-    if let Some(v) = &p.folder_name {
-        c.folder_name = v.clone();
-    }
-    if let Some(v) = &p.folder_path {
-        c.folder_path = v.clone();
-    }
-    if let Some(v) = &p.current_run_id {
-        c.current_run_id = v.clone();
-    }
-    if let Some(v) = p.last_synced_at {
-        c.last_synced_at = Some(v);
-    }
-    if let Some(v) = p.next_due_at {
-        c.next_due_at = v;
-    }
-    if let Some(v) = p.not_before {
-        c.not_before = v;
-    }
+    p.apply_to(c);
 }
 
 fn add_signed(v: u64, d: i64) -> u64 {
@@ -147,7 +124,7 @@ impl ConnectionStore for MemoryStore {
     async fn update(&self, key: &ConnKey, patch: &ConnectionPatch) -> Result<Connection, StoreError> {
         let mut st = self.lock();
         let c = st.connections.get_mut(key).ok_or(StoreError::NotFound)?;
-        if patch.if_current_run.as_ref().is_some_and(|want| *want != c.current_run_id) {
+        if !patch.condition_holds(c) {
             return Err(StoreError::Conflict);
         }
         apply(c, patch);
@@ -340,21 +317,7 @@ impl RunStore for MemoryStore {
             fenced(&mut st, f)?;
         }
         let run = st.runs.get_mut(conn).and_then(|m| m.get_mut(id)).ok_or(StoreError::NotFound)?;
-        if let Some(s) = patch.status {
-            run.status = s;
-        }
-        if let Some(t) = patch.started_at {
-            run.started_at = Some(t);
-        }
-        if let Some(t) = patch.finished_at {
-            run.finished_at = Some(t);
-        }
-        if let Some(e) = &patch.error {
-            run.error = Some(e.clone());
-        }
-        if patch.add_invocation {
-            run.invocations += 1;
-        }
+        patch.apply_to(run);
         Ok(run.clone())
     }
 }

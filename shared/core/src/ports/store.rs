@@ -46,6 +46,41 @@ pub struct ConnectionPatch {
     pub if_current_run: Option<Option<RunId>>,
 }
 
+impl ConnectionPatch {
+    /// Applies the changes (not the `if_current_run` condition, which a store checks).
+    pub fn apply_to(&self, c: &mut Connection) {
+        if let Some(v) = self.auto_sync {
+            c.auto_sync = v;
+        }
+        if let Some(v) = self.status {
+            c.status = v;
+        }
+        if let Some(v) = &self.folder_name {
+            c.folder_name = v.clone();
+        }
+        if let Some(v) = &self.folder_path {
+            c.folder_path = v.clone();
+        }
+        if let Some(v) = &self.current_run_id {
+            c.current_run_id = v.clone();
+        }
+        if let Some(v) = self.last_synced_at {
+            c.last_synced_at = Some(v);
+        }
+        if let Some(v) = self.next_due_at {
+            c.next_due_at = v;
+        }
+        if let Some(v) = self.not_before {
+            c.not_before = v;
+        }
+    }
+
+    /// Whether the condition holds for `c`.
+    pub fn condition_holds(&self, c: &Connection) -> bool {
+        self.if_current_run.as_ref().is_none_or(|want| *want == c.current_run_id)
+    }
+}
+
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
     /// Conflict when the id exists or the same (client, provider, folder id) is already connected.
@@ -143,6 +178,26 @@ pub struct RunPatch {
     pub add_invocation: bool,
 }
 
+impl RunPatch {
+    pub fn apply_to(&self, run: &mut SyncRun) {
+        if let Some(s) = self.status {
+            run.status = s;
+        }
+        if let Some(t) = self.started_at {
+            run.started_at = Some(t);
+        }
+        if let Some(t) = self.finished_at {
+            run.finished_at = Some(t);
+        }
+        if let Some(e) = &self.error {
+            run.error = Some(e.clone());
+        }
+        if self.add_invocation {
+            run.invocations += 1;
+        }
+    }
+}
+
 #[async_trait]
 pub trait RunStore: Send + Sync {
     /// Conflict when the id exists.
@@ -169,7 +224,7 @@ pub trait AuditLog: Send + Sync {
 }
 
 /// A pending OAuth authorization (ARCHITECTURE §6).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OAuthState {
     pub client_id: ClientId,
     pub user_id: UserId,

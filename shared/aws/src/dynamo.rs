@@ -1,0 +1,1081 @@
+//! All state stores on one DynamoDB table (ARCHITECTURE §8).
+//!
+//! Keys: connections `CLIENT#c / CONN#id`, grants `CLIENT#c / GRANT#id`, uniqueness markers
+//! `CLIENT#c / FOLDER#provider#digest` and `CLIENT#c / ACCOUNT#provider#digest`, items
+//! `CLIENT#c#CONN#id / ITEM#provider-id`, runs `CLIENT#c#CONN#id / RUN#id` (TTL 90 days),
+//! oauth states `STATE#digest / STATE` (TTL), audit `CLIENT#c / AUDIT#ms#id`.
+//!
+//! Each record is a JSON `doc` plus the attributes that conditions and atomic counters need:
+//! `rev` (optimistic concurrency for doc updates), the lease (`lease_version`, `lease_holder`,
+//! `lease_expires`), counters (`c_*` on connections, `r_*` on runs, updated with ADD so item
+//! writes never race doc updates), the refresh lock on grants, and the index keys: `Due`
+//! (`gsi1pk = DUE#shard`, `gsi1sk = next-due ms#id`, present only while a connection is due for
+//! auto sync: a sparse index) and `ByPath` (`gsi2pk` = the item partition, `gsi2sk` = path_lower).
+//! Every expression uses placeholders; no user text is ever spliced into one.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue as Av, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
+    Update,
+};
+use extconn_core::ports::*;
+use extconn_core::{
+    AuditEvent, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionStatus, Fence, Grant, GrantId,
+    GrantStatus, Item, ItemState, Lease, ProviderKind, RunCounters, RunId, SyncPosition, SyncRun, Timestamp,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+type Attrs = HashMap<String, Av>;
+
+/// Shards of the `Due` index (spreads the scheduler's reads).
+const SHARDS: u32 = 8;
+const RUN_TTL_DAYS: i64 = 90;
+const CAS_RETRIES: usize = 20;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> Av {
+    Av::S(v.into())
+}
+fn n(v: impl ToString) -> Av {
+    Av::N(v.to_string())
+}
+fn digest(v: &str) -> String {
+    hex::encode(&Sha256::digest(v.as_bytes())[..16])
+}
+fn ms(t: Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+fn err<E: std::error::Error + 'static>(e: SdkError<E>) -> StoreError {
+    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
+}
+
+/// True for a failed condition (plain or inside a transaction's first cancellation reason).
+fn condition_failed<E>(e: &SdkError<E>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error().and_then(|s| s.code()).is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+/// Which transaction items failed their condition.
+fn cancelled_conditions(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+) -> Option<Vec<bool>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as T;
+    match e.as_service_error() {
+        Some(T::TransactionCanceledException(c)) => Some(
+            c.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().is_some_and(|c| c == "ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn doc<T: Serialize>(v: &T) -> Result<Av, StoreError> {
+    serde_json::to_string(v).map(Av::S).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+fn parse<T: DeserializeOwned>(a: &Attrs) -> Result<T, StoreError> {
+    let raw = a
+        .get("doc")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Unavailable("record without doc".into()))?;
+    serde_json::from_str(raw).map_err(|e| StoreError::Unavailable(format!("corrupt record: {e}")))
+}
+fn num(a: &Attrs, k: &str) -> i64 {
+    a.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+fn text<'a>(a: &'a Attrs, k: &str) -> Option<&'a str> {
+    a.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn conn_pk(c: &ClientId) -> String {
+    format!("CLIENT#{c}")
+}
+fn conn_sk(key: &ConnKey) -> String {
+    format!("CONN#{}", key.connection_id)
+}
+fn child_pk(key: &ConnKey) -> String {
+    format!("CLIENT#{}#CONN#{}", key.client_id, key.connection_id)
+}
+fn folder_marker(c: &Connection) -> String {
+    format!(
+        "FOLDER#{}#{}",
+        c.provider,
+        digest(&format!("{}|{}", c.folder.folder_id, c.folder.drive_id.as_deref().unwrap_or("")))
+    )
+}
+fn account_marker(provider: ProviderKind, account: &str) -> String {
+    format!("ACCOUNT#{provider}#{}", digest(account))
+}
+fn shard(key: &ConnKey) -> u32 {
+    let d = Sha256::digest(key.connection_id.as_str().as_bytes());
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % SHARDS
+}
+fn due_sk(at: Timestamp, key: &ConnKey) -> String {
+    format!("{:020}#{}", ms(at).max(0), key.connection_id)
+}
+
+/// A connection record from its attributes: the doc, with lease and counters taken from the
+/// attributes that own them.
+fn connection_from(a: &Attrs) -> Result<(Connection, i64), StoreError> {
+    let mut c: Connection = parse(a)?;
+    c.lease_version = u64::try_from(num(a, "lease_version")).unwrap_or(0);
+    c.lease = match (text(a, "lease_holder"), a.get("lease_expires")) {
+        (Some(h), Some(_)) => Some(Lease {
+            holder: h.to_owned(),
+            expires_at: chrono::DateTime::from_timestamp_millis(num(a, "lease_expires")).unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    c.counters = ConnectionCounters {
+        files: u64::try_from(num(a, "c_files")).unwrap_or(0),
+        bytes: u64::try_from(num(a, "c_bytes")).unwrap_or(0),
+        failed: u64::try_from(num(a, "c_failed")).unwrap_or(0),
+    };
+    Ok((c, num(a, "rev")))
+}
+
+fn run_from(a: &Attrs) -> Result<(SyncRun, i64), StoreError> {
+    let mut r: SyncRun = parse(a)?;
+    let g = |k| u64::try_from(num(a, k)).unwrap_or(0);
+    r.counters = RunCounters {
+        scanned: g("r_scanned"),
+        imported: g("r_imported"),
+        updated: g("r_updated"),
+        skipped: g("r_skipped"),
+        failed: g("r_failed"),
+        source_deleted: g("r_source_deleted"),
+        bytes: g("r_bytes"),
+    };
+    Ok((r, num(a, "rev")))
+}
+
+/// Whether a connection belongs in the `Due` index.
+fn due_keys(c: &Connection) -> Option<(String, String)> {
+    match (c.auto_sync, c.status, c.next_due_at) {
+        (true, ConnectionStatus::Active, Some(at)) => {
+            let key = c.key();
+            Some((format!("DUE#{}", shard(&key)), due_sk(at, &key)))
+        }
+        _ => None,
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Creates the table with the layout above (tests and local tooling; production uses the
+    /// SAM template).
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute")
+        };
+        let key = |name: &str, t: KeyType| {
+            KeySchemaElement::builder().attribute_name(name).key_type(t).build().expect("key")
+        };
+        let gsi = |name: &str, pk: &str, sk: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(pk, KeyType::Hash))
+                .key_schema(key(sk, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .expect("gsi")
+        };
+        client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk"))
+            .attribute_definitions(attr("sk"))
+            .attribute_definitions(attr("gsi1pk"))
+            .attribute_definitions(attr("gsi1sk"))
+            .attribute_definitions(attr("gsi2pk"))
+            .attribute_definitions(attr("gsi2sk"))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .global_secondary_indexes(gsi("Due", "gsi1pk", "gsi1sk"))
+            .global_secondary_indexes(gsi("ByPath", "gsi2pk", "gsi2sk"))
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn get_raw(&self, pk: String, sk: String) -> Result<Option<Attrs>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(out.item)
+    }
+
+    /// Every record of a partition whose sort key starts with `prefix`.
+    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Attrs>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":p", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(err)?;
+            out.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn get_connection(&self, key: &ConnKey) -> Result<Option<(Connection, i64)>, StoreError> {
+        self.get_raw(conn_pk(&key.client_id), conn_sk(key)).await?.map(|a| connection_from(&a)).transpose()
+    }
+
+    /// The doc (and index keys) of a connection, written only if `rev` is unchanged and, for
+    /// a fenced write, the lease is still the fence's. `Ok(false)`: the rev moved (retry).
+    async fn write_connection(
+        &self,
+        c: &Connection,
+        rev: i64,
+        fence: Option<&Fence>,
+        release: bool,
+    ) -> Result<bool, StoreError> {
+        let mut set = vec!["doc = :doc", "rev = :new"];
+        let mut remove: Vec<&str> = Vec::new();
+        let mut cond = "rev = :rev".to_owned();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(&c.client_id)))
+            .key("sk", s(conn_sk(&c.key())))
+            .expression_attribute_values(":doc", doc(c)?)
+            .expression_attribute_values(":new", n(rev + 1))
+            .expression_attribute_values(":rev", n(rev));
+        match due_keys(c) {
+            Some((pk, sk)) => {
+                set.extend(["gsi1pk = :g1", "gsi1sk = :g2"]);
+                req = req.expression_attribute_values(":g1", s(pk)).expression_attribute_values(":g2", s(sk));
+            }
+            None => remove.extend(["gsi1pk", "gsi1sk"]),
+        }
+        if let Some(f) = fence {
+            cond.push_str(" AND lease_version = :lv AND lease_holder = :lh");
+            req = req
+                .expression_attribute_values(":lv", n(f.version))
+                .expression_attribute_values(":lh", s(f.holder.clone()));
+        }
+        if release {
+            remove.extend(["lease_holder", "lease_expires"]);
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        match req.update_expression(expr).condition_expression(cond).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Read-modify-write of a connection's doc under its lease (checkpoint, release).
+    async fn fenced_update(
+        &self,
+        fence: &Fence,
+        patch: &ConnectionPatch,
+        position: Option<&SyncPosition>,
+        release: bool,
+    ) -> Result<(), StoreError> {
+        for _ in 0..CAS_RETRIES {
+            let Some((mut c, rev)) = self.get_connection(&fence.conn).await? else {
+                return Err(StoreError::Fenced);
+            };
+            if c.lease_version != fence.version || c.lease.as_ref().is_none_or(|l| l.holder != fence.holder) {
+                return Err(StoreError::Fenced);
+            }
+            patch.apply_to(&mut c);
+            if let Some(p) = position {
+                c.position = p.clone();
+            }
+            if self.write_connection(&c, rev, Some(fence), release).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable("too much contention on the connection record".into()))
+    }
+
+    fn fence_check(&self, fence: &Fence) -> ConditionCheck {
+        ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(&fence.conn.client_id)))
+            .key("sk", s(conn_sk(&fence.conn)))
+            .condition_expression("lease_version = :lv AND lease_holder = :lh")
+            .expression_attribute_values(":lv", n(fence.version))
+            .expression_attribute_values(":lh", s(fence.holder.clone()))
+            .build()
+            .expect("condition check")
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoStore {
+    async fn create(&self, c: &Connection) -> Result<(), StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(conn_pk(&c.client_id)))
+            .item("sk", s(conn_sk(&c.key())))
+            .item("doc", doc(c)?)
+            .item("rev", n(0))
+            .item("lease_version", n(c.lease_version))
+            .item("c_files", n(c.counters.files))
+            .item("c_bytes", n(c.counters.bytes))
+            .item("c_failed", n(c.counters.failed))
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some((g1, g2)) = due_keys(c) {
+            put = put.item("gsi1pk", s(g1)).item("gsi1sk", s(g2));
+        }
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(conn_pk(&c.client_id)))
+            .item("sk", s(folder_marker(c)))
+            .item("connection", s(c.id.to_string()))
+            .condition_expression("attribute_not_exists(pk)");
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put.build().expect("put")).build())
+            .transact_items(TransactWriteItem::builder().put(marker.build().expect("put")).build())
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if cancelled_conditions(&e).is_some_and(|v| v.iter().any(|x| *x)) => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn get(&self, key: &ConnKey) -> Result<Option<Connection>, StoreError> {
+        Ok(self.get_connection(key).await?.map(|(c, _)| c))
+    }
+
+    async fn list(
+        &self,
+        client: &ClientId,
+        provider: Option<ProviderKind>,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let mut v = Vec::new();
+        for a in self.query_prefix(conn_pk(client), "CONN#").await? {
+            let (c, _) = connection_from(&a)?;
+            if provider.is_none_or(|p| p == c.provider) {
+                v.push(c);
+            }
+        }
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    async fn list_by_grant(&self, client: &ClientId, grant: &GrantId) -> Result<Vec<Connection>, StoreError> {
+        Ok(ConnectionStore::list(self, client, None)
+            .await?
+            .into_iter()
+            .filter(|c| &c.grant_id == grant)
+            .collect())
+    }
+
+    async fn update(&self, key: &ConnKey, patch: &ConnectionPatch) -> Result<Connection, StoreError> {
+        for _ in 0..CAS_RETRIES {
+            let Some((mut c, rev)) = self.get_connection(key).await? else {
+                return Err(StoreError::NotFound);
+            };
+            if !patch.condition_holds(&c) {
+                return Err(StoreError::Conflict);
+            }
+            patch.apply_to(&mut c);
+            if self.write_connection(&c, rev, None, false).await? {
+                return Ok(c);
+            }
+        }
+        Err(StoreError::Unavailable("too much contention on the connection record".into()))
+    }
+
+    async fn delete(&self, key: &ConnKey) -> Result<bool, StoreError> {
+        let Some((c, _)) = self.get_connection(key).await? else { return Ok(false) };
+        let del = |sk: String| {
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(conn_pk(&key.client_id)))
+                        .key("sk", s(sk))
+                        .build()
+                        .expect("delete"),
+                )
+                .build()
+        };
+        self.client
+            .transact_write_items()
+            .transact_items(del(conn_sk(key)))
+            .transact_items(del(folder_marker(&c)))
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(true)
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &ConnKey,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<Option<Fence>, StoreError> {
+        let Some((c, _)) = self.get_connection(key).await? else { return Err(StoreError::NotFound) };
+        if c.lease.as_ref().is_some_and(|l| l.expires_at > now) {
+            return Ok(None);
+        }
+        let version = c.lease_version + 1;
+        let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(&key.client_id)))
+            .key("sk", s(conn_sk(key)))
+            .update_expression("SET lease_version = :new, lease_holder = :h, lease_expires = :exp")
+            .condition_expression("lease_version = :old")
+            .expression_attribute_values(":new", n(version))
+            .expression_attribute_values(":old", n(c.lease_version))
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":exp", n(ms(expires)))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Some(Fence { conn: key.clone(), version, holder: holder.to_owned() })),
+            // Someone else took it between our read and write.
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn renew_lease(&self, fence: &Fence, now: Timestamp, ttl: Duration) -> Result<(), StoreError> {
+        let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(&fence.conn.client_id)))
+            .key("sk", s(conn_sk(&fence.conn)))
+            .update_expression("SET lease_expires = :exp")
+            .condition_expression("lease_version = :lv AND lease_holder = :lh")
+            .expression_attribute_values(":exp", n(ms(expires)))
+            .expression_attribute_values(":lv", n(fence.version))
+            .expression_attribute_values(":lh", s(fence.holder.clone()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Fenced),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn release_lease(&self, fence: &Fence, patch: &ConnectionPatch) -> Result<(), StoreError> {
+        self.fenced_update(fence, patch, None, true).await
+    }
+
+    async fn checkpoint(
+        &self,
+        fence: &Fence,
+        position: &SyncPosition,
+        patch: &ConnectionPatch,
+    ) -> Result<(), StoreError> {
+        self.fenced_update(fence, patch, Some(position), false).await
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
+        let mut out = Vec::new();
+        let upto = format!("{:020}~", ms(now).max(0));
+        for sh in 0..SHARDS {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("Due")
+                    .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :upto")
+                    .expression_attribute_values(":pk", s(format!("DUE#{sh}")))
+                    .expression_attribute_values(":upto", s(upto.clone()))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                for a in page.items.unwrap_or_default() {
+                    let (c, _) = connection_from(&a)?;
+                    if due_keys(&c).is_some() {
+                        out.push(c);
+                    }
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() || out.len() >= limit * 2 {
+                    break;
+                }
+            }
+        }
+        out.sort_by_key(|c| c.next_due_at);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn claim_due(
+        &self,
+        key: &ConnKey,
+        expected: Timestamp,
+        next: Timestamp,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..CAS_RETRIES {
+            let Some((mut c, rev)) = self.get_connection(key).await? else { return Ok(false) };
+            if c.next_due_at != Some(expected) {
+                return Ok(false);
+            }
+            c.next_due_at = Some(next);
+            if self.write_connection(&c, rev, None, false).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn item_key(key: &ConnKey, provider_id: &str) -> (String, String) {
+    (child_pk(key), format!("ITEM#{provider_id}"))
+}
+
+#[async_trait]
+impl ItemStore for DynamoStore {
+    async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError> {
+        let (pk, sk) = item_key(conn, provider_id);
+        self.get_raw(pk, sk).await?.map(|a| parse(&a)).transpose()
+    }
+
+    async fn by_path_prefix(&self, conn: &ConnKey, path_lower: &str) -> Result<Vec<Item>, StoreError> {
+        let under = format!("{path_lower}/");
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("ByPath")
+                .key_condition_expression("gsi2pk = :pk AND begins_with(gsi2sk, :p)")
+                .expression_attribute_values(":pk", s(child_pk(conn)))
+                .expression_attribute_values(":p", s(path_lower))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(err)?;
+            for a in page.items.unwrap_or_default() {
+                let i: Item = parse(&a)?;
+                // begins_with("/a/b") also matches "/a/bc": keep the path and its children only.
+                if i.path_lower == path_lower || i.path_lower.starts_with(&under) {
+                    out.push(i);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn list(
+        &self,
+        conn: &ConnKey,
+        state: Option<ItemState>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = after.map(|a| {
+            let (pk, sk) = item_key(conn, a);
+            HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+        });
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(child_pk(conn)))
+                .expression_attribute_values(":p", s("ITEM#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(err)?;
+            for a in page.items.unwrap_or_default() {
+                let i: Item = parse(&a)?;
+                if state.is_none_or(|st| st == i.state) {
+                    out.push(i);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn record(&self, fence: &Fence, w: &ItemWrite) -> Result<(), StoreError> {
+        let (pk, sk) = item_key(&fence.conn, &w.item.provider_id);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(pk.clone()))
+            .item("sk", s(sk))
+            .item("doc", doc(&w.item)?)
+            .item("gsi2pk", s(pk.clone()))
+            .item("gsi2sk", s(w.item.path_lower.clone()))
+            .build()
+            .expect("put");
+        let d = &w.run_delta;
+        let run = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(format!("RUN#{}", w.run_id)))
+            .update_expression("ADD r_scanned :a, r_imported :b, r_updated :c, r_skipped :d, r_failed :e, r_source_deleted :f, r_bytes :g")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":a", n(d.scanned))
+            .expression_attribute_values(":b", n(d.imported))
+            .expression_attribute_values(":c", n(d.updated))
+            .expression_attribute_values(":d", n(d.skipped))
+            .expression_attribute_values(":e", n(d.failed))
+            .expression_attribute_values(":f", n(d.source_deleted))
+            .expression_attribute_values(":g", n(d.bytes))
+            .build()
+            .expect("update");
+        // The lease check rides on the counter update (one operation per item per transaction).
+        let counters = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(&fence.conn.client_id)))
+            .key("sk", s(conn_sk(&fence.conn)))
+            .update_expression("ADD c_files :f, c_bytes :b, c_failed :x")
+            .condition_expression("lease_version = :lv AND lease_holder = :lh")
+            .expression_attribute_values(":f", n(w.conn_delta.files))
+            .expression_attribute_values(":b", n(w.conn_delta.bytes))
+            .expression_attribute_values(":x", n(w.conn_delta.failed))
+            .expression_attribute_values(":lv", n(fence.version))
+            .expression_attribute_values(":lh", s(fence.holder.clone()))
+            .build()
+            .expect("update");
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(counters).build())
+            .transact_items(TransactWriteItem::builder().update(run).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => match cancelled_conditions(&e) {
+                Some(v) if v.first() == Some(&true) => Err(StoreError::Fenced),
+                Some(v) if v.get(1) == Some(&true) => Err(StoreError::NotFound),
+                _ => Err(err(e)),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl RunStore for DynamoStore {
+    async fn create(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let ttl = run.queued_at.timestamp() + RUN_TTL_DAYS * 86_400;
+        let c = &run.counters;
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(child_pk(&run.conn)))
+            .item("sk", s(format!("RUN#{}", run.id)))
+            .item("doc", doc(run)?)
+            .item("rev", n(0))
+            .item("ttl", n(ttl))
+            .item("r_scanned", n(c.scanned))
+            .item("r_imported", n(c.imported))
+            .item("r_updated", n(c.updated))
+            .item("r_skipped", n(c.skipped))
+            .item("r_failed", n(c.failed))
+            .item("r_source_deleted", n(c.source_deleted))
+            .item("r_bytes", n(c.bytes))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn get(&self, conn: &ConnKey, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
+        Ok(self
+            .get_raw(child_pk(conn), format!("RUN#{id}"))
+            .await?
+            .map(|a| run_from(&a))
+            .transpose()?
+            .map(|(r, _)| r))
+    }
+
+    async fn list(&self, conn: &ConnKey, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
+        let mut v = Vec::new();
+        for a in self.query_prefix(child_pk(conn), "RUN#").await? {
+            v.push(run_from(&a)?.0);
+        }
+        v.sort_by(|a, b| b.queued_at.cmp(&a.queued_at).then(b.id.cmp(&a.id)));
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    async fn update(
+        &self,
+        conn: &ConnKey,
+        id: &RunId,
+        patch: &RunPatch,
+        fence: Option<&Fence>,
+    ) -> Result<SyncRun, StoreError> {
+        if fence.is_some_and(|f| &f.conn != conn) {
+            return Err(StoreError::Fenced);
+        }
+        for _ in 0..CAS_RETRIES {
+            let Some(a) = self.get_raw(child_pk(conn), format!("RUN#{id}")).await? else {
+                return Err(StoreError::NotFound);
+            };
+            let (mut run, rev) = run_from(&a)?;
+            patch.apply_to(&mut run);
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(child_pk(conn)))
+                .key("sk", s(format!("RUN#{id}")))
+                .update_expression("SET doc = :doc, rev = :new")
+                .condition_expression("rev = :rev")
+                .expression_attribute_values(":doc", doc(&run)?)
+                .expression_attribute_values(":new", n(rev + 1))
+                .expression_attribute_values(":rev", n(rev))
+                .build()
+                .expect("update");
+            let mut tx = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build());
+            if let Some(f) = fence {
+                tx = tx.transact_items(
+                    TransactWriteItem::builder().condition_check(self.fence_check(f)).build(),
+                );
+            }
+            match tx.send().await {
+                Ok(_) => return Ok(run),
+                Err(e) => match cancelled_conditions(&e) {
+                    Some(v) if v.get(1) == Some(&true) => return Err(StoreError::Fenced),
+                    Some(v) if v.first() == Some(&true) => continue,
+                    _ => return Err(err(e)),
+                },
+            }
+        }
+        Err(StoreError::Unavailable("too much contention on the run record".into()))
+    }
+}
+
+#[async_trait]
+impl OAuthStateStore for DynamoStore {
+    async fn put(&self, key: &str, state: &OAuthState) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("STATE#{key}")))
+            .item("sk", s("STATE"))
+            .item("doc", doc(state)?)
+            .item("ttl", n(state.expires_at.timestamp()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// One conditional delete returning the old item: of concurrent consumers exactly one
+    /// gets it. (TTL deletion is lazy in DynamoDB; expiry is checked by the caller.)
+    async fn consume(&self, key: &str) -> Result<Option<OAuthState>, StoreError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("STATE#{key}")))
+            .key("sk", s("STATE"))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(out) => out.attributes.map(|a| parse(&a)).transpose(),
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl GrantStore for DynamoStore {
+    async fn create(&self, g: &Grant) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(conn_pk(&g.client_id)))
+            .item("sk", s(format!("GRANT#{}", g.id)))
+            .item("doc", doc(g)?)
+            .item("status", doc(&g.status)?)
+            .item("attached", Av::Bool(g.attached))
+            .item("created_ms", n(ms(g.created_at)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("put");
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(conn_pk(&g.client_id)))
+            .item("sk", s(account_marker(g.provider, &g.account_id)))
+            .item("grant", s(g.id.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("put");
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().put(marker).build())
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if cancelled_conditions(&e).is_some_and(|v| v.iter().any(|x| *x)) => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn get(&self, client: &ClientId, id: &GrantId) -> Result<Option<Grant>, StoreError> {
+        self.get_raw(conn_pk(client), format!("GRANT#{id}")).await?.map(|a| parse(&a)).transpose()
+    }
+
+    async fn find_by_account(
+        &self,
+        client: &ClientId,
+        provider: ProviderKind,
+        account_id: &str,
+    ) -> Result<Option<Grant>, StoreError> {
+        let Some(marker) = self.get_raw(conn_pk(client), account_marker(provider, account_id)).await? else {
+            return Ok(None);
+        };
+        let Some(id) = text(&marker, "grant").and_then(|g| g.parse::<GrantId>().ok()) else {
+            return Ok(None);
+        };
+        GrantStore::get(self, client, &id).await
+    }
+
+    async fn update(&self, g: &Grant) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(&g.client_id)))
+            .key("sk", s(format!("GRANT#{}", g.id)))
+            .update_expression("SET doc = :doc, #st = :st, attached = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":doc", doc(g)?)
+            .expression_attribute_values(":st", doc(&g.status)?)
+            .expression_attribute_values(":at", Av::Bool(g.attached))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::NotFound),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn delete(&self, client: &ClientId, id: &GrantId) -> Result<(), StoreError> {
+        let Some(g) = GrantStore::get(self, client, id).await? else { return Ok(()) };
+        for sk in [format!("GRANT#{id}"), account_marker(g.provider, &g.account_id)] {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(conn_pk(client)))
+                .key("sk", s(sk))
+                .send()
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// A scan: stale grants are rare and the sweep runs hourly.
+    async fn list_stale(&self, unattached_before: Timestamp, limit: usize) -> Result<Vec<Grant>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(
+                    "begins_with(sk, :g) AND (#st = :rev OR (attached = :f AND created_ms < :before))",
+                )
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":g", s("GRANT#"))
+                .expression_attribute_values(":rev", doc(&GrantStatus::Revoking)?)
+                .expression_attribute_values(":f", Av::Bool(false))
+                .expression_attribute_values(":before", n(ms(unattached_before)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(err)?;
+            for a in page.items.unwrap_or_default() {
+                out.push(parse(&a)?);
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn try_lock_refresh(
+        &self,
+        client: &ClientId,
+        id: &GrantId,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(client)))
+            .key("sk", s(format!("GRANT#{id}")))
+            .update_expression("SET lock_holder = :h, lock_expires = :exp")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(lock_expires) OR lock_expires <= :now OR lock_holder = :h)")
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":exp", n(ms(expires)))
+            .expression_attribute_values(":now", n(ms(now)))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn unlock_refresh(&self, client: &ClientId, id: &GrantId, holder: &str) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(client)))
+            .key("sk", s(format!("GRANT#{id}")))
+            .update_expression("REMOVE lock_holder, lock_expires")
+            .condition_expression("lock_holder = :h")
+            .expression_attribute_values(":h", s(holder))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl AuditLog for DynamoStore {
+    async fn record(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        let sk = format!("AUDIT#{:020}#{}", ms(e.at).max(0), RunId::generate());
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(conn_pk(&e.client_id)))
+            .item("sk", s(sk))
+            .item("doc", doc(e)?)
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn list(&self, client: &ClientId, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+            .expression_attribute_values(":pk", s(conn_pk(client)))
+            .expression_attribute_values(":p", s("AUDIT#"))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(err)?;
+        page.items.unwrap_or_default().iter().map(parse).collect()
+    }
+}

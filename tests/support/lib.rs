@@ -34,8 +34,9 @@ pub fn log_capture() -> Arc<Mutex<Vec<u8>>> {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let writer = buf.clone();
         let make = move || CaptureWriter(writer.clone());
+        // TRACE for everything, with the same caps on the SDK and HTTP crates as the Lambdas.
         let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(extconn_lambda::log_filter("trace")))
             .with_writer(make)
             .with_ansi(false)
             .try_init();

@@ -36,7 +36,7 @@ async fn upload(sink: &S3Sink, key: &str, data: &[u8], chunk: usize) -> Result<C
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_multipart_streams_and_is_create_only() {
+async fn aws_s3_multipart_streams_and_is_create_only() {
     let cfg = config().await;
     let client = extconn_aws::s3_client(&cfg);
     let bucket = unique("assets");
@@ -81,7 +81,7 @@ async fn s3_multipart_streams_and_is_create_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_vault_writers_one_wins() {
+async fn aws_racing_vault_writers_one_wins() {
     let cfg = config().await;
     let vault = Arc::new(SecretsVault::new(
         aws_sdk_secretsmanager::Client::new(&cfg),
@@ -107,7 +107,7 @@ async fn racing_vault_writers_one_wins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asset_events_reach_a_queue_through_a_rule() {
+async fn aws_asset_events_reach_a_queue_through_a_rule() {
     let cfg = config().await;
     let eb = aws_sdk_eventbridge::Client::new(&cfg);
     let sqs = aws_sdk_sqs::Client::new(&cfg);

@@ -16,33 +16,33 @@ async fn store() -> Arc<DynamoStore> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamo_connection_store() {
+async fn aws_dynamo_connection_store() {
     testkit::connection_store(store().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamo_item_and_run_store() {
+async fn aws_dynamo_item_and_run_store() {
     let s = store().await;
     testkit::item_and_run_store(s.clone(), s.clone(), s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamo_oauth_state_store() {
+async fn aws_dynamo_oauth_state_store() {
     testkit::oauth_state_store(store().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamo_grant_store() {
+async fn aws_dynamo_grant_store() {
     testkit::grant_store(store().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamo_audit_log() {
+async fn aws_dynamo_audit_log() {
     testkit::audit_log(store().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_manager_token_vault() {
+async fn aws_secrets_manager_token_vault() {
     let cfg = config().await;
     let vault =
         SecretsVault::new(aws_sdk_secretsmanager::Client::new(&cfg), format!("{}/", unique("extconn")));
@@ -50,7 +50,7 @@ async fn secrets_manager_token_vault() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_asset_sink() {
+async fn aws_s3_asset_sink() {
     let cfg = config().await;
     let client = extconn_aws::s3_client(&cfg);
     let bucket = unique("assets");
@@ -59,7 +59,7 @@ async fn s3_asset_sink() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqs_job_queue() {
+async fn aws_sqs_job_queue() {
     let cfg = config().await;
     let client = aws_sdk_sqs::Client::new(&cfg);
     let url =

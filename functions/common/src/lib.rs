@@ -1,0 +1,229 @@
+//! What the four Lambdas share. Each function's `main.rs` reads [`Env`] once, builds its
+//! [`Ports`] once (cold start), and serves its handler.
+
+mod metrics;
+mod unavailable;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use extconn_api::{ApiConfig, AppState, ClaimNames, Identity, PageTokens};
+use extconn_aws::{DynamoStore, EventBridgeEvents, S3Sink, SecretsVault, SqsQueue};
+use extconn_core::ports::{AssetEvents, AssetSink, Provider, SystemClock, TokenVault};
+use extconn_core::{Ports, ProviderKind, Secret};
+use lambda_http::request::RequestContext;
+
+pub use metrics::{Metric, emit_metrics};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub use aws_config::SdkConfig;
+
+/// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+pub async fn sdk_config() -> SdkConfig {
+    extconn_aws::sdk_config().await
+}
+
+/// Configuration from environment variables (names as in template.yaml).
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub table: String,
+    pub queue_url: String,
+    pub bucket: Option<String>,
+    pub event_bus: Option<String>,
+    /// Absent for the scheduler, which never touches secrets.
+    pub secret_prefix: Option<String>,
+    pub dropbox_client_id: Option<String>,
+    pub dropbox_client_secret_id: Option<String>,
+    /// Base URLs of Dropbox's hosts (www, api, content); the real ones unless overridden
+    /// (tests point them at the sandbox).
+    pub dropbox_bases: Option<(String, String, String)>,
+    pub page_token_secret_id: Option<String>,
+    pub public_base_url: Option<String>,
+    pub console_url: Option<String>,
+    pub claims: ClaimNames,
+}
+
+impl Env {
+    pub fn from_env() -> Result<Env, String> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Env, String> {
+        let opt = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let req = |k: &str| opt(k).ok_or_else(|| format!("environment variable {k} is required"));
+        let mut claims = ClaimNames::default();
+        for (k, slot) in [
+            ("CLAIM_USER_ID", &mut claims.user_id),
+            ("CLAIM_DISPLAY_NAME", &mut claims.display_name),
+            ("CLAIM_CLIENT_ID", &mut claims.client_id),
+            ("CLAIM_ADMIN_FLAG", &mut claims.admin_flag),
+            ("CLAIM_ADMIN_LIST", &mut claims.admin_list),
+            ("CLAIM_ADMIN_VALUE", &mut claims.admin_value),
+        ] {
+            if let Some(v) = opt(k) {
+                *slot = v;
+            }
+        }
+        let bases = match (opt("DROPBOX_WWW_BASE"), opt("DROPBOX_API_BASE"), opt("DROPBOX_CONTENT_BASE")) {
+            (Some(w), Some(a), Some(c)) => Some((w, a, c)),
+            _ => None,
+        };
+        Ok(Env {
+            table: req("TABLE_NAME")?,
+            queue_url: req("QUEUE_URL")?,
+            bucket: opt("BUCKET_NAME"),
+            event_bus: opt("EVENT_BUS_NAME"),
+            secret_prefix: opt("SECRET_PREFIX"),
+            dropbox_client_id: opt("DROPBOX_CLIENT_ID"),
+            dropbox_client_secret_id: opt("DROPBOX_CLIENT_SECRET_ID"),
+            dropbox_bases: bases,
+            page_token_secret_id: opt("PAGE_TOKEN_SECRET_ID"),
+            public_base_url: opt("PUBLIC_BASE_URL"),
+            console_url: opt("CONSOLE_URL"),
+            claims,
+        })
+    }
+}
+
+async fn secret_string(sm: &aws_sdk_secretsmanager::Client, id: &str) -> Result<String, Error> {
+    let out = sm.get_secret_value().secret_id(id).send().await?;
+    out.secret_string.ok_or_else(|| format!("secret {id} has no string value").into())
+}
+
+/// The ports of one function, on AWS. Adapters a function has no permission for (the
+/// scheduler and secrets, the API and the bucket) answer "unavailable" instead of existing.
+pub async fn ports(env: &Env, sdk: &aws_config::SdkConfig) -> Result<Ports, Error> {
+    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), env.table.clone()));
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    let vault: Arc<dyn TokenVault> = match &env.secret_prefix {
+        Some(prefix) => Arc::new(SecretsVault::new(sm.clone(), prefix.clone())),
+        None => Arc::new(unavailable::Unavailable("secrets")),
+    };
+    let sink: Arc<dyn AssetSink> = match &env.bucket {
+        Some(b) => Arc::new(S3Sink::new(extconn_aws::s3_client(sdk), b.clone())),
+        None => Arc::new(unavailable::Unavailable("the assets bucket")),
+    };
+    let events: Arc<dyn AssetEvents> = match &env.event_bus {
+        Some(b) => Arc::new(EventBridgeEvents::new(aws_sdk_eventbridge::Client::new(sdk), b.clone())),
+        None => Arc::new(unavailable::Unavailable("the event bus")),
+    };
+    let mut providers: BTreeMap<ProviderKind, Arc<dyn Provider>> = BTreeMap::new();
+    if let (Some(id), Some(secret_id), Some(_)) =
+        (&env.dropbox_client_id, &env.dropbox_client_secret_id, &env.secret_prefix)
+    {
+        let secret = Secret::new(secret_string(&sm, secret_id).await?);
+        let mut config = extconn_providers::DropboxConfig::new(id.clone(), secret);
+        if let Some((w, a, c)) = &env.dropbox_bases {
+            config = config.with_bases(w.clone(), a.clone(), c.clone());
+        }
+        providers.insert(ProviderKind::Dropbox, Arc::new(extconn_providers::Dropbox::try_new(config)?));
+    }
+    Ok(Ports {
+        connections: store.clone(),
+        grants: store.clone(),
+        items: store.clone(),
+        runs: store.clone(),
+        oauth_states: store.clone(),
+        vault,
+        sink,
+        events,
+        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), env.queue_url.clone())),
+        audit: store,
+        clock: Arc::new(SystemClock),
+        providers,
+    })
+}
+
+/// The admin API (connections-api and oauth-callback serve the same router): identity from
+/// API Gateway's JWT authorizer claims.
+pub async fn http_app(env: &Env, ports: Ports, sdk: &aws_config::SdkConfig) -> Result<axum::Router, Error> {
+    let base = env.public_base_url.clone().ok_or("environment variable PUBLIC_BASE_URL is required")?;
+    let console = env.console_url.clone().unwrap_or_else(|| format!("{base}/console/connect"));
+    let pages = match &env.page_token_secret_id {
+        Some(id) => {
+            PageTokens::new(secret_string(&aws_sdk_secretsmanager::Client::new(sdk), id).await?.into_bytes())
+        }
+        None => {
+            tracing::warn!("PAGE_TOKEN_SECRET_ID not set: page tokens are valid for this instance only");
+            PageTokens::random()
+        }
+    };
+    let state = AppState::new(ports, ApiConfig::new(base, console), pages);
+    Ok(extconn_api::router(state)
+        .layer(axum::middleware::from_fn_with_state(Arc::new(env.claims.clone()), identity_from_authorizer)))
+}
+
+/// Middleware: the API Gateway JWT authorizer's claims become the request's [`Identity`].
+/// API Gateway has verified the token; this never decodes the Authorization header.
+pub async fn identity_from_authorizer(
+    State(names): State<Arc<ClaimNames>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    req.extensions_mut().remove::<Identity>();
+    let claims = match req.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| {
+                j.claims
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect::<serde_json::Map<_, _>>()
+            })
+        }
+        _ => None,
+    };
+    if let Some(id) = claims.and_then(|c| Identity::from_claims(&c, &names)) {
+        tracing::debug!(client = %id.client_id, user = %id.user_id, "request identity");
+        req.extensions_mut().insert(id);
+    }
+    next.run(req).await
+}
+
+/// Crates that log whole HTTP requests and responses at TRACE/DEBUG (the AWS SDK's body logs
+/// include token secrets and OAuth state records; HTTP clients log headers). They are capped at
+/// INFO whatever `RUST_LOG` says: a more specific directive wins in an `EnvFilter`.
+const QUIET: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_sdk_dynamodb",
+    "aws_sdk_secretsmanager",
+    "aws_sdk_sqs",
+    "aws_sdk_s3",
+    "aws_sdk_eventbridge",
+    "aws_config",
+    "aws_runtime",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+];
+
+/// The log filter: `base` (e.g. `RUST_LOG`) plus the caps above.
+pub fn log_filter(base: &str) -> String {
+    let mut f = if base.trim().is_empty() { "info".to_owned() } else { base.to_owned() };
+    for t in QUIET {
+        f.push_str(&format!(",{t}=info"));
+    }
+    f
+}
+
+/// Structured JSON logs (one object per line, as Lambda's JSON log format expects) at
+/// `RUST_LOG`'s level, with the SDK's and HTTP clients' body logs capped (see [`log_filter`]).
+/// Tokens are never logged: they are `Secret`s, and request ids / connection / run ids are
+/// fields of the spans and events that carry them.
+pub fn init_logging() {
+    let filter = log_filter(&std::env::var("RUST_LOG").unwrap_or_default());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_current_span(true)
+        .without_time()
+        .try_init();
+}

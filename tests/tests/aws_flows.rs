@@ -127,7 +127,7 @@ async fn aws(manual_clock: bool, visibility_secs: i32) -> Aws {
         ("DROPBOX_API_BASE", urls.api_base.clone()),
         ("DROPBOX_CONTENT_BASE", urls.content_base.clone()),
         ("PAGE_TOKEN_SECRET_ID", page_secret),
-        ("PUBLIC_BASE_URL", BASE.into()),
+        // No PUBLIC_BASE_URL (the template's default): redirect URIs follow the request's host.
         ("CONSOLE_URL", "https://dam.test/settings/external-connections".into()),
         ("CLAIM_CLIENT_ID", "custom:client".into()),
     ]);

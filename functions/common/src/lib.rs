@@ -141,8 +141,9 @@ pub async fn ports(env: &Env, sdk: &aws_config::SdkConfig) -> Result<Ports, Erro
 /// The admin API (connections-api and oauth-callback serve the same router): identity from
 /// API Gateway's JWT authorizer claims.
 pub async fn http_app(env: &Env, ports: Ports, sdk: &aws_config::SdkConfig) -> Result<axum::Router, Error> {
-    let base = env.public_base_url.clone().ok_or("environment variable PUBLIC_BASE_URL is required")?;
-    let console = env.console_url.clone().unwrap_or_else(|| format!("{base}/console/connect"));
+    // No PUBLIC_BASE_URL: redirect URIs follow the request's host (the API's own domain).
+    let base = env.public_base_url.clone().unwrap_or_default();
+    let console = env.console_url.clone().ok_or("environment variable CONSOLE_URL is required")?;
     let pages = match &env.page_token_secret_id {
         Some(id) => {
             PageTokens::new(secret_string(&aws_sdk_secretsmanager::Client::new(sdk), id).await?.into_bytes())

@@ -31,6 +31,8 @@ pub use problem::{Problem, ProblemKind};
 pub struct ApiConfig {
     /// The API's public origin, e.g. `https://api.example.com`: OAuth redirect URIs are
     /// `{public_base_url}/v1/oauth/{provider}/callback` (registered exactly at each provider).
+    /// Empty: `https://` + the request's `Host` (behind API Gateway, the API's own domain; a
+    /// forged Host only yields a redirect URI the provider refuses).
     pub public_base_url: String,
     /// Where a successful callback sends the browser (the console's folder picker); it gets
     /// `?provider=…&grant_id=…` appended.
@@ -48,8 +50,14 @@ impl ApiConfig {
         }
     }
 
-    pub fn redirect_uri(&self, provider: extconn_core::ProviderKind) -> String {
-        format!("{}/v1/oauth/{}/callback", self.public_base_url, provider.as_str())
+    pub fn redirect_uri(&self, provider: extconn_core::ProviderKind, headers: &http::HeaderMap) -> String {
+        let base = if self.public_base_url.is_empty() {
+            let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            format!("https://{host}")
+        } else {
+            self.public_base_url.clone()
+        };
+        format!("{base}/v1/oauth/{}/callback", provider.as_str())
     }
 }
 

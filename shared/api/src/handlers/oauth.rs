@@ -78,7 +78,7 @@ pub(crate) async fn start(
         .authorize_url(&AuthorizeRequest {
             state: Secret::new(state.clone()),
             pkce_challenge: challenge,
-            redirect_uri: st.config().redirect_uri(kind),
+            redirect_uri: st.config().redirect_uri(kind, &headers),
         })
         .map_err(|e| Problem::internal(&e))?;
     // One binding per browser, reused, so two tabs can authorize at once.
@@ -166,7 +166,7 @@ async fn callback_inner(
     let code = q.get("code").filter(|c| !c.is_empty()).ok_or_else(|| Problem::invalid("code", "required"))?;
     let provider = st.provider(kind)?;
     let tokens = provider
-        .exchange_code(&Secret::new(code), &record.pkce_verifier, &st.config().redirect_uri(kind))
+        .exchange_code(&Secret::new(code), &record.pkce_verifier, &st.config().redirect_uri(kind, headers))
         .await
         .map_err(|e| match e {
             ProviderError::RateLimited { .. } | ProviderError::Transient(_) => {

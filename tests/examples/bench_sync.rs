@@ -13,7 +13,16 @@ use extconn_core::{RunStatus, Trigger};
 use extconn_sandbox::dropbox::Content;
 use extconn_system_tests::{Ep, FOLDER, World, WorldOptions};
 
+// (sha2 and hex come from the tests crate's dependencies.)
+
 const BUDGET_MIB: u64 = 100;
+/// The S3 path's budget (buffers of up to three 8 MiB parts, plus the SDK's own).
+const S3_BUDGET_MIB: u64 = 128;
+
+/// Resets VmHWM to the current RSS, so each phase reports its own peak.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -58,8 +67,70 @@ async fn main() {
         eprintln!("peak RSS {peak_mib} MiB exceeds the {BUDGET_MIB} MiB budget");
         failed = true;
     }
+    println!("peak RSS {peak_mib} MiB (budget {BUDGET_MIB} MiB)");
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        failed |= !s3_phase().await;
+    } else {
+        println!("(no AWS_ENDPOINT_URL: the S3 phase runs under scripts/bench's emulator)");
+    }
     if failed {
         std::process::exit(1);
     }
-    println!("peak RSS {peak_mib} MiB (budget {BUDGET_MIB} MiB)");
+}
+
+/// 1 GiB from the sandbox through the engine and the S3 adapter (multipart) into the AWS
+/// emulator. The emulator's own memory is another process and does not count.
+async fn s3_phase() -> bool {
+    let size: u64 = 1024 * 1024 * 1024;
+    let mut w = World::new(WorldOptions::default()).await;
+    let sdk = extconn_aws::sdk_config().await;
+    let s3 = extconn_aws::s3_client(&sdk);
+    let bucket = format!("bench-{}", std::process::id());
+    if let Err(e) = s3.create_bucket().bucket(&bucket).send().await {
+        eprintln!("cannot create a bucket on the emulator: {e}");
+        return false;
+    }
+    w.ports.sink = std::sync::Arc::new(extconn_aws::S3Sink::new(s3.clone(), bucket.clone()));
+    let f = w.dbx.add_file(&w.account, &format!("{FOLDER}/1GiB-s3.mov"), Content::generated(size, 77));
+    let expected = w.dbx.sha256_of(&w.account, &f.id);
+    // The same bytes on disk, for the AWS CLI comparison run by scripts/bench.
+    if let Ok(path) = std::env::var("EXTCONN_BENCH_FILE") {
+        let content = Content::generated(size, 77);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("bench file"));
+        let mut buf = vec![0u8; 8 << 20];
+        let mut at = 0;
+        while at < size {
+            let n = content.read_at(at, &mut buf);
+            std::io::Write::write_all(&mut file, &buf[..n]).expect("write");
+            at += n as u64;
+        }
+    }
+    reset_peak();
+    let started = Instant::now();
+    let out = w.sync(Trigger::Initial).await;
+    let secs = started.elapsed().as_secs_f64();
+    let peak_mib = vm_hwm_kib() / 1024;
+    let ok = matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. });
+    let keys: Vec<String> = w.items().into_iter().filter_map(|i| i.asset_key).collect();
+    let mut verified = false;
+    if let [key] = keys.as_slice()
+        && let Ok(obj) = s3.get_object().bucket(&bucket).key(key).send().await
+    {
+        let mut body = obj.body;
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        while let Ok(Some(chunk)) = body.try_next().await {
+            sha2::Digest::update(&mut h, &chunk);
+        }
+        verified = hex::encode(sha2::Digest::finalize(h)) == expected;
+    }
+    println!();
+    println!(
+        "S3 (AWS emulator): 1 GiB through the S3 adapter in {secs:.1} s, {:.0} MiB/s, peak RSS {peak_mib} MiB (budget {S3_BUDGET_MIB} MiB), sha256 verified: {}",
+        size as f64 / 1048576.0 / secs,
+        if ok && verified { "yes" } else { "NO" }
+    );
+    if peak_mib > S3_BUDGET_MIB {
+        eprintln!("peak RSS {peak_mib} MiB exceeds the {S3_BUDGET_MIB} MiB budget");
+    }
+    ok && verified && peak_mib <= S3_BUDGET_MIB
 }

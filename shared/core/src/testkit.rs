@@ -460,16 +460,16 @@ pub async fn grant_store(store: Arc<dyn GrantStore>) {
 /// AuditLog: per-client, newest first.
 pub async fn audit_log(log: Arc<dyn AuditLog>) {
     let (a, b) = (client(), client());
-    let ev = |c: &ClientId, action: &str| AuditEvent {
+    let ev = |c: &ClientId, action: &str, secs: i64| AuditEvent {
         client_id: c.clone(),
         actor: UserId::parse("admin").expect("user"),
         action: action.into(),
         target: "connection/x".into(),
-        at: now(),
+        at: now() + chrono::Duration::seconds(secs),
     };
-    log.record(&ev(&a, "connection.create")).await.expect("record");
-    log.record(&ev(&b, "connection.delete")).await.expect("record");
-    log.record(&ev(&a, "connection.refresh")).await.expect("record");
+    log.record(&ev(&a, "connection.create", 0)).await.expect("record");
+    log.record(&ev(&b, "connection.delete", 1)).await.expect("record");
+    log.record(&ev(&a, "connection.refresh", 2)).await.expect("record");
     let got: Vec<String> = log.list(&a, 10).await.expect("list").into_iter().map(|e| e.action).collect();
     assert_eq!(got, ["connection.refresh", "connection.create"], "own client only, newest first");
 }

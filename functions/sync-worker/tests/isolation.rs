@@ -1,0 +1,135 @@
+//! One bad message never fails the batch: malformed bodies are acknowledged, a panicking sync
+//! step is reported as that message's failure only, and no failure is ever reported with an
+//! empty itemIdentifier (which would fail the whole batch).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use extconn_core::engine::EngineConfig;
+use extconn_core::memory::{ManualClock, MemoryEvents, MemoryQueue, MemorySink, MemoryStore, MemoryVault};
+use extconn_core::ports::provider::AuthorizeRequest;
+use extconn_core::ports::*;
+use extconn_core::*;
+use extconn_sync_worker::Worker;
+use serde_json::{Value, json};
+
+/// A connector that panics when asked to list (a bug in a provider module).
+struct Panicking;
+
+#[async_trait]
+impl Provider for Panicking {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Dropbox
+    }
+    fn authorize_url(&self, _: &AuthorizeRequest) -> Result<String, ProviderError> {
+        Ok(String::new())
+    }
+    async fn exchange_code(&self, _: &Secret, _: &Secret, _: &str) -> Result<TokenSet, ProviderError> {
+        Err(ProviderError::Permanent("n/a".into()))
+    }
+    async fn refresh(&self, t: &TokenSet) -> Result<TokenSet, ProviderError> {
+        Ok(t.clone())
+    }
+    async fn revoke(&self, _: &TokenSet) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn account(&self, _: &Secret) -> Result<AccountInfo, ProviderError> {
+        Err(ProviderError::Permanent("n/a".into()))
+    }
+    async fn browse_folders(
+        &self,
+        _: &Secret,
+        _: Option<&str>,
+        _: Option<&str>,
+    ) -> Result<FolderPage, ProviderError> {
+        Err(ProviderError::Permanent("n/a".into()))
+    }
+    async fn folder(&self, _: &Secret, _: &FolderLocator) -> Result<FolderEntry, ProviderError> {
+        Err(ProviderError::Permanent("n/a".into()))
+    }
+    async fn list_full(
+        &self,
+        _: &Secret,
+        _: &FolderLocator,
+        _: Option<&str>,
+    ) -> Result<ListPage, ProviderError> {
+        panic!("a connector bug")
+    }
+    async fn list_changes(&self, _: &Secret, _: &FolderLocator, _: &str) -> Result<ListPage, ProviderError> {
+        panic!("a connector bug")
+    }
+    async fn download(&self, _: &Secret, _: &RemoteItem) -> Result<Download, ProviderError> {
+        Err(ProviderError::NotFound)
+    }
+}
+
+#[tokio::test]
+async fn a_bad_message_never_fails_the_batch() {
+    let store = Arc::new(MemoryStore::new());
+    let vault = Arc::new(MemoryVault::new());
+    let ports = Ports {
+        connections: store.clone(),
+        grants: store.clone(),
+        items: store.clone(),
+        runs: store.clone(),
+        oauth_states: store.clone(),
+        vault: vault.clone(),
+        sink: Arc::new(MemorySink::new()),
+        events: Arc::new(MemoryEvents::new()),
+        queue: Arc::new(MemoryQueue::new()),
+        audit: store.clone(),
+        clock: Arc::new(ManualClock::default()),
+        providers: BTreeMap::from([(ProviderKind::Dropbox, Arc::new(Panicking) as Arc<dyn Provider>)]),
+    };
+    let client = ClientId::parse("acme").unwrap();
+    let mut conn = testkit::sample_connection(&client, "id:folder");
+    let grant = Grant {
+        client_id: client.clone(),
+        id: conn.grant_id.clone(),
+        provider: ProviderKind::Dropbox,
+        account_id: "dbid:1".into(),
+        account_name: "A".into(),
+        account_email: None,
+        secret_ref: "acme/g".into(),
+        created_by: UserId::parse("ana").unwrap(),
+        created_at: ports.clock.now(),
+        status: GrantStatus::Active,
+        attached: true,
+    };
+    GrantStore::create(store.as_ref(), &grant).await.unwrap();
+    let tokens = TokenSet { access_token: Secret::new("a"), refresh_token: None, expires_at: None };
+    vault.put("acme/g", &tokens, None).await.unwrap();
+    conn.next_due_at = None;
+    ConnectionStore::create(store.as_ref(), &conn).await.unwrap();
+
+    let job = |c: &ConnectionId| {
+        serde_json::to_string(&Job {
+            client_id: client.clone(),
+            connection_id: c.clone(),
+            trigger: Trigger::Manual,
+            run_id: None,
+            requested_by: None,
+            continuation: false,
+        })
+        .unwrap()
+    };
+    let worker = Worker::new(ports.clone(), EngineConfig::default());
+    let event = json!({"Records": [
+        {"messageId": "malformed", "body": "{\"client_id\": 1}", "eventSource": "aws:sqs"},
+        {"messageId": "panics", "body": job(&conn.id), "eventSource": "aws:sqs"},
+        {"messageId": "gone", "body": job(&ConnectionId::generate()), "eventSource": "aws:sqs"},
+        {"messageId": "", "body": job(&conn.id), "eventSource": "aws:sqs"}
+    ]});
+    let deadline = ports.clock.now() + chrono::Duration::minutes(5);
+    let resp: Value = worker.handle(event, deadline).await.expect("the batch itself never fails");
+    let failed: Vec<&str> = resp["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["panics"], "only the panicking message is redelivered; never an empty id");
+    // An unrecognised event is an error, not a silent success.
+    assert!(worker.handle(json!({"hello": 1}), deadline).await.is_err());
+}

@@ -71,6 +71,22 @@ where
     e.as_service_error().and_then(|s| s.code()).is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// A conditional write's result: `Ok(())` on success, `on_condition` when its condition
+/// failed, unavailable on anything else.
+fn conditional<O, E>(
+    r: Result<O, SdkError<E>>,
+    on_condition: Result<(), StoreError>,
+) -> Result<(), StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if condition_failed(&e) => on_condition,
+        Err(e) => Err(err(e)),
+    }
+}
+
 /// Which transaction items failed their condition.
 fn cancelled_conditions(
     e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
@@ -511,11 +527,7 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_values(":lh", s(fence.holder.clone()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::Fenced),
-            Err(e) => Err(err(e)),
-        }
+        conditional(r, Err(StoreError::Fenced))
     }
 
     async fn release_lease(&self, fence: &Fence, patch: &ConnectionPatch) -> Result<(), StoreError> {
@@ -753,11 +765,7 @@ impl RunStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(err(e)),
-        }
+        conditional(r, Err(StoreError::Conflict))
     }
 
     async fn get(&self, conn: &ConnKey, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
@@ -842,11 +850,7 @@ impl OAuthStateStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(err(e)),
-        }
+        conditional(r, Err(StoreError::Conflict))
     }
 
     /// One conditional delete returning the old item: of concurrent consumers exactly one
@@ -942,11 +946,7 @@ impl GrantStore for DynamoStore {
             .expression_attribute_values(":at", Av::Bool(g.attached))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::NotFound),
-            Err(e) => Err(err(e)),
-        }
+        conditional(r, Err(StoreError::NotFound))
     }
 
     async fn delete(&self, client: &ClientId, id: &GrantId) -> Result<(), StoreError> {
@@ -1039,11 +1039,7 @@ impl GrantStore for DynamoStore {
             .expression_attribute_values(":h", s(holder))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(err(e)),
-        }
+        conditional(r, Ok(()))
     }
 }
 

@@ -5,6 +5,8 @@
 //!   three parts whatever the size. A file smaller than one part is a single PutObject.
 //! - The object appears only at completion, with `If-None-Match: *`: a 412 means the key
 //!   exists; it is success if that object's SHA-256 is ours (a redelivery), a conflict if not.
+//!   A 409 (`ConditionalRequestConflict`: a concurrent conditional write of the key) is retried
+//!   a few times with backoff; the parts, or the small body, are still at hand.
 //! - Any failure aborts the multipart upload (the bucket's lifecycle rule catches the rest).
 //! - The SDK sends a CRC32 checksum with every part; the SHA-256 of the whole stream is checked
 //!   against the caller's before completing.
@@ -24,6 +26,8 @@ use tokio::task::JoinSet;
 const MIB: u64 = 1024 * 1024;
 const MIN_PART: u64 = 8 * MIB;
 const MAX_IN_FLIGHT: usize = 2;
+/// Attempts of a create-only write answered 409.
+const CONFLICT_ATTEMPTS: u32 = 4;
 
 /// The part size for an object of `size` bytes (unknown → the minimum).
 pub fn part_size(size: Option<u64>) -> u64 {
@@ -207,23 +211,30 @@ impl S3Upload {
             return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
         }
         if self.multipart.is_none() {
-            let mut req = self
-                .sink
-                .client
-                .put_object()
-                .bucket(&self.sink.bucket)
-                .key(&self.key)
-                .content_type(&self.meta.content_type)
-                .if_none_match("*")
-                .body(ByteStream::from(self.buf.split().freeze()));
-            for (k, v) in self.metadata() {
-                req = req.metadata(k, v);
+            let body = self.buf.split().freeze();
+            for attempt in 1..=CONFLICT_ATTEMPTS {
+                let mut req = self
+                    .sink
+                    .client
+                    .put_object()
+                    .bucket(&self.sink.bucket)
+                    .key(&self.key)
+                    .content_type(&self.meta.content_type)
+                    .if_none_match("*")
+                    .body(ByteStream::from(body.clone()));
+                for (k, v) in self.metadata() {
+                    req = req.metadata(k, v);
+                }
+                match req.send().await {
+                    Ok(_) => return Ok(CommitOutcome::Created),
+                    Err(e) if status(&e) == Some(412) => return self.resolve_existing(&actual).await,
+                    Err(e) if status(&e) == Some(409) && attempt < CONFLICT_ATTEMPTS => {
+                        conflict_pause(attempt).await
+                    }
+                    Err(e) => return Err(unavailable(e)),
+                }
             }
-            return match req.send().await {
-                Ok(_) => Ok(CommitOutcome::Created),
-                Err(e) if status(&e) == Some(412) => self.resolve_existing(&actual).await,
-                Err(e) => Err(unavailable(e)),
-            };
+            return Err(SinkError::Unavailable("conditional write conflict persisted".into()));
         }
         if !self.buf.is_empty() {
             self.flush_part().await?;
@@ -233,26 +244,38 @@ impl S3Upload {
             mp.done.push(part.map_err(|e| SinkError::Unavailable(e.to_string()))??);
         }
         mp.done.sort_by_key(|p| p.part_number);
-        let r = self
-            .sink
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.sink.bucket)
-            .key(&self.key)
-            .upload_id(&mp.upload_id)
-            .if_none_match("*")
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(mp.done.clone())).build())
-            .send()
-            .await;
-        match r {
-            Ok(_) => {
-                self.multipart = None;
-                Ok(CommitOutcome::Created)
+        let parts = CompletedMultipartUpload::builder().set_parts(Some(mp.done.clone())).build();
+        let upload_id = mp.upload_id.clone();
+        for attempt in 1..=CONFLICT_ATTEMPTS {
+            let r = self
+                .sink
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.sink.bucket)
+                .key(&self.key)
+                .upload_id(&upload_id)
+                .if_none_match("*")
+                .multipart_upload(parts.clone())
+                .send()
+                .await;
+            match r {
+                Ok(_) => {
+                    self.multipart = None;
+                    return Ok(CommitOutcome::Created);
+                }
+                Err(e) if status(&e) == Some(412) => return self.resolve_existing(&actual).await,
+                Err(e) if status(&e) == Some(409) && attempt < CONFLICT_ATTEMPTS => {
+                    conflict_pause(attempt).await
+                }
+                Err(e) => return Err(unavailable(e)),
             }
-            Err(e) if status(&e) == Some(412) => self.resolve_existing(&actual).await,
-            Err(e) => Err(unavailable(e)),
         }
+        Err(SinkError::Unavailable("conditional write conflict persisted".into()))
     }
+}
+
+async fn conflict_pause(attempt: u32) {
+    tokio::time::sleep(std::time::Duration::from_millis(100 * 2u64.pow(attempt))).await;
 }
 
 #[async_trait]

@@ -11,7 +11,14 @@ use crate::ports::{ProviderError, StoreError};
 pub const UNATTACHED_TTL: chrono::Duration = chrono::Duration::hours(1);
 
 /// True when the grant is gone; false when the revoke failed and it was left `revoking`.
+/// The intent is recorded first (`revoking`), so a failure at any later point — the provider,
+/// the vault, the store — leaves the grant where [`sweep`] finds it again.
 pub async fn retire(ports: &Ports, grant: &Grant) -> Result<bool, StoreError> {
+    if grant.status != GrantStatus::Revoking {
+        let mut g = grant.clone();
+        g.status = GrantStatus::Revoking;
+        ports.grants.update(&g).await?;
+    }
     let tokens = ports.vault.get(&grant.secret_ref).await?;
     let revoked = match (ports.provider(grant.provider), tokens) {
         (_, None) => true,
@@ -28,14 +35,8 @@ pub async fn retire(ports: &Ports, grant: &Grant) -> Result<bool, StoreError> {
     if revoked {
         ports.vault.delete(&grant.secret_ref).await?;
         ports.grants.delete(&grant.client_id, &grant.id).await?;
-        return Ok(true);
     }
-    if grant.status != GrantStatus::Revoking {
-        let mut g = grant.clone();
-        g.status = GrantStatus::Revoking;
-        ports.grants.update(&g).await?;
-    }
-    Ok(false)
+    Ok(revoked)
 }
 
 /// Retires every stale grant (see [`crate::ports::GrantStore::list_stale`]); returns how many

@@ -21,7 +21,9 @@ it (`dropbox.<namespace>.ROUTES[route]`: result type for a 200 — from the body
 401, `RateLimitError` for a 429) with stone's `json_compat_obj_decode(..., strict=True)`: a field
 of the wrong type, a missing required field, an unknown field or an unknown union tag fails the
 call (and so the check) with the route and the offending field. The error envelope
-(`error_summary` + `error`, `Content-Type: application/json`) is checked too. The case
+(`error_summary` + `error`, `Content-Type: application/json`), the download's
+`Content-Type: application/octet-stream` and the `X-Dropbox-Request-Id` header that the SDK reports
+as `request_id` (case `request_ids`) are checked too. The case
 `strict_decoding_rejects_deviations` proves on doctored copies of real responses that this
 decoding does reject each kind of deviation (and that the SDK's default would not).
 
@@ -97,6 +99,7 @@ class StrictValidator:
     def __init__(self) -> None:
         self.decoded: Counter[str] = Counter()
         self.last_json: dict[str, object] = {}
+        self.without_request_id: Counter[str] = Counter()
 
     @staticmethod
     def route_of(path: str):
@@ -179,6 +182,9 @@ class StrictValidator:
                 raise StrictDecodeError(f"{where}: Retry-After {header!r} but error.retry_after {err.retry_after}")
         else:
             return  # 400 plain text, 5xx: untyped
+        # Dropbox stamps every API response; the SDK puts it in its exceptions (`request_id`).
+        if not resp.headers.get("X-Dropbox-Request-Id"):
+            self.without_request_id[where] += 1
         self.decoded[name] += 1
         self.last_json[f"{name} {status}"] = obj
 
@@ -210,9 +216,10 @@ class SandboxTransport(requests.adapters.HTTPAdapter):
 class Control:
     def __init__(self, base: str) -> None:
         self.base = base.rstrip("/") + "/_control/dropbox"
+        self.http = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxies
 
     def urls(self) -> dict:
-        with urllib.request.urlopen(self.base + "/urls", timeout=30) as r:
+        with self.http.open(self.base + "/urls", timeout=30) as r:
             return json.load(r)
 
     def __call__(self, op: str, **body):
@@ -223,7 +230,7 @@ class Control:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with self.http.open(req, timeout=120) as r:
                 return json.load(r)
         except urllib.error.HTTPError as e:
             detail = e.read().decode("utf-8", "replace")[:300]
@@ -467,6 +474,8 @@ class Fidelity:
         readme = f"{ROOT}/Readme.TXT"
         self.ctl("delete", account_id=self.account_id, path=readme)
         self.ctl("delete", account_id=self.account_id, path=f"{ROOT}/Sub/Deeper")
+        for gone in (readme, f"{ROOT}/Sub/Deeper", f"{ROOT}/Sub/Deeper/c.txt"):
+            self.entries.pop(gone.lower())
         b = self.ctl("modify_file", account_id=self.account_id, path=f"{ROOT}/Sub/b.txt", content={"text": "v2\n"})
         old_b = self.entries[b["path_lower"]]
         self.entries[b["path_lower"]] = b
@@ -590,6 +599,16 @@ class Fidelity:
             self.ctl("clear_faults")
             raise CheckFailed("no InternalServerError")
 
+    def request_ids(self) -> None:
+        missing = dict(self.validator.without_request_id)
+        expect(not missing, f"responses without X-Dropbox-Request-Id: {missing}")
+        try:
+            self.dbx.files_get_metadata(f"{ROOT}/no such file.txt")
+        except ApiError as e:
+            expect(bool(e.request_id), "ApiError.request_id is empty")
+        else:
+            raise CheckFailed("get_metadata of a missing file succeeded")
+
     def error_expired_token(self) -> None:
         # Last: expires every token issued so far (new ones are fine).
         self.ctl("expire_access_tokens")
@@ -617,6 +636,7 @@ class Fidelity:
         "error_rate_limit",
         "error_server_error",
         "error_expired_token",
+        "request_ids",
     ]
 
     def redact(self, text: str) -> str:

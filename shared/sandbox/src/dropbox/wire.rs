@@ -10,6 +10,9 @@
 //! - 429: JSON `{"error_summary":"too_many_requests/..","error":{"reason":{".tag":
 //!   "too_many_requests"},"retry_after":N}}` **and** a `Retry-After: N` header;
 //! - token endpoint errors: OAuth JSON `{"error":"invalid_grant","error_description":..}`.
+//!
+//! Every API response (JSON, plain text or bytes) carries `X-Dropbox-Request-Id` (32 random
+//! lowercase hex chars), as Dropbox's do; the official SDKs put it in their exceptions.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -78,6 +81,15 @@ pub(crate) fn json_ok<T: Serialize>(body: &T) -> Response {
 fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut r = (status, bytes).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    with_request_id(r)
+}
+
+/// Adds `X-Dropbox-Request-Id`.
+fn with_request_id(mut r: Response) -> Response {
+    let id = format!("{:032x}", rand::random::<u128>());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        r.headers_mut().insert("x-dropbox-request-id", v);
+    }
     r
 }
 
@@ -94,7 +106,7 @@ pub(crate) fn route_error(route: &str, detail: &str) -> Response {
 fn plain(status: StatusCode, msg: String) -> Response {
     let mut r = (status, msg).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r
+    with_request_id(r)
 }
 
 /// 409 endpoint-specific error. `error` is the union value; the summary is derived
@@ -206,7 +218,7 @@ pub(crate) fn null_ok() -> Response {
 pub(crate) fn with_body(status: StatusCode, body: Body) -> Response {
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    r
+    with_request_id(r)
 }
 
 #[cfg(test)]

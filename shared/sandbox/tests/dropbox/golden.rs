@@ -249,3 +249,35 @@ async fn longpoll_answers_the_documented_shape_without_auth() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), json!({"changes": true}));
 }
+
+// Found by the official SDK's fidelity check (tests/sandbox-fidelity): Dropbox stamps every API
+// response with `X-Dropbox-Request-Id`, which the SDKs report in their exceptions.
+#[tokio::test]
+async fn every_api_response_carries_a_request_id() {
+    let env = env().await;
+    env.dbx.add_file(&env.acct, "/r/a.txt", Content::text("a"));
+    env.dbx.inject(Endpoint::GetMetadata, Fault::RateLimit { retry_after_secs: 1 }, 1);
+    let replies = [
+        ("200 rpc", env.rpc("users/get_current_account", None).await),
+        ("429", env.rpc("files/get_metadata", Some(json!({"path": "/r/a.txt"}))).await),
+        ("409", env.rpc("files/get_metadata", Some(json!({"path": "/nope"}))).await),
+        ("400", env.rpc("files/list_folder", Some(json!({"path": "/"}))).await),
+        ("401", env.rpc_as("sl.not-a-token", "users/get_current_account", None).await),
+        ("200 download", env.download(json!({"path": "/r/a.txt"}), None).await),
+        ("206 download", env.download(json!({"path": "/r/a.txt"}), Some("bytes=0-0")).await),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (what, r) in &replies {
+        let id =
+            r.header("x-dropbox-request-id").unwrap_or_else(|| panic!("{what}: no X-Dropbox-Request-Id"));
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{what}: request id {id:?} is not 32 lowercase hex chars"
+        );
+        assert!(seen.insert(id.clone()), "{what}: request id {id} reused");
+    }
+    assert_eq!(
+        replies.iter().map(|(_, r)| r.status).collect::<Vec<_>>(),
+        [200, 429, 409, 400, 401, 200, 206]
+    );
+}

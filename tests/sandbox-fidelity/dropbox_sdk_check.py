@@ -28,8 +28,9 @@ as `request_id` (case `request_ids`) are checked too. The case
 decoding does reject each kind of deviation (and that the SDK's default would not).
 
 Each case prints `PASS name` or `FAIL name: why`; the last line is `N passed, N failed`, and the
-exit status is non-zero when any case failed. Tokens are never printed (every message is
-redacted against the tokens minted here).
+exit status is non-zero when any case failed. Tokens are never printed: every line is redacted
+against the tokens minted here, and the last case checks that none of the sandbox's canaries
+(every secret it issued or saw) was printed.
 """
 
 from __future__ import annotations
@@ -465,6 +466,7 @@ class Fidelity:
         cursor = self.dbx.files_list_folder_get_latest_cursor(ROOT, recursive=True).cursor
         res = self.dbx.files_list_folder_longpoll(cursor, timeout=30)
         expect(isinstance(res, files.ListFolderLongpollResult), "longpoll result type")
+        expect_eq(res.changes, False, "longpoll without a change: changes")
         self.add(f"{ROOT}/longpoll.txt", {"text": "poke\n"})
         res = self.dbx.files_list_folder_longpoll(cursor, timeout=30)
         expect_eq(res.changes, True, "longpoll after a change: changes")
@@ -639,19 +641,22 @@ class Fidelity:
         "request_ids",
     ]
 
-    def redact(self, text: str) -> str:
-        for s in self.secrets:
-            if s:
-                text = text.replace(s, "<redacted>")
-        return text
+    def say(self, text: str, err: bool = False) -> None:
+        """Prints a line with every token minted here redacted, and keeps it for the leak check."""
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "<redacted>")
+        self.printed.append(text)
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
 
     def run(self, verbose: bool) -> int:
+        self.printed: list[str] = []
         passed = failed = 0
         try:
             self.setup()
         except Exception as e:  # noqa: BLE001 - report any setup failure
-            print(self.redact(f"FAIL setup: {type(e).__name__}: {e}"))
-            print("0 passed, 1 failed")
+            self.say(f"FAIL setup: {type(e).__name__}: {e}")
+            self.say("0 passed, 1 failed")
             return 1
         for name in self.CASES:
             started = time.monotonic()
@@ -660,18 +665,28 @@ class Fidelity:
             except Exception as e:  # noqa: BLE001 - every failure is reported, then the next case runs
                 failed += 1
                 why = e if isinstance(e, CheckFailed) else f"{type(e).__name__}: {e}"
-                print(self.redact(f"FAIL {name}: {why}"))
+                self.say(f"FAIL {name}: {why}")
                 if verbose and not isinstance(e, CheckFailed):
-                    print(self.redact(traceback.format_exc()), file=sys.stderr)
+                    self.say(traceback.format_exc(), err=True)
             else:
                 passed += 1
-                print(f"PASS {name} ({time.monotonic() - started:.1f} s)")
+                self.say(f"PASS {name} ({time.monotonic() - started:.1f} s)")
         decoded = sum(self.validator.decoded.values())
-        print(f"responses decoded strictly: {decoded} ({', '.join(sorted(self.validator.decoded))})")
+        self.say(f"responses decoded strictly: {decoded} ({', '.join(sorted(self.validator.decoded))})")
         if decoded == 0:
-            print("FAIL strict decoding: no response was decoded")
+            self.say("FAIL strict decoding: no response was decoded")
             failed += 1
-        print(f"{passed} passed, {failed} failed")
+        # The sandbox's canaries (every token, code and client secret it issued or saw) must not
+        # appear in anything printed above.
+        canaries = [c for c in self.ctl("canaries") if len(c) >= 8]
+        leaked = sum(1 for c in canaries if any(c in line for line in self.printed))
+        if leaked or not canaries:
+            self.say(f"FAIL no_secrets_printed: {leaked} of {len(canaries)} canaries printed")
+            failed += 1
+        else:
+            passed += 1
+            self.say(f"PASS no_secrets_printed ({len(canaries)} canaries)")
+        self.say(f"{passed} passed, {failed} failed")
         return 1 if failed else 0
 
 

@@ -322,7 +322,7 @@ impl World {
             );
         }
         let live_ids: std::collections::HashSet<&str> = live.iter().map(|f| f.id.as_str()).collect();
-        for i in items.values().filter(|i| !i.is_folder && !live_ids.contains(i.provider_id.as_str())) {
+        for i in items.values().filter(|i| !i.is_folder() && !live_ids.contains(i.provider_id.as_str())) {
             assert!(
                 matches!(i.state, ItemState::SourceDeleted | ItemState::Skipped),
                 "a file gone from the source is {:?}: {}",
@@ -335,7 +335,7 @@ impl World {
             .map(|k| k.rsplit_once('/').map_or("", |x| x.0))
             .collect::<std::collections::HashSet<_>>()
             .len();
-        assert!(per_item <= items.values().filter(|i| !i.is_folder).count(), "I2: objects without items");
+        assert!(per_item <= items.values().filter(|i| !i.is_folder()).count(), "I2: objects without items");
     }
 
     /// Every canary the sandbox issued or saw, scanned for in `haystacks`, the captured logs and

@@ -433,7 +433,7 @@ def schedules(t: Template) -> None:
 
 @check
 def table(t: Template) -> None:
-    """On demand, pk/sk, TTL on `ttl`, PITR, SSE, the Due (sparse, ALL) and ByPath (ALL) indexes."""
+    """On demand, pk/sk, TTL on `ttl`, PITR, SSE, the Due (sparse, ALL), ByPath (ALL) and ByParent (ALL) indexes."""
     p = t.res["Table"]["Properties"]
     assert p.get("BillingMode") == "PAY_PER_REQUEST", f"BillingMode {p.get('BillingMode')!r}"
     assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
@@ -443,13 +443,13 @@ def table(t: Template) -> None:
     types = {a["AttributeName"]: a["AttributeType"] for a in p["AttributeDefinitions"]}
     gsis = {g["IndexName"]: g for g in p.get("GlobalSecondaryIndexes", [])}
     # The item store reads whole records from both indexes (shared/aws/src/dynamo.rs): ALL.
-    for name, (hk, rk) in {"Due": ("gsi1pk", "gsi1sk"), "ByPath": ("gsi2pk", "gsi2sk")}.items():
+    for name, (hk, rk) in {"Due": ("gsi1pk", "gsi1sk"), "ByPath": ("gsi2pk", "gsi2sk"), "ByParent": ("gsi3pk", "gsi3sk")}.items():
         g = gsis.get(name)
         assert g, f"index {name} missing"
         assert g["KeySchema"] == [{"AttributeName": hk, "KeyType": "HASH"}, {"AttributeName": rk, "KeyType": "RANGE"}], name
         assert types.get(hk) == types.get(rk) == "S", f"{name} keys must be strings"
         assert g["Projection"] == {"ProjectionType": "ALL"}, f"{name} projection {g['Projection']!r}"
-    assert set(gsis) == {"Due", "ByPath"}, f"indexes {sorted(gsis)}"
+    assert set(gsis) == {"Due", "ByPath", "ByParent"}, f"indexes {sorted(gsis)}"
     assert t.raw["Resources"]["Table"].get("DeletionPolicy") == "Retain", "the table must survive a stack delete"
 
 

@@ -22,6 +22,19 @@ impl Provider for Panicking {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Dropbox
     }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            feed_scope: FeedScope::Folder,
+            recursive_listing: true,
+            listing_has_paths: true,
+            deletions_by_path: true,
+            unique_paths: true,
+            hash: HashAlgorithm::None,
+        }
+    }
+    fn accepts_id(&self, _: &str) -> bool {
+        true
+    }
     fn authorize_url(&self, _: &AuthorizeRequest) -> Result<String, ProviderError> {
         Ok(String::new())
     }
@@ -40,13 +53,27 @@ impl Provider for Panicking {
     async fn browse_folders(
         &self,
         _: &Secret,
-        _: Option<&str>,
+        _: Option<&FolderLocator>,
         _: Option<&str>,
     ) -> Result<FolderPage, ProviderError> {
         Err(ProviderError::Permanent("n/a".into()))
     }
     async fn folder(&self, _: &Secret, _: &FolderLocator) -> Result<FolderEntry, ProviderError> {
         Err(ProviderError::Permanent("n/a".into()))
+    }
+    async fn item(&self, _: &Secret, _: &FolderLocator) -> Result<RemoteItem, ProviderError> {
+        panic!("a connector bug")
+    }
+    async fn start_cursor(&self, _: &Secret, _: &FolderLocator) -> Result<String, ProviderError> {
+        panic!("a connector bug")
+    }
+    async fn list_children(
+        &self,
+        _: &Secret,
+        _: &FolderLocator,
+        _: Option<&str>,
+    ) -> Result<ListPage, ProviderError> {
+        panic!("a connector bug")
     }
     async fn list_full(
         &self,
@@ -59,7 +86,7 @@ impl Provider for Panicking {
     async fn list_changes(&self, _: &Secret, _: &FolderLocator, _: &str) -> Result<ListPage, ProviderError> {
         panic!("a connector bug")
     }
-    async fn download(&self, _: &Secret, _: &RemoteItem) -> Result<Download, ProviderError> {
+    async fn download(&self, _: &Secret, _: &DownloadRequest) -> Result<Download, ProviderError> {
         Err(ProviderError::NotFound)
     }
 }

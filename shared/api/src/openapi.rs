@@ -69,7 +69,8 @@ fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str
             "Folder picker: one level of folders",
             vec![
                 path_param("grant", "Grant id"),
-                query("parent", "Provider folder id; absent = the account's root"),
+                query("parent", "Provider folder id; absent = the top level (account root, drives or sites)"),
+                query("drive", "The parent's drive id, as the picker returned it (SharePoint libraries, shared drives)"),
                 query("page", "Page token"),
             ],
             None,
@@ -148,10 +149,12 @@ fn schemas() -> Value {
         "AuthorizeRequest": { "type": "object", "additionalProperties": false, "required": ["provider"], "properties": { "provider": r("Provider") } },
         "Authorization": { "type": "object", "required": ["authorization_url", "expires_at"], "properties": {
             "authorization_url": { "type": "string", "format": "uri" }, "expires_at": { "type": "string", "format": "date-time" } } },
-        "Folder": { "type": "object", "required": ["id", "name", "path"], "properties": {
-            "id": { "type": "string" }, "name": { "type": "string" }, "path": { "type": "string" } } },
+        "Folder": { "type": "object", "required": ["id", "name", "kind", "selectable"], "properties": {
+            "id": { "type": "string" }, "drive_id": { "type": "string" }, "name": { "type": "string" }, "path": { "type": "string" },
+            "kind": { "type": "string", "enum": ["folder", "drive", "site"] }, "selectable": { "type": "boolean" } } },
         "CreateConnection": { "type": "object", "additionalProperties": false, "required": ["grant_id", "folder_id", "auto_sync"], "properties": {
-            "grant_id": { "type": "string" }, "folder_id": { "type": "string", "maxLength": 512 }, "auto_sync": { "type": "boolean" } } },
+            "grant_id": { "type": "string" }, "folder_id": { "type": "string", "maxLength": 512 },
+            "drive_id": { "type": "string", "maxLength": 512 }, "auto_sync": { "type": "boolean" } } },
         "UpdateConnection": { "type": "object", "additionalProperties": false, "required": ["auto_sync"], "properties": { "auto_sync": { "type": "boolean" } } },
         "ConnectionRow": { "type": "object", "required": ["id", "provider", "folder_name", "auto_sync", "status"], "properties": {
             "id": { "type": "string" }, "provider": r("Provider"), "folder_name": { "type": "string" }, "folder_path": { "type": "string" },

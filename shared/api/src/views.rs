@@ -132,7 +132,7 @@ impl ItemView {
             id: i.provider_id.clone(),
             name: i.name.clone(),
             path: i.path.clone(),
-            is_folder: i.is_folder,
+            is_folder: i.is_folder(),
             state: i.state,
             reason: i.reason.clone(),
             size: i.size,

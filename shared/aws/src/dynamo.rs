@@ -10,7 +10,10 @@
 //! `lease_expires`), counters (`c_*` on connections, `r_*` on runs, updated with ADD so item
 //! writes never race doc updates), the refresh lock on grants, and the index keys: `Due`
 //! (`gsi1pk = DUE#shard`, `gsi1sk = next-due ms#id`, present only while a connection is due for
-//! auto sync: a sparse index) and `ByPath` (`gsi2pk` = the item partition, `gsi2sk` = path_lower).
+//! auto sync: a sparse index), `ByPath` (`gsi2pk` = the item partition, `gsi2sk` = the digest of
+//! the lower-cased path; only live items of providers that delete by path) and `ByParent`
+//! (`gsi3pk` = the item partition + a digest of the parent id, `gsi3sk` = the provider id; only
+//! live items: the children index of the scope tree).
 //! Every expression uses placeholders; no user text is ever spliced into one.
 
 use std::collections::HashMap;
@@ -230,10 +233,13 @@ impl DynamoStore {
             .attribute_definitions(attr("gsi1sk"))
             .attribute_definitions(attr("gsi2pk"))
             .attribute_definitions(attr("gsi2sk"))
+            .attribute_definitions(attr("gsi3pk"))
+            .attribute_definitions(attr("gsi3sk"))
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
             .global_secondary_indexes(gsi("Due", "gsi1pk", "gsi1sk"))
             .global_secondary_indexes(gsi("ByPath", "gsi2pk", "gsi2sk"))
+            .global_secondary_indexes(gsi("ByParent", "gsi3pk", "gsi3sk"))
             .send()
             .await
             .map_err(err)?;
@@ -602,6 +608,11 @@ fn item_key(key: &ConnKey, provider_id: &str) -> (String, String) {
     (child_pk(key), format!("ITEM#{provider_id}"))
 }
 
+/// The children index partition of one folder (a digest: provider ids have no length bound).
+fn parent_pk(key: &ConnKey, parent_id: &str) -> String {
+    format!("{}#PARENT#{}", child_pk(key), digest(parent_id))
+}
+
 #[async_trait]
 impl ItemStore for DynamoStore {
     async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError> {
@@ -609,35 +620,52 @@ impl ItemStore for DynamoStore {
         self.get_raw(pk, sk).await?.map(|a| parse(&a)).transpose()
     }
 
-    async fn by_path_prefix(&self, conn: &ConnKey, path_lower: &str) -> Result<Vec<Item>, StoreError> {
-        let under = format!("{path_lower}/");
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("ByPath")
-                .key_condition_expression("gsi2pk = :pk AND begins_with(gsi2sk, :p)")
-                .expression_attribute_values(":pk", s(child_pk(conn)))
-                .expression_attribute_values(":p", s(path_lower))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(err)?;
-            for a in page.items.unwrap_or_default() {
-                let i: Item = parse(&a)?;
-                // begins_with("/a/b") also matches "/a/bc": keep the path and its children only.
-                if i.path_lower == path_lower || i.path_lower.starts_with(&under) {
-                    out.push(i);
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+    async fn by_path_key(&self, conn: &ConnKey, key: &str) -> Result<Vec<Item>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("ByPath")
+            .key_condition_expression("gsi2pk = :pk AND gsi2sk = :k")
+            .expression_attribute_values(":pk", s(child_pk(conn)))
+            .expression_attribute_values(":k", s(key))
+            .send()
+            .await
+            .map_err(err)?;
+        // A path names at most a few live items (one, where the index is used): one page.
+        page.items.unwrap_or_default().iter().map(parse).collect()
+    }
+
+    async fn children(
+        &self,
+        conn: &ConnKey,
+        parent_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let gpk = parent_pk(conn, parent_id);
+        let start = after.map(|a| {
+            let (pk, sk) = item_key(conn, a);
+            HashMap::from([
+                ("pk".to_owned(), s(pk)),
+                ("sk".to_owned(), s(sk)),
+                ("gsi3pk".to_owned(), s(gpk.clone())),
+                ("gsi3sk".to_owned(), s(a)),
+            ])
+        });
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("ByParent")
+            .key_condition_expression("gsi3pk = :pk")
+            .expression_attribute_values(":pk", s(gpk.clone()))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(err)?;
+        page.items.unwrap_or_default().iter().map(parse).collect()
     }
 
     async fn list(
@@ -683,15 +711,20 @@ impl ItemStore for DynamoStore {
 
     async fn record(&self, fence: &Fence, w: &ItemWrite) -> Result<(), StoreError> {
         let (pk, sk) = item_key(&fence.conn, &w.item.provider_id);
-        let put = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(pk.clone()))
-            .item("sk", s(sk))
-            .item("doc", doc(&w.item)?)
-            .item("gsi2pk", s(pk.clone()))
-            .item("gsi2sk", s(w.item.path_lower.clone()))
-            .build()
-            .expect("put");
+        let mut put =
+            Put::builder().table_name(&self.table).item("pk", s(pk.clone())).item("sk", s(sk)).item("doc", doc(&w.item)?);
+        // The indexes are sparse: a source-deleted item leaves the path and children indexes.
+        if w.item.is_live() {
+            if let Some(k) = &w.item.path_key {
+                put = put.item("gsi2pk", s(pk.clone())).item("gsi2sk", s(k.clone()));
+            }
+            if let Some(parent) = &w.item.parent_id {
+                put = put
+                    .item("gsi3pk", s(parent_pk(&fence.conn, parent)))
+                    .item("gsi3sk", s(w.item.provider_id.clone()));
+            }
+        }
+        let put = put.build().expect("put");
         let d = &w.run_delta;
         let run = Update::builder()
             .table_name(&self.table)

@@ -107,7 +107,7 @@ pub enum ConnectionStatus {
 pub struct FolderLocator {
     /// Provider id (Dropbox `id:…`, Drive file id, Graph item id). Never a path.
     pub folder_id: String,
-    /// Graph drive id / Drive shared-drive id; Dropbox path-root namespace. Unused by Dropbox v1.
+    /// Graph drive id / Drive shared-drive id, where the provider needs it. Unused by Dropbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drive_id: Option<String>,
 }
@@ -153,9 +153,26 @@ pub enum SyncPosition {
     Initial,
     /// A full listing is under way (initial import or after a cursor reset). `listing` tags the
     /// items it has seen; `resume` is the page cursor to continue from, if any page is done.
-    FullListing { listing: String, resume: Option<String> },
+    /// By-parent listings (no recursive listing at the provider) also carry the change cursor
+    /// taken before the listing began and the folders still to list, breadth-first (the head
+    /// is the one `resume` belongs to).
+    FullListing {
+        listing: String,
+        resume: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_cursor: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pending: Vec<FolderLocator>,
+    },
     /// Incremental: changes since `cursor`.
     Incremental { cursor: String },
+}
+
+impl SyncPosition {
+    /// A fresh full listing tagged `listing`.
+    pub fn full(listing: String) -> Self {
+        Self::FullListing { listing, resume: None, start_cursor: None, pending: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,15 +239,36 @@ pub enum ItemState {
     SourceDeleted,
 }
 
+/// What a provider item is. Only `File` and `Native` (exported) produce assets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ItemKind {
+    File,
+    Folder,
+    /// A provider-native document with no bytes of its own (Google Docs, Sheets, …), imported
+    /// as an export in one of these MIME types (the first is used).
+    Native { exports: Vec<String> },
+    /// A link to another item (Drive shortcut): not imported; the target is imported where it
+    /// lives in scope.
+    Shortcut { target_id: Option<String> },
+    /// Anything else that cannot be imported, with a stable reason code.
+    Other { reason: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub provider_id: String,
     pub parent_id: Option<String>,
     pub name: String,
+    /// Display path from the connected folder's parent downwards (e.g. `/Brand Assets/logo.png`).
     pub path: String,
-    /// Lower-cased path as the provider compares it (Dropbox deletions carry only this).
-    pub path_lower: String,
-    pub is_folder: bool,
+    /// Digest of the provider's lower-cased path, only where deletions come by path (Dropbox)
+    /// and only while the item is live: the key of the path index (bounded, whatever the path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_key: Option<String>,
+    pub kind: ItemKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
     pub revision: Option<String>,
     pub content_hash: Option<String>,
     pub size: Option<u64>,
@@ -241,6 +279,24 @@ pub struct Item {
     /// The full listing that last saw it (see [`SyncPosition::FullListing`]).
     pub seen_in: Option<String>,
     pub updated_at: Timestamp,
+}
+
+impl Item {
+    pub fn is_folder(&self) -> bool {
+        self.kind == ItemKind::Folder
+    }
+
+    /// In the connection's scope tree now (not deleted or moved out).
+    pub fn is_live(&self) -> bool {
+        self.state != ItemState::SourceDeleted
+    }
+}
+
+/// The path index key: a digest of the provider's lower-cased path, so no path is too long
+/// for a store key.
+pub fn path_key(path_lower: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(path_lower.as_bytes())[..16])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,6 +21,8 @@ pub mod local;
 pub mod memory;
 pub mod scheduler;
 #[cfg(any(test, feature = "testkit"))]
+pub mod fake_drive;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tokens;
 

@@ -76,8 +76,9 @@ pub fn sample_item(id: &str, path: &str) -> Item {
         parent_id: None,
         name: path.rsplit('/').next().unwrap_or(path).into(),
         path: path.into(),
-        path_lower: path.to_lowercase(),
-        is_folder: false,
+        path_key: Some(crate::domain::path_key(&path.to_lowercase())),
+        kind: crate::domain::ItemKind::File,
+        mime_type: None,
         revision: Some("a1c10ce0dd78".into()),
         content_hash: None,
         size: Some(10),
@@ -244,27 +245,41 @@ pub async fn item_and_run_store(
         run_delta: RunCounters { imported: 1, bytes: 10, ..Default::default() },
         conn_delta: CounterDelta { files, bytes: 10 * files, failed: 0 },
     };
-    for (id, path) in [
-        ("id:1", "/Photos/A.jpg"),
-        ("id:2", "/Photos/Sub/b.jpg"),
-        ("id:3", "/Photos/Sub/c.jpg"),
-        ("id:4", "/Photos/Subway.jpg"),
+    for (id, parent, path) in [
+        ("id:1", "id:photos", "/Photos/A.jpg"),
+        ("id:2", "id:sub", "/Photos/Sub/b.jpg"),
+        ("id:3", "id:sub", "/Photos/Sub/c.jpg"),
+        ("id:4", "id:photos", "/Photos/Subway.jpg"),
     ] {
-        items.record(&fence, &write(sample_item(id, path), 1)).await.expect("record");
+        let mut item = sample_item(id, path);
+        item.parent_id = Some(parent.into());
+        items.record(&fence, &write(item, 1)).await.expect("record");
     }
     assert_eq!(items.get(&key, "id:1").await.expect("get").map(|i| i.path), Some("/Photos/A.jpg".into()));
-    let mut under: Vec<String> = items
-        .by_path_prefix(&key, "/photos/sub")
-        .await
-        .expect("prefix")
-        .into_iter()
-        .map(|i| i.provider_id)
-        .collect();
-    under.sort();
-    assert_eq!(under, ["id:2", "id:3"], "a prefix matches the path and its children only");
+    let ids = |v: Vec<Item>| v.into_iter().map(|i| i.provider_id).collect::<Vec<_>>();
+    let by_path = items.by_path_key(&key, &crate::domain::path_key("/photos/sub/b.jpg")).await.expect("path");
+    assert_eq!(ids(by_path), ["id:2"], "the path index finds the item at exactly that path");
+    let none = items.by_path_key(&key, &crate::domain::path_key("/photos/sub")).await.expect("path");
+    assert!(none.is_empty(), "the path index is exact, not a prefix");
+    let kids = items.children(&key, "id:sub", None, 10).await.expect("children");
+    assert_eq!(ids(kids), ["id:2", "id:3"], "the children index lists direct children in id order");
+    let kids = items.children(&key, "id:sub", Some("id:2"), 10).await.expect("children");
+    assert_eq!(ids(kids), ["id:3"], "children page after a provider id");
+    let kids = items.children(&key, "id:sub", None, 1).await.expect("children");
+    assert_eq!(ids(kids), ["id:2"], "children pages honour the limit");
+    let mut gone = sample_item("id:6", "/Photos/Sub/gone.jpg");
+    gone.parent_id = Some("id:sub".into());
+    gone.state = ItemState::SourceDeleted;
+    let quiet = ItemWrite { item: gone, run_id: run.id.clone(), run_delta: RunCounters::default(), conn_delta: CounterDelta::default() };
+    items.record(&fence, &quiet).await.expect("record");
+    let kids = items.children(&key, "id:sub", None, 10).await.expect("children");
+    assert_eq!(ids(kids), ["id:2", "id:3"], "a source-deleted item leaves the children index");
+    let gone = items.by_path_key(&key, &crate::domain::path_key("/photos/sub/gone.jpg")).await.expect("path");
+    assert!(gone.is_empty(), "a source-deleted item leaves the path index");
+    assert!(items.get(&key, "id:6").await.expect("get").is_some(), "but its record stays");
     let page1 = items.list(&key, None, None, 2).await.expect("list");
     let page2 = items.list(&key, None, Some(&page1[1].provider_id), 10).await.expect("list");
-    assert_eq!(page1.len() + page2.len(), 4, "paging covers every item once");
+    assert_eq!(page1.len() + page2.len(), 5, "paging covers every item once");
     let mut failed = sample_item("id:5", "/Photos/f.jpg");
     failed.state = ItemState::Failed;
     items.record(&fence, &write(failed, 0)).await.expect("record");

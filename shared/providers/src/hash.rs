@@ -65,6 +65,43 @@ impl DropboxContentHasher {
     }
 }
 
+/// A content hash fed while streaming, whatever its algorithm (the verifier holds one).
+pub trait StreamHasher: Send {
+    fn update(&mut self, data: &[u8]);
+    /// Lowercase hex (or the provider's own text form) of everything fed.
+    fn finish(self: Box<Self>) -> String;
+    /// The provider's name for it, for error messages (`content_hash`, `md5Checksum`, …).
+    fn name(&self) -> &'static str;
+}
+
+impl StreamHasher for DropboxContentHasher {
+    fn update(&mut self, data: &[u8]) {
+        DropboxContentHasher::update(self, data);
+    }
+    fn finish(self: Box<Self>) -> String {
+        self.finalize()
+    }
+    fn name(&self) -> &'static str {
+        "content_hash"
+    }
+}
+
+/// Plain SHA-256, lowercase hex (Drive `sha256Checksum`).
+#[derive(Debug, Clone, Default)]
+pub struct Sha256Hasher(Sha256);
+
+impl StreamHasher for Sha256Hasher {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn finish(self: Box<Self>) -> String {
+        hex::encode(self.0.finalize())
+    }
+    fn name(&self) -> &'static str {
+        "sha256"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,7 +93,7 @@ pub fn retry_after_header(headers: &HeaderMap, now: SystemTime) -> Option<Durati
 /// 408 and other 5xx → `Transient`. `None` for statuses whose meaning is provider-specific.
 pub fn classify_common(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Option<ProviderError> {
     match status.as_u16() {
-        429 | 503 => Some(ProviderError::RateLimited { retry_after: retry_after_header(headers, now) }),
+        429 | 503 => Some(ProviderError::rate_limited(retry_after_header(headers, now))),
         408 | 500..=599 => Some(ProviderError::Transient(format!("HTTP {status}"))),
         _ => None,
     }
@@ -161,11 +161,11 @@ mod tests {
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(
             classify_common(StatusCode::TOO_MANY_REQUESTS, &h, now),
-            Some(ProviderError::RateLimited { retry_after: Some(Duration::from_secs(7)) })
+            Some(ProviderError::rate_limited(Some(Duration::from_secs(7))))
         );
         assert_eq!(
             classify_common(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), now),
-            Some(ProviderError::RateLimited { retry_after: None })
+            Some(ProviderError::rate_limited(None))
         );
         for s in [408u16, 500, 502, 504, 599] {
             let got = classify_common(StatusCode::from_u16(s).unwrap_or_default(), &h, now);

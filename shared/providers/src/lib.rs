@@ -14,7 +14,9 @@
 pub mod dropbox;
 pub mod hash;
 pub mod http;
+pub mod oauth;
 pub mod retry;
+pub mod verify;
 
 pub use dropbox::{Dropbox, DropboxConfig};
 pub use hash::DropboxContentHasher;

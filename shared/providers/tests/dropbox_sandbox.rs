@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use extconn_core::ports::provider::AuthorizeRequest;
-use extconn_core::ports::{Change, Download, ListPage, Provider, ProviderError, RemoteItem};
-use extconn_core::{FolderLocator, Secret, TokenSet};
+use extconn_core::ports::{Change, Download, DownloadRequest, ListPage, Provider, ProviderError, RemoteItem};
+use extconn_core::{FolderLocator, ItemKind, Secret, TokenSet};
 use extconn_providers::{Dropbox, DropboxConfig};
 use extconn_sandbox::{
     AccountId, Content, DropboxControl, Endpoint, Fault, OAuthClient, Sandbox, SandboxConfig,
@@ -265,15 +265,15 @@ async fn oauth_round_trip_account_and_browse() {
     assert_eq!(names, ["Docs", "Photos"]);
     assert_eq!(root.next_page, None);
     let docs = root.folders.iter().find(|f| f.name == "Docs").unwrap_or_else(|| panic!("Docs"));
-    assert_eq!(docs.path, "/Docs");
-    assert_eq!(Some(docs.id.clone()), env.sb.entry(&env.acct, "/Docs").map(|e| e.id));
-    let sub = env.ok(env.dbx.browse_folders(&tokens.access_token, Some(&docs.id), None).await, "browse Docs");
+    assert_eq!(docs.path.as_deref(), Some("/Docs"));
+    assert_eq!(Some(docs.locator.folder_id.clone()), env.sb.entry(&env.acct, "/Docs").map(|e| e.id));
+    let sub = env.ok(env.dbx.browse_folders(&tokens.access_token, Some(&docs.locator), None).await, "browse Docs");
     assert_eq!(sub.folders.len(), 1);
-    assert_eq!((sub.folders[0].name.as_str(), sub.folders[0].path.as_str()), ("Sub", "/Docs/Sub"));
+    assert_eq!((sub.folders[0].name.as_str(), sub.folders[0].path.as_deref().unwrap_or_default()), ("Sub", "/Docs/Sub"));
 
     // The connected folder's identity, by id; a file is not a folder; the root is answered.
     let entry = env.ok(env.dbx.folder(&tokens.access_token, &env.locator("/Docs/Sub")).await, "folder");
-    assert_eq!((entry.name.as_str(), entry.path.as_str()), ("Sub", "/Docs/Sub"));
+    assert_eq!((entry.name.as_str(), entry.path.as_deref().unwrap_or_default()), ("Sub", "/Docs/Sub"));
     let r = env.dbx.folder(&tokens.access_token, &env.locator("/top.txt")).await;
     assert!(matches!(env.err(r, "file as folder"), ProviderError::Permanent(_)));
     let root_loc = FolderLocator { folder_id: String::new(), drive_id: None };
@@ -300,7 +300,7 @@ async fn browse_pages_through_many_entries() {
     let mut calls = 0;
     loop {
         let p = env.ok(
-            env.dbx.browse_folders(&t.access_token, Some(&pick.folder_id), page.as_deref()).await,
+            env.dbx.browse_folders(&t.access_token, Some(&pick), page.as_deref()).await,
             "browse",
         );
         calls += 1;
@@ -331,25 +331,25 @@ async fn full_listing_pages_then_changes() {
     let items = upserts(&changes);
     // The connected folder's own entry comes first, then its subtree, parents before children.
     assert_eq!(items[0].id, folder.folder_id);
-    assert!(items[0].is_folder);
-    assert_eq!(items.iter().filter(|i| i.is_folder).count(), 1 + 5);
-    assert!(items.iter().all(|i| i.path_lower.starts_with("/sync")), "nothing out of scope");
+    assert!(items[0].is_folder());
+    assert_eq!(items.iter().filter(|i| i.is_folder()).count(), 1 + 5);
+    assert!(items.iter().all(|i| i.path_lower.as_deref().unwrap_or_default().starts_with("/sync")), "nothing out of scope");
     for f in &seeded {
         let item =
             items.iter().find(|i| i.id == f.id).unwrap_or_else(|| panic!("{} not listed", f.path_display));
-        assert_eq!(item.path, f.path_display);
-        assert_eq!(item.path_lower, f.path_lower);
+        assert_eq!(item.path.as_deref(), Some(f.path_display.as_str()));
+        assert_eq!(item.path_lower.as_deref(), Some(f.path_lower.as_str()));
         assert_eq!(item.name, f.name);
         assert_eq!(item.revision, f.rev);
         assert_eq!(item.content_hash, f.content_hash);
         assert_eq!(item.size, Some(1000));
-        assert!(!item.is_folder && item.downloadable && item.modified_at.is_some());
-        assert_eq!(item.parent_id, None);
+        assert!(item.kind == ItemKind::File && item.modified_at.is_some());
+        assert!(item.parent_ids.is_empty(), "Dropbox reports no parent ids");
     }
     for (pos, item) in items.iter().enumerate().skip(1) {
-        let parent = item.path_lower.rsplit_once('/').map(|(p, _)| p).unwrap_or_default();
-        let parent_pos = items.iter().position(|i| i.path_lower == parent);
-        assert!(parent_pos.is_some_and(|pp| pp < pos), "{} listed before its parent", item.path_lower);
+        let parent = item.path_lower.as_deref().unwrap_or_default().rsplit_once('/').map(|(p, _)| p).unwrap_or_default();
+        let parent_pos = items.iter().position(|i| i.path_lower.as_deref() == Some(parent));
+        assert!(parent_pos.is_some_and(|pp| pp < pos), "{:?} listed before its parent", item.path_lower);
     }
 
     // Nothing changed: an empty page.
@@ -388,7 +388,7 @@ async fn full_listing_pages_then_changes() {
     let ups = upserts(&changes);
     let find = |id: &str| ups.iter().find(|i| i.id == id).copied();
     let a = find(&added.id).unwrap_or_else(|| panic!("added file missing: {changes:?}"));
-    assert_eq!(a.path, "/Sync/new/added.txt");
+    assert_eq!(a.path.as_deref(), Some("/Sync/new/added.txt"));
     assert_eq!(
         a.content_hash.as_deref(),
         Some(extconn_providers::DropboxContentHasher::digest(b"added").as_str())
@@ -398,9 +398,9 @@ async fn full_listing_pages_then_changes() {
     assert_ne!(m.revision, modified_before.rev);
     assert_eq!(m.size, Some(15));
     let r = find(&renamed.id).unwrap_or_else(|| panic!("renamed file missing"));
-    assert_eq!((r.path.as_str(), r.name.as_str()), ("/Sync/d0000/renamed.bin", "renamed.bin"));
+    assert_eq!((r.path.as_deref().unwrap_or_default(), r.name.as_str()), ("/Sync/d0000/renamed.bin", "renamed.bin"));
     assert_eq!(r.content_hash, renamed_before.content_hash, "a rename keeps the content");
-    assert!(ups.iter().all(|i| i.path_lower.starts_with("/sync/")), "nothing out of scope");
+    assert!(ups.iter().all(|i| i.path_lower.as_deref().unwrap_or_default().starts_with("/sync/")), "nothing out of scope");
 
     // Drained: nothing more.
     let (none, _) = env.all_changes(&t.access_token, &folder, &cursor).await;
@@ -452,10 +452,10 @@ async fn download_is_verified_and_names_survive_the_header() {
     let listed = listed.unwrap_or_else(|| panic!("not listed"));
     assert_eq!(listed.name, name);
 
-    let d = env.ok(env.dbx.download(&t.access_token, &listed).await, "download");
+    let d = env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&listed)).await, "download");
     assert_eq!(d.item.id, info.id);
     assert_eq!(d.item.name, name, "Dropbox-API-Result decoded");
-    assert_eq!(d.item.path, format!("/Sync/{name}"));
+    assert_eq!(d.item.path, Some(format!("/Sync/{name}")));
     assert_eq!(d.item.content_hash, info.content_hash);
     assert_eq!(d.item.size, info.size);
     assert_eq!(d.item.revision, info.rev);
@@ -466,7 +466,7 @@ async fn download_is_verified_and_names_survive_the_header() {
 
     // The served metadata wins over the listing's: modified since listed.
     let newer = env.sb.modify_file(&env.acct, &info.id, Content::text("newer"));
-    let d = env.ok(env.dbx.download(&t.access_token, &listed).await, "download newer");
+    let d = env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&listed)).await, "download newer");
     assert_eq!(d.item.revision, newer.rev);
     let (_, n, err) = env.drain(d).await;
     assert_eq!((n, err), (5, None));
@@ -474,16 +474,16 @@ async fn download_is_verified_and_names_survive_the_header() {
     // An empty file.
     let empty = env.sb.add_file(&env.acct, "/Sync/empty.txt", Content::text(""));
     let item = RemoteItem { id: empty.id.clone(), ..listed.clone() };
-    let d = env.ok(env.dbx.download(&t.access_token, &item).await, "download empty");
+    let d = env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&item)).await, "download empty");
     let (_, n, err) = env.drain(d).await;
     assert_eq!((n, err), (0, None));
 
     // Gone → NotFound; a folder → Permanent.
     env.sb.delete(&env.acct, &info.id);
-    let r = env.dbx.download(&t.access_token, &listed).await;
+    let r = env.dbx.download(&t.access_token, &DownloadRequest::whole(&listed)).await;
     assert_eq!(env.err(r, "deleted file"), ProviderError::NotFound);
     let as_folder = RemoteItem { id: folder.folder_id.clone(), ..listed.clone() };
-    let r = env.dbx.download(&t.access_token, &as_folder).await;
+    let r = env.dbx.download(&t.access_token, &DownloadRequest::whole(&as_folder)).await;
     assert!(matches!(env.err(r, "folder download"), ProviderError::Permanent(_)));
     env.assert_no_leaks();
 }
@@ -496,21 +496,22 @@ async fn broken_bodies_never_end_cleanly() {
     let info = env.sb.add_file(&env.acct, "/Sync/f.bin", Content::generated(size, 7));
     let item = RemoteItem {
         id: info.id.clone(),
-        parent_id: None,
+        drive_id: None,
+        parent_ids: vec![],
         name: info.name.clone(),
-        path: info.path_display.clone(),
-        path_lower: info.path_lower.clone(),
-        is_folder: false,
+        path: Some(info.path_display.clone()),
+        path_lower: Some(info.path_lower.clone()),
+        kind: ItemKind::File,
+        mime_type: None,
         revision: info.rev.clone(),
         content_hash: info.content_hash.clone(),
         size: info.size,
         modified_at: None,
-        downloadable: true,
     };
 
     // Connection cut mid-body (Content-Length promised more).
     env.sb.inject(Endpoint::Download, Fault::Truncate { after_bytes: 1024 * 1024 }, 1);
-    let d = env.ok(env.dbx.download(&t.access_token, &item).await, "truncated");
+    let d = env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&item)).await, "truncated");
     let (_, n, err) = env.drain(d).await;
     assert!(n < size, "{n}");
     assert!(
@@ -520,20 +521,20 @@ async fn broken_bodies_never_end_cleanly() {
 
     // Same length, one byte flipped: only the hash can tell.
     env.sb.inject(Endpoint::Download, Fault::CorruptSameLength, 1);
-    let d = env.ok(env.dbx.download(&t.access_token, &item).await, "corrupt");
+    let d = env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&item)).await, "corrupt");
     let (_, n, err) = env.drain(d).await;
     assert_eq!(n, size);
     assert!(matches!(&err, Some(ProviderError::Integrity(m)) if m.contains("content_hash")), "{err:?}");
 
     // Chunked, no Content-Length, ends cleanly half-way: only the size can tell.
     env.sb.inject(Endpoint::Download, Fault::ShortChunked, 1);
-    let d = env.ok(env.dbx.download(&t.access_token, &item).await, "short chunked");
+    let d = env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&item)).await, "short chunked");
     let (_, n, err) = env.drain(d).await;
     assert!(n < size);
     assert!(matches!(&err, Some(ProviderError::Integrity(m)) if m.contains("short")), "{err:?}");
 
     // And the next, healthy download verifies.
-    let d = env.ok(env.dbx.download(&t.access_token, &item).await, "healthy");
+    let d = env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&item)).await, "healthy");
     let (sha, n, err) = env.drain(d).await;
     assert_eq!((n, err), (size, None));
     assert_eq!(sha, env.sb.sha256_of(&env.acct, &info.id));
@@ -549,7 +550,7 @@ async fn rate_limits_and_server_errors() {
 
     env.sb.inject(Endpoint::ListFolder, Fault::RateLimit { retry_after_secs: 17 }, 1);
     let r = env.dbx.list_full(&t.access_token, &folder, None).await;
-    assert_eq!(env.err(r, "429"), ProviderError::RateLimited { retry_after: Some(Duration::from_secs(17)) });
+    assert_eq!(env.err(r, "429"), ProviderError::rate_limited(Some(Duration::from_secs(17))));
 
     env.sb.inject(Endpoint::ListFolder, Fault::ServerError(503), 1);
     let r = env.dbx.list_full(&t.access_token, &folder, None).await;
@@ -564,28 +565,29 @@ async fn rate_limits_and_server_errors() {
     let r = env.dbx.list_changes(&t.access_token, &folder, &cursor).await;
     assert_eq!(
         env.err(r, "429 continue"),
-        ProviderError::RateLimited { retry_after: Some(Duration::from_secs(3)) }
+        ProviderError::rate_limited(Some(Duration::from_secs(3)))
     );
 
     let entry = env.sb.entry(&env.acct, "/Sync/a.txt").unwrap_or_else(|| panic!("a.txt"));
     let item = RemoteItem {
         id: entry.id,
-        parent_id: None,
+        drive_id: None,
+        parent_ids: vec![],
         name: entry.name,
-        path: entry.path_display,
-        path_lower: entry.path_lower,
-        is_folder: false,
+        path: Some(entry.path_display),
+        path_lower: Some(entry.path_lower),
+        kind: ItemKind::File,
+        mime_type: None,
         revision: entry.rev,
         content_hash: entry.content_hash,
         size: entry.size,
         modified_at: None,
-        downloadable: true,
     };
     env.sb.inject(Endpoint::Download, Fault::RateLimit { retry_after_secs: 60 }, 1);
-    let r = env.dbx.download(&t.access_token, &item).await;
+    let r = env.dbx.download(&t.access_token, &DownloadRequest::whole(&item)).await;
     assert_eq!(
         env.err(r, "429 download"),
-        ProviderError::RateLimited { retry_after: Some(Duration::from_secs(60)) }
+        ProviderError::rate_limited(Some(Duration::from_secs(60)))
     );
 
     env.sb.inject(Endpoint::GetCurrentAccount, Fault::ExpiredToken, 1);
@@ -603,7 +605,7 @@ async fn rate_limits_and_server_errors() {
     let r = env.dbx.refresh(&t).await;
     assert_eq!(
         env.err(r, "token 429"),
-        ProviderError::RateLimited { retry_after: Some(Duration::from_secs(9)) }
+        ProviderError::rate_limited(Some(Duration::from_secs(9)))
     );
     env.sb.inject(Endpoint::Token, Fault::InvalidGrant, 1);
     let r = env.dbx.refresh(&t).await;
@@ -673,19 +675,20 @@ async fn a_256_mib_download_streams_in_bounded_memory() {
     let info = env.sb.add_file(&env.acct, "/Big/huge.bin", Content::generated(SIZE, 0xB16));
     let item = RemoteItem {
         id: info.id.clone(),
-        parent_id: None,
+        drive_id: None,
+        parent_ids: vec![],
         name: info.name.clone(),
-        path: info.path_display.clone(),
-        path_lower: info.path_lower.clone(),
-        is_folder: false,
+        path: Some(info.path_display.clone()),
+        path_lower: Some(info.path_lower.clone()),
+        kind: ItemKind::File,
+        mime_type: None,
         revision: info.rev.clone(),
         content_hash: info.content_hash.clone(),
         size: info.size,
         modified_at: None,
-        downloadable: true,
     };
     let baseline = rss_bytes();
-    let d = env.ok(env.dbx.download(&t.access_token, &item).await, "download");
+    let d = env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&item)).await, "download");
     let mut stream = d.stream;
     let mut n = 0u64;
     let mut peak = baseline.unwrap_or(0);

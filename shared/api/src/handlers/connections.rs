@@ -12,7 +12,7 @@ use extconn_core::{
 };
 use serde::Deserialize;
 
-use super::grants::check_folder_id;
+use super::grants::{check_drive_id, check_id};
 use super::{Caller, admin, provider_problem};
 use crate::AppState;
 use crate::extract::{JsonBody, PathParams, QueryParams};
@@ -28,6 +28,9 @@ const SYNC_INTERVAL_SECS: u64 = 900;
 pub(crate) struct CreateBody {
     grant_id: String,
     folder_id: String,
+    /// The folder's drive, as the picker returned it (absent where the provider has none).
+    #[serde(default)]
+    drive_id: Option<String>,
     auto_sync: bool,
 }
 
@@ -89,14 +92,18 @@ pub(crate) async fn create(
     let grant_id: GrantId =
         body.grant_id.parse().map_err(|_| Problem::invalid("/grant_id", "not a grant id"))?;
     let grant = st.grant(&who, &grant_id).await?;
-    check_folder_id(grant.provider, &body.folder_id, "/folder_id")?;
+    let provider = st.provider(grant.provider)?;
+    check_id(provider.as_ref(), &body.folder_id, "/folder_id")?;
+    if let Some(d) = &body.drive_id {
+        check_drive_id(d, "/drive_id")?;
+    }
     if grant.status != GrantStatus::Active {
         return Err(Problem::new(ProblemKind::ReauthRequired));
     }
-    let provider = st.provider(grant.provider)?;
     let access = st.access(&grant).await?;
-    // The folder is verified with the grant's own token; its name and path come from the provider.
-    let locator = FolderLocator { folder_id: body.folder_id.clone(), drive_id: None };
+    // The folder is verified with the grant's own token; its name and path come from the
+    // provider. The locator is the picker's, unchanged.
+    let locator = FolderLocator { folder_id: body.folder_id.clone(), drive_id: body.drive_id.clone() };
     let folder = provider.folder(&access, &locator).await.map_err(|e| match provider_problem(e) {
         p if p.kind == ProblemKind::FolderNotAccessible => {
             Problem::invalid("/folder_id", "not a folder this account can read")
@@ -114,8 +121,8 @@ pub(crate) async fn create(
         grant_id: grant.id.clone(),
         provider: grant.provider,
         folder: locator,
+        folder_path: folder.path.unwrap_or_else(|| format!("/{}", folder.name)),
         folder_name: folder.name,
-        folder_path: folder.path,
         auto_sync: body.auto_sync,
         sync_interval_secs: SYNC_INTERVAL_SECS,
         status: ConnectionStatus::Active,

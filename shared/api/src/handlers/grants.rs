@@ -3,28 +3,25 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use extconn_core::{GrantId, GrantStatus};
+use extconn_core::ports::Provider;
+use extconn_core::{FolderLocator, GrantId, GrantStatus};
 
 use super::{Caller, admin, provider_problem};
 use crate::AppState;
 use crate::extract::{PathParams, QueryParams};
 use crate::problem::{ApiResult, Problem, ProblemKind};
 
-/// Provider folder ids accepted from clients: bounded and free of control characters. Each
-/// provider's own shape is checked too (Dropbox: `id:` + url-safe characters; the root is "no parent").
-pub(crate) fn check_folder_id(
-    provider: extconn_core::ProviderKind,
-    id: &str,
-    field: &str,
-) -> Result<(), Problem> {
+/// Provider ids accepted from clients: bounded, free of control characters, and of the shape
+/// the provider's ids have (the connector knows it).
+pub(crate) fn check_id(provider: &dyn Provider, id: &str, field: &str) -> Result<(), Problem> {
     let generic = id.len() <= 512 && !id.chars().any(char::is_control);
-    let shaped = match provider {
-        extconn_core::ProviderKind::Dropbox => id.strip_prefix("id:").is_some_and(|r| {
-            !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        }),
-        _ => !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-!.".contains(&b)),
-    };
-    if generic && shaped { Ok(()) } else { Err(Problem::invalid(field, "not a folder id of this service")) }
+    if generic && provider.accepts_id(id) { Ok(()) } else { Err(Problem::invalid(field, "not a folder id of this service")) }
+}
+
+/// A drive id from a client: bounded, printable.
+pub(crate) fn check_drive_id(id: &str, field: &str) -> Result<(), Problem> {
+    let ok = !id.is_empty() && id.len() <= 512 && id.bytes().all(|b| b.is_ascii_graphic());
+    if ok { Ok(()) } else { Err(Problem::invalid(field, "not a drive id of this service")) }
 }
 
 /// GET /v1/grants/{grant}/folders?parent=&page=
@@ -35,25 +32,46 @@ pub(crate) async fn folders(
     q: QueryParams,
 ) -> ApiResult<impl IntoResponse> {
     let who = admin(caller)?;
-    q.only(&["parent", "page"])?;
+    q.only(&["parent", "drive", "page"])?;
     let grant = st.grant(&who, &path.id::<GrantId>()?).await?;
+    let provider = st.provider(grant.provider)?;
     if let Some(parent) = q.get("parent") {
-        check_folder_id(grant.provider, parent, "parent")?;
+        check_id(provider.as_ref(), parent, "parent")?;
     }
-    let scope = format!("folders:{}:{}", grant.id, q.get("parent").unwrap_or(""));
+    if let Some(drive) = q.get("drive") {
+        check_drive_id(drive, "drive")?;
+    }
+    let parent = q.get("parent").map(|id| FolderLocator {
+        folder_id: id.to_owned(),
+        drive_id: q.get("drive").map(str::to_owned),
+    });
+    let scope =
+        format!("folders:{}:{}:{}", grant.id, q.get("drive").unwrap_or(""), q.get("parent").unwrap_or(""));
     let page = q.get("page").map(|t| st.inner.pages.open(&who.client_id, &scope, t)).transpose()?;
     if grant.status != GrantStatus::Active {
         return Err(Problem::new(ProblemKind::ReauthRequired));
     }
-    let provider = st.provider(grant.provider)?;
     let access = st.access(&grant).await?;
     let result =
-        provider.browse_folders(&access, q.get("parent"), page.as_deref()).await.map_err(provider_problem)?;
+        provider.browse_folders(&access, parent.as_ref(), page.as_deref()).await.map_err(provider_problem)?;
     let next = result.next_page.map(|p| st.inner.pages.issue(&who.client_id, &scope, &p));
+    // Each entry's locator (id + drive id) goes back unchanged as `parent` / `drive` or into
+    // POST /v1/connections.
     let folders: Vec<serde_json::Value> = result
         .folders
         .into_iter()
-        .map(|f| serde_json::json!({ "id": f.id, "name": f.name, "path": f.path }))
+        .map(|f| {
+            let mut v = serde_json::json!({
+                "id": f.locator.folder_id, "name": f.name, "kind": f.kind, "selectable": f.selectable,
+            });
+            if let Some(d) = f.locator.drive_id {
+                v["drive_id"] = d.into();
+            }
+            if let Some(p) = f.path {
+                v["path"] = p.into();
+            }
+            v
+        })
         .collect();
     Ok(Json(serde_json::json!({ "items": folders, "next_page": next })))
 }

@@ -120,7 +120,14 @@ pub(crate) fn provider_problem(e: extconn_core::ports::ProviderError) -> Problem
         E::RateLimited { .. } | E::Transient(_) | E::Integrity(_) | E::Unauthorized => {
             Problem::new(ProblemKind::ProviderUnavailable)
         }
-        E::NotFound | E::Permanent(_) | E::CursorReset => Problem::new(ProblemKind::FolderNotAccessible),
+        // Our app refused by the provider: an operator problem, never shown as the user's.
+        E::Config(reason) => {
+            tracing::error!(%reason, "the provider refused this application's configuration");
+            Problem::new(ProblemKind::ProviderUnavailable)
+        }
+        E::NotFound | E::Permanent(_) | E::CursorReset | E::NotImportable { .. } => {
+            Problem::new(ProblemKind::FolderNotAccessible)
+        }
     }
 }
 

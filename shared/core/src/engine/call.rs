@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::{Engine, RunCtx, Stop};
-use crate::ports::ProviderError;
+use crate::ports::{ProviderError, RateScope};
 use crate::secret::Secret;
 
 /// Exponential backoff: `base * 2^(attempt-1)`, capped, plus up to `jitter` of random delay.
@@ -65,7 +65,17 @@ impl Engine {
                     self.tokens.mark_reauth(&ctx.grant).await?;
                     return Err(Stop::Reauth);
                 }
-                ProviderError::RateLimited { retry_after } => {
+                // One file throttled: that file waits for a later run; the others go on.
+                ProviderError::RateLimited { scope: RateScope::File, .. } => return Ok(Err(error)),
+                // The whole grant throttled: the run waits (a continuation when it is long).
+                ProviderError::RateLimited { scope: RateScope::Grant, retry_after } => {
+                    let wait = retry_after.unwrap_or_else(|| self.config.backoff.delay(attempt));
+                    if wait > self.time_left(ctx) {
+                        return Err(Stop::Wait(wait));
+                    }
+                    wait
+                }
+                ProviderError::RateLimited { retry_after, .. } => {
                     retry_after.unwrap_or_else(|| self.config.backoff.delay(attempt))
                 }
                 ProviderError::Transient(_) => self.config.backoff.delay(attempt),

@@ -19,6 +19,7 @@
 
 mod apply;
 mod call;
+mod scope;
 mod transfer;
 
 use std::sync::Arc;
@@ -183,6 +184,14 @@ pub(crate) struct RunCtx {
     pub last_renew: Timestamp,
     /// The connected folder's new (name, path), saved with the next checkpoint.
     pub conn_rename: Option<(String, String)>,
+    pub caps: crate::ports::Capabilities,
+    /// Scope decisions made this run: folder id → inside the connected folder's tree. Saves a
+    /// provider call per unknown parent met again (ARCHITECTURE §7 "Scope").
+    pub scope_cache: std::collections::HashMap<String, bool>,
+    /// Parent resolution by path this run (providers whose items carry paths, not parent ids).
+    pub parent_by_path: std::collections::HashMap<String, Option<String>>,
+    /// Display paths of folders met this run (providers whose listings carry no paths).
+    pub folder_paths: std::collections::HashMap<String, String>,
 }
 
 impl Engine {
@@ -313,8 +322,27 @@ impl Engine {
         self.ports.runs.update(&key, &run_id, &patch, Some(&fence)).await?;
         let grant = self.ports.grants.get(&key.client_id, &conn.grant_id).await?.ok_or(Stop::Reauth)?;
         let access = self.token(&grant, None).await?;
-        let mut ctx =
-            RunCtx { conn, grant, fence, run_id, deadline, access, last_renew: now, conn_rename: None };
+        let caps = self
+            .ports
+            .provider(conn.provider)
+            .ok_or_else(|| {
+                Stop::Error(EngineError::Provider(ProviderError::Permanent("provider not configured".into())))
+            })?
+            .capabilities();
+        let mut ctx = RunCtx {
+            conn,
+            grant,
+            fence,
+            run_id,
+            deadline,
+            access,
+            last_renew: now,
+            conn_rename: None,
+            caps,
+            scope_cache: Default::default(),
+            parent_by_path: Default::default(),
+            folder_paths: Default::default(),
+        };
         self.retry_failed(&mut ctx).await?;
         self.list_and_apply(&mut ctx).await
     }
@@ -328,7 +356,7 @@ impl Engine {
             Ok(t) => Ok(t),
             Err(TokenError::Reauth) => Err(Stop::Reauth),
             Err(TokenError::Store(e)) => Err(e.into()),
-            Err(TokenError::Provider(ProviderError::RateLimited { retry_after })) => {
+            Err(TokenError::Provider(ProviderError::RateLimited { retry_after, .. })) => {
                 Err(Stop::Wait(retry_after.unwrap_or(Duration::from_secs(60))))
             }
             Err(e) => Err(Stop::Error(EngineError::Provider(ProviderError::Transient(e.to_string())))),

@@ -223,19 +223,34 @@ impl ItemStore for MemoryStore {
         Ok(self.lock().items.get(conn).and_then(|m| m.get(provider_id)).cloned())
     }
 
-    async fn by_path_prefix(&self, conn: &ConnKey, path_lower: &str) -> Result<Vec<Item>, StoreError> {
-        let under = format!("{path_lower}/");
+    async fn by_path_key(&self, conn: &ConnKey, key: &str) -> Result<Vec<Item>, StoreError> {
         Ok(self
             .lock()
             .items
             .get(conn)
             .map(|m| {
-                m.values()
-                    .filter(|i| i.path_lower == path_lower || i.path_lower.starts_with(&under))
-                    .cloned()
-                    .collect()
+                m.values().filter(|i| i.is_live() && i.path_key.as_deref() == Some(key)).cloned().collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn children(
+        &self,
+        conn: &ConnKey,
+        parent_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        use std::ops::Bound;
+        let st = self.lock();
+        let Some(m) = st.items.get(conn) else { return Ok(Vec::new()) };
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        Ok(m.range::<String, _>((from, Bound::Unbounded))
+            .map(|(_, i)| i)
+            .filter(|i| i.is_live() && i.parent_id.as_deref() == Some(parent_id))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn list(

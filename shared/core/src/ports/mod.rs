@@ -12,8 +12,8 @@ pub mod vault;
 pub use assets::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
 pub use clock::{Clock, SystemClock};
 pub use provider::{
-    AccountInfo, AuthorizeRequest, Change, Download, FolderEntry, FolderPage, ListPage, Provider,
-    ProviderError, RemoteItem,
+    AccountInfo, AuthorizeRequest, Capabilities, Change, Download, DownloadRequest, EntryKind, FeedScope,
+    FolderEntry, FolderPage, HashAlgorithm, ListPage, Provider, ProviderError, RateScope, RemoteItem,
 };
 pub use queue::{JobQueue, MAX_QUEUE_DELAY};
 pub use store::{

@@ -7,15 +7,27 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::domain::{FolderLocator, ProviderKind, Timestamp, TokenSet};
+use crate::domain::{FolderLocator, ItemKind, ProviderKind, Timestamp, TokenSet};
 use crate::secret::Secret;
+
+/// Who a rate limit applies to (Drive's `userRateLimitExceeded` is the grant's; a 429 on one
+/// download is that file's; most 429/503 are this request's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateScope {
+    /// Retry this request after the wait.
+    Request,
+    /// This file is throttled (e.g. too many downloads of it): the run may go on with others.
+    File,
+    /// The whole grant (provider account) is throttled: every call of every connection on it waits.
+    Grant,
+}
 
 /// How a provider call failed, classified for the engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// 429 / 503 / Drive rate-limit 403: wait `retry_after` (or back off) and retry.
     #[error("rate limited (retry after {retry_after:?})")]
-    RateLimited { retry_after: Option<Duration> },
+    RateLimited { retry_after: Option<Duration>, scope: RateScope },
     /// 5xx, connection reset, timeout: retry with backoff.
     #[error("transient provider failure: {0}")]
     Transient(String),
@@ -25,12 +37,21 @@ pub enum ProviderError {
     /// The grant is dead (`invalid_grant`, revoked app): the user must reconnect.
     #[error("reauthorization required: {0}")]
     Reauth(String),
+    /// The provider refused *our app* (`invalid_client`, an unregistered redirect URI): an
+    /// operator problem, never the user's — no grant is marked `reauth_required` for it.
+    #[error("the provider refused this application's configuration: {0}")]
+    Config(String),
     /// The stored cursor is no longer valid (Dropbox `reset`, Graph 410): re-list everything.
     #[error("cursor reset by the provider")]
     CursorReset,
     /// The item (or the connected folder) does not exist or is not accessible.
     #[error("not found at the provider")]
     NotFound,
+    /// This file exists but cannot be imported as bytes (a form, a shortcut, an export over
+    /// the provider's cap, download disabled). `reason` is a stable code (`export_too_large`,
+    /// `not_downloadable`, …) shown per file.
+    #[error("not importable: {reason}")]
+    NotImportable { reason: String },
     /// The downloaded bytes do not match the provider's hash or announced size.
     #[error("integrity check failed: {0}")]
     Integrity(String),
@@ -40,10 +61,55 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// A rate limit on this request (the common case).
+    pub fn rate_limited(retry_after: Option<Duration>) -> Self {
+        Self::RateLimited { retry_after, scope: RateScope::Request }
+    }
+
     /// Worth retrying later within or across runs.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::RateLimited { .. } | Self::Transient(_) | Self::Integrity(_))
     }
+}
+
+/// What a provider's change feed covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedScope {
+    /// Only the connected folder's subtree (Dropbox): every upsert is in scope, a move out is
+    /// reported as a deletion, and a folder moved in is reported with its whole subtree.
+    Folder,
+    /// A whole drive or account (Drive changes, Graph delta on the drive root): membership is
+    /// decided by the core's scope tree, and a folder moved in reports no descendants.
+    Drive,
+}
+
+/// The content hash a provider reports (and its connector verifies while streaming).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    DropboxContentHash,
+    Md5,
+    Sha256,
+    QuickXor,
+    None,
+}
+
+/// What the engine may rely on (ARCHITECTURE §7 "Ports").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub feed_scope: FeedScope,
+    /// A full listing of a folder's subtree exists ([`Provider::list_full`]); otherwise the
+    /// engine lists folder by folder ([`Provider::list_children`]), breadth-first, after taking
+    /// [`Provider::start_cursor`].
+    pub recursive_listing: bool,
+    /// Listings carry display paths; otherwise the core derives them from the tree.
+    pub listing_has_paths: bool,
+    /// Some deletions name only a path (Dropbox): the core keeps a path index for them, and
+    /// resolves parents by path when items carry no parent ids.
+    pub deletions_by_path: bool,
+    /// A path names at most one item (Dropbox). A new id at a stored path replaced that item.
+    /// False where duplicate names are legal (Drive).
+    pub unique_paths: bool,
+    pub hash: HashAlgorithm,
 }
 
 /// The provider account behind a token.
@@ -54,12 +120,30 @@ pub struct AccountInfo {
     pub email: Option<String>,
 }
 
-/// One folder in the picker, or the connected folder's current identity.
+/// What a picker entry is, for the console's tree (only folders and libraries' roots can be
+/// connected; sites and drives are levels to open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Folder,
+    /// A drive: My Drive, a shared drive, a document library.
+    Drive,
+    /// A SharePoint site (holds libraries).
+    Site,
+}
+
+/// One entry in the picker, or the connected folder's current identity. The locator flows
+/// unchanged from the picker into the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderEntry {
-    pub id: String,
+    pub locator: FolderLocator,
     pub name: String,
-    pub path: String,
+    /// Display path where the provider has one; `None` where it does not (the console shows
+    /// breadcrumbs instead).
+    pub path: Option<String>,
+    pub kind: EntryKind,
+    /// Can be connected as is (a site cannot; a folder or a library's root can).
+    pub selectable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,19 +157,26 @@ pub struct FolderPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteItem {
     pub id: String,
-    pub parent_id: Option<String>,
+    /// Graph drive id / Drive shared-drive id, where the provider needs it to address the item.
+    pub drive_id: Option<String>,
+    /// Parent folder ids. Empty where the provider reports none (Dropbox: the core resolves the
+    /// parent by path) or for a drive's root. Drive may report several (legacy multi-parent).
+    pub parent_ids: Vec<String>,
     pub name: String,
-    pub path: String,
-    pub path_lower: String,
-    pub is_folder: bool,
+    /// Display path, where the provider reports one.
+    pub path: Option<String>,
+    /// The provider's own comparison form of the path (Dropbox `path_lower`), where deletions
+    /// can name only a path.
+    pub path_lower: Option<String>,
+    pub kind: ItemKind,
+    pub mime_type: Option<String>,
     /// Changes whenever the content changes (Dropbox `rev`, Drive `version`, Graph `cTag`).
     pub revision: Option<String>,
-    /// The provider's content hash in its own algorithm (Dropbox `content_hash`).
+    /// The provider's content hash in its own algorithm (see [`Capabilities::hash`]).
     pub content_hash: Option<String>,
+    /// Bytes; `None` for exports (Google-native files have no size until exported).
     pub size: Option<u64>,
     pub modified_at: Option<Timestamp>,
-    /// False for files the provider cannot serve as bytes (would need an export).
-    pub downloadable: bool,
 }
 
 impl RemoteItem {
@@ -94,14 +185,23 @@ impl RemoteItem {
     pub fn content_version(&self) -> Option<&str> {
         self.content_hash.as_deref().or(self.revision.as_deref())
     }
+
+    pub fn is_folder(&self) -> bool {
+        self.kind == ItemKind::Folder
+    }
+
+    /// The address of this item at the provider.
+    pub fn locator(&self) -> FolderLocator {
+        FolderLocator { folder_id: self.id.clone(), drive_id: self.drive_id.clone() }
+    }
 }
 
 /// One entry of a listing page, in the provider's order (which must be applied in order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Upsert(RemoteItem),
-    /// Gone from scope. Dropbox deletions carry a path but no id; a deleted folder stands for
-    /// its whole subtree.
+    /// Gone (deleted, trashed, or out of the feed's reach). Dropbox deletions carry a path but
+    /// no id; a deleted folder stands for its whole subtree.
     Deleted {
         id: Option<String>,
         path_lower: Option<String>,
@@ -116,9 +216,27 @@ pub struct ListPage {
     pub has_more: bool,
 }
 
+/// What to download: the item as listed, from `offset` (a resumed transfer; the connector
+/// asks for a byte range), with the size expected when known (exports have none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadRequest {
+    pub item: RemoteItem,
+    pub offset: u64,
+    pub expected_size: Option<u64>,
+}
+
+impl DownloadRequest {
+    /// The whole file, as listed.
+    pub fn whole(item: &RemoteItem) -> Self {
+        Self { expected_size: item.size, item: item.clone(), offset: 0 }
+    }
+}
+
 /// A download in progress. `stream` yields the bytes; the connector verifies size and the
 /// provider's hash *while streaming* and reports a mismatch as a final `Err(Integrity)`, so a
 /// consumer must read to the end and store nothing unless the stream ended without error.
+/// From a non-zero offset the connector can only check the size (the hash covers the whole
+/// file): the consumer verifies the whole content.
 pub struct Download {
     /// The item as actually served (its revision and hash may be newer than the listing's).
     pub item: RemoteItem,
@@ -141,9 +259,21 @@ pub struct AuthorizeRequest {
     pub redirect_uri: String,
 }
 
+fn unsupported<T>(what: &str) -> Result<T, ProviderError> {
+    Err(ProviderError::Permanent(format!("{what} is not supported by this provider")))
+}
+
+/// A provider connector. Every call takes the access token; none refreshes, retries or stores
+/// anything (that is the use cases'). Which listing calls the engine uses follows
+/// [`Provider::capabilities`]; the others answer `Permanent("… not supported")`.
 #[async_trait]
 pub trait Provider: Send + Sync {
     fn kind(&self) -> ProviderKind;
+    fn capabilities(&self) -> Capabilities;
+    /// Whether `id` has the shape of this provider's item ids (checked before any call, so a
+    /// malformed id from a client is a 400 naming the field).
+    fn accepts_id(&self, id: &str) -> bool;
+
     /// The URL to send the admin's browser to (offline access, PKCE S256, read-only scopes).
     fn authorize_url(&self, req: &AuthorizeRequest) -> Result<String, ProviderError>;
     async fn exchange_code(
@@ -153,26 +283,46 @@ pub trait Provider: Send + Sync {
         redirect_uri: &str,
     ) -> Result<TokenSet, ProviderError>;
     /// HTTP refresh only; single-flight and storage are the token use case's job. The result
-    /// keeps the old refresh token when the provider returns none.
+    /// carries the rotated refresh token when the provider rotates (Microsoft), else the old one.
     async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, ProviderError>;
+    /// Revokes the grant where the provider can (Microsoft cannot: deleting the secret is all).
     async fn revoke(&self, tokens: &TokenSet) -> Result<(), ProviderError>;
     async fn account(&self, access: &Secret) -> Result<AccountInfo, ProviderError>;
-    /// One level of sub-folders of `parent` (`None` = the account's root).
+
+    /// One level of the picker under `parent` (`None` = the top: the account's root, its
+    /// drives, or its sites).
     async fn browse_folders(
         &self,
         access: &Secret,
-        parent: Option<&str>,
+        parent: Option<&FolderLocator>,
         page: Option<&str>,
     ) -> Result<FolderPage, ProviderError>;
-    /// The folder's current name and path; `NotFound` if deleted or inaccessible.
+    /// The folder's current identity; `NotFound` if deleted or inaccessible.
     async fn folder(&self, access: &Secret, folder: &FolderLocator) -> Result<FolderEntry, ProviderError>;
-    /// A full listing of the folder's subtree, a page at a time (`resume` = the last page's
-    /// cursor). The final page's cursor is the change cursor for [`Provider::list_changes`].
+    /// One item by id (an unknown parent met in a drive-wide feed). `NotFound` if gone.
+    async fn item(&self, access: &Secret, locator: &FolderLocator) -> Result<RemoteItem, ProviderError>;
+
+    /// A change cursor for `folder`'s feed as of now, taken *before* a by-parent full listing
+    /// so that nothing changed during the listing is missed.
+    async fn start_cursor(&self, access: &Secret, folder: &FolderLocator) -> Result<String, ProviderError>;
+    /// A full recursive listing of the folder's subtree, a page at a time (`resume` = the last
+    /// page's cursor). The final page's cursor is the change cursor for [`Provider::list_changes`].
+    /// Only where [`Capabilities::recursive_listing`].
     async fn list_full(
         &self,
+        _access: &Secret,
+        _folder: &FolderLocator,
+        _resume: Option<&str>,
+    ) -> Result<ListPage, ProviderError> {
+        unsupported("a recursive listing")
+    }
+    /// The direct children of `parent`, a page at a time (`page` = the last page's cursor;
+    /// `has_more` false on the last page, whose cursor means nothing).
+    async fn list_children(
+        &self,
         access: &Secret,
-        folder: &FolderLocator,
-        resume: Option<&str>,
+        parent: &FolderLocator,
+        page: Option<&str>,
     ) -> Result<ListPage, ProviderError>;
     /// Changes since `cursor`, a page at a time; `CursorReset` when the cursor expired.
     async fn list_changes(
@@ -181,5 +331,5 @@ pub trait Provider: Send + Sync {
         folder: &FolderLocator,
         cursor: &str,
     ) -> Result<ListPage, ProviderError>;
-    async fn download(&self, access: &Secret, item: &RemoteItem) -> Result<Download, ProviderError>;
+    async fn download(&self, access: &Secret, req: &DownloadRequest) -> Result<Download, ProviderError>;
 }

@@ -154,8 +154,18 @@ pub struct ItemWrite {
 #[async_trait]
 pub trait ItemStore: Send + Sync {
     async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError>;
-    /// Items whose `path_lower` equals `path_lower` or lies under it (`path_lower + "/"`).
-    async fn by_path_prefix(&self, conn: &ConnKey, path_lower: &str) -> Result<Vec<Item>, StoreError>;
+    /// Live items whose `path_key` is `key` (the path index; at most a few: a path names one
+    /// item at a time where the index is used).
+    async fn by_path_key(&self, conn: &ConnKey, key: &str) -> Result<Vec<Item>, StoreError>;
+    /// A page of the live direct children of `parent_id` (the children index), ordered by
+    /// provider id, after `after`.
+    async fn children(
+        &self,
+        conn: &ConnKey,
+        parent_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError>;
     /// A page of items ordered by provider id, after `after`, optionally of one state.
     async fn list(
         &self,

@@ -54,7 +54,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], now: Syste
         429 => {
             let header = retry_after_header(headers, now);
             let body = env.as_ref().and_then(|e| e.retry_after()).map(retry_after_secs);
-            ProviderError::RateLimited { retry_after: header.max(body) }
+            ProviderError::rate_limited(header.max(body))
         }
         _ => classify_common(status, headers, now)
             .unwrap_or_else(|| ProviderError::Permanent(format!("HTTP {status}: {}", describe()))),
@@ -161,25 +161,25 @@ mod tests {
         let body = r#"{"error_summary":"too_many_requests/..","error":{"reason":{".tag":"too_many_requests"},"retry_after":300}}"#;
         assert_eq!(
             run(429, body),
-            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(300)) }
+            ProviderError::rate_limited(Some(Duration::from_secs(300)))
         );
         assert_eq!(
             run_h(429, &retry_after("12"), "Too many requests"),
-            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(12)) }
+            ProviderError::rate_limited(Some(Duration::from_secs(12)))
         );
         // Both: the longer wait wins.
         assert_eq!(
             run_h(429, &retry_after("12"), body),
-            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(300)) }
+            ProviderError::rate_limited(Some(Duration::from_secs(300)))
         );
         assert_eq!(
             run_h(429, &retry_after("900"), body),
-            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(900)) }
+            ProviderError::rate_limited(Some(Duration::from_secs(900)))
         );
-        assert_eq!(run(429, ""), ProviderError::RateLimited { retry_after: None });
+        assert_eq!(run(429, ""), ProviderError::rate_limited(None));
         assert_eq!(
             run_h(503, &retry_after("5"), "<html>busy</html>"),
-            ProviderError::RateLimited { retry_after: Some(Duration::from_secs(5)) }
+            ProviderError::rate_limited(Some(Duration::from_secs(5)))
         );
     }
 

@@ -1,7 +1,8 @@
 //! Account, folder picker, the connected folder's identity, full listing and changes.
 
-use extconn_core::ports::{AccountInfo, Change, FolderEntry, FolderPage, ListPage, ProviderError};
-use extconn_core::{FolderLocator, Secret};
+use extconn_core::ports::{AccountInfo, Change, EntryKind, FolderEntry, FolderPage, ListPage, ProviderError, RemoteItem};
+use extconn_core::{FolderLocator, ItemKind, Secret};
+use serde::Deserialize;
 
 use super::Dropbox;
 use super::wire::{CursorArg, FullAccount, ListFolderArg, ListFolderResult, Metadata, PathArg};
@@ -25,14 +26,14 @@ fn dropbox_path(p: &str) -> &str {
 pub(super) async fn browse_folders(
     dbx: &Dropbox,
     access: &Secret,
-    parent: Option<&str>,
+    parent: Option<&FolderLocator>,
     page: Option<&str>,
 ) -> Result<FolderPage, ProviderError> {
     let mut folders = Vec::new();
     let mut result = match page {
         Some(cursor) => continue_listing(dbx, access, cursor).await?,
         None => {
-            let path = dropbox_path(parent.unwrap_or(""));
+            let path = dropbox_path(parent.map_or("", |p| p.folder_id.as_str()));
             let arg = ListFolderArg {
                 path,
                 recursive: false,
@@ -70,18 +71,102 @@ pub(super) async fn folder(
     folder: &FolderLocator,
 ) -> Result<FolderEntry, ProviderError> {
     if dropbox_path(&folder.folder_id).is_empty() {
-        return Ok(FolderEntry { id: String::new(), name: String::new(), path: "/".into() });
+        return Ok(FolderEntry {
+            locator: FolderLocator { folder_id: String::new(), drive_id: None },
+            name: String::new(),
+            path: Some("/".into()),
+            kind: EntryKind::Folder,
+            selectable: true,
+        });
     }
-    let arg = PathArg { path: dropbox_path(&folder.folder_id) };
+    match item(dbx, access, folder).await? {
+        RemoteItem { kind: ItemKind::Folder, id, name, path, .. } => Ok(FolderEntry {
+            locator: FolderLocator { folder_id: id, drive_id: None },
+            name,
+            path,
+            kind: EntryKind::Folder,
+            selectable: true,
+        }),
+        _ => Err(ProviderError::Permanent("the connected item is a file, not a folder".into())),
+    }
+}
+
+/// `POST /2/files/get_metadata` by id: a file or a folder; deleted → `NotFound`. The account
+/// root (`""`) has no metadata at Dropbox; it is answered as a nameless folder.
+pub(super) async fn item(
+    dbx: &Dropbox,
+    access: &Secret,
+    locator: &FolderLocator,
+) -> Result<RemoteItem, ProviderError> {
+    if dropbox_path(&locator.folder_id).is_empty() {
+        return Ok(RemoteItem {
+            id: String::new(),
+            drive_id: None,
+            parent_ids: Vec::new(),
+            name: String::new(),
+            path: Some(String::new()),
+            path_lower: Some(String::new()),
+            kind: ItemKind::Folder,
+            mime_type: None,
+            revision: None,
+            content_hash: None,
+            size: None,
+            modified_at: None,
+        });
+    }
+    let arg = PathArg { path: dropbox_path(&locator.folder_id) };
     let m: Metadata = dbx.rpc(access, "files/get_metadata", Some(&arg)).await?;
     match m {
-        Metadata::Folder(f) => Ok(f.into_entry()),
+        Metadata::Folder(f) => Ok(f.into_item()),
+        Metadata::File(f) => Ok(f.into_item()),
         Metadata::Deleted(_) => Err(ProviderError::NotFound),
-        Metadata::File(_) => {
-            Err(ProviderError::Permanent("the connected item is a file, not a folder".into()))
-        }
-        Metadata::Unknown => Err(ProviderError::Permanent("the connected item is not a folder".into())),
+        Metadata::Unknown => Err(ProviderError::Permanent("an item of a kind this connector does not know".into())),
     }
+}
+
+#[derive(Deserialize)]
+struct LatestCursor {
+    cursor: String,
+}
+
+/// `POST /2/files/list_folder/get_latest_cursor`: the recursive listing's cursor as of now,
+/// without listing anything.
+pub(super) async fn start_cursor(
+    dbx: &Dropbox,
+    access: &Secret,
+    folder: &FolderLocator,
+) -> Result<String, ProviderError> {
+    let arg = full_arg(dbx, folder);
+    let r: LatestCursor = dbx.rpc(access, "files/list_folder/get_latest_cursor", Some(&arg)).await?;
+    Ok(r.cursor)
+}
+
+fn full_arg<'a>(dbx: &Dropbox, folder: &'a FolderLocator) -> ListFolderArg<'a> {
+    ListFolderArg {
+        path: dropbox_path(&folder.folder_id),
+        recursive: true,
+        include_deleted: false,
+        include_mounted_folders: true,
+        include_non_downloadable_files: true,
+        limit: dbx.cfg.page_limit,
+    }
+}
+
+/// One folder's direct children (`recursive: false`), a page at a time.
+pub(super) async fn list_children(
+    dbx: &Dropbox,
+    access: &Secret,
+    parent: &FolderLocator,
+    page: Option<&str>,
+) -> Result<ListPage, ProviderError> {
+    let result = match page {
+        Some(cursor) => continue_listing(dbx, access, cursor).await?,
+        None => {
+            let arg = ListFolderArg { recursive: false, ..full_arg(dbx, parent) };
+            dbx.rpc(access, "files/list_folder", Some(&arg)).await?
+        }
+    };
+    Ok(to_page(result))
 }
 
 /// A page of the recursive listing of the connected folder. The first page comes from
@@ -94,17 +179,7 @@ pub(super) async fn list_full(
 ) -> Result<ListPage, ProviderError> {
     let result = match resume {
         Some(cursor) => continue_listing(dbx, access, cursor).await?,
-        None => {
-            let arg = ListFolderArg {
-                path: dropbox_path(&folder.folder_id),
-                recursive: true,
-                include_deleted: false,
-                include_mounted_folders: true,
-                include_non_downloadable_files: true,
-                limit: dbx.cfg.page_limit,
-            };
-            dbx.rpc(access, "files/list_folder", Some(&arg)).await?
-        }
+        None => dbx.rpc(access, "files/list_folder", Some(&full_arg(dbx, folder))).await?,
     };
     Ok(to_page(result))
 }

@@ -13,12 +13,13 @@ pub mod wire;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use extconn_core::ports::clock::SystemClock;
 use extconn_core::ports::{
-    AccountInfo, Clock, Download, FolderEntry, FolderPage, ListPage, Provider, ProviderError, RemoteItem,
+    AccountInfo, Capabilities, Clock, Download, DownloadRequest, FeedScope, FolderEntry, FolderPage,
+    HashAlgorithm, ListPage, Provider, ProviderError, RemoteItem,
 };
 use extconn_core::{FolderLocator, ProviderKind, Secret, TokenSet};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -190,16 +191,29 @@ fn bearer(access: &Secret) -> Result<reqwest::header::HeaderValue, ProviderError
     Ok(v)
 }
 
-/// A `Duration` since "now" expressed on the connector's clock.
-fn expires_at(now: extconn_core::Timestamp, expires_in: Option<Duration>) -> Option<extconn_core::Timestamp> {
-    let d = expires_in?;
-    chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d))
-}
-
 #[async_trait]
 impl Provider for Dropbox {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Dropbox
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            feed_scope: FeedScope::Folder,
+            recursive_listing: true,
+            listing_has_paths: true,
+            deletions_by_path: true,
+            unique_paths: true,
+            hash: HashAlgorithm::DropboxContentHash,
+        }
+    }
+
+    /// `id:` + URL-safe characters; the account root is not connectable.
+    fn accepts_id(&self, id: &str) -> bool {
+        id.len() <= 512
+            && id.strip_prefix("id:").is_some_and(|r| {
+                !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            })
     }
 
     fn authorize_url(
@@ -233,7 +247,7 @@ impl Provider for Dropbox {
     async fn browse_folders(
         &self,
         access: &Secret,
-        parent: Option<&str>,
+        parent: Option<&FolderLocator>,
         page: Option<&str>,
     ) -> Result<FolderPage, ProviderError> {
         listing::browse_folders(self, access, parent, page).await
@@ -241,6 +255,14 @@ impl Provider for Dropbox {
 
     async fn folder(&self, access: &Secret, folder: &FolderLocator) -> Result<FolderEntry, ProviderError> {
         listing::folder(self, access, folder).await
+    }
+
+    async fn item(&self, access: &Secret, locator: &FolderLocator) -> Result<RemoteItem, ProviderError> {
+        listing::item(self, access, locator).await
+    }
+
+    async fn start_cursor(&self, access: &Secret, folder: &FolderLocator) -> Result<String, ProviderError> {
+        listing::start_cursor(self, access, folder).await
     }
 
     async fn list_full(
@@ -252,6 +274,15 @@ impl Provider for Dropbox {
         listing::list_full(self, access, folder, resume).await
     }
 
+    async fn list_children(
+        &self,
+        access: &Secret,
+        parent: &FolderLocator,
+        page: Option<&str>,
+    ) -> Result<ListPage, ProviderError> {
+        listing::list_children(self, access, parent, page).await
+    }
+
     async fn list_changes(
         &self,
         access: &Secret,
@@ -261,7 +292,7 @@ impl Provider for Dropbox {
         listing::list_changes(self, access, cursor).await
     }
 
-    async fn download(&self, access: &Secret, item: &RemoteItem) -> Result<Download, ProviderError> {
-        download::download(self, access, item).await
+    async fn download(&self, access: &Secret, req: &DownloadRequest) -> Result<Download, ProviderError> {
+        download::download(self, access, req).await
     }
 }

@@ -2,7 +2,8 @@
 //! types. Only the fields the connector uses are declared; unknown fields are ignored.
 
 use chrono::{DateTime, Utc};
-use extconn_core::ports::{Change, FolderEntry, RemoteItem};
+use extconn_core::ports::{Change, EntryKind, FolderEntry, RemoteItem};
+use extconn_core::{FolderLocator, ItemKind};
 use serde::{Deserialize, Serialize};
 
 /// `Metadata`, a union on `.tag`.
@@ -168,19 +169,26 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 impl FileMetadata {
+    /// Dropbox gives no parent ids: the core resolves parents by path (`path_lower`).
     pub fn into_item(self) -> RemoteItem {
         RemoteItem {
             modified_at: self.server_modified.as_deref().and_then(parse_time),
-            path: self.path_display.unwrap_or_default(),
-            path_lower: self.path_lower.unwrap_or_default(),
+            path: self.path_display,
+            path_lower: self.path_lower,
             id: self.id,
-            parent_id: None,
+            drive_id: None,
+            parent_ids: Vec::new(),
             name: self.name,
-            is_folder: false,
+            kind: if self.is_downloadable {
+                ItemKind::File
+            } else {
+                // Dropbox Paper docs and the like: `is_downloadable: false`.
+                ItemKind::Other { reason: "not_downloadable".into() }
+            },
+            mime_type: None,
             revision: Some(self.rev),
             content_hash: self.content_hash,
             size: Some(self.size),
-            downloadable: self.is_downloadable,
         }
     }
 }
@@ -188,22 +196,29 @@ impl FileMetadata {
 impl FolderMetadata {
     pub fn into_item(self) -> RemoteItem {
         RemoteItem {
-            path: self.path_display.unwrap_or_default(),
-            path_lower: self.path_lower.unwrap_or_default(),
+            path: self.path_display,
+            path_lower: self.path_lower,
             id: self.id,
-            parent_id: None,
+            drive_id: None,
+            parent_ids: Vec::new(),
             name: self.name,
-            is_folder: true,
+            kind: ItemKind::Folder,
+            mime_type: None,
             revision: None,
             content_hash: None,
             size: None,
             modified_at: None,
-            downloadable: false,
         }
     }
 
     pub fn into_entry(self) -> FolderEntry {
-        FolderEntry { id: self.id, name: self.name, path: self.path_display.unwrap_or_default() }
+        FolderEntry {
+            locator: FolderLocator { folder_id: self.id, drive_id: None },
+            name: self.name,
+            path: self.path_display,
+            kind: EntryKind::Folder,
+            selectable: true,
+        }
     }
 }
 
@@ -245,31 +260,33 @@ mod tests {
             vec![
                 Change::Upsert(RemoteItem {
                     id: "id:a4ayc_80_OEAAAAAAAAAXz".into(),
-                    parent_id: None,
+                    drive_id: None,
+                    parent_ids: vec![],
                     name: "math".into(),
-                    path: "/Homework/math".into(),
-                    path_lower: "/homework/math".into(),
-                    is_folder: true,
+                    path: Some("/Homework/math".into()),
+                    path_lower: Some("/homework/math".into()),
+                    kind: ItemKind::Folder,
+                    mime_type: None,
                     revision: None,
                     content_hash: None,
                     size: None,
                     modified_at: None,
-                    downloadable: false,
                 }),
                 Change::Upsert(RemoteItem {
                     id: "id:a4ayc_80_OEAAAAAAAAAXw".into(),
-                    parent_id: None,
+                    drive_id: None,
+                    parent_ids: vec![],
                     name: "Prime_Numbers.txt".into(),
-                    path: "/Homework/math/Prime_Numbers.txt".into(),
-                    path_lower: "/homework/math/prime_numbers.txt".into(),
-                    is_folder: false,
+                    path: Some("/Homework/math/Prime_Numbers.txt".into()),
+                    path_lower: Some("/homework/math/prime_numbers.txt".into()),
+                    kind: ItemKind::File,
+                    mime_type: None,
                     revision: Some("a1c10ce0dd78".into()),
                     content_hash: Some(
                         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into()
                     ),
                     size: Some(7212),
                     modified_at: parse_time("2015-05-12T15:50:38Z"),
-                    downloadable: true,
                 }),
             ]
         );
@@ -291,7 +308,7 @@ mod tests {
         assert_eq!(changes[0], Change::Deleted { id: None, path_lower: Some("/homework/old.txt".into()) });
         let Change::Upsert(item) = &changes[1] else { panic!("{:?}", changes[1]) };
         // No is_downloadable and no content_hash: downloadable, hash unknown.
-        assert!(item.downloadable && item.content_hash.is_none() && item.size == Some(0));
+        assert!(item.kind == ItemKind::File && item.content_hash.is_none() && item.size == Some(0));
         assert_eq!(changes[2], Change::Deleted { id: None, path_lower: Some("/homework/sub".into()) });
     }
 
@@ -307,7 +324,7 @@ mod tests {
         assert_eq!(changes.len(), 1);
         let Change::Upsert(item) = &changes[0] else { panic!() };
         assert_eq!(item.modified_at, None);
-        assert!(!item.downloadable);
+        assert_eq!(item.kind, ItemKind::Other { reason: "not_downloadable".into() });
     }
 
     #[test]

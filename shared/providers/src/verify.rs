@@ -1,0 +1,196 @@
+//! Verified streaming, for every connector: the body passes through hashed and counted, and
+//! ends with a final `Err(Integrity)` instead of a clean end when it is shorter or longer than
+//! announced or its hash differs from the provider's. Memory: one chunk at a time.
+
+use bytes::Bytes;
+use extconn_core::ports::ProviderError;
+use futures::stream::{BoxStream, StreamExt};
+
+use crate::hash::StreamHasher;
+use crate::http::transport_error;
+
+/// What the served bytes must match. From a non-zero offset only the size of the rest can be
+/// checked (the provider's hash covers the whole file): pass no hash then.
+pub struct Expect {
+    /// Bytes this response must carry; `None` for exports, whose size is known only at the end.
+    pub size: Option<u64>,
+    /// The provider's hash and a hasher of its algorithm.
+    pub hash: Option<(String, Box<dyn StreamHasher>)>,
+}
+
+impl std::fmt::Debug for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expect")
+            .field("size", &self.size)
+            .field("hash", &self.hash.as_ref().map(|(h, _)| h))
+            .finish()
+    }
+}
+
+struct Verifier {
+    inner: BoxStream<'static, Result<Bytes, ProviderError>>,
+    hasher: Option<Box<dyn StreamHasher>>,
+    expected_hash: Option<String>,
+    expected_size: Option<u64>,
+    seen: u64,
+}
+
+/// A `reqwest` body, verified (transport failures become `Transient`).
+pub fn verified(
+    inner: BoxStream<'static, reqwest::Result<Bytes>>,
+    expect: Expect,
+) -> BoxStream<'static, Result<Bytes, ProviderError>> {
+    verified_stream(inner.map(|r| r.map_err(transport_error)).boxed(), expect)
+}
+
+pub fn verified_stream(
+    inner: BoxStream<'static, Result<Bytes, ProviderError>>,
+    expect: Expect,
+) -> BoxStream<'static, Result<Bytes, ProviderError>> {
+    let (expected_hash, hasher) = match expect.hash {
+        Some((h, hasher)) => (Some(h), Some(hasher)),
+        None => (None, None),
+    };
+    let state = Verifier { inner, hasher, expected_hash, expected_size: expect.size, seen: 0 };
+    futures::stream::unfold(Some(state), |state| async move {
+        let mut st = state?;
+        loop {
+            match st.inner.next().await {
+                Some(Ok(chunk)) if chunk.is_empty() => continue,
+                Some(Ok(chunk)) => {
+                    if let Some(h) = st.hasher.as_mut() {
+                        h.update(&chunk);
+                    }
+                    st.seen += chunk.len() as u64;
+                    if let Some(size) = st.expected_size
+                        && st.seen > size
+                    {
+                        let err = ProviderError::Integrity(format!("body longer than the announced {size} bytes"));
+                        return Some((Err(err), None));
+                    }
+                    return Some((Ok(chunk), Some(st)));
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    if let Some(size) = st.expected_size
+                        && st.seen != size
+                    {
+                        let err = ProviderError::Integrity(format!("short body: {} of {size} bytes", st.seen));
+                        return Some((Err(err), None));
+                    }
+                    let (Some(hasher), Some(expected)) = (st.hasher.take(), st.expected_hash.take()) else {
+                        return None;
+                    };
+                    let name = hasher.name();
+                    let hash = hasher.finish();
+                    if expected.eq_ignore_ascii_case(&hash) {
+                        return None;
+                    }
+                    let err =
+                        ProviderError::Integrity(format!("{name} mismatch: served {expected}, computed {hash}"));
+                    return Some((Err(err), None));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::DropboxContentHasher;
+    use futures::stream;
+
+    fn dbx(size: u64, hash: Option<&str>) -> Expect {
+        Expect {
+            size: Some(size),
+            hash: hash.map(|h| (h.to_owned(), Box::new(DropboxContentHasher::new()) as Box<dyn StreamHasher>)),
+        }
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> BoxStream<'static, Result<Bytes, ProviderError>> {
+        stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>()).boxed()
+    }
+
+    async fn collect(
+        s: BoxStream<'static, Result<Bytes, ProviderError>>,
+    ) -> Vec<Result<Bytes, ProviderError>> {
+        s.collect().await
+    }
+
+    const HELLO_HASH: &str = "bc62d4b80d9e36da29c16c5d4d9f11731f36052c72401a76c23c0fb5a9b74423";
+
+    #[tokio::test]
+    async fn good_body_ends_cleanly() {
+        let out =
+            collect(verified_stream(chunks(&[b"hello", b"", b" world"]), dbx(11, Some(HELLO_HASH)))).await;
+        let bytes: Vec<u8> =
+            out.iter().flat_map(|r| r.as_ref().map(|b| b.to_vec()).unwrap_or_default()).collect();
+        assert!(out.iter().all(Result::is_ok), "{out:?}");
+        assert_eq!(bytes, b"hello world");
+        // Uppercase hex from a server is the same hash.
+        let out =
+            collect(verified_stream(chunks(&[b"hello world"]), dbx(11, Some(&HELLO_HASH.to_uppercase())))).await;
+        assert!(out.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn short_body_ends_with_integrity_error() {
+        let out = collect(verified_stream(chunks(&[b"hello"]), dbx(11, Some(HELLO_HASH)))).await;
+        assert!(
+            matches!(out.last(), Some(Err(ProviderError::Integrity(m))) if m.contains("short")),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn long_body_ends_with_integrity_error() {
+        let out = collect(verified_stream(chunks(&[b"hello world", b"!"]), dbx(11, None))).await;
+        assert!(matches!(out.last(), Some(Err(ProviderError::Integrity(_)))), "{out:?}");
+        assert_eq!(out.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn same_length_corruption_ends_with_integrity_error() {
+        let out = collect(verified_stream(chunks(&[b"hellO world"]), dbx(11, Some(HELLO_HASH)))).await;
+        assert!(
+            matches!(out.last(), Some(Err(ProviderError::Integrity(m))) if m.contains("content_hash")),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_failure_is_final_and_transient() {
+        let inner = stream::iter(vec![
+            Ok(Bytes::from_static(b"hello")),
+            Err(ProviderError::Transient("connection reset".into())),
+            Ok(Bytes::from_static(b" world")),
+        ])
+        .boxed();
+        let out = collect(verified_stream(inner, dbx(11, Some(HELLO_HASH)))).await;
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(matches!(out[1], Err(ProviderError::Transient(_))));
+    }
+
+    #[tokio::test]
+    async fn missing_hash_checks_size_only() {
+        let out = collect(verified_stream(chunks(&[b"abc"]), dbx(3, None))).await;
+        assert!(out.iter().all(Result::is_ok));
+        let out = collect(verified_stream(chunks(&[b"ab"]), dbx(3, None))).await;
+        assert!(matches!(out.last(), Some(Err(ProviderError::Integrity(_)))));
+    }
+
+    #[tokio::test]
+    async fn unknown_size_is_not_checked_but_the_hash_is() {
+        let none = Expect { size: None, hash: None };
+        let out = collect(verified_stream(chunks(&[b"any", b"thing"]), none)).await;
+        assert!(out.iter().all(Result::is_ok));
+        let wrong = Expect {
+            size: None,
+            hash: Some((HELLO_HASH.to_owned(), Box::new(DropboxContentHasher::new()) as Box<dyn StreamHasher>)),
+        };
+        let out = collect(verified_stream(chunks(&[b"hello"]), wrong)).await;
+        assert!(matches!(out.last(), Some(Err(ProviderError::Integrity(_)))), "{out:?}");
+    }
+}

@@ -1,0 +1,452 @@
+//! The provider conformance suite (ARCHITECTURE §7): one suite that every connector, pointed at
+//! its sandbox, must pass. It speaks to the sandbox only through the provider-neutral
+//! [`ProviderControl`] and to the connector only through the [`Provider`] port, and it runs the
+//! real engine on in-memory stores, so each case checks what a user would notice:
+//! nothing lost (every live file imported with its exact bytes), nothing duplicated (no object
+//! written twice), moved files keep their asset, deleted files are `source_deleted` with the
+//! asset kept.
+//!
+//! A provider joins by adding a row to [`subjects`] (its sandbox service and how to build its
+//! connector from the sandbox's URLs); `tests/tests/conformance.rs` runs every case on every row.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use extconn_core::engine::{Engine, EngineConfig, JobOutcome};
+use extconn_core::memory::{ManualClock, MemoryEvents, MemoryQueue, MemorySink, MemoryStore, MemoryVault};
+use extconn_core::ports::provider::AuthorizeRequest;
+use extconn_core::ports::{Clock, ConnectionStore, GrantStore, Provider, ProviderError, TokenVault};
+use extconn_core::{
+    AssetEventKind, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus, Filters,
+    FolderLocator, Grant, GrantId, GrantStatus, Item, ItemState, Job, Ports, ProviderKind, RunStatus, Secret,
+    SyncPosition, SyncedBy, TokenSet, Trigger, UserId,
+};
+use extconn_sandbox::{Content, Fault, OAuthClient, Op, ProviderControl, Sandbox, SandboxConfig, Service};
+
+pub const CLIENT_ID: &str = "conformance-app";
+pub const CLIENT_SECRET: &str = "CANARY-CONFORMANCE-SECRET-51c2";
+pub const REDIRECT: &str = "http://127.0.0.1/v1/oauth/callback";
+
+/// A connector under test: its sandbox and how to aim it there.
+pub struct Subject {
+    pub service: Service,
+    pub kind: ProviderKind,
+    /// The connector, configured with the sandbox's base URLs, small pages and the test clock.
+    pub build: fn(&BTreeMap<String, String>, Arc<dyn Clock>) -> Arc<dyn Provider>,
+}
+
+/// Every connector with a sandbox.
+pub fn subjects() -> Vec<Subject> {
+    vec![Subject {
+        service: Service::Dropbox,
+        kind: ProviderKind::Dropbox,
+        build: |urls, clock| {
+            let url = |k: &str| urls.get(k).cloned().unwrap_or_else(|| panic!("the sandbox has no {k} URL"));
+            let mut cfg = extconn_providers::DropboxConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET))
+                .with_bases(url("www"), url("api"), url("content"));
+            cfg.page_limit = 3;
+            cfg.clock = clock;
+            Arc::new(extconn_providers::Dropbox::new(cfg))
+        },
+    }]
+}
+
+/// One connection on a fresh sandbox account, synced by the real engine.
+pub struct Bench {
+    pub name: String,
+    pub sandbox: Sandbox,
+    pub control: Arc<dyn ProviderControl>,
+    pub provider: Arc<dyn Provider>,
+    pub account: String,
+    /// The connected folder, and a folder outside it.
+    pub folder: String,
+    pub outside: String,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<MemoryStore>,
+    pub sink: MemorySink,
+    pub events: Arc<MemoryEvents>,
+    pub ports: Ports,
+    pub conn: ConnKey,
+    pub tokens: TokenSet,
+}
+
+impl Bench {
+    pub async fn new(subject: &Subject) -> Bench {
+        let clock = Arc::new(ManualClock::default());
+        let sandbox_clock = clock.clone();
+        let now: extconn_sandbox::TimeSource = Arc::new(move || SystemTime::from(sandbox_clock.now()));
+        let sandbox = Sandbox::start(SandboxConfig {
+            clients: vec![OAuthClient {
+                service: subject.service,
+                client_id: CLIENT_ID.into(),
+                client_secret: CLIENT_SECRET.into(),
+                redirect_uris: vec![REDIRECT.into()],
+            }],
+            now: Some(now),
+            ..Default::default()
+        })
+        .await;
+        let control = sandbox.control(subject.service);
+        let account = control.create_account("Conformance", "conformance@example.com");
+        let root = control.root(&account).expect("root");
+        let folder = control.add_folder(&account, &root, "Connected").expect("folder").id;
+        let outside = control.add_folder(&account, &root, "Outside").expect("folder").id;
+        let provider = (subject.build)(&control.urls(), clock.clone());
+        let store = Arc::new(MemoryStore::new());
+        let vault = Arc::new(MemoryVault::new());
+        let sink = MemorySink::new();
+        let events = Arc::new(MemoryEvents::new());
+        let ports = Ports {
+            connections: store.clone(),
+            grants: store.clone(),
+            items: store.clone(),
+            runs: store.clone(),
+            oauth_states: store.clone(),
+            vault: vault.clone(),
+            sink: Arc::new(sink.clone()),
+            events: events.clone(),
+            queue: Arc::new(MemoryQueue::new()),
+            audit: store.clone(),
+            clock: clock.clone(),
+            providers: BTreeMap::from([(subject.kind, provider.clone())]),
+        };
+        let minted = control.mint_tokens(&account, CLIENT_ID).expect("tokens");
+        let tokens = TokenSet {
+            access_token: Secret::new(minted.access_token.clone()),
+            refresh_token: Some(Secret::new(minted.refresh_token.clone())),
+            expires_at: Some(clock.now() + chrono::Duration::hours(1)),
+        };
+        let client = ClientId::parse("acme").expect("client");
+        let grant = Grant {
+            client_id: client.clone(),
+            id: GrantId::generate(),
+            provider: subject.kind,
+            account_id: account.clone(),
+            account_name: "Conformance".into(),
+            account_email: None,
+            secret_ref: format!("acme/{}", GrantId::generate()),
+            created_by: UserId::parse("ana").expect("user"),
+            created_at: clock.now(),
+            status: GrantStatus::Active,
+            attached: true,
+        };
+        GrantStore::create(store.as_ref(), &grant).await.expect("grant");
+        vault.put(&grant.secret_ref, &tokens, None).await.expect("vault");
+        let now = clock.now();
+        let c = Connection {
+            client_id: client,
+            id: ConnectionId::generate(),
+            grant_id: grant.id.clone(),
+            provider: subject.kind,
+            folder: FolderLocator { folder_id: folder.clone(), drive_id: None },
+            folder_name: "Connected".into(),
+            folder_path: "/Connected".into(),
+            auto_sync: true,
+            sync_interval_secs: 900,
+            status: ConnectionStatus::Active,
+            current_run_id: None,
+            last_synced_at: None,
+            synced_by: SyncedBy { user_id: UserId::parse("ana").expect("user"), display_name: "Ana".into() },
+            created_at: now,
+            position: SyncPosition::Initial,
+            lease: None,
+            lease_version: 0,
+            counters: ConnectionCounters::default(),
+            filters: Filters::default(),
+            next_due_at: Some(now),
+            not_before: None,
+        };
+        ConnectionStore::create(store.as_ref(), &c).await.expect("connection");
+        Bench {
+            name: format!("{:?}", subject.service),
+            sandbox,
+            control,
+            provider,
+            account,
+            folder,
+            outside,
+            clock,
+            store,
+            sink,
+            events,
+            ports,
+            conn: c.key(),
+            tokens,
+        }
+    }
+
+    pub async fn sync(&self) -> RunStatus {
+        let job = Job {
+            client_id: self.conn.client_id.clone(),
+            connection_id: self.conn.connection_id.clone(),
+            trigger: Trigger::Schedule,
+            run_id: None,
+            requested_by: None,
+            continuation: false,
+        };
+        let engine = Engine::new(self.ports.clone(), EngineConfig::default());
+        let deadline = self.clock.now() + chrono::Duration::minutes(15);
+        match engine.run_job(&job, deadline).await.expect("sync step") {
+            JobOutcome::Finished { status, .. } => status,
+            other => panic!("{}: the sync did not finish: {other:?}", self.name),
+        }
+    }
+
+    pub fn items(&self) -> BTreeMap<String, Item> {
+        self.store.all_items(&self.conn).into_iter().map(|i| (i.provider_id.clone(), i)).collect()
+    }
+
+    pub fn add_file(&self, parent: &str, name: &str, text: &str) -> String {
+        self.control.add_file(&self.account, parent, name, Content::text(text)).expect("add file").id
+    }
+
+    pub fn add_folder(&self, parent: &str, name: &str) -> String {
+        self.control.add_folder(&self.account, parent, name).expect("add folder").id
+    }
+
+    /// The suite's promises, against the sandbox's truth.
+    pub fn check(&self, case: &str) {
+        let ctx = format!("{} / {case}", self.name);
+        let items = self.items();
+        let objects = self.sink.objects();
+        let live = self.control.list_files(&self.account, &self.folder).expect("list files");
+        let live_ids: BTreeSet<&str> = live.iter().map(|n| n.id.as_str()).collect();
+        for f in &live {
+            let item = items.get(&f.id).unwrap_or_else(|| panic!("{ctx}: lost: {} has no item", f.name));
+            assert_eq!(item.state, ItemState::Imported, "{ctx}: {} is {:?} ({:?})", f.name, item.state, item.reason);
+            assert_eq!(item.name, f.name, "{ctx}: the item's name follows the source");
+            if let Some(p) = &f.path {
+                assert_eq!(&item.path, p, "{ctx}: the item's path follows the source");
+            }
+            let key = item.asset_key.as_ref().unwrap_or_else(|| panic!("{ctx}: {} has no asset", f.name));
+            let obj = objects.get(key).unwrap_or_else(|| panic!("{ctx}: lost: the object of {} is missing", f.name));
+            assert_eq!(Some(&obj.sha256), f.sha256.as_ref(), "{ctx}: {} differs from the source", f.name);
+        }
+        for (id, item) in &items {
+            if item.is_folder() || live_ids.contains(id.as_str()) {
+                continue;
+            }
+            assert!(
+                matches!(item.state, ItemState::SourceDeleted | ItemState::Skipped),
+                "{ctx}: {} left the folder but is {:?}",
+                item.path,
+                item.state
+            );
+            if let Some(key) = &item.asset_key {
+                assert!(objects.contains_key(key), "{ctx}: the asset of deleted {} was not kept", item.path);
+            }
+        }
+        let written: Vec<Option<String>> = self
+            .events
+            .all()
+            .into_iter()
+            .filter(|e| matches!(e.kind, AssetEventKind::Imported | AssetEventKind::Updated))
+            .map(|e| e.asset_key)
+            .collect();
+        let distinct: BTreeSet<&Option<String>> = written.iter().collect();
+        assert_eq!(written.len(), distinct.len(), "{ctx}: duplicated: an object was imported twice");
+        assert_eq!(objects.len(), distinct.len(), "{ctx}: objects and import events differ");
+    }
+
+    /// Syncs, expects success, checks.
+    pub async fn synced(&self, case: &str) {
+        assert_eq!(self.sync().await, RunStatus::Succeeded, "{} / {case}", self.name);
+        self.check(case);
+    }
+
+    fn asset_of(&self, id: &str) -> Option<String> {
+        self.items().get(id).and_then(|i| i.asset_key.clone())
+    }
+
+    fn state_of(&self, id: &str) -> Option<ItemState> {
+        self.items().get(id).map(|i| i.state)
+    }
+}
+
+/// Runs every case on `subject`.
+pub async fn run_all(subject: &Subject) {
+    oauth_round_trip(subject).await;
+    picker(subject).await;
+    changes(subject).await;
+    cursor_reset(subject).await;
+    rate_limit(subject).await;
+    revoke(subject).await;
+}
+
+/// Authorize (auto-approved consent) → code → exchange → account → refresh → revoke.
+pub async fn oauth_round_trip(subject: &Subject) {
+    let b = Bench::new(subject).await;
+    b.control.set_auto_approve(true);
+    let verifier = "conformance-verifier-0123456789-0123456789-0123456789";
+    let challenge = {
+        use base64::Engine as _;
+        use sha2::{Digest, Sha256};
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    };
+    let url = b
+        .provider
+        .authorize_url(&AuthorizeRequest {
+            state: Secret::new("conformance-state"),
+            pkce_challenge: challenge,
+            redirect_uri: REDIRECT.into(),
+        })
+        .expect("authorize url");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let resp = http.get(&url).send().await.expect("authorize");
+    let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let back = url::Url::parse(&location).unwrap_or_else(|e| panic!("{}: redirect {location:?}: {e}", b.name));
+    assert!(location.starts_with(REDIRECT), "{}: back to the registered redirect URI", b.name);
+    let q: BTreeMap<String, String> = back.query_pairs().into_owned().collect();
+    assert_eq!(q.get("state").map(String::as_str), Some("conformance-state"), "{}: state echoed", b.name);
+    let code = q.get("code").cloned().unwrap_or_else(|| panic!("{}: no code in {location}", b.name));
+    let tokens = b
+        .provider
+        .exchange_code(&Secret::new(code.clone()), &Secret::new(verifier), REDIRECT)
+        .await
+        .unwrap_or_else(|e| panic!("{}: exchange: {e}", b.name));
+    let again = b.provider.exchange_code(&Secret::new(code), &Secret::new(verifier), REDIRECT).await;
+    assert!(matches!(again, Err(ProviderError::Reauth(_))), "{}: a code works once: {again:?}", b.name);
+    let who = b.provider.account(&tokens.access_token).await.unwrap_or_else(|e| panic!("{}: account: {e}", b.name));
+    assert_eq!(who.account_id, b.account, "{}: the account behind the token", b.name);
+    let fresh = b.provider.refresh(&tokens).await.unwrap_or_else(|e| panic!("{}: refresh: {e}", b.name));
+    assert!(fresh.refresh_token.is_some(), "{}: a refresh keeps (or rotates) the refresh token", b.name);
+    b.provider.revoke(&fresh).await.unwrap_or_else(|e| panic!("{}: revoke: {e}", b.name));
+    let dead = b.provider.refresh(&fresh).await;
+    assert!(matches!(dead, Err(ProviderError::Reauth(_))), "{}: revoked means reauth: {dead:?}", b.name);
+}
+
+/// The picker: the top level shows the folders, drilling down by locator, the folder's identity.
+pub async fn picker(subject: &Subject) {
+    let b = Bench::new(subject).await;
+    let sub = b.add_folder(&b.folder, "Sub");
+    b.add_file(&b.folder, "not-a-folder.txt", "x");
+    let access = &b.tokens.access_token;
+    let top = b.provider.browse_folders(access, None, None).await.expect("browse top");
+    let connected = top.folders.iter().find(|f| f.locator.folder_id == b.folder);
+    let connected = connected.unwrap_or_else(|| panic!("{}: the top level lists the folder", b.name));
+    assert_eq!(connected.name, "Connected");
+    assert!(connected.selectable);
+    let inner = b.provider.browse_folders(access, Some(&connected.locator), None).await.expect("browse down");
+    let names: Vec<&str> = inner.folders.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["Sub"], "{}: one level of folders only", b.name);
+    assert_eq!(inner.folders[0].locator.folder_id, sub);
+    let entry = b.provider.folder(access, &connected.locator).await.expect("folder");
+    assert_eq!(entry.name, "Connected");
+    let item = b.provider.item(access, &connected.locator).await.expect("item");
+    assert!(item.is_folder());
+}
+
+/// Initial listing, then every change kind, each checked.
+pub async fn changes(subject: &Subject) {
+    let b = Bench::new(subject).await;
+    let caps = b.provider.capabilities();
+    let sub = b.add_folder(&b.folder, "Sub");
+    let a = b.add_file(&b.folder, "a.jpg", "a");
+    let c = b.add_file(&sub, "c.jpg", "c");
+    b.control.seed_tree(&b.account, &sub, 7, 3, 100).expect("seed");
+    b.synced("initial listing").await;
+
+    let added = b.add_file(&sub, "added.png", "added");
+    b.synced("add").await;
+    assert_eq!(b.state_of(&added), Some(ItemState::Imported));
+
+    let before = b.asset_of(&a);
+    b.control.modify_file(&b.account, &a, Content::text("a, modified")).expect("modify");
+    b.synced("modify").await;
+    assert_ne!(b.asset_of(&a), before, "{}: a new content version is a new asset", b.name);
+
+    let before = b.asset_of(&c);
+    b.control.move_entry(&b.account, &c, None, Some("c-renamed.jpg")).expect("rename");
+    b.synced("rename").await;
+    assert_eq!(b.asset_of(&c), before, "{}: a renamed file keeps its asset", b.name);
+
+    let inner = b.add_folder(&b.folder, "Inner");
+    b.control.move_entry(&b.account, &c, Some(&inner), None).expect("move within");
+    b.synced("move within").await;
+    assert_eq!(b.asset_of(&c), before, "{}: a moved file keeps its asset", b.name);
+
+    b.control.move_entry(&b.account, &sub, Some(&b.outside), None).expect("move out");
+    b.synced("move a folder out").await;
+    assert_eq!(b.state_of(&added), Some(ItemState::SourceDeleted), "{}: moved out with its folder", b.name);
+
+    b.control.move_entry(&b.account, &sub, Some(&b.folder), None).expect("move in");
+    let objects = b.sink.objects().len();
+    b.synced("move a folder in with its subtree").await;
+    assert_eq!(b.state_of(&added), Some(ItemState::Imported));
+    assert_eq!(b.sink.objects().len(), objects, "{}: moved back in: the same assets", b.name);
+
+    let elsewhere = b.add_folder(&b.outside, "Incoming");
+    let incoming = b.add_file(&elsewhere, "new-from-outside.jpg", "incoming");
+    b.synced("unrelated change outside").await;
+    assert_eq!(b.state_of(&incoming), None, "{}: nothing outside the folder is recorded", b.name);
+    b.control.move_entry(&b.account, &elsewhere, Some(&b.folder), None).expect("move in");
+    b.synced("move a new folder in").await;
+    assert_eq!(b.state_of(&incoming), Some(ItemState::Imported), "{}: a folder moved in brings its subtree", b.name);
+
+    b.control.delete(&b.account, &a).expect("delete");
+    b.synced("delete a file").await;
+    assert_eq!(b.state_of(&a), Some(ItemState::SourceDeleted));
+
+    b.control.delete(&b.account, &inner).expect("delete folder");
+    b.synced("delete a folder").await;
+    assert_eq!(b.state_of(&c), Some(ItemState::SourceDeleted), "{}: a deleted folder takes its files", b.name);
+
+    let logo = b.add_file(&b.folder, "logo.png", "old logo");
+    b.synced("before a path is reused").await;
+    b.control.delete(&b.account, &logo).expect("delete");
+    let new_logo = b.add_file(&b.folder, "logo.png", "new logo");
+    b.synced("a path reused by a new file").await;
+    assert_eq!(b.state_of(&logo), Some(ItemState::SourceDeleted), "{}: the old file is gone", b.name);
+    assert_eq!(b.state_of(&new_logo), Some(ItemState::Imported));
+
+    let dup = b.control.add_file(&b.account, &b.folder, "logo.png", Content::text("a second logo"));
+    if caps.unique_paths {
+        assert!(dup.is_err(), "{}: a unique-path provider refuses a duplicate name", b.name);
+    } else {
+        let dup = dup.expect("duplicate name").id;
+        b.synced("duplicate names").await;
+        assert_eq!(b.state_of(&dup), Some(ItemState::Imported), "{}: two files, one name: two items", b.name);
+        assert_eq!(b.state_of(&new_logo), Some(ItemState::Imported));
+    }
+}
+
+/// An expired cursor: a full re-listing, diffed against the items — no duplicates, no mass delete.
+pub async fn cursor_reset(subject: &Subject) {
+    let b = Bench::new(subject).await;
+    for i in 0..5 {
+        b.add_file(&b.folder, &format!("f{i}.txt"), &format!("{i}"));
+    }
+    b.synced("before the reset").await;
+    let gone = b.add_file(&b.folder, "gone.txt", "gone");
+    b.synced("one more").await;
+    b.control.delete(&b.account, &gone).expect("delete");
+    b.add_file(&b.folder, "after.txt", "after");
+    b.control.reset_cursors();
+    b.synced("after a cursor reset").await;
+    assert_eq!(b.state_of(&gone), Some(ItemState::SourceDeleted));
+}
+
+/// A 429 with Retry-After on the change feed and on a download: waited out, nothing lost.
+pub async fn rate_limit(subject: &Subject) {
+    let b = Bench::new(subject).await;
+    b.add_file(&b.folder, "a.txt", "a");
+    b.synced("before").await;
+    b.add_file(&b.folder, "b.txt", "b");
+    b.control.inject(Op::Changes, Fault::RateLimit { retry_after_secs: 3 }, 1).expect("inject");
+    b.control.inject(Op::Download, Fault::RateLimit { retry_after_secs: 2 }, 1).expect("inject");
+    b.synced("rate limited").await;
+    let waits = b.clock.sleeps();
+    assert!(waits.contains(&Duration::from_secs(3)), "{}: Retry-After honoured: {waits:?}", b.name);
+}
+
+/// A grant revoked at the provider: the run ends `reauth_required`, nothing is lost or marked deleted.
+pub async fn revoke(subject: &Subject) {
+    let b = Bench::new(subject).await;
+    b.add_file(&b.folder, "a.txt", "a");
+    b.synced("before").await;
+    b.control.revoke_all();
+    b.add_file(&b.folder, "b.txt", "b");
+    assert_eq!(b.sync().await, RunStatus::ReauthRequired, "{}: a revoked grant needs reauth", b.name);
+    assert!(b.items().values().all(|i| i.state != ItemState::SourceDeleted), "{}: nothing marked deleted", b.name);
+}

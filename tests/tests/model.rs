@@ -1,0 +1,197 @@
+//! Model-based test on the Dropbox sandbox (reliability.md M1, the sync part): random histories
+//! of adds, modifies, renames, moves within / out / in (files and folders with their subtrees),
+//! deletes of files and folders, a path reused by a new file, and cursor resets, applied to the
+//! sandbox and synced at random points, always leave the item table equal to the folder's true
+//! contents (the sandbox is the reference model): every live file imported with its exact bytes
+//! at its current path, everything gone `source_deleted` with its asset kept, no object written
+//! twice. A failure prints the seed and the history.
+
+use std::collections::BTreeSet;
+
+use extconn_core::engine::JobOutcome;
+use extconn_core::{AssetEventKind, ItemState, RunStatus, Trigger};
+use extconn_sandbox::dropbox::Content;
+use extconn_system_tests::{FOLDER, World, WorldOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const OUTSIDE: &str = "/Outside";
+
+struct Tree {
+    /// Folders the history created, by current display path (inside and outside the connection).
+    folders: Vec<String>,
+}
+
+impl Tree {
+    fn inside(&self) -> Vec<String> {
+        let mut v = vec![FOLDER.to_owned()];
+        v.extend(self.folders.iter().filter(|f| f.starts_with(&format!("{FOLDER}/"))).cloned());
+        v
+    }
+    fn outside(&self) -> Vec<String> {
+        let mut v = vec![OUTSIDE.to_owned()];
+        v.extend(self.folders.iter().filter(|f| f.starts_with(&format!("{OUTSIDE}/"))).cloned());
+        v
+    }
+    /// A folder moved from `from` to `to`: its sub-folders follow.
+    fn moved(&mut self, from: &str, to: &str) {
+        let under = format!("{from}/");
+        for f in &mut self.folders {
+            if *f == from {
+                *f = to.to_owned();
+            } else if let Some(rest) = f.strip_prefix(&under) {
+                *f = format!("{to}/{rest}");
+            }
+        }
+    }
+    fn deleted(&mut self, path: &str) {
+        let under = format!("{path}/");
+        self.folders.retain(|f| f != path && !f.starts_with(&under));
+    }
+}
+
+fn pick<T: Clone>(rng: &mut StdRng, v: &[T]) -> Option<T> {
+    (!v.is_empty()).then(|| v[rng.random_range(0..v.len())].clone())
+}
+
+fn step(w: &World, tree: &mut Tree, rng: &mut StdRng, log: &mut Vec<String>) {
+    let (dbx, acct) = (&w.dbx, &w.account);
+    let files_in: Vec<String> = dbx.list_files(acct, FOLDER).into_iter().map(|f| f.path_display).collect();
+    let files_out: Vec<String> = dbx.list_files(acct, OUTSIDE).into_iter().map(|f| f.path_display).collect();
+    let n: u32 = rng.random_range(0..1_000_000);
+    let op = rng.random_range(0..100);
+    let done = match op {
+        0..=21 => {
+            let Some(parent) = pick(rng, &tree.inside()) else { return };
+            let path = format!("{parent}/file{}.bin", n % 5);
+            log.push(format!("add {path}"));
+            dbx.try_add_file(acct, &path, Content::text(&format!("content {n}"))).is_ok()
+        }
+        22..=28 => {
+            let Some(parent) = pick(rng, &tree.inside()) else { return };
+            let path = format!("{parent}/dir{}", n % 4);
+            log.push(format!("mkdir {path}"));
+            let ok = dbx.try_add_folder(acct, &path).is_ok();
+            if ok {
+                tree.folders.push(path);
+            }
+            ok
+        }
+        29..=40 => {
+            let Some(path) = pick(rng, &files_in) else { return };
+            log.push(format!("modify {path}"));
+            dbx.try_modify_file(acct, &path, Content::text(&format!("modified {n}"))).is_ok()
+        }
+        41..=47 => {
+            let Some(path) = pick(rng, &files_in) else { return };
+            let to = format!("{}/renamed{}.bin", path.rsplit_once('/').map_or("", |p| p.0), n % 5);
+            log.push(format!("rename {path} -> {to}"));
+            dbx.try_move_entry(acct, &path, &to).is_ok()
+        }
+        48..=57 => {
+            // A file moved within, out, or in.
+            let all: Vec<String> = files_in.iter().chain(files_out.iter()).cloned().collect();
+            let Some(path) = pick(rng, &all) else { return };
+            let targets: Vec<String> = tree.inside().into_iter().chain(tree.outside()).collect();
+            let Some(dir) = pick(rng, &targets) else { return };
+            let to = format!("{dir}/{}", path.rsplit_once('/').map_or(path.as_str(), |p| p.1));
+            log.push(format!("move {path} -> {to}"));
+            dbx.try_move_entry(acct, &path, &to).is_ok()
+        }
+        58..=66 => {
+            // A folder (with its subtree) moved within, out, or in.
+            let Some(from) = pick(rng, &tree.folders) else { return };
+            let targets: Vec<String> = tree.inside().into_iter().chain(tree.outside()).collect();
+            let Some(dir) = pick(rng, &targets) else { return };
+            if dir == from || dir.starts_with(&format!("{from}/")) {
+                return;
+            }
+            let to = format!("{dir}/{}", from.rsplit_once('/').map_or(from.as_str(), |p| p.1));
+            log.push(format!("move folder {from} -> {to}"));
+            let ok = dbx.try_move_entry(acct, &from, &to).is_ok();
+            if ok {
+                tree.moved(&from, &to);
+            }
+            ok
+        }
+        67..=74 => {
+            let Some(path) = pick(rng, &files_in) else { return };
+            log.push(format!("delete {path}"));
+            dbx.try_delete(acct, &path).is_ok()
+        }
+        75..=79 => {
+            let inside: Vec<String> = tree.inside().into_iter().skip(1).collect();
+            let Some(path) = pick(rng, &inside) else { return };
+            log.push(format!("delete folder {path}"));
+            let ok = dbx.try_delete(acct, &path).is_ok();
+            if ok {
+                tree.deleted(&path);
+            }
+            ok
+        }
+        80..=87 => {
+            // The same path, a new file: delete `logo.png`, upload a new `logo.png`.
+            let Some(path) = pick(rng, &files_in) else { return };
+            log.push(format!("replace {path}"));
+            dbx.try_delete(acct, &path).is_ok()
+                && dbx.try_add_file(acct, &path, Content::text(&format!("replacement {n}"))).is_ok()
+        }
+        88..=90 => {
+            log.push("reset cursors".into());
+            dbx.reset_cursors();
+            true
+        }
+        _ => false,
+    };
+    if !done && let Some(last) = log.last_mut() {
+        last.push_str(" (refused)");
+    }
+}
+
+async fn check(w: &World, context: &str) {
+    match w.sync(Trigger::Schedule).await {
+        JobOutcome::Finished { status: RunStatus::Succeeded, .. } => {}
+        other => panic!("{context}: the sync ended {other:?}"),
+    }
+    w.assert_invariants().await;
+    let live: BTreeSet<String> = w.dbx.list_files(&w.account, FOLDER).into_iter().map(|f| f.id).collect();
+    for item in w.items() {
+        if !item.is_folder() && !live.contains(&item.provider_id) {
+            assert_eq!(item.state, ItemState::SourceDeleted, "{context}: {} left but is {:?}", item.path, item.state);
+        }
+    }
+    let written: Vec<Option<String>> = w
+        .events
+        .all()
+        .into_iter()
+        .filter(|e| matches!(e.kind, AssetEventKind::Imported | AssetEventKind::Updated))
+        .map(|e| e.asset_key)
+        .collect();
+    let distinct: BTreeSet<&Option<String>> = written.iter().collect();
+    assert_eq!(written.len(), distinct.len(), "{context}: an object was imported twice");
+    assert_eq!(w.objects().len(), distinct.len(), "{context}: objects and import events differ");
+}
+
+#[tokio::test]
+async fn random_histories_on_dropbox_match_the_model() {
+    const SEEDS: u64 = 12;
+    const STEPS: usize = 30;
+    for seed in 0..SEEDS {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let w = World::new(WorldOptions { page_limit: rng.random_range(1..6), ..Default::default() }).await;
+        w.dbx.add_folder(&w.account, OUTSIDE);
+        let mut tree = Tree { folders: Vec::new() };
+        let mut log = Vec::new();
+        for _ in 0..4 {
+            step(&w, &mut tree, &mut rng, &mut log);
+        }
+        check(&w, &format!("seed {seed}, initial; history:\n{}", log.join("\n"))).await;
+        for n in 0..STEPS {
+            step(&w, &mut tree, &mut rng, &mut log);
+            if rng.random_bool(0.35) {
+                check(&w, &format!("seed {seed} after step {n}; history:\n{}", log.join("\n"))).await;
+            }
+        }
+        check(&w, &format!("seed {seed} at the end; history:\n{}", log.join("\n"))).await;
+    }
+}

@@ -14,6 +14,7 @@
 pub mod dropbox;
 pub mod hash;
 pub mod http;
+pub mod registry;
 pub mod retry;
 
 pub use dropbox::{Dropbox, DropboxConfig};

@@ -1,3 +1,6 @@
+// Test harness code: a failed step (or a poisoned output buffer) is meant to panic the test.
+#![allow(clippy::unwrap_used)]
+
 //! Local mode talking to a provider app configured in its environment instead of its built-in
 //! sandbox: the real `extconn-local serve` binary, with `EXTCONN_DROPBOX_*` pointing at a second
 //! Dropbox server on loopback (a sandbox started by this test, standing in for dropbox.com),

@@ -25,8 +25,9 @@
 //! A provider is **enabled** when its client id and a secret are configured, and absent when
 //! none of its variables is set. Anything in between (an id without a secret, a secret or a base
 //! URL without an id, both secret forms, a base URL that does not parse) is a [`RegistryError`]
-//! naming the variable: a startup error, never a silently disabled provider. An empty or
-//! blank value counts as unset (CloudFormation passes `""` for an unset parameter).
+//! naming the variable: a startup error, never a silently disabled provider. Values are trimmed
+//! of surrounding whitespace (a secret pasted with its newline), and an empty or blank value
+//! counts as unset (CloudFormation passes `""` for an unset parameter).
 //!
 //! Secrets never appear in a `Debug` output or an error message.
 
@@ -45,7 +46,7 @@ pub struct ProviderDescriptor {
     pub kind: ProviderKind,
     /// Prefix of its variables, e.g. `EXTCONN_DROPBOX` (see the module docs).
     pub env_prefix: &'static str,
-    /// Its base-URL settings, in the order [`ProviderDescriptor::build`] receives them.
+    /// Its base-URL settings, in the order its build function receives their values.
     pub bases: &'static [BaseSetting],
     /// Builds the connector from a complete configuration.
     build: fn(AppConfig<'_>) -> Result<Arc<dyn Provider>, ProviderError>,
@@ -60,7 +61,8 @@ pub struct BaseSetting {
     pub default: &'static str,
     /// Where `extconn-sandbox` serves this host, as a path under the sandbox's base URL
     /// (e.g. `/dropbox/api`); `None` when the sandbox does not emulate the provider. All of a
-    /// provider's bases have one or none (checked by a test).
+    /// provider's bases have one or none. The paths mirror the sandbox's layout (this crate does
+    /// not depend on the sandbox); the test `sandbox_settings_reach_the_sandbox` keeps them equal.
     pub sandbox_path: Option<&'static str>,
 }
 
@@ -165,7 +167,7 @@ impl ProviderDescriptor {
                 None => {
                     // The default is a real https host: refuse it now, naming the variable,
                     // rather than fail on the first request of a build without TLS.
-                    if !TLS {
+                    if !TLS && setting.default.starts_with("https:") {
                         return Err(RegistryError::InvalidBase {
                             variable: self.var(setting.suffix),
                             reason: format!("defaults to {}, {NO_TLS}", setting.default),
@@ -217,8 +219,8 @@ fn base_url(variable: &str, value: &str) -> Result<String, RegistryError> {
     Ok(value.trim_end_matches('/').to_owned())
 }
 
-/// How an app's client secret is configured.
-#[derive(Clone)]
+/// How an app's client secret is configured (`Debug` shows no secret: [`Secret`] redacts itself).
+#[derive(Clone, Debug)]
 pub enum ClientSecret {
     /// The secret itself (`P_CLIENT_SECRET`).
     Value(Secret),
@@ -229,17 +231,6 @@ pub enum ClientSecret {
         variable: String,
         id: String,
     },
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Value(s) => f.debug_tuple("Value").field(s).finish(),
-            Self::SecretId { variable, id } => {
-                f.debug_struct("SecretId").field("variable", variable).field("id", id).finish()
-            }
-        }
-    }
 }
 
 /// One provider's validated settings (its app credentials and hosts).
@@ -303,7 +294,9 @@ impl AppSettings {
     }
 
     fn build(&self, client_secret: Secret) -> Result<Arc<dyn Provider>, RegistryError> {
-        if client_secret.expose().trim().is_empty() {
+        // Trimmed like every setting (a secret stored with its newline).
+        let client_secret = Secret::new(client_secret.expose().trim());
+        if client_secret.expose().is_empty() {
             return Err(RegistryError::EmptySecret { provider: self.kind() });
         }
         let app = AppConfig { client_id: &self.client_id, client_secret, bases: &self.bases };
@@ -549,18 +542,15 @@ mod tests {
             ("EXTCONN_DROPBOX_API_BASE", "https://api.example.test/"),
             ("EXTCONN_DROPBOX_CONTENT_BASE", "http://127.0.0.1:3"),
         ];
-        match settings(&vars) {
-            Ok(s) => {
-                assert!(TLS);
-                assert_eq!(
-                    s.get(ProviderKind::Dropbox).and_then(|a| a.base("API_BASE")),
-                    Some("https://api.example.test")
-                );
+        match (TLS, settings(&vars)) {
+            (true, Ok(s)) => assert_eq!(
+                s.get(ProviderKind::Dropbox).and_then(|a| a.base("API_BASE")),
+                Some("https://api.example.test")
+            ),
+            (false, Err(e)) => {
+                assert_eq!(e.to_string(), format!("EXTCONN_DROPBOX_API_BASE: an https URL, {NO_TLS}"))
             }
-            Err(e) => {
-                assert!(!TLS);
-                assert_eq!(e.to_string(), format!("EXTCONN_DROPBOX_API_BASE: an https URL, {NO_TLS}"));
-            }
+            (tls, other) => panic!("TLS {tls}: {other:?}"),
         }
     }
 

@@ -56,7 +56,10 @@ PUBLIC_ROUTES = {("GET", "/v1/oauth/{provider}/callback"), ("GET", "/v1/openapi.
 EXPENSIVE_ROUTES = {"POST /v1/connections/authorize", "POST /v1/connections/{id}/refresh"}
 
 _SHARED = {"TABLE_NAME", "RUST_LOG"}
-_SECRETS = {"SECRET_PREFIX", "DROPBOX_CLIENT_ID", "DROPBOX_CLIENT_SECRET_ID", "PAGE_TOKEN_SECRET_ID"}
+# The provider registry's variables (extconn_providers::registry): EXTCONN_<PROVIDER>_CLIENT_ID and,
+# on AWS, EXTCONN_<PROVIDER>_CLIENT_SECRET_ID (the Secrets Manager secret holding the app secret).
+_PROVIDER_VARS = {"EXTCONN_DROPBOX_CLIENT_ID": "DropboxClientId", "EXTCONN_DROPBOX_CLIENT_SECRET_ID": "DropboxClientSecretId"}
+_SECRETS = {"SECRET_PREFIX", "PAGE_TOKEN_SECRET_ID"} | set(_PROVIDER_VARS)
 _HTTP = {"PUBLIC_BASE_URL", "CONSOLE_URL", "CLAIM_USER_ID", "CLAIM_CLIENT_ID", "CLAIM_DISPLAY_NAME",
          "CLAIM_ADMIN_FLAG", "CLAIM_ADMIN_LIST", "CLAIM_ADMIN_VALUE"}
 ENVIRONMENT = {
@@ -415,6 +418,11 @@ def environment(t: Template) -> None:
     assert api["QUEUE_URL"] == {"Ref": "SyncQueue"} and api["TABLE_NAME"] == {"Ref": "Table"}, "QUEUE_URL/TABLE_NAME"
     w = t.fn(WORKER)["Environment"]["Variables"]
     assert w["BUCKET_NAME"] == {"Ref": "AssetsBucket"} and w["EVENT_BUS_NAME"] == {"Ref": "AssetEventBus"}, "worker env"
+    # The app secret a function reads is the one its role may read (`${DropboxClientSecretId}-??????`).
+    for fn in (API, CALLBACK, WORKER):
+        env = t.fn(fn)["Environment"]["Variables"]
+        for var, param in _PROVIDER_VARS.items():
+            assert env[var] == {"Ref": param}, f"{fn}: {var} is {env[var]!r}, not the {param} parameter"
 
 
 @check
@@ -640,6 +648,11 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
          {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${AssetsBucket.Arn}/*"}})),
     ("api env without CLAIM_CLIENT_ID", "environment",
      _set(f"{R}.{API}.Properties.Environment.Variables.CLAIM_CLIENT_ID", DELETE)),
+    ("worker reads another secret as the Dropbox app secret", "environment",
+     _set(f"{R}.{WORKER}.Properties.Environment.Variables.EXTCONN_DROPBOX_CLIENT_SECRET_ID", {"Ref": "PageTokenSecret"})),
+    ("api with the old variable name", "environment",
+     lambda raw: raw[R][API]["Properties"]["Environment"]["Variables"].update(
+         DROPBOX_CLIENT_ID=raw[R][API]["Properties"]["Environment"]["Variables"].pop("EXTCONN_DROPBOX_CLIENT_ID"))),
     ("scheduler gets SECRET_PREFIX", "environment",
      _set(f"{R}.{SCHEDULER}.Properties.Environment.Variables.SECRET_PREFIX", {"Ref": "SecretPrefix"})),
     ("sweep every day", "schedules", _set(f"{R}.{WORKER}.Properties.Events.SweepGrants.Properties.Schedule", "rate(1 day)")),

@@ -121,11 +121,12 @@ async fn aws(manual_clock: bool, visibility_secs: i32) -> Aws {
         ("BUCKET_NAME", bucket.clone()),
         ("EVENT_BUS_NAME", bus),
         ("SECRET_PREFIX", format!("{}/", unique("extconn"))),
-        ("DROPBOX_CLIENT_ID", "extconn-aws-test".into()),
-        ("DROPBOX_CLIENT_SECRET_ID", app_secret),
-        ("DROPBOX_WWW_BASE", urls.www_base.clone()),
-        ("DROPBOX_API_BASE", urls.api_base.clone()),
-        ("DROPBOX_CONTENT_BASE", urls.content_base.clone()),
+        // The provider registry's variables; the app secret comes from Secrets Manager.
+        ("EXTCONN_DROPBOX_CLIENT_ID", "extconn-aws-test".into()),
+        ("EXTCONN_DROPBOX_CLIENT_SECRET_ID", app_secret),
+        ("EXTCONN_DROPBOX_AUTHORIZE_BASE", urls.www_base.clone()),
+        ("EXTCONN_DROPBOX_API_BASE", urls.api_base.clone()),
+        ("EXTCONN_DROPBOX_CONTENT_BASE", urls.content_base.clone()),
         ("PAGE_TOKEN_SECRET_ID", page_secret),
         // No PUBLIC_BASE_URL (the template's default): redirect URIs follow the request's host.
         ("CONSOLE_URL", "https://dam.test/settings/external-connections".into()),
@@ -540,4 +541,46 @@ async fn aws_batch_isolation_and_the_dead_letter_queue() {
     let resp = a.worker.handle(event, a.ports.clock.now() + chrono::Duration::minutes(5)).await.unwrap();
     assert_eq!(resp["batchItemFailures"], json!([]), "malformed: acked; unknown connection: a no-op");
     a.assert_no_leaks().await;
+}
+
+/// The app secret is read from Secrets Manager at cold start: a secret that does not exist is a
+/// startup error naming the variable and the secret id, and a function without token secrets
+/// (the scheduler: no SECRET_PREFIX) enables no provider and reads no app secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_the_app_secret_comes_from_secrets_manager_at_startup() {
+    std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS tests need the AWS emulator: run them with scripts/with-aws-emulator (scripts/test does)",
+    );
+    let sdk = extconn_aws::sdk_config().await;
+    let missing = unique("no-such-app-secret");
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("TABLE_NAME", unique("extconn")),
+        ("QUEUE_URL", "http://127.0.0.1:9/queue".into()),
+        ("SECRET_PREFIX", format!("{}/", unique("extconn"))),
+        ("EXTCONN_DROPBOX_CLIENT_ID", "extconn-aws-test".into()),
+        ("EXTCONN_DROPBOX_CLIENT_SECRET_ID", missing.clone()),
+    ]);
+    let env = Env::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let e = extconn_lambda::ports(&env, &sdk).await.map(|_| ()).expect_err("the secret does not exist");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(&format!("EXTCONN_DROPBOX_CLIENT_SECRET_ID: cannot read the secret {missing}: ")),
+        "{text}"
+    );
+
+    let scheduler =
+        Env::from_lookup(|k| if k == "SECRET_PREFIX" { None } else { vars.get(k).cloned() }).unwrap();
+    let ports = extconn_lambda::ports(&scheduler, &sdk).await.unwrap();
+    assert!(ports.providers.is_empty(), "{:?}", ports.providers.keys().collect::<Vec<_>>());
+
+    // A half configuration fails before anything is called.
+    let half =
+        Env::from_lookup(
+            |k| if k == "EXTCONN_DROPBOX_CLIENT_SECRET_ID" { None } else { vars.get(k).cloned() },
+        );
+    assert_eq!(
+        half.map(|_| ()).unwrap_err(),
+        "EXTCONN_DROPBOX_CLIENT_SECRET (or EXTCONN_DROPBOX_CLIENT_SECRET_ID) is not set, but \
+         EXTCONN_DROPBOX_CLIENT_ID is: configure both, or neither to disable the provider"
+    );
 }

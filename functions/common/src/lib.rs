@@ -12,8 +12,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use extconn_api::{ApiConfig, AppState, ClaimNames, Identity, PageTokens};
 use extconn_aws::{DynamoStore, EventBridgeEvents, S3Sink, SecretsVault, SqsQueue};
-use extconn_core::ports::{AssetEvents, AssetSink, Provider, SystemClock, TokenVault};
-use extconn_core::{Ports, ProviderKind, Secret};
+use extconn_core::ports::{AssetEvents, AssetSink, SystemClock, TokenVault};
+use extconn_core::{Ports, Secret};
+use extconn_providers::registry::RegistrySettings;
 use lambda_http::request::RequestContext;
 
 pub use metrics::{Metric, emit_metrics};
@@ -35,11 +36,10 @@ pub struct Env {
     pub event_bus: Option<String>,
     /// Absent for the scheduler, which never touches secrets.
     pub secret_prefix: Option<String>,
-    pub dropbox_client_id: Option<String>,
-    pub dropbox_client_secret_id: Option<String>,
-    /// Base URLs of Dropbox's hosts (www, api, content); the real ones unless overridden
-    /// (tests point them at the sandbox).
-    pub dropbox_bases: Option<(String, String, String)>,
+    /// The providers' app settings (`EXTCONN_<PROVIDER>_*`, see `extconn_providers::registry`),
+    /// validated; client secrets are Secrets Manager ids (`EXTCONN_<PROVIDER>_CLIENT_SECRET_ID`)
+    /// fetched by [`ports`].
+    pub providers: RegistrySettings,
     pub page_token_secret_id: Option<String>,
     pub public_base_url: Option<String>,
     pub console_url: Option<String>,
@@ -68,25 +68,31 @@ impl Env {
                 *slot = v;
             }
         }
-        let bases = match (opt("DROPBOX_WWW_BASE"), opt("DROPBOX_API_BASE"), opt("DROPBOX_CONTENT_BASE")) {
-            (Some(w), Some(a), Some(c)) => Some((w, a, c)),
-            _ => None,
-        };
         Ok(Env {
             table: req("TABLE_NAME")?,
             queue_url: req("QUEUE_URL")?,
             bucket: opt("BUCKET_NAME"),
             event_bus: opt("EVENT_BUS_NAME"),
             secret_prefix: opt("SECRET_PREFIX"),
-            dropbox_client_id: opt("DROPBOX_CLIENT_ID"),
-            dropbox_client_secret_id: opt("DROPBOX_CLIENT_SECRET_ID"),
-            dropbox_bases: bases,
+            providers: RegistrySettings::from_lookup(&get).map_err(|e| e.to_string())?,
             page_token_secret_id: opt("PAGE_TOKEN_SECRET_ID"),
             public_base_url: opt("PUBLIC_BASE_URL"),
             console_url: opt("CONSOLE_URL"),
             claims,
         })
     }
+}
+
+/// An error and its sources, `: `-separated (the SDK's top-level message alone is "service error").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 async fn secret_string(sm: &aws_sdk_secretsmanager::Client, id: &str) -> Result<String, Error> {
@@ -111,17 +117,25 @@ pub async fn ports(env: &Env, sdk: &aws_config::SdkConfig) -> Result<Ports, Erro
         Some(b) => Arc::new(EventBridgeEvents::new(aws_sdk_eventbridge::Client::new(sdk), b.clone())),
         None => Arc::new(unavailable::Unavailable("the event bus")),
     };
-    let mut providers: BTreeMap<ProviderKind, Arc<dyn Provider>> = BTreeMap::new();
-    if let (Some(id), Some(secret_id), Some(_)) =
-        (&env.dropbox_client_id, &env.dropbox_client_secret_id, &env.secret_prefix)
-    {
-        let secret = Secret::new(secret_string(&sm, secret_id).await?);
-        let mut config = extconn_providers::DropboxConfig::new(id.clone(), secret);
-        if let Some((w, a, c)) = &env.dropbox_bases {
-            config = config.with_bases(w.clone(), a.clone(), c.clone());
+    // A function without token secrets (the scheduler) never calls a provider: it gets none,
+    // and so never reads an app secret it has no permission for.
+    let providers = match &env.secret_prefix {
+        Some(_) => {
+            let registry = env
+                .providers
+                .clone()
+                .build_resolving(|id| {
+                    let sm = sm.clone();
+                    async move { secret_string(&sm, &id).await.map(Secret::new).map_err(|e| error_chain(&*e)) }
+                })
+                .await?;
+            for kind in registry.kinds() {
+                tracing::info!(provider = %kind, "provider enabled");
+            }
+            registry.into_map()
         }
-        providers.insert(ProviderKind::Dropbox, Arc::new(extconn_providers::Dropbox::try_new(config)?));
-    }
+        None => BTreeMap::new(),
+    };
     Ok(Ports {
         connections: store.clone(),
         grants: store.clone(),

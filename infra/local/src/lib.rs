@@ -5,13 +5,15 @@
 //!   asset events as JSON lines (`extconn_core::local`);
 //! - an in-process queue with workers ([`queue`]), and scheduler ticks;
 //! - the provider sandbox (Dropbox) with seeded folders, and dev JWTs for three demo users;
+//! - the providers from the registry ([`extconn_providers::registry`]): a provider whose app is
+//!   configured in [`Options::providers`] (`EXTCONN_<PROVIDER>_*` in the environment) talks to
+//!   that app's hosts; every other provider the sandbox emulates talks to the sandbox;
 //! - a minimal built-in console ([`console`]) until the real admin console exists.
 
 pub mod console;
 pub mod demo;
 pub mod queue;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +21,9 @@ use std::time::Duration;
 use extconn_api::{ApiConfig, AppState, DevAuth, Identity, PageTokens};
 use extconn_core::local::{JsonLinesEvents, LocalAssetSink};
 use extconn_core::memory::{MemoryStore, MemoryVault};
-use extconn_core::ports::{Clock, Provider, SystemClock};
+use extconn_core::ports::{Clock, SystemClock};
 use extconn_core::{ClientId, Ports, ProviderKind, Secret, UserId};
-use extconn_providers::{Dropbox, DropboxConfig};
+use extconn_providers::registry::{AppSettings, PROVIDERS, RegistrySettings};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl};
 use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig};
 use rand::RngCore;
@@ -34,6 +36,22 @@ pub struct Options {
     pub workers: usize,
     /// Run a scheduler tick this often (None = only when [`LocalSystem::tick`] is called).
     pub tick_every: Option<Duration>,
+    /// Provider apps configured from outside (`serve`: the process environment). Empty = every
+    /// provider the sandbox emulates talks to the sandbox.
+    pub providers: RegistrySettings,
+}
+
+/// Where local mode sends one provider's traffic.
+#[derive(Debug, Clone)]
+pub struct ProviderRoute {
+    pub kind: ProviderKind,
+    /// The built-in sandbox (with the app it registered at startup), or an app configured in
+    /// [`Options::providers`].
+    pub sandbox: bool,
+    /// The app: client id and hosts (its secret is redacted in `Debug`).
+    pub app: AppSettings,
+    /// The OAuth redirect URI the API sends; a configured app must allow it exactly.
+    pub redirect_uri: String,
 }
 
 /// Dev JWTs for the demo users.
@@ -49,6 +67,8 @@ pub struct DevTokens {
 
 pub struct LocalSystem {
     pub api_url: String,
+    /// The enabled providers and where each one's traffic goes, in kind order.
+    pub providers: Vec<ProviderRoute>,
     pub sandbox: Sandbox,
     pub dbx: DropboxControl,
     /// The seeded Dropbox account that logs in at the consent page.
@@ -88,27 +108,54 @@ impl LocalSystem {
     pub async fn start(opts: Options) -> std::io::Result<LocalSystem> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let api_url = format!("http://{}", listener.local_addr()?);
-        let redirect = format!("{api_url}/v1/oauth/dropbox/callback");
+        let api_config = ApiConfig::new(&api_url, format!("{api_url}/console/connect"));
+        let redirect_uri = |kind| api_config.redirect_uri(kind, &axum::http::HeaderMap::new());
+
+        // The sandbox stands in for every provider it emulates that has no configured app.
+        let mut settings = opts.providers.clone();
+        let emulated: Vec<_> =
+            PROVIDERS.iter().filter(|d| d.has_sandbox() && settings.get(d.kind).is_none()).collect();
         let (client_id, client_secret) = ("extconn-local".to_owned(), random_hex(16));
         let sandbox = Sandbox::try_start(SandboxConfig {
+            // One app at the sandbox, allowed to redirect to the callback of every provider it
+            // stands in for.
             dropbox_clients: vec![OAuthClient {
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
-                redirect_uris: vec![redirect],
+                redirect_uris: emulated.iter().map(|d| redirect_uri(d.kind)).collect(),
             }],
             ..Default::default()
         })
         .await?;
         let dbx = sandbox.dropbox();
         let account = seed(&dbx);
-
-        let urls = dbx.urls();
-        let config = DropboxConfig::new(client_id, Secret::new(client_secret)).with_bases(
-            urls.www_base.clone(),
-            urls.api_base.clone(),
-            urls.content_base.clone(),
-        );
-        let dropbox: Arc<dyn Provider> = Arc::new(Dropbox::new(config));
+        for d in emulated {
+            let app = AppSettings::sandbox(d, sandbox.base_url(), &client_id, Secret::new(&client_secret));
+            settings.insert_if_absent(app.ok_or_else(|| std::io::Error::other("no sandbox paths"))?);
+        }
+        let routes: Vec<ProviderRoute> = settings
+            .apps()
+            .map(|app| ProviderRoute {
+                kind: app.kind(),
+                sandbox: opts.providers.get(app.kind()).is_none(),
+                app: app.clone(),
+                redirect_uri: redirect_uri(app.kind()),
+            })
+            .collect();
+        for r in &routes {
+            if r.sandbox {
+                tracing::info!(provider = %r.kind, sandbox = %sandbox.base_url(), "provider: the sandbox");
+            } else {
+                tracing::info!(
+                    provider = %r.kind, client_id = r.app.client_id(), redirect_uri = %r.redirect_uri,
+                    bases = ?r.app.bases().map(|(_, v)| v).collect::<Vec<_>>(),
+                    "provider: the app configured in the environment (not the sandbox)"
+                );
+            }
+        }
+        let registry = settings
+            .build()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         std::fs::create_dir_all(&opts.data_dir)?;
         let store = Arc::new(MemoryStore::new());
         let (queue, rx) = queue::ChannelQueue::new();
@@ -125,7 +172,7 @@ impl LocalSystem {
             queue: Arc::new(queue.clone()),
             audit: store.clone(),
             clock,
-            providers: BTreeMap::from([(ProviderKind::Dropbox, dropbox)]),
+            providers: registry.into_map(),
         };
         queue::spawn_workers(&ports, queue.clone(), rx, opts.workers.max(1));
 
@@ -137,11 +184,7 @@ impl LocalSystem {
             viewer: dev.issue(&identity("vic", "Vic Viewer", "acme", false), now, day),
             other_client_admin: dev.issue(&identity("eve", "Eve Admin", "globex", true), now, day),
         };
-        let state = AppState::new(
-            ports.clone(),
-            ApiConfig::new(&api_url, format!("{api_url}/console/connect")),
-            PageTokens::random(),
-        );
+        let state = AppState::new(ports.clone(), api_config, PageTokens::random());
         let app = extconn_api::router(state)
             .merge(console::router(tokens.admin.clone()))
             .layer(axum::middleware::from_fn_with_state(dev, DevAuth::layer));
@@ -152,6 +195,7 @@ impl LocalSystem {
         });
         let system = LocalSystem {
             api_url,
+            providers: routes,
             sandbox,
             dbx,
             account,
@@ -172,6 +216,63 @@ impl LocalSystem {
             });
         }
         Ok(system)
+    }
+
+    /// What `serve` prints on startup: URLs, where each provider's traffic goes (and the
+    /// redirect URI a configured app must allow), the dev tokens.
+    pub fn serve_banner(&self) -> String {
+        use std::fmt::Write;
+        let mut b = String::new();
+        let api = &self.api_url;
+        let _ = writeln!(
+            b,
+            "External Connections — local mode. State lives in memory: it is gone when this stops."
+        );
+        let _ = writeln!(b);
+        let _ = writeln!(b, "  Console (built-in)   {api}/console");
+        let _ = writeln!(b, "  API                  {api}/v1   (OpenAPI: {api}/v1/openapi.json)");
+        let _ = writeln!(
+            b,
+            "  Data folder          {}   (assets: objects/, by source path: index/, events.jsonl)",
+            self.data_dir.display()
+        );
+        let _ = writeln!(
+            b,
+            "  Sandbox              {}   (consent pages, control API: see the README)",
+            self.sandbox.base_url()
+        );
+        let _ = writeln!(b);
+        let _ = writeln!(b, "  Providers:");
+        for p in &self.providers {
+            let kind = p.kind.as_str();
+            if p.sandbox {
+                let _ = writeln!(b, "    {kind:<14} the sandbox");
+            } else {
+                let _ = writeln!(
+                    b,
+                    "    {kind:<14} the app configured in the environment, client id {}, NOT the sandbox",
+                    p.app.client_id()
+                );
+                for (setting, value) in p.app.bases() {
+                    let _ =
+                        writeln!(b, "    {:<14} {} = {value}", "", p.app.descriptor().var(setting.suffix));
+                }
+                let _ = writeln!(b, "    {:<14} redirect URI the app must allow: {}", "", p.redirect_uri);
+            }
+        }
+        let _ = writeln!(b);
+        let _ = writeln!(b, "  Dev tokens (Authorization: Bearer …):");
+        let _ = writeln!(b, "    Ana, admin of acme:        {}", self.tokens.admin);
+        let _ = writeln!(b, "    Vic, non-admin of acme:    {}", self.tokens.viewer);
+        let _ = writeln!(b, "    Eve, admin of globex:      {}", self.tokens.other_client_admin);
+        let _ = writeln!(b);
+        let _ = writeln!(
+            b,
+            "  Open the console, add a connection, approve at the provider (the sandbox signs in its seeded\n  \
+             account: pick \"Brand Assets\")."
+        );
+        let _ = writeln!(b, "  Auto sync runs every minute here; Ctrl-C stops.");
+        b
     }
 
     /// One scheduler tick at `now` (due connections → queue) and the grant sweep.

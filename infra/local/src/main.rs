@@ -4,13 +4,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use extconn_local::{LocalSystem, Options};
+use extconn_providers::registry::RegistrySettings;
 
 const USAGE: &str = "usage: extconn-local serve [--port N] [--data-dir DIR] | demo [--data-dir DIR]";
 
 fn parse() -> Result<(String, Options), String> {
     let mut args = std::env::args().skip(1);
     let cmd = args.next().ok_or(USAGE)?;
-    let mut opts = Options { port: 0, data_dir: PathBuf::new(), workers: 2, tick_every: None };
+    let mut opts = Options {
+        port: 0,
+        data_dir: PathBuf::new(),
+        workers: 2,
+        tick_every: None,
+        providers: Default::default(),
+    };
     let mut data_dir = None;
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -28,8 +35,11 @@ fn parse() -> Result<(String, Options), String> {
             }
             opts.tick_every = Some(Duration::from_secs(60));
             opts.data_dir = data_dir.unwrap_or_else(|| PathBuf::from("extconn-data"));
+            opts.providers = RegistrySettings::from_env().map_err(|e| e.to_string())?;
         }
         "demo" => {
+            // The demo checks every outcome against the sandbox's own view: it always uses the
+            // sandbox, whatever EXTCONN_<PROVIDER>_* say.
             opts.data_dir = data_dir
                 .unwrap_or_else(|| std::env::temp_dir().join(format!("extconn-demo-{}", std::process::id())));
         }
@@ -73,29 +83,6 @@ async fn main() {
         }
         return;
     }
-    print_serve_banner(&system);
+    print!("{}", system.serve_banner());
     let _ = tokio::signal::ctrl_c().await;
-}
-
-fn print_serve_banner(s: &LocalSystem) {
-    println!("External Connections — local mode. State lives in memory: it is gone when this stops.");
-    println!();
-    println!("  Console (built-in)   {}/console", s.api_url);
-    println!("  API                  {}/v1   (OpenAPI: {}/v1/openapi.json)", s.api_url, s.api_url);
-    println!("  Sandbox consent      {}/dropbox/www/oauth2/authorize", s.sandbox.base_url());
-    println!("  Sandbox control API  {}/_control/dropbox", s.sandbox.base_url());
-    println!(
-        "  Data folder          {}   (assets: objects/, by source path: index/, events.jsonl)",
-        s.data_dir.display()
-    );
-    println!();
-    println!("  Dev tokens (Authorization: Bearer …):");
-    println!("    Ana, admin of acme:        {}", s.tokens.admin);
-    println!("    Vic, non-admin of acme:    {}", s.tokens.viewer);
-    println!("    Eve, admin of globex:      {}", s.tokens.other_client_admin);
-    println!();
-    println!(
-        "  Open the console, click \"Add Dropbox connection\", approve at the sandbox, pick \"Brand Assets\"."
-    );
-    println!("  Auto sync runs every minute here; Ctrl-C stops.");
 }

@@ -4,6 +4,10 @@
 //! - [`hash`]: provider content hashes computed while streaming ([`DropboxContentHasher`]).
 //! - [`retry`]: `Retry-After` parsing ([`parse_retry_after`]).
 //! - [`http`]: the shared `reqwest` client and the error classification common to providers.
+//! - [`oauth`]: the token-endpoint adapter, token-error classification and token sets every
+//!   connector's OAuth uses.
+//! - [`verify`]: verified streaming (size and the provider's hash checked while streaming).
+//! - [`registry`]: the enabled providers and their app credentials, from configuration.
 //!
 //! A connector only speaks HTTP to one provider and classifies what it hears into
 //! [`ProviderError`](extconn_core::ports::ProviderError); when to refresh, retry or stop is the
@@ -15,6 +19,7 @@ pub mod dropbox;
 pub mod hash;
 pub mod http;
 pub mod oauth;
+pub mod registry;
 pub mod retry;
 pub mod verify;
 

@@ -23,7 +23,7 @@ use extconn_core::ports::{Clock, Provider, SystemClock};
 use extconn_core::{ClientId, Ports, ProviderKind, Secret, UserId};
 use extconn_providers::{Dropbox, DropboxConfig};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl};
-use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig};
+use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
 use rand::RngCore;
 
 #[derive(Debug, Clone)]
@@ -91,7 +91,8 @@ impl LocalSystem {
         let redirect = format!("{api_url}/v1/oauth/dropbox/callback");
         let (client_id, client_secret) = ("extconn-local".to_owned(), random_hex(16));
         let sandbox = Sandbox::try_start(SandboxConfig {
-            dropbox_clients: vec![OAuthClient {
+            clients: vec![OAuthClient {
+                service: Service::Dropbox,
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
                 redirect_uris: vec![redirect],

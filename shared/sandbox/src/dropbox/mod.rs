@@ -66,6 +66,7 @@ use tokio::sync::Notify;
 use crate::TimeSource;
 use crate::faults::Faults;
 use crate::oauth::OAuthServer;
+use model::Account;
 
 pub use crate::content::Content;
 pub use crate::control::ControlError;
@@ -76,8 +77,6 @@ pub use hash::{DropboxContentHasher, content_hash};
 
 /// One served call of the Dropbox emulator.
 pub type CallRecord = crate::faults::CallRecord<Endpoint>;
-
-use model::Account;
 
 /// A Dropbox account id (`dbid:...`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

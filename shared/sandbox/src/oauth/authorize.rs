@@ -106,7 +106,9 @@ impl OAuthServer {
         }
     }
 
-    /// Validates an authorize request. `Err` is the response to send.
+    /// Validates an authorize request. `Err` is the response to send (not boxed, like
+    /// the provider route helpers).
+    #[allow(clippy::result_large_err)]
     fn parse_authorize(&self, q: &Params) -> Result<AuthRequest, Response> {
         let client_id = q.get("client_id").map(String::as_str).unwrap_or_default();
         let Some(client) = self.client(client_id) else {

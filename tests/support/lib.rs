@@ -18,7 +18,7 @@ use extconn_core::{
 };
 use extconn_providers::dropbox::{Dropbox, DropboxConfig};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl, Endpoint};
-use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig};
+use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
 
 pub use extconn_sandbox::dropbox::Fault;
 
@@ -99,7 +99,8 @@ impl World {
         let sandbox_clock = clock.clone();
         let now: extconn_sandbox::TimeSource = Arc::new(move || SystemTime::from(sandbox_clock.now()));
         let sandbox = Sandbox::start(SandboxConfig {
-            dropbox_clients: vec![OAuthClient {
+            clients: vec![OAuthClient {
+                service: Service::Dropbox,
                 client_id: CLIENT_ID.into(),
                 client_secret: CLIENT_SECRET.into(),
                 redirect_uris: vec![REDIRECT.into()],

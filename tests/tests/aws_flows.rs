@@ -16,7 +16,7 @@ use extconn_core::ports::{Clock, ConnectionPatch, ConnectionStore};
 use extconn_core::{ClientId, ConnKey, ConnectionId, Ports};
 use extconn_lambda::Env;
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl, Endpoint, Fault};
-use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig};
+use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
 use extconn_sync_worker::Worker;
 use extconn_system_tests::log_capture;
 use serde_json::{Value, json};
@@ -89,7 +89,8 @@ async fn aws(manual_clock: bool, visibility_secs: i32) -> Aws {
     sm.create_secret().name(&page_secret).secret_string("page-token-key").send().await.unwrap();
 
     let sandbox = Sandbox::start(SandboxConfig {
-        dropbox_clients: vec![OAuthClient {
+        clients: vec![OAuthClient {
+            service: Service::Dropbox,
             client_id: "extconn-aws-test".into(),
             client_secret,
             redirect_uris: vec![format!("{BASE}/v1/oauth/dropbox/callback")],

@@ -25,7 +25,7 @@ use extconn_core::ports::{Clock, SystemClock};
 use extconn_core::{ClientId, Ports, ProviderKind, Secret, UserId};
 use extconn_providers::registry::{AppSettings, PROVIDERS, RegistrySettings};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl};
-use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig};
+use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
 use rand::RngCore;
 
 #[derive(Debug, Clone)]
@@ -117,9 +117,10 @@ impl LocalSystem {
             PROVIDERS.iter().filter(|d| d.has_sandbox() && settings.get(d.kind).is_none()).collect();
         let (client_id, client_secret) = ("extconn-local".to_owned(), random_hex(16));
         let sandbox = Sandbox::try_start(SandboxConfig {
-            // One app at the sandbox, allowed to redirect to the callback of every provider it
+            // The sandbox's app, allowed to redirect to the callback of every provider it
             // stands in for.
-            dropbox_clients: vec![OAuthClient {
+            clients: vec![OAuthClient {
+                service: Service::Dropbox,
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
                 redirect_uris: emulated.iter().map(|d| redirect_uri(d.kind)).collect(),

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use extconn_sandbox::dropbox::{Content, Endpoint};
-use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig};
+use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -131,7 +131,8 @@ async fn serve_connects_a_folder_at_the_dropbox_app_configured_in_its_environmen
 
     // "Dropbox": a second sandbox, with the app registered and a folder to connect.
     let outside = Sandbox::start(SandboxConfig {
-        dropbox_clients: vec![OAuthClient {
+        clients: vec![OAuthClient {
+            service: Service::Dropbox,
             client_id: CLIENT_ID.into(),
             client_secret: client_secret.clone(),
             redirect_uris: vec![redirect_uri.clone()],

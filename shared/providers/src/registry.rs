@@ -717,7 +717,8 @@ mod tests {
     #[tokio::test]
     async fn sandbox_settings_reach_the_sandbox() {
         let sandbox = extconn_sandbox::Sandbox::start(extconn_sandbox::SandboxConfig {
-            dropbox_clients: vec![extconn_sandbox::OAuthClient {
+            clients: vec![extconn_sandbox::OAuthClient {
+                service: extconn_sandbox::Service::Dropbox,
                 client_id: ID.into(),
                 client_secret: SECRET.into(),
                 redirect_uris: vec!["http://127.0.0.1:9/v1/oauth/dropbox/callback".into()],

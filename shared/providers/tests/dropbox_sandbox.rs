@@ -14,7 +14,7 @@ use extconn_core::ports::{Change, Download, DownloadRequest, ListPage, Provider,
 use extconn_core::{FolderLocator, ItemKind, Secret, TokenSet};
 use extconn_providers::{Dropbox, DropboxConfig};
 use extconn_sandbox::{
-    AccountId, Content, DropboxControl, Endpoint, Fault, OAuthClient, Sandbox, SandboxConfig,
+    AccountId, Content, DropboxControl, Endpoint, Fault, OAuthClient, Sandbox, SandboxConfig, Service,
 };
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -37,7 +37,8 @@ struct Env {
 impl Env {
     async fn new(page_limit: u32) -> Self {
         let sandbox = Sandbox::start(SandboxConfig {
-            dropbox_clients: vec![OAuthClient {
+            clients: vec![OAuthClient {
+                service: Service::Dropbox,
                 client_id: CLIENT_ID.into(),
                 client_secret: CLIENT_SECRET.into(),
                 redirect_uris: vec![REDIRECT.into()],

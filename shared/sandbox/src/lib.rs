@@ -1,19 +1,32 @@
-//! # extconn-sandbox: in-process provider emulators (Dropbox API v2)
+//! # extconn-sandbox: in-process provider emulators
 //!
 //! A test oracle for the cloud-folder-to-S3 sync product. [`Sandbox::start`] binds an
 //! axum server on `127.0.0.1:0` inside the current tokio runtime and returns a cheap,
-//! clone-able handle. The server emulates the parts of the Dropbox API v2 the connector
-//! uses, following `shared/reference/provider-apis.md` §3 (wire shapes, `.tag` unions,
-//! error bodies, cursors, OAuth with PKCE), and is driven by tests through an
-//! in-process control API ([`DropboxControl`]) or the equivalent HTTP control routes.
+//! clone-able handle. The server emulates the parts of each provider's API the
+//! connectors use, following `shared/reference/provider-apis.md` (wire shapes, error
+//! bodies, cursors, OAuth with PKCE). Emulated today: **Dropbox API v2**
+//! ([`dropbox`]); Google Drive and Microsoft Graph will join as sibling modules.
 //!
 //! This crate depends on no other workspace crate on purpose: it is an independent
-//! oracle, so a misunderstanding in the connector cannot be mirrored here.
+//! oracle, so a misunderstanding in a connector cannot be mirrored here.
+//!
+//! ## Layout
+//!
+//! The provider-neutral machinery is at the top: the OAuth authorization server
+//! (`oauth`: clients, consent page, codes with PKCE, tokens, bearer checks, canaries),
+//! fault injection and call counters ([`Fault`], `faults`), generated content
+//! ([`Content`]), the control API ([`ProviderControl`], [`Op`], [`Node`]) and the
+//! scaffolding of the HTTP control routes, and the clock ([`ManualClock`]). Each
+//! provider module configures them with its endpoints, paths and error shapes and
+//! keeps only its own wire formats, routes and model.
+//!
+//! Tests drive an emulator through a provider-neutral handle
+//! ([`Sandbox::control`] → `Arc<dyn ProviderControl>`), through its own richer
+//! handle ([`Sandbox::dropbox`] → [`DropboxControl`]), or over HTTP.
 //!
 //! ## URL layout
 //!
-//! Every provider is mounted under its own prefix so Google Drive and Microsoft Graph
-//! can later join the same server. With `base = sandbox.base_url()`:
+//! Every provider is mounted under its own prefix. With `base = sandbox.base_url()`:
 //!
 //! | Real host | Sandbox prefix | Routes |
 //! |---|---|---|
@@ -23,17 +36,19 @@
 //! | `notify.dropboxapi.com` | `{base}/dropbox/notify` | `POST /2/files/list_folder/longpoll` |
 //! | (none) | `{base}/_control/dropbox` | HTTP control API, see [`dropbox::control`] |
 //!
-//! [`DropboxControl::urls`] returns the four bases, so a connector configured with
-//! `api_base` appends `/2/files/list_folder` or `/oauth2/token` exactly as it would to
-//! `https://api.dropboxapi.com`.
+//! [`DropboxControl::urls`] returns the four bases (and [`ProviderControl::urls`] the
+//! same as a map `www`/`api`/`content`/`notify`), so a connector configured with
+//! `api_base` appends `/2/files/list_folder` or `/oauth2/token` exactly as it would
+//! to `https://api.dropboxapi.com`.
 //!
 //! ## Example
 //!
 //! ```no_run
-//! # async fn demo() {
-//! use extconn_sandbox::{Content, OAuthClient, Sandbox, SandboxConfig};
+//! # async fn demo() -> Result<(), extconn_sandbox::ControlError> {
+//! use extconn_sandbox::{Content, OAuthClient, Op, Fault, Sandbox, SandboxConfig, Service};
 //! let sandbox = Sandbox::start(SandboxConfig {
-//!     dropbox_clients: vec![OAuthClient {
+//!     clients: vec![OAuthClient {
+//!         service: Service::Dropbox,
 //!         client_id: "app-key".into(),
 //!         client_secret: "app-secret".into(),
 //!         redirect_uris: vec!["http://localhost/cb".into()],
@@ -41,15 +56,37 @@
 //!     ..SandboxConfig::default()
 //! })
 //! .await;
+//!
+//! // Any provider, without naming it:
+//! let ctl = sandbox.control(Service::Dropbox);
+//! let acct = ctl.create_account("Ada Lovelace", "ada@example.com");
+//! let root = ctl.root(&acct)?;
+//! let photos = ctl.add_folder(&acct, &root, "Photos")?;
+//! let file = ctl.add_file(&acct, &photos.id, "a.jpg", Content::text("hello"))?;
+//! ctl.move_entry(&acct, &file.id, Some(&root), Some("b.jpg"))?;
+//! ctl.inject(Op::Download, Fault::ServerError(503), 1)?;
+//! let tokens = ctl.mint_tokens(&acct, "app-key")?;
+//!
+//! // Dropbox's own handle, by paths:
 //! let dbx = sandbox.dropbox();
-//! let acct = dbx.create_account("Ada Lovelace", "ada@example.com");
-//! dbx.add_file(&acct, "/Photos/a.jpg", Content::text("hello"));
-//! let (access, _refresh) = dbx.mint_tokens(&acct, "app-key");
-//! # let _ = access;
+//! let ada = dbx.accounts()[0].clone();
+//! dbx.add_file(&ada, "/Photos/c.jpg", Content::text("more"));
+//! # let _ = tokens;
+//! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Dropbox names at the root
+//!
+//! [`AccountId`], [`DropboxControl`], [`DropboxUrls`], [`EntryInfo`], [`Endpoint`],
+//! [`DropboxContentHasher`] and [`content_hash`] are Dropbox's, re-exported here for
+//! existing callers; new code names them through [`dropbox`].
 
+mod content;
+mod control;
 pub mod dropbox;
+mod faults;
+mod oauth;
 mod time;
 
 use std::fmt;
@@ -58,18 +95,48 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+pub use content::{Content, ContentHasher, Sha256Hex};
+pub use control::{ControlError, MintedTokens, Node, Op, ProviderControl};
 pub use dropbox::{
-    AccountId, CallRecord, Content, ControlError, DropboxControl, DropboxUrls, Endpoint, EntryInfo, Fault,
-    content::DropboxContentHasher, content_hash,
+    AccountId, DropboxContentHasher, DropboxControl, DropboxUrls, Endpoint, EntryInfo, content_hash,
 };
+pub use faults::{CallRecord, Fault};
 pub use time::{ManualClock, format_timestamp};
 
 /// A time source: returns "now". Tests pass a virtual clock (see [`ManualClock`]).
 pub type TimeSource = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
-/// An OAuth client (a Dropbox "app") registered with the sandbox.
+/// An emulated cloud service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Service {
+    /// Dropbox API v2.
+    Dropbox,
+}
+
+impl Service {
+    /// Every emulated service.
+    pub const ALL: &'static [Service] = &[Service::Dropbox];
+
+    /// The service's URL prefix and name: `dropbox`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Dropbox => "dropbox",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An OAuth client (an "app") registered with one emulated service.
 ///
 /// `client_secret` may be empty: the client is then *public* and authenticates with
 /// `client_id` + PKCE only. A non-empty secret makes it *confidential*: the token
@@ -77,7 +144,9 @@ pub type TimeSource = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// verifier as well when the authorization request carried a challenge.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OAuthClient {
-    /// App key.
+    /// The service the app is registered with.
+    pub service: Service,
+    /// App key / client id.
     pub client_id: String,
     /// App secret; empty for a public (PKCE-only) client. Recorded as a canary.
     pub client_secret: String,
@@ -89,6 +158,7 @@ impl fmt::Debug for OAuthClient {
     // The secret is a canary: never print it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuthClient")
+            .field("service", &self.service)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("redirect_uris", &self.redirect_uris)
@@ -97,31 +167,22 @@ impl fmt::Debug for OAuthClient {
 }
 
 /// Configuration of a [`Sandbox`].
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct SandboxConfig {
-    /// Registered Dropbox OAuth clients (apps).
-    pub dropbox_clients: Vec<OAuthClient>,
-    /// Time source for token/code expiry, `server_modified` and call-log times.
+    /// Registered OAuth clients (apps), each with the service it belongs to.
+    pub clients: Vec<OAuthClient>,
+    /// Time source for token/code expiry, modification times and call-log times.
     /// `None` = `SystemTime::now`.
     pub now: Option<TimeSource>,
-    /// Lifetime of issued access tokens (default 14400 s, as Dropbox).
-    pub access_token_ttl: Duration,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        SandboxConfig {
-            dropbox_clients: Vec::new(),
-            now: None,
-            access_token_ttl: Duration::from_secs(14_400),
-        }
-    }
+    /// Lifetime of issued access tokens; `None` = each provider's own (Dropbox:
+    /// 14400 s).
+    pub access_token_ttl: Option<Duration>,
 }
 
 impl fmt::Debug for SandboxConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SandboxConfig")
-            .field("dropbox_clients", &self.dropbox_clients)
+            .field("clients", &self.clients)
             .field("now", &self.now.as_ref().map(|_| "<custom time source>"))
             .field("access_token_ttl", &self.access_token_ttl)
             .finish()
@@ -170,7 +231,7 @@ impl Sandbox {
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let clock: TimeSource = config.now.clone().unwrap_or_else(|| Arc::new(SystemTime::now));
-        let dropbox = DropboxControl::new(base_url.clone(), clock, &config);
+        let dropbox = DropboxControl::new(&base_url, clock, &config);
         let app = axum::Router::new()
             .merge(dropbox::router(dropbox.state()))
             .merge(dropbox::control::router(dropbox.clone()));
@@ -201,15 +262,24 @@ impl Sandbox {
         self.inner.addr
     }
 
-    /// The Dropbox emulator's control handle (URLs, accounts, files, tokens, faults).
+    /// The Dropbox emulator's own control handle (URLs, accounts, files by path,
+    /// tokens, faults by endpoint).
     pub fn dropbox(&self) -> DropboxControl {
         self.inner.dropbox.clone()
     }
 
+    /// A provider-neutral control handle of one service's emulator (same state as the
+    /// provider's own handle).
+    pub fn control(&self, service: Service) -> Arc<dyn ProviderControl> {
+        match service {
+            Service::Dropbox => Arc::new(self.inner.dropbox.clone()),
+        }
+    }
+
     /// Every secret issued or seen by any emulated provider (see
-    /// [`DropboxControl::canaries`]), for scanning logs and bodies for leaks.
+    /// [`ProviderControl::canaries`]), for scanning logs and bodies for leaks.
     pub fn canaries(&self) -> Vec<String> {
-        self.inner.dropbox.canaries()
+        Service::ALL.iter().flat_map(|s| self.control(*s).canaries()).collect()
     }
 
     /// Stops accepting connections (graceful: in-flight requests finish).
@@ -218,5 +288,34 @@ impl Sandbox {
         if let Some(tx) = tx {
             let _ = tx.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_debug_hides_client_secrets() {
+        let config = SandboxConfig {
+            clients: vec![OAuthClient {
+                service: Service::Dropbox,
+                client_id: "app".into(),
+                client_secret: "CANARY-SECRET".into(),
+                redirect_uris: vec!["http://localhost/cb".into()],
+            }],
+            ..SandboxConfig::default()
+        };
+        let text = format!("{config:?}");
+        assert!(text.contains("app") && text.contains("Dropbox"), "{text}");
+        assert!(!text.contains("CANARY-SECRET"), "{text}");
+        assert_eq!(config.access_token_ttl, None);
+    }
+
+    #[test]
+    fn service_names() {
+        assert_eq!(Service::Dropbox.to_string(), "dropbox");
+        assert_eq!(serde_json::to_value(Service::Dropbox).ok(), Some(serde_json::json!("dropbox")));
+        assert!(Service::ALL.contains(&Service::Dropbox));
     }
 }

@@ -21,12 +21,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::content::stream_range;
-use super::faults::{Endpoint, guarded};
+use super::endpoints::Endpoint;
 use super::model::Target;
 use super::oauth::authenticate;
 use super::rpc::{PathKind, lookup};
 use super::{DropboxState, wire};
+use crate::content::stream_range;
 
 const ROUTE: &str = "files/download";
 
@@ -131,7 +131,7 @@ pub(crate) async fn download(
     body: Bytes,
 ) -> Response {
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::Download, async move { download_inner(&st2, &headers, &body).await }).await
+    st.faults.guarded(Endpoint::Download, async move { download_inner(&st2, &headers, &body).await }).await
 }
 
 async fn download_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -170,7 +170,7 @@ async fn download_inner(st: &DropboxState, headers: &HeaderMap, body: &[u8]) -> 
         return wire::path_error("not_file");
     };
     let blob = Arc::clone(&file.blob);
-    blob.hash_async().await;
+    blob.native_hash_async().await;
     let size = blob.content.len();
     let result = wire::header_safe_json(&node.metadata());
 

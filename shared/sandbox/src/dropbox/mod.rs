@@ -1,16 +1,20 @@
 //! Dropbox API v2 emulator (provider-apis.md §3).
 //!
-//! Modules:
-//! - `model`: accounts, the case-insensitive tree and the change log;
-//! - [`content`]: literal/generated content, the `content_hash` hasher, streaming;
+//! The provider-neutral machinery lives at the crate's top level (OAuth server, fault
+//! book, content, control scaffolding, clock); this module holds only what is
+//! Dropbox's:
+//! - `model`: accounts' case-insensitive trees and their change log;
+//! - [`hash`]: the `content_hash` hasher;
 //! - `cursor`: opaque `list_folder` cursors;
-//! - `oauth`: authorize (consent page / auto-approve), token, revoke, bearer auth;
+//! - `oauth`: the OAuth server's Dropbox settings and wire format;
 //! - `rpc`: `users/get_current_account`, `files/list_folder[/continue|/get_latest_cursor]`,
 //!   `files/get_metadata`, and the notify host's `list_folder/longpoll`;
 //! - `download`: the content host's `files/download` with `Range`;
-//! - [`faults`]: fault injection, counters, call log;
+//! - `endpoints`: the emulated endpoints ([`Endpoint`]), their [`crate::Op`] classes and the
+//!   wording of injected faults;
 //! - `wire`: JSON shapes and error bodies;
-//! - [`control`]: the in-process [`DropboxControl`] and its HTTP mirror.
+//! - [`control`]: the in-process [`DropboxControl`], its HTTP mirror
+//!   (`/_control/dropbox/<op>`) and its [`crate::ProviderControl`] implementation.
 //!
 //! ## Fidelity notes (choices where provider-apis.md is silent or unverified)
 //!
@@ -40,11 +44,11 @@
 // only add noise to every handler.
 #![allow(clippy::result_large_err)]
 
-pub mod content;
 pub mod control;
 mod cursor;
 mod download;
-pub mod faults;
+mod endpoints;
+pub mod hash;
 mod model;
 mod oauth;
 mod rpc;
@@ -59,15 +63,20 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::{OAuthClient, TimeSource};
-
-pub use content::{Content, content_hash};
-pub use control::{ControlError, DropboxControl};
-pub use faults::{CallRecord, Endpoint, Fault};
-
-use faults::FaultBook;
+use crate::TimeSource;
+use crate::faults::Faults;
+use crate::oauth::OAuthServer;
 use model::Account;
-use oauth::OAuthStore;
+
+pub use crate::content::Content;
+pub use crate::control::ControlError;
+pub use crate::faults::Fault;
+pub use control::DropboxControl;
+pub use endpoints::Endpoint;
+pub use hash::{DropboxContentHasher, content_hash};
+
+/// One served call of the Dropbox emulator.
+pub type CallRecord = crate::faults::CallRecord<Endpoint>;
 
 /// A Dropbox account id (`dbid:...`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -151,14 +160,17 @@ impl DropboxUrls {
 /// Default longest wait of a longpoll (real Dropbox: 30–480 s plus jitter).
 pub(crate) const DEFAULT_LONGPOLL_MAX_WAIT: Duration = Duration::from_secs(1);
 
+/// Lifetime of access tokens unless the configuration says otherwise (as Dropbox).
+pub(crate) const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(14_400);
+
 /// Server-side state shared by the routes and the control handle.
 pub(crate) struct DropboxState {
     pub(crate) urls: DropboxUrls,
     clock: TimeSource,
-    pub(crate) access_token_ttl: Duration,
-    pub(crate) clients: Vec<OAuthClient>,
+    /// Accounts' identities (display name, email), the consent page and all tokens.
+    pub(crate) oauth: OAuthServer,
+    pub(crate) faults: Faults<Endpoint>,
     inner: Mutex<Inner>,
-    faults: Mutex<FaultBook>,
     /// Woken on every tree mutation (longpoll waits on it).
     pub(crate) changed: Notify,
 }
@@ -169,16 +181,13 @@ impl fmt::Debug for DropboxState {
     }
 }
 
-/// Everything mutable except the fault book, behind one mutex that is never held
-/// across an `.await`.
+/// Dropbox's own mutable state, behind one mutex that is never held across an
+/// `.await` (the OAuth server and the fault book have their own).
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) accounts: Vec<Account>,
-    pub(crate) login_account: Option<AccountId>,
-    pub(crate) auto_approve: bool,
     /// Bumped by `reset_cursors()`.
     pub(crate) epoch: u64,
-    pub(crate) oauth: OAuthStore,
     pub(crate) longpoll_max_wait: Duration,
 }
 
@@ -190,33 +199,20 @@ impl Inner {
     pub(crate) fn account_mut(&mut self, id: &str) -> Option<&mut Account> {
         self.accounts.iter_mut().find(|a| a.id.0 == id)
     }
-
-    /// The account the authorize page logs in as: the chosen one, else the first.
-    pub(crate) fn login(&self) -> Option<&Account> {
-        self.login_account.as_ref().and_then(|id| self.account(&id.0)).or_else(|| self.accounts.first())
-    }
 }
 
 impl DropboxState {
-    pub(crate) fn new(base_url: &str, clock: TimeSource, ttl: Duration, clients: Vec<OAuthClient>) -> Self {
-        let mut oauth = OAuthStore::default();
-        for c in &clients {
-            oauth.record_canary(&c.client_secret);
-        }
+    pub(crate) fn new(base_url: &str, clock: TimeSource, oauth: OAuthServer) -> Self {
         DropboxState {
             urls: DropboxUrls::new(base_url),
+            faults: Faults::new(Arc::clone(&clock), endpoints::DropboxFaultReplies),
             clock,
-            access_token_ttl: ttl,
-            clients,
+            oauth,
             inner: Mutex::new(Inner {
                 accounts: Vec::new(),
-                login_account: None,
-                auto_approve: false,
                 epoch: 0,
-                oauth,
                 longpoll_max_wait: DEFAULT_LONGPOLL_MAX_WAIT,
             }),
-            faults: Mutex::new(FaultBook::default()),
             changed: Notify::new(),
         }
     }
@@ -229,21 +225,13 @@ impl DropboxState {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    pub(crate) fn faults(&self) -> MutexGuard<'_, FaultBook> {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn client(&self, client_id: &str) -> Option<&OAuthClient> {
-        self.clients.iter().find(|c| c.client_id == client_id)
-    }
 }
 
 /// All Dropbox routes, under `/dropbox/{www,api,content,notify}`.
 pub(crate) fn router(state: Arc<DropboxState>) -> Router {
     Router::new()
         .route("/dropbox/www/oauth2/authorize", get(oauth::authorize))
-        .route("/dropbox/www/oauth2/authorize/decision", post(oauth::decision))
+        .route(oauth::DECISION_PATH, post(oauth::decision))
         .route("/dropbox/api/oauth2/token", post(oauth::token))
         .route("/dropbox/api/2/auth/token/revoke", post(oauth::revoke))
         .route("/dropbox/api/2/users/get_current_account", post(rpc::get_current_account))

@@ -28,10 +28,14 @@ use std::time::SystemTime;
 
 use rand::Rng;
 
-use super::content::{Blob, Content};
+use super::hash::DropboxContentHasher;
 use super::wire::{FileMetadata, FolderMetadata, Metadata};
 use super::{AccountId, EntryInfo};
+use crate::content::{Blob, Content};
 use crate::time::format_timestamp;
+
+/// A file's content with its cached SHA-256 and `content_hash`.
+pub(crate) type DropboxBlob = Blob<DropboxContentHasher>;
 
 /// Errors of tree operations; mapped to Dropbox error shapes by the route handlers and
 /// to [`super::ControlError`] by the control API.
@@ -61,12 +65,11 @@ impl std::fmt::Display for ModelError {
     }
 }
 
-/// One emulated user account.
+/// One emulated user account's Dropbox data (its name and email belong to the OAuth
+/// server's login accounts).
 #[derive(Debug)]
 pub(crate) struct Account {
     pub(crate) id: AccountId,
-    pub(crate) display_name: String,
-    pub(crate) email: String,
     /// Legacy numeric user id returned as `uid` by the token endpoint.
     pub(crate) uid: String,
     /// Root == home namespace (a personal, non-team account).
@@ -99,7 +102,7 @@ pub(crate) enum NodeKind {
 #[derive(Debug, Clone)]
 pub(crate) struct FileData {
     pub(crate) rev: String,
-    pub(crate) blob: Arc<Blob>,
+    pub(crate) blob: Arc<DropboxBlob>,
     pub(crate) server_modified: SystemTime,
     pub(crate) client_modified: SystemTime,
 }
@@ -117,7 +120,7 @@ impl Node {
     }
 
     /// Wire metadata. Computes the content hash if needed (blocking); async callers
-    /// first await [`Blob::hash_async`].
+    /// first await [`Blob::native_hash_async`].
     pub(crate) fn metadata(&self) -> Metadata {
         match &self.kind {
             NodeKind::Folder => Metadata::Folder(FolderMetadata {
@@ -136,7 +139,7 @@ impl Node {
                 rev: f.rev.clone(),
                 size: f.blob.content.len(),
                 is_downloadable: true,
-                content_hash: f.blob.hash().to_string(),
+                content_hash: f.blob.native_hash().to_string(),
             }),
         }
     }
@@ -152,7 +155,7 @@ impl Node {
             is_folder: file.is_none(),
             rev: file.map(|f| f.rev.clone()),
             size: file.map(|f| f.blob.content.len()),
-            content_hash: file.map(|f| f.blob.hash().to_string()),
+            content_hash: file.map(|f| f.blob.native_hash().to_string()),
         }
     }
 }
@@ -165,7 +168,7 @@ pub(crate) enum Entry {
 }
 
 impl Entry {
-    pub(crate) fn blob(&self) -> Option<&Arc<Blob>> {
+    pub(crate) fn blob(&self) -> Option<&Arc<DropboxBlob>> {
         match self {
             Entry::Live(n) => n.file().map(|f| &f.blob),
             Entry::Deleted { .. } => None,
@@ -341,6 +344,25 @@ impl Tree {
         match self.resolve(path_or_id)? {
             Target::Root => Err(ModelError::NotFound),
             Target::Node(id) => self.nodes.get(&id).ok_or(ModelError::NotFound),
+        }
+    }
+
+    /// `path_display` of a folder target (`""` for the root), or `NotFolder`.
+    pub(crate) fn folder_display(&self, t: &Target) -> Result<String, ModelError> {
+        match t {
+            Target::Root => Ok(String::new()),
+            Target::Node(id) => {
+                let n = self.nodes.get(id).ok_or(ModelError::NotFound)?;
+                if n.is_folder() { Ok(n.path_display.clone()) } else { Err(ModelError::NotFolder) }
+            }
+        }
+    }
+
+    /// The ref of the folder an entry is in: that folder's id, or `""` for the root.
+    pub(crate) fn parent_ref(&self, n: &Node) -> String {
+        match n.path_lower.rfind('/') {
+            Some(i) if i > 0 => self.by_path.get(&n.path_lower[..i]).cloned().unwrap_or_default(),
+            _ => String::new(),
         }
     }
 

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::cursor::Cursor;
-use super::faults::{Endpoint, guarded};
+use super::endpoints::Endpoint;
 use super::model::{Account, Entry, ModelError, Scope, Target, lower, split_path};
 use super::oauth::authenticate;
 use super::{DropboxState, wire};
@@ -178,7 +178,7 @@ pub(crate) fn lookup(acct: &Account, route: &str, raw: &str, kind: PathKind) -> 
 async fn entries_json(entries: &[Entry]) -> Vec<Value> {
     for e in entries {
         if let Some(b) = e.blob() {
-            b.hash_async().await;
+            b.native_hash_async().await;
         }
     }
     entries.iter().map(|e| serde_json::to_value(e.metadata()).unwrap_or(Value::Null)).collect()
@@ -195,53 +195,57 @@ pub(crate) async fn get_current_account(
 ) -> Response {
     const ROUTE: &str = "users/get_current_account";
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::GetCurrentAccount, async move {
-        if let Err(r) = parse_void_args(ROUTE, &headers, &body) {
-            return r;
-        }
-        let account = match authenticate(&st2, &headers, Some("account_info.read")) {
-            Ok((a, _)) => a,
-            Err(r) => return r,
-        };
-        let inner = st2.lock();
-        let Some(a) = inner.account(&account.0) else {
-            return wire::auth_error("invalid_access_token");
-        };
-        let (given, surname) = match a.display_name.split_once(' ') {
-            Some((g, s)) => (g.to_string(), s.to_string()),
-            None => (a.display_name.clone(), String::new()),
-        };
-        let abbreviated: String = a
-            .display_name
-            .split_whitespace()
-            .filter_map(|w| w.chars().next())
-            .flat_map(char::to_uppercase)
-            .collect();
-        wire::json_ok(&json!({
-            "account_id": a.id.0,
-            "name": {
-                "given_name": given,
-                "surname": surname,
-                "familiar_name": given,
-                "display_name": a.display_name,
-                "abbreviated_name": abbreviated,
-            },
-            "email": a.email,
-            "email_verified": true,
-            "disabled": false,
-            "country": "US",
-            "locale": "en",
-            "referral_link": format!("https://www.dropbox.com/referrals/{}", a.uid),
-            "is_paired": false,
-            "account_type": { ".tag": "basic" },
-            "root_info": {
-                ".tag": "user",
-                "root_namespace_id": a.namespace_id,
-                "home_namespace_id": a.namespace_id,
-            },
-        }))
-    })
-    .await
+    st.faults
+        .guarded(Endpoint::GetCurrentAccount, async move {
+            if let Err(r) = parse_void_args(ROUTE, &headers, &body) {
+                return r;
+            }
+            let account = match authenticate(&st2, &headers, Some("account_info.read")) {
+                Ok((a, _)) => a,
+                Err(r) => return r,
+            };
+            let Some(person) = st2.oauth.account(&account.0) else {
+                return wire::auth_error("invalid_access_token");
+            };
+            let inner = st2.lock();
+            let Some(a) = inner.account(&account.0) else {
+                return wire::auth_error("invalid_access_token");
+            };
+            let (given, surname) = match person.display_name.split_once(' ') {
+                Some((g, s)) => (g.to_string(), s.to_string()),
+                None => (person.display_name.clone(), String::new()),
+            };
+            let abbreviated: String = person
+                .display_name
+                .split_whitespace()
+                .filter_map(|w| w.chars().next())
+                .flat_map(char::to_uppercase)
+                .collect();
+            wire::json_ok(&json!({
+                "account_id": a.id.0,
+                "name": {
+                    "given_name": given,
+                    "surname": surname,
+                    "familiar_name": given,
+                    "display_name": person.display_name,
+                    "abbreviated_name": abbreviated,
+                },
+                "email": person.email,
+                "email_verified": true,
+                "disabled": false,
+                "country": "US",
+                "locale": "en",
+                "referral_link": format!("https://www.dropbox.com/referrals/{}", a.uid),
+                "is_paired": false,
+                "account_type": { ".tag": "basic" },
+                "root_info": {
+                    ".tag": "user",
+                    "root_namespace_id": a.namespace_id,
+                    "home_namespace_id": a.namespace_id,
+                },
+            }))
+        })
+        .await
 }
 
 // ---------------------------------------------------------------------------------
@@ -349,33 +353,34 @@ pub(crate) async fn list_folder(
 ) -> Response {
     const ROUTE: &str = "files/list_folder";
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::ListFolder, async move {
-        let (lt, _) = match prepare_listing(&st2, ROUTE, &headers, &body) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-        let (page, seq) = {
-            let inner = st2.lock();
-            let Some(acct) = inner.account(&lt.account) else {
-                return wire::auth_error("invalid_access_token");
+    st.faults
+        .guarded(Endpoint::ListFolder, async move {
+            let (lt, _) = match prepare_listing(&st2, ROUTE, &headers, &body) {
+                Ok(v) => v,
+                Err(r) => return r,
             };
-            let page = acct.tree.list_page(&lt.scope, lt.include_deleted, None, lt.limit as usize);
-            (page, acct.tree.seq())
-        };
-        let cursor = Cursor {
-            account: lt.account,
-            folder: lt.folder_id,
-            recursive: lt.scope.recursive,
-            include_deleted: lt.include_deleted,
-            limit: lt.limit,
-            seq,
-            pos: page.next.clone(),
-            epoch: lt.epoch,
-        };
-        let has_more = page.next.is_some();
-        list_result(entries_json(&page.entries).await, &cursor, has_more)
-    })
-    .await
+            let (page, seq) = {
+                let inner = st2.lock();
+                let Some(acct) = inner.account(&lt.account) else {
+                    return wire::auth_error("invalid_access_token");
+                };
+                let page = acct.tree.list_page(&lt.scope, lt.include_deleted, None, lt.limit as usize);
+                (page, acct.tree.seq())
+            };
+            let cursor = Cursor {
+                account: lt.account,
+                folder: lt.folder_id,
+                recursive: lt.scope.recursive,
+                include_deleted: lt.include_deleted,
+                limit: lt.limit,
+                seq,
+                pos: page.next.clone(),
+                epoch: lt.epoch,
+            };
+            let has_more = page.next.is_some();
+            list_result(entries_json(&page.entries).await, &cursor, has_more)
+        })
+        .await
 }
 
 /// `POST /2/files/list_folder/get_latest_cursor` (same arguments as `list_folder`).
@@ -386,25 +391,26 @@ pub(crate) async fn get_latest_cursor(
 ) -> Response {
     const ROUTE: &str = "files/list_folder/get_latest_cursor";
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::GetLatestCursor, async move {
-        let (lt, _) = match prepare_listing(&st2, ROUTE, &headers, &body) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-        let seq = st2.lock().account(&lt.account).map(|a| a.tree.seq()).unwrap_or(0);
-        let cursor = Cursor {
-            account: lt.account,
-            folder: lt.folder_id,
-            recursive: lt.scope.recursive,
-            include_deleted: lt.include_deleted,
-            limit: lt.limit,
-            seq,
-            pos: None,
-            epoch: lt.epoch,
-        };
-        wire::json_ok(&json!({ "cursor": cursor.encode() }))
-    })
-    .await
+    st.faults
+        .guarded(Endpoint::GetLatestCursor, async move {
+            let (lt, _) = match prepare_listing(&st2, ROUTE, &headers, &body) {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let seq = st2.lock().account(&lt.account).map(|a| a.tree.seq()).unwrap_or(0);
+            let cursor = Cursor {
+                account: lt.account,
+                folder: lt.folder_id,
+                recursive: lt.scope.recursive,
+                include_deleted: lt.include_deleted,
+                limit: lt.limit,
+                seq,
+                pos: None,
+                epoch: lt.epoch,
+            };
+            wire::json_ok(&json!({ "cursor": cursor.encode() }))
+        })
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -445,40 +451,41 @@ pub(crate) async fn list_folder_continue(
 ) -> Response {
     const ROUTE: &str = "files/list_folder/continue";
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::ListFolderContinue, async move {
-        let (arg, account): (CursorArg, _) = match metadata_call(&st2, ROUTE, &headers, &body) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-        let Some(mut cursor) = Cursor::decode(&arg.cursor).filter(|c| c.account == account.0) else {
-            return invalid_cursor(ROUTE);
-        };
-        let (entries, has_more) = {
-            let inner = st2.lock();
-            let scope = match cursor_scope(&inner, ROUTE, &cursor) {
-                Ok(s) => s,
+    st.faults
+        .guarded(Endpoint::ListFolderContinue, async move {
+            let (arg, account): (CursorArg, _) = match metadata_call(&st2, ROUTE, &headers, &body) {
+                Ok(v) => v,
                 Err(r) => return r,
             };
-            let Some(acct) = inner.account(&cursor.account) else {
+            let Some(mut cursor) = Cursor::decode(&arg.cursor).filter(|c| c.account == account.0) else {
                 return invalid_cursor(ROUTE);
             };
-            let limit = cursor.limit.clamp(1, MAX_LIMIT) as usize;
-            match cursor.pos.take() {
-                Some(pos) => {
-                    let page = acct.tree.list_page(&scope, cursor.include_deleted, Some(&pos), limit);
-                    cursor.pos = page.next.clone();
-                    (page.entries, cursor.pos.is_some())
+            let (entries, has_more) = {
+                let inner = st2.lock();
+                let scope = match cursor_scope(&inner, ROUTE, &cursor) {
+                    Ok(s) => s,
+                    Err(r) => return r,
+                };
+                let Some(acct) = inner.account(&cursor.account) else {
+                    return invalid_cursor(ROUTE);
+                };
+                let limit = cursor.limit.clamp(1, MAX_LIMIT) as usize;
+                match cursor.pos.take() {
+                    Some(pos) => {
+                        let page = acct.tree.list_page(&scope, cursor.include_deleted, Some(&pos), limit);
+                        cursor.pos = page.next.clone();
+                        (page.entries, cursor.pos.is_some())
+                    }
+                    None => {
+                        let page = acct.tree.changes(&scope, cursor.seq, limit);
+                        cursor.seq = page.seq;
+                        (page.entries, page.has_more)
+                    }
                 }
-                None => {
-                    let page = acct.tree.changes(&scope, cursor.seq, limit);
-                    cursor.seq = page.seq;
-                    (page.entries, page.has_more)
-                }
-            }
-        };
-        list_result(entries_json(&entries).await, &cursor, has_more)
-    })
-    .await
+            };
+            list_result(entries_json(&entries).await, &cursor, has_more)
+        })
+        .await
 }
 
 // ---------------------------------------------------------------------------------
@@ -506,40 +513,44 @@ pub(crate) async fn get_metadata(
 ) -> Response {
     const ROUTE: &str = "files/get_metadata";
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::GetMetadata, async move {
-        let (arg, account): (GetMetadataArg, _) = match metadata_call(&st2, ROUTE, &headers, &body) {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
-        let entry = {
-            let inner = st2.lock();
-            let Some(acct) = inner.account(&account.0) else {
-                return wire::auth_error("invalid_access_token");
+    st.faults
+        .guarded(Endpoint::GetMetadata, async move {
+            let (arg, account): (GetMetadataArg, _) = match metadata_call(&st2, ROUTE, &headers, &body) {
+                Ok(v) => v,
+                Err(r) => return r,
             };
-            match lookup(acct, ROUTE, &arg.path, PathKind::Metadata) {
-                Ok(Target::Node(id)) => match acct.tree.node(&id) {
-                    Some(n) => Entry::Live(n.clone()),
-                    None => return wire::path_error("not_found"),
-                },
-                Ok(Target::Root) => {
-                    return wire::route_error(ROUTE, "request body: path: The root folder is unsupported.");
-                }
-                Err(r) => {
-                    let tomb =
-                        arg.include_deleted && arg.path.starts_with('/') && split_path(&arg.path).is_ok();
-                    match tomb.then(|| acct.tree.tombstone(&lower(&arg.path))).flatten() {
-                        Some(display) => {
-                            Entry::Deleted { path_lower: lower(&arg.path), path_display: display.clone() }
+            let entry = {
+                let inner = st2.lock();
+                let Some(acct) = inner.account(&account.0) else {
+                    return wire::auth_error("invalid_access_token");
+                };
+                match lookup(acct, ROUTE, &arg.path, PathKind::Metadata) {
+                    Ok(Target::Node(id)) => match acct.tree.node(&id) {
+                        Some(n) => Entry::Live(n.clone()),
+                        None => return wire::path_error("not_found"),
+                    },
+                    Ok(Target::Root) => {
+                        return wire::route_error(
+                            ROUTE,
+                            "request body: path: The root folder is unsupported.",
+                        );
+                    }
+                    Err(r) => {
+                        let tomb =
+                            arg.include_deleted && arg.path.starts_with('/') && split_path(&arg.path).is_ok();
+                        match tomb.then(|| acct.tree.tombstone(&lower(&arg.path))).flatten() {
+                            Some(display) => {
+                                Entry::Deleted { path_lower: lower(&arg.path), path_display: display.clone() }
+                            }
+                            None => return r,
                         }
-                        None => return r,
                     }
                 }
-            }
-        };
-        let mut v = entries_json(std::slice::from_ref(&entry)).await;
-        wire::json_ok(&v.pop().unwrap_or(Value::Null))
-    })
-    .await
+            };
+            let mut v = entries_json(std::slice::from_ref(&entry)).await;
+            wire::json_ok(&v.pop().unwrap_or(Value::Null))
+        })
+        .await
 }
 
 // ---------------------------------------------------------------------------------
@@ -581,7 +592,7 @@ pub(crate) async fn longpoll(
 ) -> Response {
     const ROUTE: &str = "files/list_folder/longpoll";
     let st2 = Arc::clone(&st);
-    guarded(&st, Endpoint::Longpoll, async move {
+    st.faults.guarded(Endpoint::Longpoll, async move {
         let arg: LongpollArg = match parse_args(ROUTE, &headers, &body) {
             Ok(a) => a,
             Err(r) => return r,

@@ -180,13 +180,6 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
     json_response(status, body.to_string().into_bytes())
 }
 
-/// Plain HTML page (authorize flow).
-pub(crate) fn html(status: StatusCode, body: String) -> Response {
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    r
-}
-
 /// JSON whose every char ≥ U+007F is escaped as `\uXXXX` (UTF-16, surrogate pairs for
 /// astral chars), so it can travel in an HTTP header (SDK `HTTPHeaderSafeJSON`).
 pub(crate) fn header_safe_json<T: Serialize>(v: &T) -> String {

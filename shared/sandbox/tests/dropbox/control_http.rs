@@ -86,4 +86,17 @@ async fn control_routes_drive_the_same_state() {
     )
     .await;
     assert_eq!(r.json()["api_base"], env.urls.api_base.as_str());
+    let r = control(&env, "urls", json!(null)).await;
+    assert_eq!((r.status, r.json()["www_base"].clone()), (200, json!(env.urls.www_base)));
+    // A GET never changes state.
+    let r = reply(
+        env.http
+            .get(format!("{}/_control/dropbox/revoke_all", env.sandbox.base_url()))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(env.rpc("users/get_current_account", None).await.status, 200);
 }

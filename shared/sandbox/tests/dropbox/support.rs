@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use extconn_sandbox::{
-    AccountId, DropboxControl, DropboxUrls, ManualClock, OAuthClient, Sandbox, SandboxConfig,
+    AccountId, DropboxControl, DropboxUrls, ManualClock, OAuthClient, Sandbox, SandboxConfig, Service,
 };
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -52,11 +52,13 @@ impl Reply {
 pub fn clients() -> Vec<OAuthClient> {
     vec![
         OAuthClient {
+            service: Service::Dropbox,
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
             redirect_uris: vec![REDIRECT.into()],
         },
         OAuthClient {
+            service: Service::Dropbox,
             client_id: PUBLIC_CLIENT_ID.into(),
             client_secret: String::new(),
             redirect_uris: vec![REDIRECT.into()],
@@ -69,7 +71,7 @@ pub fn clients() -> Vec<OAuthClient> {
 pub async fn env() -> Env {
     let clock = ManualClock::new(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_735_689_600));
     let sandbox = Sandbox::start(SandboxConfig {
-        dropbox_clients: clients(),
+        clients: clients(),
         now: Some(clock.source()),
         ..SandboxConfig::default()
     })

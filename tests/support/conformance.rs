@@ -264,16 +264,6 @@ impl Bench {
     }
 }
 
-/// Runs every case on `subject`.
-pub async fn run_all(subject: &Subject) {
-    oauth_round_trip(subject).await;
-    picker(subject).await;
-    changes(subject).await;
-    cursor_reset(subject).await;
-    rate_limit(subject).await;
-    revoke(subject).await;
-}
-
 /// Authorize (auto-approved consent) → code → exchange → account → refresh → revoke.
 pub async fn oauth_round_trip(subject: &Subject) {
     let b = Bench::new(subject).await;

@@ -3,6 +3,7 @@
 //! real Dropbox connector pointed at it, and the engine, all sharing one virtual clock.
 
 pub mod api;
+pub mod conformance;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};

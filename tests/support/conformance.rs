@@ -440,3 +440,41 @@ pub async fn revoke(subject: &Subject) {
     assert_eq!(b.sync().await, RunStatus::ReauthRequired, "{}: a revoked grant needs reauth", b.name);
     assert!(b.items().values().all(|i| i.state != ItemState::SourceDeleted), "{}: nothing marked deleted", b.name);
 }
+
+/// A download from a byte offset (a resumed transfer) serves exactly the rest of the file; the
+/// whole download ends clean only when the bytes match the provider's hash.
+pub async fn ranged_download(subject: &Subject) {
+    use extconn_core::ports::DownloadRequest;
+    use futures::StreamExt;
+    let b = Bench::new(subject).await;
+    let size = 5 * 1024 * 1024 + 3;
+    let node = b
+        .control
+        .add_file(&b.account, &b.folder, "big.bin", Content::generated(size, 42))
+        .expect("add file");
+    let access = &b.tokens.access_token;
+    let loc = FolderLocator { folder_id: node.id.clone(), drive_id: None };
+    let item = b.provider.item(access, &loc).await.expect("item");
+    assert_eq!(item.size, Some(size), "{}: the item's size", b.name);
+    let read = |req: DownloadRequest| {
+        let p = b.provider.clone();
+        async move {
+            let d = p.download(access, &req).await.unwrap_or_else(|e| panic!("download: {e}"));
+            let mut bytes = Vec::new();
+            let mut s = d.stream;
+            while let Some(chunk) = s.next().await {
+                bytes.extend_from_slice(&chunk.unwrap_or_else(|e| panic!("stream: {e}")));
+            }
+            bytes
+        }
+    };
+    let whole = read(DownloadRequest::whole(&item)).await;
+    assert_eq!(whole.len() as u64, size);
+    {
+        use sha2::{Digest, Sha256};
+        assert_eq!(Some(hex::encode(Sha256::digest(&whole))), node.sha256, "{}: the whole file", b.name);
+    }
+    let offset = 4 * 1024 * 1024 + 1;
+    let rest = read(DownloadRequest { item: item.clone(), offset, expected_size: item.size }).await;
+    assert_eq!(rest.as_slice(), &whole[offset as usize..], "{}: the rest from the offset", b.name);
+}

@@ -19,7 +19,7 @@ use extconn_core::{
 };
 use extconn_providers::dropbox::{Dropbox, DropboxConfig};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl, Endpoint};
-use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
+use extconn_sandbox::{OAuthClient, ProviderControl, Sandbox, SandboxConfig, Service};
 
 pub use extconn_sandbox::dropbox::Fault;
 
@@ -78,7 +78,10 @@ pub enum SinkKind {
 
 pub struct World {
     pub sandbox: Sandbox,
+    /// The Dropbox emulator's own handle, for Dropbox-specific scenarios (paths, endpoints).
     pub dbx: DropboxControl,
+    /// The same emulator behind the provider-neutral control trait.
+    pub control: Arc<dyn ProviderControl>,
     pub account: AccountId,
     pub clock: Arc<ManualClock>,
     pub store: Arc<MemoryStore>,
@@ -111,6 +114,7 @@ impl World {
         })
         .await;
         let dbx = sandbox.dropbox();
+        let control = sandbox.control(Service::Dropbox);
         let account = dbx.create_account("Ana Admin", "ana@example.com");
         let folder = dbx.add_folder(&account, FOLDER);
         let engine_clock: Arc<dyn Clock> = opts.clock.clone().unwrap_or_else(|| clock.clone());
@@ -182,6 +186,7 @@ impl World {
         let mut w = World {
             sandbox,
             dbx,
+            control,
             account,
             clock,
             store,
@@ -351,7 +356,7 @@ impl World {
         all.extend(self.queue.bodies());
         all.push(format!("{:?}", self.events.all()));
         all.push(self.store.snapshot());
-        let canaries = self.dbx.canaries();
+        let canaries = self.control.canaries();
         assert!(!canaries.is_empty(), "the sandbox issued no canaries");
         for c in &canaries {
             for h in &all {

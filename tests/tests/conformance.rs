@@ -20,3 +20,4 @@ case!(changes);
 case!(cursor_reset);
 case!(rate_limit);
 case!(revoke);
+case!(ranged_download);

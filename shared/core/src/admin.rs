@@ -101,7 +101,12 @@ pub(crate) fn provider_failure(e: ProviderError) -> UseCaseError {
 }
 
 /// Records that `actor` did `action` to `target` (e.g. `connection/con_…`), now.
-pub(crate) async fn audit(ports: &Ports, actor: &Actor, action: &str, target: String) -> Result<(), StoreError> {
+pub(crate) async fn audit(
+    ports: &Ports,
+    actor: &Actor,
+    action: &str,
+    target: String,
+) -> Result<(), StoreError> {
     let event = AuditEvent {
         client_id: actor.client_id.clone(),
         actor: actor.user_id.clone(),

@@ -2,17 +2,17 @@
 //! use, the folder picker, connecting a folder, details, the Auto sync toggle, delete and
 //! Refresh Items.
 //!
-//! Every provider call of this module goes through [`Connections::session`] and is made in
-//! [`Connections::browse_folders`] or [`Connections::create`]; nothing else here talks to a
-//! provider.
+//! This module talks to a provider in two places only, [`Connections::browse_folders`] and
+//! [`Connections::create`] (the folder check), both through `Connections::session` (grant
+//! status, connector, access token).
 
 use std::sync::Arc;
 
 use crate::admin::{Actor, UseCaseError, audit, provider_failure};
 use crate::context::Ports;
 use crate::domain::{
-    ConnKey, Connection, ConnectionCounters, ConnectionStatus, Filters, FolderLocator, Grant, GrantStatus, Item,
-    ItemState, Job, RunCounters, RunStatus, SyncPosition, SyncRun, SyncedBy, Timestamp, Trigger,
+    ConnKey, Connection, ConnectionCounters, ConnectionStatus, Filters, FolderLocator, Grant, GrantStatus,
+    Item, ItemState, Job, RunCounters, RunStatus, SyncPosition, SyncRun, SyncedBy, Timestamp, Trigger,
 };
 use crate::ids::{ConnectionId, GrantId, RunId};
 use crate::ports::{ConnectionPatch, FolderPage, Provider, StoreError};
@@ -192,7 +192,8 @@ impl Connections {
             self.ports.clock.now()
                 + chrono::Duration::seconds(i64::try_from(c.sync_interval_secs).unwrap_or(i64::MAX))
         });
-        let patch = ConnectionPatch { auto_sync: Some(on), next_due_at: Some(next_due), ..Default::default() };
+        let patch =
+            ConnectionPatch { auto_sync: Some(on), next_due_at: Some(next_due), ..Default::default() };
         let updated = match self.ports.connections.update(&c.key(), &patch).await {
             Err(StoreError::NotFound) => return Err(UseCaseError::NotFound),
             r => r?,

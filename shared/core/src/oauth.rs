@@ -135,21 +135,21 @@ impl OAuthFlow {
             return Err(if error == "access_denied" {
                 UseCaseError::AccessDenied
             } else {
-                let code = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+                let code =
+                    error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
                 UseCaseError::ProviderRefused { code }
             });
         }
         let code = cb.code.ok_or(UseCaseError::Invalid { field: "code", reason: "required" })?;
         let connector = self.ports.provider(cb.provider).ok_or(UseCaseError::ProviderNotConfigured)?;
-        let tokens = connector
-            .exchange_code(&code, &record.pkce_verifier, &cb.redirect_uri)
-            .await
-            .map_err(|e| match e {
+        let tokens = connector.exchange_code(&code, &record.pkce_verifier, &cb.redirect_uri).await.map_err(
+            |e| match e {
                 ProviderError::RateLimited { .. } | ProviderError::Transient(_) => {
                     UseCaseError::ProviderUnavailable
                 }
                 _ => UseCaseError::ExchangeFailed,
-            })?;
+            },
+        )?;
         let account = connector.account(&tokens.access_token).await.map_err(provider_failure)?;
         // The admin who started it acts; the callback itself is anonymous.
         let actor = Actor {
@@ -157,7 +157,8 @@ impl OAuthFlow {
             user_id: record.user_id.clone(),
             display_name: record.user_id.to_string(),
         };
-        let found = self.ports.grants.find_by_account(&actor.client_id, cb.provider, &account.account_id).await?;
+        let found =
+            self.ports.grants.find_by_account(&actor.client_id, cb.provider, &account.account_id).await?;
         if let Some(existing) = found {
             let grant = self.reconnect(&actor, existing, &account, &tokens).await?;
             return Ok(Completed { grant, reconnected: true });

@@ -3,12 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use extconn_core::{GrantId, GrantStatus};
+use extconn_core::GrantId;
 
-use super::{Caller, admin, provider_problem};
+use super::{Caller, admin};
 use crate::AppState;
 use crate::extract::{PathParams, QueryParams};
-use crate::problem::{ApiResult, Problem, ProblemKind};
+use crate::problem::{ApiResult, Problem};
 
 /// Provider folder ids accepted from clients: bounded and free of control characters. Each
 /// provider's own shape is checked too (Dropbox: `id:` + url-safe characters; the root is "no parent").
@@ -36,19 +36,13 @@ pub(crate) async fn folders(
 ) -> ApiResult<impl IntoResponse> {
     let who = admin(caller)?;
     q.only(&["parent", "page"])?;
-    let grant = st.grant(&who, &path.id::<GrantId>()?).await?;
+    let grant = st.connections().grant(&who, &path.id::<GrantId>()?).await?;
     if let Some(parent) = q.get("parent") {
-        check_folder_id(grant.provider, parent, "parent")?;
+        check_folder_id(grant.grant().provider, parent, "parent")?;
     }
-    let scope = format!("folders:{}:{}", grant.id, q.get("parent").unwrap_or(""));
+    let scope = format!("folders:{}:{}", grant.grant().id, q.get("parent").unwrap_or(""));
     let page = q.get("page").map(|t| st.inner.pages.open(&who.client_id, &scope, t)).transpose()?;
-    if grant.status != GrantStatus::Active {
-        return Err(Problem::new(ProblemKind::ReauthRequired));
-    }
-    let provider = st.provider(grant.provider)?;
-    let access = st.access(&grant).await?;
-    let result =
-        provider.browse_folders(&access, q.get("parent"), page.as_deref()).await.map_err(provider_problem)?;
+    let result = st.connections().browse_folders(&grant, q.get("parent"), page.as_deref()).await?;
     let next = result.next_page.map(|p| st.inner.pages.issue(&who.client_id, &scope, &p));
     let folders: Vec<serde_json::Value> = result
         .folders

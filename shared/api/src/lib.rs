@@ -19,6 +19,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::MethodFilter;
 use extconn_core::Ports;
+use extconn_core::connections::Connections;
+use extconn_core::oauth::OAuthFlow;
 use extconn_core::tokens::{TokenPolicy, Tokens};
 use http::Method;
 
@@ -46,7 +48,7 @@ impl ApiConfig {
         Self {
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
             console_url: console_url.into(),
-            state_ttl: chrono::Duration::minutes(10),
+            state_ttl: extconn_core::oauth::DEFAULT_STATE_TTL,
         }
     }
 
@@ -61,7 +63,7 @@ impl ApiConfig {
     }
 }
 
-/// What every handler shares.
+/// What every handler shares: the core's admin use cases, and the ports for read-only queries.
 #[derive(Clone, Debug)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -70,7 +72,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     ports: Ports,
-    tokens: Tokens,
+    connections: Connections,
+    oauth: OAuthFlow,
     config: ApiConfig,
     pages: PageTokens,
 }
@@ -78,10 +81,18 @@ struct Inner {
 impl AppState {
     pub fn new(ports: Ports, config: ApiConfig, pages: PageTokens) -> Self {
         let tokens = Tokens::new(ports.clone(), TokenPolicy::default());
-        Self { inner: Arc::new(Inner { ports, tokens, config, pages }) }
+        let connections = Connections::new(ports.clone(), tokens);
+        let oauth = OAuthFlow::new(ports.clone(), config.state_ttl);
+        Self { inner: Arc::new(Inner { ports, connections, oauth, config, pages }) }
     }
     fn ports(&self) -> &Ports {
         &self.inner.ports
+    }
+    fn connections(&self) -> &Connections {
+        &self.inner.connections
+    }
+    fn oauth(&self) -> &OAuthFlow {
+        &self.inner.oauth
     }
     fn config(&self) -> &ApiConfig {
         &self.inner.config

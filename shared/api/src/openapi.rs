@@ -3,8 +3,24 @@
 
 use serde_json::{Map, Value, json};
 
+use extconn_core::ProviderKind;
+
 use crate::ROUTES;
 use crate::problem::ProblemKind;
+
+/// `a, b or c` / `A, B and C`: the document names the providers the core knows, none itself.
+fn listing(words: impl Iterator<Item = &'static str>, last: &str) -> String {
+    let words: Vec<&str> = words.collect();
+    match words.split_last() {
+        Some((tail, head)) if !head.is_empty() => format!("{} {last} {tail}", head.join(", ")),
+        Some((only, _)) => (*only).to_owned(),
+        None => String::new(),
+    }
+}
+
+fn provider_ids() -> impl Iterator<Item = &'static str> {
+    ProviderKind::ALL.into_iter().map(ProviderKind::as_str)
+}
 
 fn problem(description: &str) -> Value {
     json!({ "description": description, "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
@@ -55,7 +71,7 @@ fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str
         "oauthCallback" => (
             "OAuth redirect target (public): consumes the state, stores the grant, redirects to the folder picker",
             vec![
-                path_param("provider", "google_drive, sharepoint or dropbox"),
+                path_param("provider", &listing(provider_ids(), "or")),
                 query("state", "The state of the authorization request"),
                 query("code", "Authorization code"),
                 query("error", "Provider error code, e.g. access_denied"),
@@ -142,7 +158,7 @@ fn schemas() -> Value {
             "invalid_params": { "type": "array", "items": { "type": "object", "required": ["name", "reason"], "properties": {
                 "name": { "type": "string", "description": "JSON Pointer for body fields, the name for query parameters" },
                 "reason": { "type": "string" } } } } } },
-        "Provider": { "type": "string", "enum": ["google_drive", "sharepoint", "dropbox"] },
+        "Provider": { "type": "string", "enum": provider_ids().collect::<Vec<_>>() },
         "Providers": { "type": "object", "required": ["providers"], "properties": { "providers": { "type": "array", "items": {
             "type": "object", "required": ["provider", "name", "configured"], "properties": {
                 "provider": r("Provider"), "name": { "type": "string" }, "configured": { "type": "boolean" } } } } } },
@@ -220,7 +236,9 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": { "title": "External Connections admin API", "version": "1.0.0",
-                  "description": "Connect Google Drive, SharePoint and Dropbox folders and import their files as DAM assets. Errors are RFC 9457 problem+json." },
+                  "description": format!(
+                      "Connect {} folders and import their files as DAM assets. Errors are RFC 9457 problem+json.",
+                      listing(ProviderKind::ALL.into_iter().map(ProviderKind::display_name), "and")) },
         "servers": [{ "url": "/" }],
         "security": [{ "bearer": [] }],
         "paths": paths,

@@ -134,11 +134,74 @@ impl From<extconn_core::ports::StoreError> for Problem {
     }
 }
 
+/// Each outcome of a core use case as the API has always answered it.
+impl From<extconn_core::UseCaseError> for Problem {
+    fn from(e: extconn_core::UseCaseError) -> Self {
+        use extconn_core::UseCaseError as E;
+        match e {
+            E::NotFound => Problem::not_found(),
+            E::ReauthRequired => Problem::new(ProblemKind::ReauthRequired),
+            E::ProviderNotConfigured => Problem::new(ProblemKind::ProviderNotConfigured),
+            E::FolderNotAccessible => Problem::new(ProblemKind::FolderNotAccessible),
+            E::Invalid { field, reason } => Problem::invalid(field, reason),
+            E::AlreadyConnected => Problem::new(ProblemKind::AlreadyConnected),
+            E::AutoSyncOff => Problem::new(ProblemKind::AutoSyncOff)
+                .detail("Refresh Items is available while Auto sync is on."),
+            E::InvalidState => Problem::new(ProblemKind::InvalidState),
+            E::StateExpired => Problem::new(ProblemKind::StateExpired),
+            E::ProviderMismatch => Problem::new(ProblemKind::ProviderMismatch),
+            E::AccessDenied => Problem::new(ProblemKind::AccessDenied)
+                .detail("The account owner declined access. Nothing was connected."),
+            // The code is already reduced to `[A-Za-z0-9_]{0,64}` by the use case.
+            E::ProviderRefused { code } => Problem::new(ProblemKind::ProviderError)
+                .detail(format!("The service answered '{code}'. Nothing was connected.")),
+            E::ExchangeFailed => Problem::new(ProblemKind::ExchangeFailed),
+            E::ProviderUnavailable => Problem::new(ProblemKind::ProviderUnavailable),
+            E::Internal(what) => Problem::internal(&what),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 pub type ApiResult<T> = Result<T, Problem>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each use-case outcome keeps the problem type (and for the OAuth refusals the wording)
+    /// the API has always answered with.
+    #[test]
+    fn use_case_outcomes_map_to_their_problem_types() {
+        use extconn_core::UseCaseError as E;
+        let cases = [
+            (E::NotFound, ProblemKind::NotFound),
+            (E::ReauthRequired, ProblemKind::ReauthRequired),
+            (E::ProviderNotConfigured, ProblemKind::ProviderNotConfigured),
+            (E::FolderNotAccessible, ProblemKind::FolderNotAccessible),
+            (E::Invalid { field: "/folder_id", reason: "r" }, ProblemKind::InvalidRequest),
+            (E::AlreadyConnected, ProblemKind::AlreadyConnected),
+            (E::AutoSyncOff, ProblemKind::AutoSyncOff),
+            (E::InvalidState, ProblemKind::InvalidState),
+            (E::StateExpired, ProblemKind::StateExpired),
+            (E::ProviderMismatch, ProblemKind::ProviderMismatch),
+            (E::AccessDenied, ProblemKind::AccessDenied),
+            (E::ProviderRefused { code: "server_error".into() }, ProblemKind::ProviderError),
+            (E::ExchangeFailed, ProblemKind::ExchangeFailed),
+            (E::ProviderUnavailable, ProblemKind::ProviderUnavailable),
+            (E::Internal("x".into()), ProblemKind::Internal),
+            (E::Store(extconn_core::ports::StoreError::Conflict), ProblemKind::Internal),
+        ];
+        for (e, kind) in cases {
+            assert_eq!(Problem::from(e.clone()).kind, kind, "{e:?}");
+        }
+        let p = Problem::from(E::Invalid { field: "/folder_id", reason: "r" });
+        assert_eq!(p.invalid_params, [InvalidParam { name: "/folder_id".into(), reason: "r".into() }]);
+        let p = Problem::from(E::ProviderRefused { code: "server_error".into() });
+        assert_eq!(p.detail.as_deref(), Some("The service answered 'server_error'. Nothing was connected."));
+        assert!(Problem::from(E::AccessDenied).detail.is_some_and(|d| d.contains("declined")));
+        assert!(Problem::from(E::AutoSyncOff).detail.is_some_and(|d| d.contains("Auto sync is on")));
+    }
 
     /// docs/api.md documents the whole catalog.
     #[test]

@@ -83,6 +83,23 @@ pub struct ConnectionDetails {
     pub failed_items: Vec<ItemView>,
 }
 
+impl ConnectionDetails {
+    pub fn new(d: &extconn_core::connections::Details, now: Timestamp) -> Self {
+        let c = &d.connection;
+        Self {
+            row: ConnectionRow::new(c, now),
+            account: d.grant.as_ref().map(AccountView::new),
+            settings: Settings {
+                include_subfolders: c.filters.include_subfolders,
+                max_file_size: c.filters.max_file_size,
+                sync_interval_secs: c.sync_interval_secs,
+            },
+            recent_runs: d.recent_runs.iter().map(RunView::new).collect(),
+            failed_items: d.failed_items.iter().map(ItemView::new).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct RunView {
     pub id: String,

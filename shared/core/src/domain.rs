@@ -30,6 +30,15 @@ impl ProviderKind {
         }
     }
 
+    /// The service's name as people know it (the console shows it; the API never spells one).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::GoogleDrive => "Google Drive",
+            Self::Sharepoint => "SharePoint",
+            Self::Dropbox => "Dropbox",
+        }
+    }
+
     /// Parses the API string; `None` for anything else (the API answers 400 naming the field).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)

@@ -2,7 +2,9 @@
 //!
 //! The domain ([`domain`], [`ids`]), the ports every adapter implements ([`ports`]), their
 //! in-memory implementations ([`memory`]), local-mode adapters ([`local`]), and the use cases:
-//! the sync engine ([`engine`]) and the single-flight token refresh ([`tokens`]).
+//! the sync engine ([`engine`]), the single-flight token refresh ([`tokens`]), grant retirement
+//! ([`grants`]), the scheduler tick ([`scheduler`]), and the admin's: connections
+//! ([`connections`]) and the OAuth connect flow ([`oauth`]), sharing [`admin`].
 //!
 //! This crate depends on no AWS SDK, HTTP client or web framework; Cargo enforces it.
 
@@ -14,11 +16,14 @@ pub mod secret;
 pub use domain::*;
 pub use ids::{ClientId, ConnectionId, GrantId, IdError, RunId, UserId};
 pub use secret::Secret;
+pub mod admin;
+pub mod connections;
 pub mod context;
 pub mod engine;
 pub mod grants;
 pub mod local;
 pub mod memory;
+pub mod oauth;
 pub mod scheduler;
 #[cfg(any(test, feature = "testkit"))]
 pub mod fake_drive;
@@ -26,4 +31,5 @@ pub mod fake_drive;
 pub mod testkit;
 pub mod tokens;
 
+pub use admin::{Actor, UseCaseError};
 pub use context::Ports;

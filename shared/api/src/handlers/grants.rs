@@ -3,17 +3,17 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use extconn_core::ports::Provider;
-use extconn_core::{FolderLocator, GrantId, GrantStatus};
+use extconn_core::{FolderLocator, GrantId, ProviderKind};
 
-use super::{Caller, admin, provider_problem};
+use super::{Caller, admin};
 use crate::AppState;
 use crate::extract::{PathParams, QueryParams};
 use crate::problem::{ApiResult, Problem, ProblemKind};
 
 /// Provider ids accepted from clients: bounded, free of control characters, and of the shape
 /// the provider's ids have (the connector knows it).
-pub(crate) fn check_id(provider: &dyn Provider, id: &str, field: &str) -> Result<(), Problem> {
+pub(crate) fn check_id(st: &AppState, kind: ProviderKind, id: &str, field: &str) -> Result<(), Problem> {
+    let provider = st.ports().provider(kind).ok_or_else(|| Problem::new(ProblemKind::ProviderNotConfigured))?;
     let generic = id.len() <= 512 && !id.chars().any(char::is_control);
     if generic && provider.accepts_id(id) { Ok(()) } else { Err(Problem::invalid(field, "not a folder id of this service")) }
 }
@@ -24,7 +24,7 @@ pub(crate) fn check_drive_id(id: &str, field: &str) -> Result<(), Problem> {
     if ok { Ok(()) } else { Err(Problem::invalid(field, "not a drive id of this service")) }
 }
 
-/// GET /v1/grants/{grant}/folders?parent=&page=
+/// GET /v1/grants/{grant}/folders?parent=&drive=&page=
 pub(crate) async fn folders(
     State(st): State<AppState>,
     caller: Caller,
@@ -33,29 +33,23 @@ pub(crate) async fn folders(
 ) -> ApiResult<impl IntoResponse> {
     let who = admin(caller)?;
     q.only(&["parent", "drive", "page"])?;
-    let grant = st.grant(&who, &path.id::<GrantId>()?).await?;
-    let provider = st.provider(grant.provider)?;
+    let grant = st.connections().grant(&who, &path.id::<GrantId>()?).await?;
+    let kind = grant.grant().provider;
     if let Some(parent) = q.get("parent") {
-        check_id(provider.as_ref(), parent, "parent")?;
+        check_id(&st, kind, parent, "parent")?;
     }
     if let Some(drive) = q.get("drive") {
         check_drive_id(drive, "drive")?;
     }
-    let parent = q.get("parent").map(|id| FolderLocator {
-        folder_id: id.to_owned(),
-        drive_id: q.get("drive").map(str::to_owned),
-    });
+    let parent = q
+        .get("parent")
+        .map(|id| FolderLocator { folder_id: id.to_owned(), drive_id: q.get("drive").map(str::to_owned) });
     let scope =
-        format!("folders:{}:{}:{}", grant.id, q.get("drive").unwrap_or(""), q.get("parent").unwrap_or(""));
+        format!("folders:{}:{}:{}", grant.grant().id, q.get("drive").unwrap_or(""), q.get("parent").unwrap_or(""));
     let page = q.get("page").map(|t| st.inner.pages.open(&who.client_id, &scope, t)).transpose()?;
-    if grant.status != GrantStatus::Active {
-        return Err(Problem::new(ProblemKind::ReauthRequired));
-    }
-    let access = st.access(&grant).await?;
-    let result =
-        provider.browse_folders(&access, parent.as_ref(), page.as_deref()).await.map_err(provider_problem)?;
+    let result = st.connections().browse_folders(&grant, parent.as_ref(), page.as_deref()).await?;
     let next = result.next_page.map(|p| st.inner.pages.issue(&who.client_id, &scope, &p));
-    // Each entry's locator (id + drive id) goes back unchanged as `parent` / `drive` or into
+    // Each entry's locator (id + drive id) goes back unchanged as `parent` / `drive`, or into
     // POST /v1/connections.
     let folders: Vec<serde_json::Value> = result
         .folders

@@ -1,0 +1,323 @@
+//! The connection use cases behind the admin API (ARCHITECTURE §5): which grant an admin may
+//! use, the folder picker, connecting a folder, details, the Auto sync toggle, delete and
+//! Refresh Items.
+//!
+//! This module talks to a provider in two places only, [`Connections::browse_folders`] and
+//! [`Connections::create`] (the folder check), both through `Connections::session` (grant
+//! status, connector, access token).
+
+use std::sync::Arc;
+
+use crate::admin::{Actor, UseCaseError, audit, provider_failure};
+use crate::context::Ports;
+use crate::domain::{
+    ConnKey, Connection, ConnectionCounters, ConnectionStatus, Filters, FolderLocator, Grant, GrantStatus,
+    Item, ItemState, Job, RunCounters, RunStatus, SyncPosition, SyncRun, SyncedBy, Timestamp, Trigger,
+};
+use crate::ids::{ConnectionId, GrantId, RunId};
+use crate::ports::{ConnectionPatch, FolderPage, Provider, StoreError};
+use crate::secret::Secret;
+use crate::tokens::Tokens;
+
+/// v1's fixed sync interval.
+pub const SYNC_INTERVAL_SECS: u64 = 900;
+
+/// How many runs and failed items [`Connections::details`] returns.
+const RECENT_RUNS: usize = 10;
+const FAILED_ITEMS: usize = 50;
+
+/// A grant the actor may use: their client's and, until a connection uses it, only the admin
+/// who authorized it. Only [`Connections::grant`] makes one, so a use case taking it cannot be
+/// handed someone else's grant.
+#[derive(Debug, Clone)]
+pub struct UsableGrant(Grant);
+
+impl UsableGrant {
+    pub fn grant(&self) -> &Grant {
+        &self.0
+    }
+}
+
+/// What the admin chose in the picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConnection {
+    /// The folder's locator as the picker returned it, unchanged (its shape is checked by the
+    /// caller; whether this account can read it is checked here, with the grant's own token).
+    pub folder: FolderLocator,
+    pub auto_sync: bool,
+}
+
+/// A connection with what its details page shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Details {
+    pub connection: Connection,
+    /// `None` once the grant is gone (retired while this connection was being deleted).
+    pub grant: Option<Grant>,
+    /// Newest first.
+    pub recent_runs: Vec<SyncRun>,
+    /// Files that could not be imported, with the reason.
+    pub failed_items: Vec<Item>,
+}
+
+/// The answer to Refresh Items: the run that will bring the connection up to date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshOutcome {
+    pub run_id: RunId,
+    pub status: RunStatus,
+    /// True when this call queued the run; false when a run already queued or running (or
+    /// another click's, an instant earlier) is returned instead.
+    pub started: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connections {
+    ports: Ports,
+    tokens: Tokens,
+}
+
+impl Connections {
+    pub fn new(ports: Ports, tokens: Tokens) -> Self {
+        Self { ports, tokens }
+    }
+
+    /// The actor's client's connection; anything else is `NotFound`.
+    pub async fn get(&self, actor: &Actor, id: &ConnectionId) -> Result<Connection, UseCaseError> {
+        let key = ConnKey { client_id: actor.client_id.clone(), connection_id: id.clone() };
+        self.ports.connections.get(&key).await?.ok_or(UseCaseError::NotFound)
+    }
+
+    /// The grant if the actor may use it (see [`UsableGrant`]); anything else is `NotFound`.
+    pub async fn grant(&self, actor: &Actor, id: &GrantId) -> Result<UsableGrant, UseCaseError> {
+        let g = self.ports.grants.get(&actor.client_id, id).await?.ok_or(UseCaseError::NotFound)?;
+        if !g.attached && g.created_by != actor.user_id {
+            return Err(UseCaseError::NotFound);
+        }
+        Ok(UsableGrant(g))
+    }
+
+    /// One level of the picker under `parent` (`None` = the top: the account's root, its
+    /// drives or sites); `page` is the provider's own page token from the previous page.
+    pub async fn browse_folders(
+        &self,
+        grant: &UsableGrant,
+        parent: Option<&FolderLocator>,
+        page: Option<&str>,
+    ) -> Result<FolderPage, UseCaseError> {
+        let (provider, access) = self.session(grant.grant()).await?;
+        provider.browse_folders(&access, parent, page).await.map_err(provider_failure)
+    }
+
+    /// Connects a folder: verifies it with the grant's own token (its name and path come from
+    /// the provider, never from the caller), stores the connection, marks the grant attached
+    /// and queues the initial import.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        grant: UsableGrant,
+        new: NewConnection,
+    ) -> Result<Connection, UseCaseError> {
+        let grant = grant.0;
+        let (provider, access) = self.session(&grant).await?;
+        let locator = new.folder;
+        let folder = provider.folder(&access, &locator).await.map_err(|e| match provider_failure(e) {
+            UseCaseError::FolderNotAccessible => {
+                UseCaseError::Invalid { field: "/folder_id", reason: "not a folder this account can read" }
+            }
+            other => other,
+        })?;
+        let now = self.ports.clock.now();
+        let id = ConnectionId::generate();
+        let key = ConnKey { client_id: actor.client_id.clone(), connection_id: id.clone() };
+        let run = new_run(key, Trigger::Initial, actor, now);
+        let interval = chrono::Duration::seconds(SYNC_INTERVAL_SECS as i64);
+        let conn = Connection {
+            client_id: actor.client_id.clone(),
+            id,
+            grant_id: grant.id.clone(),
+            provider: grant.provider,
+            folder: locator,
+            folder_path: folder.path.unwrap_or_else(|| format!("/{}", folder.name)),
+            folder_name: folder.name,
+            auto_sync: new.auto_sync,
+            sync_interval_secs: SYNC_INTERVAL_SECS,
+            status: ConnectionStatus::Active,
+            // Set before the run record exists: see `open_run`.
+            current_run_id: Some(run.id.clone()),
+            last_synced_at: None,
+            synced_by: SyncedBy { user_id: actor.user_id.clone(), display_name: actor.display_name.clone() },
+            created_at: now,
+            position: SyncPosition::Initial,
+            lease: None,
+            lease_version: 0,
+            counters: ConnectionCounters::default(),
+            filters: Filters::default(),
+            next_due_at: new.auto_sync.then_some(now + interval),
+            not_before: None,
+        };
+        match self.ports.connections.create(&conn).await {
+            Ok(()) => {}
+            // The store's uniqueness on (client, provider, folder) decides, so two admins
+            // connecting the same folder at once get one connection.
+            Err(StoreError::Conflict) => return Err(UseCaseError::AlreadyConnected),
+            Err(e) => return Err(e.into()),
+        }
+        if !grant.attached {
+            let mut g = grant;
+            g.attached = true;
+            self.ports.grants.update(&g).await?;
+        }
+        queue_run(&self.ports, &run).await?;
+        audit(&self.ports, actor, "connection.create", format!("connection/{}", conn.id)).await?;
+        Ok(conn)
+    }
+
+    /// The connection with its account, recent runs and failed items.
+    pub async fn details(&self, connection: Connection) -> Result<Details, UseCaseError> {
+        let key = connection.key();
+        let grant = self.ports.grants.get(&connection.client_id, &connection.grant_id).await?;
+        let recent_runs = self.ports.runs.list(&key, RECENT_RUNS).await?;
+        let failed_items = self.ports.items.list(&key, Some(ItemState::Failed), None, FAILED_ITEMS).await?;
+        Ok(Details { connection, grant, recent_runs, failed_items })
+    }
+
+    /// Turns Auto sync on (the next scheduled sync one interval from now) or off (none).
+    pub async fn set_auto_sync(
+        &self,
+        actor: &Actor,
+        id: &ConnectionId,
+        on: bool,
+    ) -> Result<Connection, UseCaseError> {
+        let c = self.get(actor, id).await?;
+        let next_due = on.then(|| {
+            self.ports.clock.now()
+                + chrono::Duration::seconds(i64::try_from(c.sync_interval_secs).unwrap_or(i64::MAX))
+        });
+        let patch =
+            ConnectionPatch { auto_sync: Some(on), next_due_at: Some(next_due), ..Default::default() };
+        let updated = match self.ports.connections.update(&c.key(), &patch).await {
+            Err(StoreError::NotFound) => return Err(UseCaseError::NotFound),
+            r => r?,
+        };
+        let action = if on { "connection.auto_sync_on" } else { "connection.auto_sync_off" };
+        audit(&self.ports, actor, action, format!("connection/{}", c.id)).await?;
+        Ok(updated)
+    }
+
+    /// Deletes the connection; its imported assets stay. When no other connection uses its
+    /// grant, the grant is retired (revoked at the provider, secret and record deleted); a
+    /// revoke that fails leaves it `revoking` for [`crate::grants::sweep`] and never fails the
+    /// delete.
+    pub async fn delete(&self, actor: &Actor, id: &ConnectionId) -> Result<(), UseCaseError> {
+        let c = self.get(actor, id).await?;
+        // Deleting the record revokes the lease: a running worker writes nothing afterwards.
+        if !self.ports.connections.delete(&c.key()).await? {
+            return Err(UseCaseError::NotFound);
+        }
+        audit(&self.ports, actor, "connection.delete", format!("connection/{}", c.id)).await?;
+        if self.ports.connections.list_by_grant(&c.client_id, &c.grant_id).await?.is_empty()
+            && let Some(grant) = self.ports.grants.get(&c.client_id, &c.grant_id).await?
+        {
+            crate::grants::retire(&self.ports, &grant).await?;
+        }
+        Ok(())
+    }
+
+    /// Refresh Items: queues a manual run, unless one is already queued or running, which is
+    /// returned instead (never two open runs). Refused while Auto sync is off, and while the
+    /// connection needs its account reconnected.
+    ///
+    /// Two clicks at once race on the connection's `current_run_id`: each writes its new run id
+    /// only if `current_run_id` is still what it read, so exactly one wins; the loser re-reads
+    /// and answers with the winner's run.
+    pub async fn refresh(&self, actor: &Actor, id: &ConnectionId) -> Result<RefreshOutcome, UseCaseError> {
+        let c = self.get(actor, id).await?;
+        if !c.auto_sync {
+            return Err(UseCaseError::AutoSyncOff);
+        }
+        if c.status == ConnectionStatus::ReauthRequired {
+            return Err(UseCaseError::ReauthRequired);
+        }
+        if let Some((run_id, status)) = self.open_run(&c).await? {
+            return Ok(RefreshOutcome { run_id, status, started: false });
+        }
+        let run = new_run(c.key(), Trigger::Manual, actor, self.ports.clock.now());
+        let patch = ConnectionPatch {
+            current_run_id: Some(Some(run.id.clone())),
+            if_current_run: Some(c.current_run_id.clone()),
+            ..Default::default()
+        };
+        match self.ports.connections.update(&c.key(), &patch).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict) => {
+                let now = self.get(actor, &c.id).await?;
+                return match self.open_run(&now).await? {
+                    Some((run_id, status)) => Ok(RefreshOutcome { run_id, status, started: false }),
+                    // The winner's run finished already between two reads: not expected
+                    // within one request, so it is reported rather than retried.
+                    None => Err(UseCaseError::Internal("refresh lost a race without an open run".into())),
+                };
+            }
+            Err(StoreError::NotFound) => return Err(UseCaseError::NotFound),
+            Err(e) => return Err(e.into()),
+        }
+        queue_run(&self.ports, &run).await?;
+        audit(&self.ports, actor, "connection.refresh", format!("connection/{}", c.id)).await?;
+        Ok(RefreshOutcome { run_id: run.id, status: RunStatus::Queued, started: true })
+    }
+
+    /// The connection's queued or running run. A current run id whose record is not written yet
+    /// belongs to a request being processed right now (ids are written before records): it
+    /// counts as queued.
+    async fn open_run(&self, c: &Connection) -> Result<Option<(RunId, RunStatus)>, StoreError> {
+        let Some(id) = &c.current_run_id else { return Ok(None) };
+        Ok(match self.ports.runs.get(&c.key(), id).await? {
+            Some(r) if r.status.is_open() => Some((r.id, r.status)),
+            Some(_) => None,
+            None => Some((id.clone(), RunStatus::Queued)),
+        })
+    }
+
+    /// The grant's connector and an access token (refreshed single-flight when needed), for
+    /// the one provider call of an admin request. A grant that is not active is refused before
+    /// any provider call.
+    async fn session(&self, grant: &Grant) -> Result<(Arc<dyn Provider>, Secret), UseCaseError> {
+        if grant.status != GrantStatus::Active {
+            return Err(UseCaseError::ReauthRequired);
+        }
+        let provider = self.ports.provider(grant.provider).ok_or(UseCaseError::ProviderNotConfigured)?;
+        let access = self.tokens.access_token(grant, None).await?;
+        Ok((provider, access))
+    }
+}
+
+/// A queued run of `conn` requested by `actor`.
+pub(crate) fn new_run(conn: ConnKey, trigger: Trigger, actor: &Actor, now: Timestamp) -> SyncRun {
+    SyncRun {
+        conn,
+        id: RunId::generate(),
+        trigger,
+        actor: Some(actor.user_id.clone()),
+        status: RunStatus::Queued,
+        queued_at: now,
+        started_at: None,
+        finished_at: None,
+        counters: RunCounters::default(),
+        invocations: 0,
+        error: None,
+    }
+}
+
+/// Writes the run record, then sends its job (ids only). The connection's `current_run_id`
+/// is set before this by the caller.
+pub(crate) async fn queue_run(ports: &Ports, run: &SyncRun) -> Result<(), StoreError> {
+    let job = Job {
+        client_id: run.conn.client_id.clone(),
+        connection_id: run.conn.connection_id.clone(),
+        trigger: run.trigger,
+        run_id: Some(run.id.clone()),
+        requested_by: run.actor.clone(),
+        continuation: false,
+    };
+    ports.runs.create(run).await?;
+    ports.queue.send(&[job]).await
+}

@@ -69,16 +69,20 @@ $('connect').onclick = async () => {
 $('reload').onclick = rows;
 const params = new URLSearchParams(location.search);
 let chosen = null;
+// A picker entry's locator (id + drive id) goes back unchanged as parent/drive or into the new connection.
 async function folders(grant, parent, label) {
   $('picker').hidden = false; $('where').textContent = label;
-  const page = await api('GET', '/v1/grants/' + grant + '/folders' + (parent ? '?parent=' + encodeURIComponent(parent) : ''));
+  const q = new URLSearchParams();
+  if (parent) { q.set('parent', parent.id); if (parent.drive_id) q.set('drive', parent.drive_id); }
+  const page = await api('GET', '/v1/grants/' + grant + '/folders' + (parent ? '?' + q : ''));
   const ul = $('folders'); ul.replaceChildren();
   for (const f of page.items) {
     const li = document.createElement('li');
     const pick = document.createElement('input'); pick.type = 'radio'; pick.name = 'folder';
-    pick.onchange = () => { chosen = f.id; $('create').disabled = false; };
+    pick.disabled = !f.selectable;
+    pick.onchange = () => { chosen = f; $('create').disabled = false; };
     const open = document.createElement('a'); open.href = '#'; open.textContent = ' open';
-    open.onclick = e => { e.preventDefault(); folders(grant, f.id, f.path); };
+    open.onclick = e => { e.preventDefault(); folders(grant, f, f.path || f.name); };
     li.append(pick, text(' ' + f.name), open); ul.append(li);
   }
 }
@@ -86,7 +90,9 @@ if (params.get('grant_id')) {
   const grant = params.get('grant_id');
   folders(grant, null, 'Top level');
   $('create').onclick = async () => {
-    await api('POST', '/v1/connections', {grant_id: grant, folder_id: chosen, auto_sync: $('auto').checked});
+    const body = {grant_id: grant, folder_id: chosen.id, auto_sync: $('auto').checked};
+    if (chosen.drive_id) body.drive_id = chosen.drive_id;
+    await api('POST', '/v1/connections', body);
     history.replaceState(null, '', '/console'); $('picker').hidden = true; rows();
   };
 }

@@ -18,9 +18,9 @@ use extconn_core::memory::{ManualClock, MemoryEvents, MemoryQueue, MemorySink, M
 use extconn_core::ports::provider::AuthorizeRequest;
 use extconn_core::ports::{Clock, ConnectionStore, GrantStore, Provider, ProviderError, TokenVault};
 use extconn_core::{
-    AssetEventKind, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus, Filters,
-    FolderLocator, Grant, GrantId, GrantStatus, Item, ItemState, Job, Ports, ProviderKind, RunStatus, Secret,
-    SyncPosition, SyncedBy, TokenSet, Trigger, UserId,
+    AssetEventKind, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus,
+    Filters, FolderLocator, Grant, GrantId, GrantStatus, Item, ItemState, Job, Ports, ProviderKind,
+    RunStatus, Secret, SyncPosition, SyncedBy, TokenSet, Trigger, UserId,
 };
 use extconn_sandbox::{Content, Fault, OAuthClient, Op, ProviderControl, Sandbox, SandboxConfig, Service};
 
@@ -214,13 +214,22 @@ impl Bench {
         let live_ids: BTreeSet<&str> = live.iter().map(|n| n.id.as_str()).collect();
         for f in &live {
             let item = items.get(&f.id).unwrap_or_else(|| panic!("{ctx}: lost: {} has no item", f.name));
-            assert_eq!(item.state, ItemState::Imported, "{ctx}: {} is {:?} ({:?})", f.name, item.state, item.reason);
+            assert_eq!(
+                item.state,
+                ItemState::Imported,
+                "{ctx}: {} is {:?} ({:?})",
+                f.name,
+                item.state,
+                item.reason
+            );
             assert_eq!(item.name, f.name, "{ctx}: the item's name follows the source");
             if let Some(p) = &f.path {
                 assert_eq!(&item.path, p, "{ctx}: the item's path follows the source");
             }
             let key = item.asset_key.as_ref().unwrap_or_else(|| panic!("{ctx}: {} has no asset", f.name));
-            let obj = objects.get(key).unwrap_or_else(|| panic!("{ctx}: lost: the object of {} is missing", f.name));
+            let obj = objects
+                .get(key)
+                .unwrap_or_else(|| panic!("{ctx}: lost: the object of {} is missing", f.name));
             assert_eq!(Some(&obj.sha256), f.sha256.as_ref(), "{ctx}: {} differs from the source", f.name);
         }
         for (id, item) in &items {
@@ -282,10 +291,13 @@ pub async fn oauth_round_trip(subject: &Subject) {
             redirect_uri: REDIRECT.into(),
         })
         .expect("authorize url");
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let resp = http.get(&url).send().await.expect("authorize");
-    let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let back = url::Url::parse(&location).unwrap_or_else(|e| panic!("{}: redirect {location:?}: {e}", b.name));
+    let location =
+        resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let back =
+        url::Url::parse(&location).unwrap_or_else(|e| panic!("{}: redirect {location:?}: {e}", b.name));
     assert!(location.starts_with(REDIRECT), "{}: back to the registered redirect URI", b.name);
     let q: BTreeMap<String, String> = back.query_pairs().into_owned().collect();
     assert_eq!(q.get("state").map(String::as_str), Some("conformance-state"), "{}: state echoed", b.name);
@@ -297,7 +309,8 @@ pub async fn oauth_round_trip(subject: &Subject) {
         .unwrap_or_else(|e| panic!("{}: exchange: {e}", b.name));
     let again = b.provider.exchange_code(&Secret::new(code), &Secret::new(verifier), REDIRECT).await;
     assert!(matches!(again, Err(ProviderError::Reauth(_))), "{}: a code works once: {again:?}", b.name);
-    let who = b.provider.account(&tokens.access_token).await.unwrap_or_else(|e| panic!("{}: account: {e}", b.name));
+    let who =
+        b.provider.account(&tokens.access_token).await.unwrap_or_else(|e| panic!("{}: account: {e}", b.name));
     assert_eq!(who.account_id, b.account, "{}: the account behind the token", b.name);
     let fresh = b.provider.refresh(&tokens).await.unwrap_or_else(|e| panic!("{}: refresh: {e}", b.name));
     assert!(fresh.refresh_token.is_some(), "{}: a refresh keeps (or rotates) the refresh token", b.name);
@@ -372,7 +385,12 @@ pub async fn changes(subject: &Subject) {
     assert_eq!(b.state_of(&incoming), None, "{}: nothing outside the folder is recorded", b.name);
     b.control.move_entry(&b.account, &elsewhere, Some(&b.folder), None).expect("move in");
     b.synced("move a new folder in").await;
-    assert_eq!(b.state_of(&incoming), Some(ItemState::Imported), "{}: a folder moved in brings its subtree", b.name);
+    assert_eq!(
+        b.state_of(&incoming),
+        Some(ItemState::Imported),
+        "{}: a folder moved in brings its subtree",
+        b.name
+    );
 
     b.control.delete(&b.account, &a).expect("delete");
     b.synced("delete a file").await;
@@ -380,7 +398,12 @@ pub async fn changes(subject: &Subject) {
 
     b.control.delete(&b.account, &inner).expect("delete folder");
     b.synced("delete a folder").await;
-    assert_eq!(b.state_of(&c), Some(ItemState::SourceDeleted), "{}: a deleted folder takes its files", b.name);
+    assert_eq!(
+        b.state_of(&c),
+        Some(ItemState::SourceDeleted),
+        "{}: a deleted folder takes its files",
+        b.name
+    );
 
     let logo = b.add_file(&b.folder, "logo.png", "old logo");
     b.synced("before a path is reused").await;
@@ -438,7 +461,11 @@ pub async fn revoke(subject: &Subject) {
     b.control.revoke_all();
     b.add_file(&b.folder, "b.txt", "b");
     assert_eq!(b.sync().await, RunStatus::ReauthRequired, "{}: a revoked grant needs reauth", b.name);
-    assert!(b.items().values().all(|i| i.state != ItemState::SourceDeleted), "{}: nothing marked deleted", b.name);
+    assert!(
+        b.items().values().all(|i| i.state != ItemState::SourceDeleted),
+        "{}: nothing marked deleted",
+        b.name
+    );
 }
 
 /// A download from a byte offset (a resumed transfer) serves exactly the rest of the file; the
@@ -448,10 +475,8 @@ pub async fn ranged_download(subject: &Subject) {
     use futures::StreamExt;
     let b = Bench::new(subject).await;
     let size = 5 * 1024 * 1024 + 3;
-    let node = b
-        .control
-        .add_file(&b.account, &b.folder, "big.bin", Content::generated(size, 42))
-        .expect("add file");
+    let node =
+        b.control.add_file(&b.account, &b.folder, "big.bin", Content::generated(size, 42)).expect("add file");
     let access = &b.tokens.access_token;
     let loc = FolderLocator { folder_id: node.id.clone(), drive_id: None };
     let item = b.provider.item(access, &loc).await.expect("item");

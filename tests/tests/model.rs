@@ -157,7 +157,13 @@ async fn check(w: &World, context: &str) {
     let live: BTreeSet<String> = w.dbx.list_files(&w.account, FOLDER).into_iter().map(|f| f.id).collect();
     for item in w.items() {
         if !item.is_folder() && !live.contains(&item.provider_id) {
-            assert_eq!(item.state, ItemState::SourceDeleted, "{context}: {} left but is {:?}", item.path, item.state);
+            assert_eq!(
+                item.state,
+                ItemState::SourceDeleted,
+                "{context}: {} left but is {:?}",
+                item.path,
+                item.state
+            );
         }
     }
     let written: Vec<Option<String>> = w

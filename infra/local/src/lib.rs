@@ -14,6 +14,7 @@ pub mod console;
 pub mod demo;
 pub mod queue;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use extconn_core::ports::{Clock, SystemClock};
 use extconn_core::{ClientId, Ports, ProviderKind, Secret, UserId};
 use extconn_providers::registry::{AppSettings, PROVIDERS, RegistrySettings};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl};
-use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
+use extconn_sandbox::{ControlError, OAuthClient, ProviderControl, Sandbox, SandboxConfig, Service};
 use rand::RngCore;
 
 #[derive(Debug, Clone)]
@@ -119,17 +120,25 @@ impl LocalSystem {
         let sandbox = Sandbox::try_start(SandboxConfig {
             // The sandbox's app, allowed to redirect to the callback of every provider it
             // stands in for.
-            clients: vec![OAuthClient {
-                service: Service::Dropbox,
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                redirect_uris: emulated.iter().map(|d| redirect_uri(d.kind)).collect(),
-            }],
+            clients: Service::ALL
+                .iter()
+                .map(|&service| OAuthClient {
+                    service,
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                    redirect_uris: emulated.iter().map(|d| redirect_uri(d.kind)).collect(),
+                })
+                .collect(),
             ..Default::default()
         })
         .await?;
+        // Every emulated service gets the same seeded account; the demo drives Dropbox's.
+        let mut accounts = BTreeMap::new();
+        for &service in Service::ALL {
+            accounts.insert(service.as_str(), seed(sandbox.control(service).as_ref())?);
+        }
         let dbx = sandbox.dropbox();
-        let account = seed(&dbx);
+        let account = AccountId(accounts.remove(Service::Dropbox.as_str()).unwrap_or_default());
         for d in emulated {
             let app = AppSettings::sandbox(d, sandbox.base_url(), &client_id, Secret::new(&client_secret));
             settings.insert_if_absent(app.ok_or_else(|| std::io::Error::other("no sandbox paths"))?);
@@ -293,31 +302,51 @@ async fn tick(ports: &Ports, now: extconn_core::Timestamp) -> usize {
     sent
 }
 
-/// The sandbox's Dropbox account, with folders worth connecting.
-fn seed(dbx: &DropboxControl) -> AccountId {
-    let acct = dbx.create_account("Demo Designer", "designer@example.com");
-    let files: &[(&str, u64)] = &[
-        ("/Brand Assets/logo.png", 48_213),
-        ("/Brand Assets/logo.svg", 3_190),
-        ("/Brand Assets/Brand guidelines.pdf", 1_048_576 + 77),
-        ("/Brand Assets/Photos/hero-1.jpg", 734_003),
-        ("/Brand Assets/Photos/hero-2.jpg", 812_441),
-        ("/Brand Assets/Photos/team (final) v2.jpg", 402_118),
-        ("/Brand Assets/Video/teaser.mp4", 6 * 1024 * 1024 + 5),
-        ("/Brand Assets/Fonts/Inter-Regular.ttf", 309_828),
-        ("/Campaign 2026/banner-wide.png", 221_003),
-        ("/Campaign 2026/copy.docx", 18_219),
-        ("/Archive/2019/old-logo.png", 12_001),
+/// The sandbox account that logs in at the consent page, with folders worth connecting. Built
+/// through the provider-neutral control (ids, not paths), so any emulated provider can be seeded.
+fn seed(control: &dyn ProviderControl) -> std::io::Result<String> {
+    let io = |e: ControlError| std::io::Error::other(e.to_string());
+    let acct = control.create_account("Demo Designer", "designer@example.com");
+    let root = control.root(&acct).map_err(io)?;
+    let mut folders: BTreeMap<String, String> = BTreeMap::new();
+    // The id of the folder at `path` (`a/b`), created on first use.
+    let mut folder = |path: &str| -> std::io::Result<String> {
+        let mut parent = root.clone();
+        let mut at = String::new();
+        for name in path.split('/').filter(|n| !n.is_empty()) {
+            at = format!("{at}/{name}");
+            parent = match folders.get(&at) {
+                Some(id) => id.clone(),
+                None => {
+                    let id = control.add_folder(&acct, &parent, name).map_err(io)?.id;
+                    folders.insert(at.clone(), id.clone());
+                    id
+                }
+            };
+        }
+        Ok(parent)
+    };
+    let files: &[(&str, &str, u64)] = &[
+        ("Brand Assets", "logo.png", 48_213),
+        ("Brand Assets", "logo.svg", 3_190),
+        ("Brand Assets", "Brand guidelines.pdf", 1_048_576 + 77),
+        ("Brand Assets/Photos", "hero-1.jpg", 734_003),
+        ("Brand Assets/Photos", "hero-2.jpg", 812_441),
+        ("Brand Assets/Photos", "team (final) v2.jpg", 402_118),
+        ("Brand Assets/Video", "teaser.mp4", 6 * 1024 * 1024 + 5),
+        ("Brand Assets/Fonts", "Inter-Regular.ttf", 309_828),
+        ("Campaign 2026", "banner-wide.png", 221_003),
+        ("Campaign 2026", "copy.docx", 18_219),
+        ("Archive/2019", "old-logo.png", 12_001),
     ];
-    for (i, (path, size)) in files.iter().enumerate() {
-        dbx.add_file(&acct, path, Content::generated(*size, i as u64 + 1));
+    for (i, (dir, name, size)) in files.iter().enumerate() {
+        let parent = folder(dir)?;
+        control.add_file(&acct, &parent, name, Content::generated(*size, i as u64 + 1)).map_err(io)?;
     }
-    dbx.add_file(
-        &acct,
-        "/Brand Assets/README.txt",
-        Content::text("Use the blue logo on light backgrounds.\n"),
-    );
-    dbx.add_file(&acct, "/notes.txt", Content::text("A file at the root, not in any folder.\n"));
-    dbx.set_login_account(&acct);
-    acct
+    let brand = folder("Brand Assets")?;
+    let readme = Content::text("Use the blue logo on light backgrounds.\n");
+    control.add_file(&acct, &brand, "README.txt", readme).map_err(io)?;
+    let notes = Content::text("A file at the root, not in any folder.\n");
+    control.add_file(&acct, &root, "notes.txt", notes).map_err(io)?;
+    Ok(acct)
 }

@@ -86,7 +86,10 @@ fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str
             vec![
                 path_param("grant", "Grant id"),
                 query("parent", "Provider folder id; absent = the top level (account root, drives or sites)"),
-                query("drive", "The parent's drive id, as the picker returned it (SharePoint libraries, shared drives)"),
+                query(
+                    "drive",
+                    "The parent's drive id, as the picker returned it (SharePoint libraries, shared drives)",
+                ),
                 query("page", "Page token"),
             ],
             None,

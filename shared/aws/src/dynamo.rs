@@ -711,8 +711,11 @@ impl ItemStore for DynamoStore {
 
     async fn record(&self, fence: &Fence, w: &ItemWrite) -> Result<(), StoreError> {
         let (pk, sk) = item_key(&fence.conn, &w.item.provider_id);
-        let mut put =
-            Put::builder().table_name(&self.table).item("pk", s(pk.clone())).item("sk", s(sk)).item("doc", doc(&w.item)?);
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(pk.clone()))
+            .item("sk", s(sk))
+            .item("doc", doc(&w.item)?);
         // The indexes are sparse: a source-deleted item leaves the path and children indexes.
         if w.item.is_live() {
             if let Some(k) = &w.item.path_key {

@@ -256,12 +256,18 @@ pub enum ItemKind {
     Folder,
     /// A provider-native document with no bytes of its own (Google Docs, Sheets, …), imported
     /// as an export in one of these MIME types (the first is used).
-    Native { exports: Vec<String> },
+    Native {
+        exports: Vec<String>,
+    },
     /// A link to another item (Drive shortcut): not imported; the target is imported where it
     /// lives in scope.
-    Shortcut { target_id: Option<String> },
+    Shortcut {
+        target_id: Option<String>,
+    },
     /// Anything else that cannot be imported, with a stable reason code.
-    Other { reason: String },
+    Other {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -66,7 +66,11 @@ impl FakeDrive {
             DRIVE_ROOT.into(),
             Node { parent: None, name: "My Drive".into(), folder: true, content: Vec::new(), version: 1 },
         );
-        Self { state: Arc::new(Mutex::new(st)), calls: Arc::new(Calls::default()), page_size: page_size.max(1) }
+        Self {
+            state: Arc::new(Mutex::new(st)),
+            calls: Arc::new(Calls::default()),
+            page_size: page_size.max(1),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -83,7 +87,13 @@ impl FakeDrive {
         let id = format!("f{:05}", st.next_id);
         st.nodes.insert(
             id.clone(),
-            Node { parent: Some(parent.into()), name: name.into(), folder, content: content.to_vec(), version: 1 },
+            Node {
+                parent: Some(parent.into()),
+                name: name.into(),
+                folder,
+                content: content.to_vec(),
+                version: 1,
+            },
         );
         st.log.push(id.clone());
         id
@@ -125,7 +135,9 @@ impl FakeDrive {
         let mut i = 0;
         while i < gone.len() {
             let cur = gone[i].clone();
-            gone.extend(st.nodes.iter().filter(|(_, n)| n.parent.as_deref() == Some(&cur)).map(|(k, _)| k.clone()));
+            gone.extend(
+                st.nodes.iter().filter(|(_, n)| n.parent.as_deref() == Some(&cur)).map(|(k, _)| k.clone()),
+            );
             i += 1;
         }
         for g in &gone {
@@ -157,7 +169,11 @@ impl FakeDrive {
     /// Every folder under `folder` (recursively, not itself).
     pub fn folders_under(&self, folder: &str) -> Vec<String> {
         let st = self.lock();
-        st.nodes.iter().filter(|(id, n)| n.folder && *id != folder && Self::under(&st, id, folder)).map(|(id, _)| id.clone()).collect()
+        st.nodes
+            .iter()
+            .filter(|(id, n)| n.folder && *id != folder && Self::under(&st, id, folder))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     fn under(st: &State, id: &str, folder: &str) -> bool {
@@ -225,7 +241,11 @@ impl Provider for FakeDrive {
     }
 
     async fn exchange_code(&self, _: &Secret, _: &Secret, _: &str) -> Result<TokenSet, ProviderError> {
-        Ok(TokenSet { access_token: Secret::new("fake-access"), refresh_token: Some(Secret::new("fake-refresh")), expires_at: None })
+        Ok(TokenSet {
+            access_token: Secret::new("fake-access"),
+            refresh_token: Some(Secret::new("fake-refresh")),
+            expires_at: None,
+        })
     }
 
     async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, ProviderError> {
@@ -265,13 +285,22 @@ impl Provider for FakeDrive {
 
     async fn folder(&self, access: &Secret, folder: &FolderLocator) -> Result<FolderEntry, ProviderError> {
         let it = self.item(access, folder).await?;
-        Ok(FolderEntry { locator: it.locator(), name: it.name, path: None, kind: EntryKind::Folder, selectable: true })
+        Ok(FolderEntry {
+            locator: it.locator(),
+            name: it.name,
+            path: None,
+            kind: EntryKind::Folder,
+            selectable: true,
+        })
     }
 
     async fn item(&self, _: &Secret, locator: &FolderLocator) -> Result<RemoteItem, ProviderError> {
         self.calls.item.fetch_add(1, Ordering::Relaxed);
         let st = self.lock();
-        st.nodes.get(&locator.folder_id).map(|n| Self::remote(&locator.folder_id, n)).ok_or(ProviderError::NotFound)
+        st.nodes
+            .get(&locator.folder_id)
+            .map(|n| Self::remote(&locator.folder_id, n))
+            .ok_or(ProviderError::NotFound)
     }
 
     async fn start_cursor(&self, _: &Secret, _: &FolderLocator) -> Result<String, ProviderError> {
@@ -289,7 +318,8 @@ impl Provider for FakeDrive {
         if !st.nodes.contains_key(&parent.folder_id) {
             return Err(ProviderError::NotFound);
         }
-        let from: usize = page.map_or(Ok(0), str::parse).map_err(|_| ProviderError::Permanent("bad page".into()))?;
+        let from: usize =
+            page.map_or(Ok(0), str::parse).map_err(|_| ProviderError::Permanent("bad page".into()))?;
         let kids: Vec<Change> = st
             .nodes
             .iter()
@@ -303,7 +333,12 @@ impl Provider for FakeDrive {
         Ok(ListPage { cursor: (from + changes.len()).to_string(), changes, has_more })
     }
 
-    async fn list_changes(&self, _: &Secret, _: &FolderLocator, cursor: &str) -> Result<ListPage, ProviderError> {
+    async fn list_changes(
+        &self,
+        _: &Secret,
+        _: &FolderLocator,
+        cursor: &str,
+    ) -> Result<ListPage, ProviderError> {
         self.calls.changes.fetch_add(1, Ordering::Relaxed);
         let st = self.lock();
         let from: usize = cursor.parse().map_err(|_| ProviderError::CursorReset)?;

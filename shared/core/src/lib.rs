@@ -20,13 +20,13 @@ pub mod admin;
 pub mod connections;
 pub mod context;
 pub mod engine;
+#[cfg(any(test, feature = "testkit"))]
+pub mod fake_drive;
 pub mod grants;
 pub mod local;
 pub mod memory;
 pub mod oauth;
 pub mod scheduler;
-#[cfg(any(test, feature = "testkit"))]
-pub mod fake_drive;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tokens;

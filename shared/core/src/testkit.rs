@@ -270,7 +270,12 @@ pub async fn item_and_run_store(
     let mut gone = sample_item("id:6", "/Photos/Sub/gone.jpg");
     gone.parent_id = Some("id:sub".into());
     gone.state = ItemState::SourceDeleted;
-    let quiet = ItemWrite { item: gone, run_id: run.id.clone(), run_delta: RunCounters::default(), conn_delta: CounterDelta::default() };
+    let quiet = ItemWrite {
+        item: gone,
+        run_id: run.id.clone(),
+        run_delta: RunCounters::default(),
+        conn_delta: CounterDelta::default(),
+    };
     items.record(&fence, &quiet).await.expect("record");
     let kids = items.children(&key, "id:sub", None, 10).await.expect("children");
     assert_eq!(ids(kids), ["id:2", "id:3"], "a source-deleted item leaves the children index");

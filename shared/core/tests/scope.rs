@@ -17,9 +17,9 @@ use extconn_core::fake_drive::{DRIVE_ROOT, FakeDrive};
 use extconn_core::memory::{ManualClock, MemoryEvents, MemoryQueue, MemorySink, MemoryStore, MemoryVault};
 use extconn_core::ports::{Clock, ConnectionStore, GrantStore, TokenVault};
 use extconn_core::{
-    AssetEventKind, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus, Filters,
-    FolderLocator, Grant, GrantId, GrantStatus, Item, ItemState, Job, Ports, ProviderKind, RunStatus, Secret,
-    SyncPosition, SyncedBy, TokenSet, Trigger, UserId,
+    AssetEventKind, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus,
+    Filters, FolderLocator, Grant, GrantId, GrantStatus, Item, ItemState, Job, Ports, ProviderKind,
+    RunStatus, Secret, SyncPosition, SyncedBy, TokenSet, Trigger, UserId,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -78,7 +78,8 @@ impl Harness {
             attached: true,
         };
         GrantStore::create(store.as_ref(), &grant).await.expect("grant");
-        let tokens = TokenSet { access_token: Secret::new("fake-access"), refresh_token: None, expires_at: None };
+        let tokens =
+            TokenSet { access_token: Secret::new("fake-access"), refresh_token: None, expires_at: None };
         vault.put(&grant.secret_ref, &tokens, None).await.expect("vault");
         let now = clock.now();
         let c = Connection {
@@ -161,7 +162,13 @@ impl Harness {
         let folders: BTreeSet<String> = self.drive.folders_under(&self.root).into_iter().collect();
         for (id, (name, content)) in &files {
             let item = items.get(id).unwrap_or_else(|| panic!("{context}: file {name} ({id}) has no item"));
-            assert_eq!(item.state, ItemState::Imported, "{context}: {name} is {:?} ({:?})", item.state, item.reason);
+            assert_eq!(
+                item.state,
+                ItemState::Imported,
+                "{context}: {name} is {:?} ({:?})",
+                item.state,
+                item.reason
+            );
             assert_eq!(item.name, *name, "{context}: name of {id}");
             assert_eq!(item.path, self.expected_path(id, name), "{context}: path of {name}");
             let key = item.asset_key.as_ref().unwrap_or_else(|| panic!("{context}: {name} has no asset"));
@@ -342,7 +349,8 @@ fn step(h: &Harness, rng: &mut StdRng, log: &mut Vec<String>) {
         }
         61..=68 => {
             // Move within, out, or in (a file or a folder, from inside or outside).
-            let all: Vec<String> = folders[1..].iter().chain(files.iter()).chain(outside[1..].iter()).cloned().collect();
+            let all: Vec<String> =
+                folders[1..].iter().chain(files.iter()).chain(outside[1..].iter()).cloned().collect();
             if all.is_empty() {
                 return;
             }
@@ -358,7 +366,8 @@ fn step(h: &Harness, rng: &mut StdRng, log: &mut Vec<String>) {
         }
         69..=76 => {
             let parent = pick(rng, &outside);
-            let id = h.drive.add_file(&parent, "outside.bin", format!("o{}", rng.random_range(0..100)).as_bytes());
+            let id =
+                h.drive.add_file(&parent, "outside.bin", format!("o{}", rng.random_range(0..100)).as_bytes());
             log.push(format!("add outside {id}"));
         }
         77..=86 => {

@@ -41,7 +41,10 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp<'_> {
     }
 }
 
-async fn token_http(t: &TokenHttp<'_>, req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, ProviderError> {
+async fn token_http(
+    t: &TokenHttp<'_>,
+    req: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, ProviderError> {
     let mut req = reqwest::Request::try_from(req).map_err(|e| {
         ProviderError::Permanent(format!("cannot build the token request: {}", e.without_url()))
     })?;
@@ -209,8 +212,9 @@ mod tests {
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_vec())
             .unwrap_or_default();
-        let client = oauth2::basic::BasicClient::new(oauth2::ClientId::new("app".into()))
-            .set_token_uri(oauth2::TokenUrl::new("https://token.example.test/t".into()).unwrap_or_else(|e| panic!("{e}")));
+        let client = oauth2::basic::BasicClient::new(oauth2::ClientId::new("app".into())).set_token_uri(
+            oauth2::TokenUrl::new("https://token.example.test/t".into()).unwrap_or_else(|e| panic!("{e}")),
+        );
         let fake = move |_req: oauth2::HttpRequest| {
             let resp = resp.clone();
             async move { Ok::<_, ProviderError>(resp) }

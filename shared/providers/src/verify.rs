@@ -65,7 +65,8 @@ pub fn verified_stream(
                     if let Some(size) = st.expected_size
                         && st.seen > size
                     {
-                        let err = ProviderError::Integrity(format!("body longer than the announced {size} bytes"));
+                        let err =
+                            ProviderError::Integrity(format!("body longer than the announced {size} bytes"));
                         return Some((Err(err), None));
                     }
                     return Some((Ok(chunk), Some(st)));
@@ -75,7 +76,8 @@ pub fn verified_stream(
                     if let Some(size) = st.expected_size
                         && st.seen != size
                     {
-                        let err = ProviderError::Integrity(format!("short body: {} of {size} bytes", st.seen));
+                        let err =
+                            ProviderError::Integrity(format!("short body: {} of {size} bytes", st.seen));
                         return Some((Err(err), None));
                     }
                     let (Some(hasher), Some(expected)) = (st.hasher.take(), st.expected_hash.take()) else {
@@ -86,8 +88,9 @@ pub fn verified_stream(
                     if expected.eq_ignore_ascii_case(&hash) {
                         return None;
                     }
-                    let err =
-                        ProviderError::Integrity(format!("{name} mismatch: served {expected}, computed {hash}"));
+                    let err = ProviderError::Integrity(format!(
+                        "{name} mismatch: served {expected}, computed {hash}"
+                    ));
                     return Some((Err(err), None));
                 }
             }
@@ -105,7 +108,8 @@ mod tests {
     fn dbx(size: u64, hash: Option<&str>) -> Expect {
         Expect {
             size: Some(size),
-            hash: hash.map(|h| (h.to_owned(), Box::new(DropboxContentHasher::new()) as Box<dyn StreamHasher>)),
+            hash: hash
+                .map(|h| (h.to_owned(), Box::new(DropboxContentHasher::new()) as Box<dyn StreamHasher>)),
         }
     }
 
@@ -131,7 +135,8 @@ mod tests {
         assert_eq!(bytes, b"hello world");
         // Uppercase hex from a server is the same hash.
         let out =
-            collect(verified_stream(chunks(&[b"hello world"]), dbx(11, Some(&HELLO_HASH.to_uppercase())))).await;
+            collect(verified_stream(chunks(&[b"hello world"]), dbx(11, Some(&HELLO_HASH.to_uppercase()))))
+                .await;
         assert!(out.iter().all(Result::is_ok));
     }
 
@@ -188,7 +193,10 @@ mod tests {
         assert!(out.iter().all(Result::is_ok));
         let wrong = Expect {
             size: None,
-            hash: Some((HELLO_HASH.to_owned(), Box::new(DropboxContentHasher::new()) as Box<dyn StreamHasher>)),
+            hash: Some((
+                HELLO_HASH.to_owned(),
+                Box::new(DropboxContentHasher::new()) as Box<dyn StreamHasher>,
+            )),
         };
         let out = collect(verified_stream(chunks(&[b"hello"]), wrong)).await;
         assert!(matches!(out.last(), Some(Err(ProviderError::Integrity(_)))), "{out:?}");

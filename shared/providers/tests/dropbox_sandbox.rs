@@ -268,9 +268,13 @@ async fn oauth_round_trip_account_and_browse() {
     let docs = root.folders.iter().find(|f| f.name == "Docs").unwrap_or_else(|| panic!("Docs"));
     assert_eq!(docs.path.as_deref(), Some("/Docs"));
     assert_eq!(Some(docs.locator.folder_id.clone()), env.sb.entry(&env.acct, "/Docs").map(|e| e.id));
-    let sub = env.ok(env.dbx.browse_folders(&tokens.access_token, Some(&docs.locator), None).await, "browse Docs");
+    let sub =
+        env.ok(env.dbx.browse_folders(&tokens.access_token, Some(&docs.locator), None).await, "browse Docs");
     assert_eq!(sub.folders.len(), 1);
-    assert_eq!((sub.folders[0].name.as_str(), sub.folders[0].path.as_deref().unwrap_or_default()), ("Sub", "/Docs/Sub"));
+    assert_eq!(
+        (sub.folders[0].name.as_str(), sub.folders[0].path.as_deref().unwrap_or_default()),
+        ("Sub", "/Docs/Sub")
+    );
 
     // The connected folder's identity, by id; a file is not a folder; the root is answered.
     let entry = env.ok(env.dbx.folder(&tokens.access_token, &env.locator("/Docs/Sub")).await, "folder");
@@ -300,10 +304,7 @@ async fn browse_pages_through_many_entries() {
     let mut names = Vec::new();
     let mut calls = 0;
     loop {
-        let p = env.ok(
-            env.dbx.browse_folders(&t.access_token, Some(&pick), page.as_deref()).await,
-            "browse",
-        );
+        let p = env.ok(env.dbx.browse_folders(&t.access_token, Some(&pick), page.as_deref()).await, "browse");
         calls += 1;
         names.extend(p.folders.into_iter().map(|f| f.name));
         match p.next_page {
@@ -334,7 +335,10 @@ async fn full_listing_pages_then_changes() {
     assert_eq!(items[0].id, folder.folder_id);
     assert!(items[0].is_folder());
     assert_eq!(items.iter().filter(|i| i.is_folder()).count(), 1 + 5);
-    assert!(items.iter().all(|i| i.path_lower.as_deref().unwrap_or_default().starts_with("/sync")), "nothing out of scope");
+    assert!(
+        items.iter().all(|i| i.path_lower.as_deref().unwrap_or_default().starts_with("/sync")),
+        "nothing out of scope"
+    );
     for f in &seeded {
         let item =
             items.iter().find(|i| i.id == f.id).unwrap_or_else(|| panic!("{} not listed", f.path_display));
@@ -348,7 +352,13 @@ async fn full_listing_pages_then_changes() {
         assert!(item.parent_ids.is_empty(), "Dropbox reports no parent ids");
     }
     for (pos, item) in items.iter().enumerate().skip(1) {
-        let parent = item.path_lower.as_deref().unwrap_or_default().rsplit_once('/').map(|(p, _)| p).unwrap_or_default();
+        let parent = item
+            .path_lower
+            .as_deref()
+            .unwrap_or_default()
+            .rsplit_once('/')
+            .map(|(p, _)| p)
+            .unwrap_or_default();
         let parent_pos = items.iter().position(|i| i.path_lower.as_deref() == Some(parent));
         assert!(parent_pos.is_some_and(|pp| pp < pos), "{:?} listed before its parent", item.path_lower);
     }
@@ -399,9 +409,15 @@ async fn full_listing_pages_then_changes() {
     assert_ne!(m.revision, modified_before.rev);
     assert_eq!(m.size, Some(15));
     let r = find(&renamed.id).unwrap_or_else(|| panic!("renamed file missing"));
-    assert_eq!((r.path.as_deref().unwrap_or_default(), r.name.as_str()), ("/Sync/d0000/renamed.bin", "renamed.bin"));
+    assert_eq!(
+        (r.path.as_deref().unwrap_or_default(), r.name.as_str()),
+        ("/Sync/d0000/renamed.bin", "renamed.bin")
+    );
     assert_eq!(r.content_hash, renamed_before.content_hash, "a rename keeps the content");
-    assert!(ups.iter().all(|i| i.path_lower.as_deref().unwrap_or_default().starts_with("/sync/")), "nothing out of scope");
+    assert!(
+        ups.iter().all(|i| i.path_lower.as_deref().unwrap_or_default().starts_with("/sync/")),
+        "nothing out of scope"
+    );
 
     // Drained: nothing more.
     let (none, _) = env.all_changes(&t.access_token, &folder, &cursor).await;
@@ -467,7 +483,8 @@ async fn download_is_verified_and_names_survive_the_header() {
 
     // The served metadata wins over the listing's: modified since listed.
     let newer = env.sb.modify_file(&env.acct, &info.id, Content::text("newer"));
-    let d = env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&listed)).await, "download newer");
+    let d =
+        env.ok(env.dbx.download(&t.access_token, &DownloadRequest::whole(&listed)).await, "download newer");
     assert_eq!(d.item.revision, newer.rev);
     let (_, n, err) = env.drain(d).await;
     assert_eq!((n, err), (5, None));
@@ -564,10 +581,7 @@ async fn rate_limits_and_server_errors() {
     let (_, cursor, _) = env.full_listing(&t.access_token, &folder).await;
     env.sb.inject(Endpoint::ListFolderContinue, Fault::RateLimit { retry_after_secs: 3 }, 1);
     let r = env.dbx.list_changes(&t.access_token, &folder, &cursor).await;
-    assert_eq!(
-        env.err(r, "429 continue"),
-        ProviderError::rate_limited(Some(Duration::from_secs(3)))
-    );
+    assert_eq!(env.err(r, "429 continue"), ProviderError::rate_limited(Some(Duration::from_secs(3))));
 
     let entry = env.sb.entry(&env.acct, "/Sync/a.txt").unwrap_or_else(|| panic!("a.txt"));
     let item = RemoteItem {
@@ -586,10 +600,7 @@ async fn rate_limits_and_server_errors() {
     };
     env.sb.inject(Endpoint::Download, Fault::RateLimit { retry_after_secs: 60 }, 1);
     let r = env.dbx.download(&t.access_token, &DownloadRequest::whole(&item)).await;
-    assert_eq!(
-        env.err(r, "429 download"),
-        ProviderError::rate_limited(Some(Duration::from_secs(60)))
-    );
+    assert_eq!(env.err(r, "429 download"), ProviderError::rate_limited(Some(Duration::from_secs(60))));
 
     env.sb.inject(Endpoint::GetCurrentAccount, Fault::ExpiredToken, 1);
     let r = env.dbx.account(&t.access_token).await;
@@ -604,10 +615,7 @@ async fn rate_limits_and_server_errors() {
     assert!(matches!(env.err(r, "token 500"), ProviderError::Transient(_)));
     env.sb.inject(Endpoint::Token, Fault::RateLimit { retry_after_secs: 9 }, 1);
     let r = env.dbx.refresh(&t).await;
-    assert_eq!(
-        env.err(r, "token 429"),
-        ProviderError::rate_limited(Some(Duration::from_secs(9)))
-    );
+    assert_eq!(env.err(r, "token 429"), ProviderError::rate_limited(Some(Duration::from_secs(9))));
     env.sb.inject(Endpoint::Token, Fault::InvalidGrant, 1);
     let r = env.dbx.refresh(&t).await;
     assert_eq!(env.err(r, "invalid_grant"), ProviderError::Reauth("invalid_grant".into()));

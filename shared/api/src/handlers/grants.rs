@@ -13,9 +13,14 @@ use crate::problem::{ApiResult, Problem, ProblemKind};
 /// Provider ids accepted from clients: bounded, free of control characters, and of the shape
 /// the provider's ids have (the connector knows it).
 pub(crate) fn check_id(st: &AppState, kind: ProviderKind, id: &str, field: &str) -> Result<(), Problem> {
-    let provider = st.ports().provider(kind).ok_or_else(|| Problem::new(ProblemKind::ProviderNotConfigured))?;
+    let provider =
+        st.ports().provider(kind).ok_or_else(|| Problem::new(ProblemKind::ProviderNotConfigured))?;
     let generic = id.len() <= 512 && !id.chars().any(char::is_control);
-    if generic && provider.accepts_id(id) { Ok(()) } else { Err(Problem::invalid(field, "not a folder id of this service")) }
+    if generic && provider.accepts_id(id) {
+        Ok(())
+    } else {
+        Err(Problem::invalid(field, "not a folder id of this service"))
+    }
 }
 
 /// A drive id from a client: bounded, printable.
@@ -44,8 +49,12 @@ pub(crate) async fn folders(
     let parent = q
         .get("parent")
         .map(|id| FolderLocator { folder_id: id.to_owned(), drive_id: q.get("drive").map(str::to_owned) });
-    let scope =
-        format!("folders:{}:{}:{}", grant.grant().id, q.get("drive").unwrap_or(""), q.get("parent").unwrap_or(""));
+    let scope = format!(
+        "folders:{}:{}:{}",
+        grant.grant().id,
+        q.get("drive").unwrap_or(""),
+        q.get("parent").unwrap_or("")
+    );
     let page = q.get("page").map(|t| st.inner.pages.open(&who.client_id, &scope, t)).transpose()?;
     let result = st.connections().browse_folders(&grant, parent.as_ref(), page.as_deref()).await?;
     let next = result.next_page.map(|p| st.inner.pages.issue(&who.client_id, &scope, &p));

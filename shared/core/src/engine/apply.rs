@@ -4,8 +4,8 @@ use std::collections::{HashSet, VecDeque};
 
 use super::{Engine, EngineError, RunCtx, Stop};
 use crate::domain::{
-    AssetEvent, AssetEventKind, FolderLocator, Item, ItemKind, ItemState, RunCounters, SyncPosition, asset_key,
-    path_key,
+    AssetEvent, AssetEventKind, FolderLocator, Item, ItemKind, ItemState, RunCounters, SyncPosition,
+    asset_key, path_key,
 };
 use crate::ports::{Change, CounterDelta, FeedScope, ItemWrite, ListPage, ProviderError, RemoteItem};
 
@@ -228,11 +228,9 @@ impl Engine {
                 Err(ProviderError::NotFound) => match &request {
                     // A sub-folder gone between being listed and being opened: its parent's
                     // next listing (or the sweep) accounts for it.
-                    Listing::Children(parent, _) if parent.folder_id != folder.folder_id => ListPage {
-                        changes: Vec::new(),
-                        cursor: String::new(),
-                        has_more: false,
-                    },
+                    Listing::Children(parent, _) if parent.folder_id != folder.folder_id => {
+                        ListPage { changes: Vec::new(), cursor: String::new(), has_more: false }
+                    }
                     _ => return Err(Stop::FolderGone),
                 },
                 Err(e) => return Err(Stop::Error(EngineError::Provider(e))),
@@ -325,7 +323,12 @@ impl Engine {
 
     /// Applies one page in order. Returns the folders it found that a by-parent listing must
     /// open next.
-    async fn apply_page(&self, ctx: &mut RunCtx, page: &ListPage, mode: &Mode) -> Result<Vec<FolderLocator>, Stop> {
+    async fn apply_page(
+        &self,
+        ctx: &mut RunCtx,
+        page: &ListPage,
+        mode: &Mode,
+    ) -> Result<Vec<FolderLocator>, Stop> {
         // A rename arrives as "deleted old path" + the item at its new path: an id that
         // reappears in the same page is not deleted.
         let upserted: HashSet<&str> = page
@@ -358,7 +361,12 @@ impl Engine {
 
     /// The connected folder's own entry: Folder Name follows a rename; its item is the root
     /// of the scope tree.
-    async fn apply_root(&self, ctx: &mut RunCtx, remote: &RemoteItem, listing: Option<&str>) -> Result<(), Stop> {
+    async fn apply_root(
+        &self,
+        ctx: &mut RunCtx,
+        remote: &RemoteItem,
+        listing: Option<&str>,
+    ) -> Result<(), Stop> {
         let path = remote.path.clone().unwrap_or_else(|| format!("/{}", remote.name));
         if remote.name != ctx.conn.folder_name || path != ctx.conn.folder_path {
             ctx.conn.folder_name = remote.name.clone();
@@ -369,7 +377,10 @@ impl Engine {
         let at = Placement { parent_id: None, path, path_key: self.path_key_of(ctx, remote) };
         let old = self.ports.items.get(&ctx.fence.conn, &remote.id).await?;
         let seen_again = |o: &Item| listing.is_some() && o.seen_in.as_deref() != listing;
-        if old.as_ref().is_none_or(|o| o.path != at.path || o.path_key != at.path_key || !o.is_live() || seen_again(o)) {
+        if old
+            .as_ref()
+            .is_none_or(|o| o.path != at.path || o.path_key != at.path_key || !o.is_live() || seen_again(o))
+        {
             let item = self.item_from(remote, &at, old.as_ref(), ItemState::Imported, listing);
             self.record(ctx, old.as_ref(), item, RunCounters::default(), None).await?;
         }

@@ -28,7 +28,11 @@ impl Engine {
 
     /// The parent this item hangs from in the tree: its reported parent, or, for providers
     /// whose items carry paths only, the live folder stored at its parent path.
-    pub(crate) async fn parent_of(&self, ctx: &mut RunCtx, remote: &RemoteItem) -> Result<Option<String>, Stop> {
+    pub(crate) async fn parent_of(
+        &self,
+        ctx: &mut RunCtx,
+        remote: &RemoteItem,
+    ) -> Result<Option<String>, Stop> {
         if let Some(p) = remote.parent_ids.first() {
             if remote.parent_ids.len() == 1 {
                 return Ok(Some(p.clone()));
@@ -159,8 +163,11 @@ impl Engine {
             ctx.scope_cache.insert(folder.clone(), false);
             let mut after: Option<String> = None;
             loop {
-                let page =
-                    self.ports.items.children(&ctx.fence.conn, &folder, after.as_deref(), CHILDREN_PAGE).await?;
+                let page = self
+                    .ports
+                    .items
+                    .children(&ctx.fence.conn, &folder, after.as_deref(), CHILDREN_PAGE)
+                    .await?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.provider_id.clone());
                 let full = page.len() == CHILDREN_PAGE;

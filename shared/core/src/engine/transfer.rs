@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use super::apply::Placement;
 use super::{Engine, EngineError, RunCtx, Step, Stop};
 use crate::domain::{AssetEventKind, Item, ItemState, RunCounters, asset_key, content_type_for};
-use crate::ports::{AssetMeta, CommitOutcome, Download, DownloadRequest, ProviderError, RemoteItem, SinkError};
+use crate::ports::{
+    AssetMeta, CommitOutcome, Download, DownloadRequest, ProviderError, RemoteItem, SinkError,
+};
 
 /// Attempts per file within one run (a failed file is retried by later runs too).
 const DOWNLOAD_ATTEMPTS: u32 = 3;

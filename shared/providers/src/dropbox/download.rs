@@ -50,8 +50,7 @@ async fn start(dbx: &Dropbox, access: &Secret, req: &DownloadRequest) -> Result<
     let arg = header_safe_json(&PathArg { path: &req.item.id })
         .map_err(|e| ProviderError::Permanent(format!("cannot encode the download argument: {e}")))?;
     let url = format!("{}/2/files/download", dbx.cfg.content_base);
-    let mut request =
-        dbx.http.post(url).header(AUTHORIZATION, super::bearer(access)?).header(API_ARG, arg);
+    let mut request = dbx.http.post(url).header(AUTHORIZATION, super::bearer(access)?).header(API_ARG, arg);
     if req.offset > 0 {
         request = request.header(RANGE, format!("bytes={}-", req.offset));
     }
@@ -80,7 +79,10 @@ async fn start(dbx: &Dropbox, access: &Secret, req: &DownloadRequest) -> Result<
     let item = served.into_item();
     let size = item.size.unwrap_or(0);
     if req.offset > size {
-        return Err(ProviderError::Integrity(format!("offset {} beyond the file's {size} bytes", req.offset)));
+        return Err(ProviderError::Integrity(format!(
+            "offset {} beyond the file's {size} bytes",
+            req.offset
+        )));
     }
     if item.content_hash.is_none() {
         tracing::warn!(id = %item.id, "Dropbox served a file without content_hash: checking its size only");

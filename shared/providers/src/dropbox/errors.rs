@@ -159,10 +159,7 @@ mod tests {
     #[test]
     fn rate_limits() {
         let body = r#"{"error_summary":"too_many_requests/..","error":{"reason":{".tag":"too_many_requests"},"retry_after":300}}"#;
-        assert_eq!(
-            run(429, body),
-            ProviderError::rate_limited(Some(Duration::from_secs(300)))
-        );
+        assert_eq!(run(429, body), ProviderError::rate_limited(Some(Duration::from_secs(300))));
         assert_eq!(
             run_h(429, &retry_after("12"), "Too many requests"),
             ProviderError::rate_limited(Some(Duration::from_secs(12)))

@@ -1,6 +1,8 @@
 //! Account, folder picker, the connected folder's identity, full listing and changes.
 
-use extconn_core::ports::{AccountInfo, Change, EntryKind, FolderEntry, FolderPage, ListPage, ProviderError, RemoteItem};
+use extconn_core::ports::{
+    AccountInfo, Change, EntryKind, FolderEntry, FolderPage, ListPage, ProviderError, RemoteItem,
+};
 use extconn_core::{FolderLocator, ItemKind, Secret};
 use serde::Deserialize;
 
@@ -120,7 +122,9 @@ pub(super) async fn item(
         Metadata::Folder(f) => Ok(f.into_item()),
         Metadata::File(f) => Ok(f.into_item()),
         Metadata::Deleted(_) => Err(ProviderError::NotFound),
-        Metadata::Unknown => Err(ProviderError::Permanent("an item of a kind this connector does not know".into())),
+        Metadata::Unknown => {
+            Err(ProviderError::Permanent("an item of a kind this connector does not know".into()))
+        }
     }
 }
 

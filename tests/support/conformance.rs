@@ -28,12 +28,15 @@ pub const CLIENT_ID: &str = "conformance-app";
 pub const CLIENT_SECRET: &str = "CANARY-CONFORMANCE-SECRET-51c2";
 pub const REDIRECT: &str = "http://127.0.0.1/v1/oauth/callback";
 
+/// Builds a connector from the sandbox's base URLs (by host name) and the test clock.
+pub type BuildConnector = fn(&BTreeMap<String, String>, Arc<dyn Clock>) -> Arc<dyn Provider>;
+
 /// A connector under test: its sandbox and how to aim it there.
 pub struct Subject {
     pub service: Service,
     pub kind: ProviderKind,
     /// The connector, configured with the sandbox's base URLs, small pages and the test clock.
-    pub build: fn(&BTreeMap<String, String>, Arc<dyn Clock>) -> Arc<dyn Provider>,
+    pub build: BuildConnector,
 }
 
 /// Every connector with a sandbox.

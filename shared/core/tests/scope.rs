@@ -190,8 +190,7 @@ impl Harness {
                 item.path,
                 item.state
             );
-            if !item.is_folder() && item.asset_key.is_some() {
-                let key = item.asset_key.as_ref().expect("asset");
+            if let Some(key) = item.asset_key.as_ref().filter(|_| !item.is_folder()) {
                 assert!(objects.contains_key(key), "{context}: the asset of a deleted file is kept");
             }
         }

@@ -197,6 +197,8 @@ impl RemoteItem {
 }
 
 /// One entry of a listing page, in the provider's order (which must be applied in order).
+// Nearly every entry is an upsert: boxing it would add an allocation per entry for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Upsert(RemoteItem),

@@ -13,14 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use extconn_core::engine::{Engine, EngineConfig, JobOutcome};
-use extconn_core::memory::{ManualClock, MemoryEvents, MemoryQueue, MemorySink, MemoryStore, MemoryVault};
 use extconn_core::ports::provider::AuthorizeRequest;
-use extconn_core::ports::{Clock, ConnectionStore, GrantStore, Provider, ProviderError, TokenVault};
+use extconn_core::ports::{Clock, Provider, ProviderError};
+use extconn_core::testkit::MemoryBench;
 use extconn_core::{
-    AssetEventKind, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus,
-    Filters, FolderLocator, Grant, GrantId, GrantStatus, Item, ItemState, Job, Ports, ProviderKind,
-    RunStatus, Secret, SyncPosition, SyncedBy, TokenSet, Trigger, UserId,
+    AssetEventKind, ConnKey, FolderLocator, Item, ItemState, Ports, ProviderKind, RunStatus, Secret, TokenSet,
 };
 use extconn_sandbox::{Content, Fault, OAuthClient, Op, ProviderControl, Sandbox, SandboxConfig, Service};
 
@@ -55,7 +52,7 @@ pub fn subjects() -> Vec<Subject> {
     }]
 }
 
-/// One connection on a fresh sandbox account, synced by the real engine.
+/// One connection on a fresh sandbox account, synced by the real engine on in-memory ports.
 pub struct Bench {
     pub name: String,
     pub sandbox: Sandbox,
@@ -65,10 +62,7 @@ pub struct Bench {
     /// The connected folder, and a folder outside it.
     pub folder: String,
     pub outside: String,
-    pub clock: Arc<ManualClock>,
-    pub store: Arc<MemoryStore>,
-    pub sink: MemorySink,
-    pub events: Arc<MemoryEvents>,
+    pub mem: MemoryBench,
     pub ports: Ports,
     pub conn: ConnKey,
     pub tokens: TokenSet,
@@ -76,8 +70,8 @@ pub struct Bench {
 
 impl Bench {
     pub async fn new(subject: &Subject) -> Bench {
-        let clock = Arc::new(ManualClock::default());
-        let sandbox_clock = clock.clone();
+        let mem = MemoryBench::new();
+        let sandbox_clock = mem.clock.clone();
         let now: extconn_sandbox::TimeSource = Arc::new(move || SystemTime::from(sandbox_clock.now()));
         let sandbox = Sandbox::start(SandboxConfig {
             clients: vec![OAuthClient {
@@ -95,72 +89,16 @@ impl Bench {
         let root = control.root(&account).expect("root");
         let folder = control.add_folder(&account, &root, "Connected").expect("folder").id;
         let outside = control.add_folder(&account, &root, "Outside").expect("folder").id;
-        let provider = (subject.build)(&control.urls(), clock.clone());
-        let store = Arc::new(MemoryStore::new());
-        let vault = Arc::new(MemoryVault::new());
-        let sink = MemorySink::new();
-        let events = Arc::new(MemoryEvents::new());
-        let ports = Ports {
-            connections: store.clone(),
-            grants: store.clone(),
-            items: store.clone(),
-            runs: store.clone(),
-            oauth_states: store.clone(),
-            vault: vault.clone(),
-            sink: Arc::new(sink.clone()),
-            events: events.clone(),
-            queue: Arc::new(MemoryQueue::new()),
-            audit: store.clone(),
-            clock: clock.clone(),
-            providers: BTreeMap::from([(subject.kind, provider.clone())]),
-        };
+        let provider = (subject.build)(&control.urls(), mem.clock.clone());
+        let ports = mem.ports(vec![provider.clone()]);
         let minted = control.mint_tokens(&account, CLIENT_ID).expect("tokens");
         let tokens = TokenSet {
             access_token: Secret::new(minted.access_token.clone()),
             refresh_token: Some(Secret::new(minted.refresh_token.clone())),
-            expires_at: Some(clock.now() + chrono::Duration::hours(1)),
+            expires_at: Some(mem.clock.now() + chrono::Duration::hours(1)),
         };
-        let client = ClientId::parse("acme").expect("client");
-        let grant = Grant {
-            client_id: client.clone(),
-            id: GrantId::generate(),
-            provider: subject.kind,
-            account_id: account.clone(),
-            account_name: "Conformance".into(),
-            account_email: None,
-            secret_ref: format!("acme/{}", GrantId::generate()),
-            created_by: UserId::parse("ana").expect("user"),
-            created_at: clock.now(),
-            status: GrantStatus::Active,
-            attached: true,
-        };
-        GrantStore::create(store.as_ref(), &grant).await.expect("grant");
-        vault.put(&grant.secret_ref, &tokens, None).await.expect("vault");
-        let now = clock.now();
-        let c = Connection {
-            client_id: client,
-            id: ConnectionId::generate(),
-            grant_id: grant.id.clone(),
-            provider: subject.kind,
-            folder: FolderLocator { folder_id: folder.clone(), drive_id: None },
-            folder_name: "Connected".into(),
-            folder_path: "/Connected".into(),
-            auto_sync: true,
-            sync_interval_secs: 900,
-            status: ConnectionStatus::Active,
-            current_run_id: None,
-            last_synced_at: None,
-            synced_by: SyncedBy { user_id: UserId::parse("ana").expect("user"), display_name: "Ana".into() },
-            created_at: now,
-            position: SyncPosition::Initial,
-            lease: None,
-            lease_version: 0,
-            counters: ConnectionCounters::default(),
-            filters: Filters::default(),
-            next_due_at: Some(now),
-            not_before: None,
-        };
-        ConnectionStore::create(store.as_ref(), &c).await.expect("connection");
+        let grant = mem.grant(subject.kind, &account, &tokens).await;
+        let conn = mem.connect(&grant, &folder, "Connected").await;
         Bench {
             name: format!("{:?}", subject.service),
             sandbox,
@@ -169,35 +107,19 @@ impl Bench {
             account,
             folder,
             outside,
-            clock,
-            store,
-            sink,
-            events,
+            mem,
             ports,
-            conn: c.key(),
+            conn,
             tokens,
         }
     }
 
     pub async fn sync(&self) -> RunStatus {
-        let job = Job {
-            client_id: self.conn.client_id.clone(),
-            connection_id: self.conn.connection_id.clone(),
-            trigger: Trigger::Schedule,
-            run_id: None,
-            requested_by: None,
-            continuation: false,
-        };
-        let engine = Engine::new(self.ports.clone(), EngineConfig::default());
-        let deadline = self.clock.now() + chrono::Duration::minutes(15);
-        match engine.run_job(&job, deadline).await.expect("sync step") {
-            JobOutcome::Finished { status, .. } => status,
-            other => panic!("{}: the sync did not finish: {other:?}", self.name),
-        }
+        self.mem.sync(&self.ports, &self.conn).await
     }
 
     pub fn items(&self) -> BTreeMap<String, Item> {
-        self.store.all_items(&self.conn).into_iter().map(|i| (i.provider_id.clone(), i)).collect()
+        self.mem.store.all_items(&self.conn).into_iter().map(|i| (i.provider_id.clone(), i)).collect()
     }
 
     pub fn add_file(&self, parent: &str, name: &str, text: &str) -> String {
@@ -212,7 +134,7 @@ impl Bench {
     pub fn check(&self, case: &str) {
         let ctx = format!("{} / {case}", self.name);
         let items = self.items();
-        let objects = self.sink.objects();
+        let objects = self.mem.sink.objects();
         let live = self.control.list_files(&self.account, &self.folder).expect("list files");
         let live_ids: BTreeSet<&str> = live.iter().map(|n| n.id.as_str()).collect();
         for f in &live {
@@ -249,16 +171,7 @@ impl Bench {
                 assert!(objects.contains_key(key), "{ctx}: the asset of deleted {} was not kept", item.path);
             }
         }
-        let written: Vec<Option<String>> = self
-            .events
-            .all()
-            .into_iter()
-            .filter(|e| matches!(e.kind, AssetEventKind::Imported | AssetEventKind::Updated))
-            .map(|e| e.asset_key)
-            .collect();
-        let distinct: BTreeSet<&Option<String>> = written.iter().collect();
-        assert_eq!(written.len(), distinct.len(), "{ctx}: duplicated: an object was imported twice");
-        assert_eq!(objects.len(), distinct.len(), "{ctx}: objects and import events differ");
+        self.mem.assert_each_object_written_once(&ctx);
     }
 
     /// Syncs, expects success, checks.
@@ -377,10 +290,10 @@ pub async fn changes(subject: &Subject) {
     assert_eq!(b.state_of(&added), Some(ItemState::SourceDeleted), "{}: moved out with its folder", b.name);
 
     b.control.move_entry(&b.account, &sub, Some(&b.folder), None).expect("move in");
-    let objects = b.sink.objects().len();
+    let objects = b.mem.sink.objects().len();
     b.synced("move a folder in with its subtree").await;
     assert_eq!(b.state_of(&added), Some(ItemState::Imported));
-    assert_eq!(b.sink.objects().len(), objects, "{}: moved back in: the same assets", b.name);
+    assert_eq!(b.mem.sink.objects().len(), objects, "{}: moved back in: the same assets", b.name);
 
     let elsewhere = b.add_folder(&b.outside, "Incoming");
     let incoming = b.add_file(&elsewhere, "new-from-outside.jpg", "incoming");
@@ -427,6 +340,22 @@ pub async fn changes(subject: &Subject) {
     }
 }
 
+/// Two files swap names between syncs: two renames, no deletion, no new asset.
+pub async fn swapped_names(subject: &Subject) {
+    let b = Bench::new(subject).await;
+    let x = b.add_file(&b.folder, "x.txt", "first");
+    let y = b.add_file(&b.folder, "y.txt", "second");
+    b.synced("before the swap").await;
+    let (ax, ay) = (b.asset_of(&x), b.asset_of(&y));
+    b.control.move_entry(&b.account, &x, None, Some("tmp.txt")).expect("rename");
+    b.control.move_entry(&b.account, &y, None, Some("x.txt")).expect("rename");
+    b.control.move_entry(&b.account, &x, None, Some("y.txt")).expect("rename");
+    b.synced("swapped names").await;
+    assert_eq!((b.asset_of(&x), b.asset_of(&y)), (ax, ay), "{}: renames keep their assets", b.name);
+    let deleted = b.mem.events.all().into_iter().filter(|e| e.kind == AssetEventKind::SourceDeleted).count();
+    assert_eq!(deleted, 0, "{}: a rename is never reported as a deletion", b.name);
+}
+
 /// An expired cursor: a full re-listing, diffed against the items — no duplicates, no mass delete.
 pub async fn cursor_reset(subject: &Subject) {
     let b = Bench::new(subject).await;
@@ -452,7 +381,7 @@ pub async fn rate_limit(subject: &Subject) {
     b.control.inject(Op::Changes, Fault::RateLimit { retry_after_secs: 3 }, 1).expect("inject");
     b.control.inject(Op::Download, Fault::RateLimit { retry_after_secs: 2 }, 1).expect("inject");
     b.synced("rate limited").await;
-    let waits = b.clock.sleeps();
+    let waits = b.mem.clock.sleeps();
     assert!(waits.contains(&Duration::from_secs(3)), "{}: Retry-After honoured: {waits:?}", b.name);
 }
 

@@ -21,3 +21,4 @@ case!(cursor_reset);
 case!(rate_limit);
 case!(revoke);
 case!(ranged_download);
+case!(swapped_names);

@@ -12,24 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use extconn_core::engine::{Engine, EngineConfig, JobOutcome};
 use extconn_core::fake_drive::{DRIVE_ROOT, FakeDrive};
-use extconn_core::memory::{ManualClock, MemoryEvents, MemoryQueue, MemorySink, MemoryStore, MemoryVault};
-use extconn_core::ports::{Clock, ConnectionStore, GrantStore, TokenVault};
-use extconn_core::{
-    AssetEventKind, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus,
-    Filters, FolderLocator, Grant, GrantId, GrantStatus, Item, ItemState, Job, Ports, ProviderKind,
-    RunStatus, Secret, SyncPosition, SyncedBy, TokenSet, Trigger, UserId,
-};
+use extconn_core::testkit::MemoryBench;
+use extconn_core::{ConnKey, Item, ItemState, Ports, ProviderKind, RunStatus, Secret, TokenSet};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
 struct Harness {
     drive: FakeDrive,
-    store: Arc<MemoryStore>,
-    sink: MemorySink,
-    events: Arc<MemoryEvents>,
+    bench: MemoryBench,
     ports: Ports,
     conn: ConnKey,
     root: String,
@@ -41,93 +33,21 @@ impl Harness {
         let drive = FakeDrive::new(page_size);
         let root = drive.add_folder(DRIVE_ROOT, "Connected");
         let elsewhere = drive.add_folder(DRIVE_ROOT, "Elsewhere");
-        let clock = Arc::new(ManualClock::default());
-        let store = Arc::new(MemoryStore::new());
-        let vault = Arc::new(MemoryVault::new());
-        let sink = MemorySink::new();
-        let events = Arc::new(MemoryEvents::new());
-        let ports = Ports {
-            connections: store.clone(),
-            grants: store.clone(),
-            items: store.clone(),
-            runs: store.clone(),
-            oauth_states: store.clone(),
-            vault: vault.clone(),
-            sink: Arc::new(sink.clone()),
-            events: events.clone(),
-            queue: Arc::new(MemoryQueue::new()),
-            audit: store.clone(),
-            clock: clock.clone(),
-            providers: BTreeMap::from([(
-                ProviderKind::GoogleDrive,
-                Arc::new(drive.clone()) as Arc<dyn extconn_core::ports::Provider>,
-            )]),
-        };
-        let client = ClientId::parse("acme").expect("client");
-        let grant = Grant {
-            client_id: client.clone(),
-            id: GrantId::generate(),
-            provider: ProviderKind::GoogleDrive,
-            account_id: "fake-account".into(),
-            account_name: "Fake".into(),
-            account_email: None,
-            secret_ref: "fake/grant".into(),
-            created_by: UserId::parse("ana").expect("user"),
-            created_at: clock.now(),
-            status: GrantStatus::Active,
-            attached: true,
-        };
-        GrantStore::create(store.as_ref(), &grant).await.expect("grant");
+        let bench = MemoryBench::new();
+        let ports = bench.ports(vec![Arc::new(drive.clone())]);
         let tokens =
             TokenSet { access_token: Secret::new("fake-access"), refresh_token: None, expires_at: None };
-        vault.put(&grant.secret_ref, &tokens, None).await.expect("vault");
-        let now = clock.now();
-        let c = Connection {
-            client_id: client,
-            id: ConnectionId::generate(),
-            grant_id: grant.id.clone(),
-            provider: ProviderKind::GoogleDrive,
-            folder: FolderLocator { folder_id: root.clone(), drive_id: None },
-            folder_name: "Connected".into(),
-            folder_path: "/Connected".into(),
-            auto_sync: true,
-            sync_interval_secs: 900,
-            status: ConnectionStatus::Active,
-            current_run_id: None,
-            last_synced_at: None,
-            synced_by: SyncedBy { user_id: UserId::parse("ana").expect("user"), display_name: "Ana".into() },
-            created_at: now,
-            position: SyncPosition::Initial,
-            lease: None,
-            lease_version: 0,
-            counters: ConnectionCounters::default(),
-            filters: Filters::default(),
-            next_due_at: Some(now),
-            not_before: None,
-        };
-        ConnectionStore::create(store.as_ref(), &c).await.expect("connection");
-        Harness { drive, store, sink, events, ports, conn: c.key(), root, elsewhere }
+        let grant = bench.grant(ProviderKind::GoogleDrive, "fake-account", &tokens).await;
+        let conn = bench.connect(&grant, &root, "Connected").await;
+        Harness { drive, bench, ports, conn, root, elsewhere }
     }
 
     async fn sync(&self) -> RunStatus {
-        let job = Job {
-            client_id: self.conn.client_id.clone(),
-            connection_id: self.conn.connection_id.clone(),
-            trigger: Trigger::Manual,
-            run_id: None,
-            requested_by: None,
-            continuation: false,
-        };
-        let engine = Engine::new(self.ports.clone(), EngineConfig::default());
-        let deadline = self.ports.clock.now() + chrono::Duration::minutes(15);
-        match engine.run_job(&job, deadline).await.expect("sync step") {
-            JobOutcome::Finished { status, .. } => status,
-            other => panic!("the sync did not finish: {other:?}"),
-        }
+        self.bench.sync(&self.ports, &self.conn).await
     }
 
     fn items(&self) -> BTreeMap<String, Item> {
-        self.store.all_items(&self.conn).into_iter().map(|i| (i.provider_id.clone(), i)).collect()
+        self.bench.store.all_items(&self.conn).into_iter().map(|i| (i.provider_id.clone(), i)).collect()
     }
 
     fn downloads(&self) -> u64 {
@@ -157,7 +77,7 @@ impl Harness {
     /// was ever recorded is `source_deleted` with its asset kept; no object was written twice.
     fn check(&self, context: &str) {
         let items = self.items();
-        let objects = self.sink.objects();
+        let objects = self.bench.sink.objects();
         let files = self.drive.files_under(&self.root);
         let folders: BTreeSet<String> = self.drive.folders_under(&self.root).into_iter().collect();
         for (id, (name, content)) in &files {
@@ -194,16 +114,7 @@ impl Harness {
                 assert!(objects.contains_key(key), "{context}: the asset of a deleted file is kept");
             }
         }
-        let written = self
-            .events
-            .all()
-            .iter()
-            .filter(|e| matches!(e.kind, AssetEventKind::Imported | AssetEventKind::Updated))
-            .map(|e| e.asset_key.clone())
-            .collect::<Vec<_>>();
-        let distinct: BTreeSet<_> = written.iter().collect();
-        assert_eq!(written.len(), distinct.len(), "{context}: an object was imported twice");
-        assert_eq!(objects.len(), distinct.len(), "{context}: objects and import events differ");
+        self.bench.assert_each_object_written_once(context);
     }
 }
 
@@ -239,7 +150,7 @@ async fn a_folder_moved_out_and_back_loses_and_duplicates_nothing() {
     let f2 = h.drive.add_file(&inner, "two.jpg", b"two");
     assert_eq!(h.sync().await, RunStatus::Succeeded);
     h.check("initial");
-    let objects = h.sink.objects().len();
+    let objects = h.bench.sink.objects().len();
 
     h.drive.move_to(&sub, &h.elsewhere);
     assert_eq!(h.sync().await, RunStatus::Succeeded);
@@ -252,7 +163,7 @@ async fn a_folder_moved_out_and_back_loses_and_duplicates_nothing() {
     h.drive.move_to(&sub, &h.root);
     assert_eq!(h.sync().await, RunStatus::Succeeded);
     h.check("moved back in");
-    assert_eq!(h.sink.objects().len(), objects, "moved back: the same assets, nothing re-imported");
+    assert_eq!(h.bench.sink.objects().len(), objects, "moved back: the same assets, nothing re-imported");
     let items = h.items();
     assert_eq!(items[&f2].path, "/Connected/Sub/Inner/two.jpg");
 }

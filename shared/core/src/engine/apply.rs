@@ -347,7 +347,7 @@ impl Engine {
             self.heartbeat(ctx).await?;
             match change {
                 Change::Upsert(item) => {
-                    if let Some(folder) = self.apply_upsert(ctx, item, mode).await? {
+                    if let Some(folder) = self.apply_upsert(ctx, item, mode, &upserted).await? {
                         found.push(folder);
                     }
                 }
@@ -421,12 +421,15 @@ impl Engine {
         Ok(path)
     }
 
-    /// One upsert. Returns a folder a by-parent listing must open next.
+    /// One upsert. Returns a folder a by-parent listing must open next. `in_page`: the ids
+    /// this page upserts (an item found at this path that the page moves elsewhere was not
+    /// replaced: two names swapped in one page).
     async fn apply_upsert(
         &self,
         ctx: &mut RunCtx,
         remote: &RemoteItem,
         mode: &Mode,
+        in_page: &HashSet<&str>,
     ) -> Result<Option<FolderLocator>, Stop> {
         let listing = mode.listing();
         if remote.id == ctx.conn.folder.folder_id {
@@ -450,7 +453,10 @@ impl Engine {
             // A path names one item: another live item at this path was replaced (deleted, and
             // a new file or folder created with the same name).
             for other in self.ports.items.by_path_key(&ctx.fence.conn, k).await? {
-                if other.provider_id != remote.id && other.provider_id != ctx.conn.folder.folder_id {
+                if other.provider_id != remote.id
+                    && other.provider_id != ctx.conn.folder.folder_id
+                    && !in_page.contains(other.provider_id.as_str())
+                {
                     self.delete_subtree(ctx, &other).await?;
                 }
             }
@@ -588,7 +594,7 @@ impl Engine {
                         if item.is_folder() {
                             queue.push_back(item.locator());
                         }
-                        self.apply_upsert(ctx, item, &mode).await?;
+                        self.apply_upsert(ctx, item, &mode, &HashSet::new()).await?;
                     }
                 }
                 if !page.has_more {

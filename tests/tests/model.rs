@@ -1,17 +1,19 @@
 //! Model-based test on the Dropbox sandbox (reliability.md M1, the sync part): random histories
 //! of adds, modifies, renames, moves within / out / in (files and folders with their subtrees),
 //! deletes of files and folders, a path reused by a new file, and cursor resets, applied to the
-//! sandbox and synced at random points, always leave the item table equal to the folder's true
-//! contents (the sandbox is the reference model): every live file imported with its exact bytes
-//! at its current path, everything gone `source_deleted` with its asset kept, no object written
-//! twice. A failure prints the seed and the history.
+//! sandbox and synced at random points — some syncs dying at a random step and redelivered —
+//! always leave the item table equal to the folder's true contents (the sandbox is the reference
+//! model): every live file imported with its exact bytes at its current path, everything gone
+//! `source_deleted` with its asset kept, no object written twice. A failure prints the seed and
+//! the history.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use extconn_core::engine::JobOutcome;
-use extconn_core::{AssetEventKind, ItemState, RunStatus, Trigger};
+use extconn_core::engine::{EngineConfig, EngineError, JobOutcome, Step};
+use extconn_core::{ItemState, RunStatus, Trigger};
 use extconn_sandbox::dropbox::Content;
-use extconn_system_tests::{FOLDER, World, WorldOptions};
+use extconn_system_tests::{CrashAt, FOLDER, World, WorldOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -166,21 +168,35 @@ async fn check(w: &World, context: &str) {
             );
         }
     }
-    let written: Vec<Option<String>> = w
-        .events
-        .all()
-        .into_iter()
-        .filter(|e| matches!(e.kind, AssetEventKind::Imported | AssetEventKind::Updated))
-        .map(|e| e.asset_key)
-        .collect();
-    let distinct: BTreeSet<&Option<String>> = written.iter().collect();
-    assert_eq!(written.len(), distinct.len(), "{context}: an object was imported twice");
-    assert_eq!(w.objects().len(), distinct.len(), "{context}: objects and import events differ");
+    // Events are at least once (a crash between an event and its item write repeats it);
+    // objects are exactly once: a redelivered import finds its object already there.
+    assert_eq!(w.memory_sink.created() as usize, w.objects().len(), "{context}: an object was written twice");
+}
+
+/// A sync that dies at a random step (nothing cleaned up; the lease stays until it expires);
+/// the next check's sync is its redelivery. True when it crashed.
+async fn crash_once(w: &World, rng: &mut StdRng, log: &mut Vec<String>) -> bool {
+    let steps = [Step::DownloadStarted, Step::SinkCommitted, Step::ItemWritten, Step::Checkpointed];
+    let step = steps[rng.random_range(0..steps.len())];
+    let nth = rng.random_range(1..4);
+    let engine = w.engine_with(EngineConfig::default(), CrashAt::new(step, nth));
+    match engine.run_job(&w.job(Trigger::Schedule), w.deadline()).await {
+        Err(EngineError::Crashed(at)) => {
+            log.push(format!("crash at {at:?} #{nth}"));
+            w.clock.advance(Duration::from_secs(600));
+            true
+        }
+        Ok(JobOutcome::Finished { .. }) => {
+            log.push("a sync that could have crashed finished".into());
+            false
+        }
+        other => panic!("an unexpected outcome: {other:?}"),
+    }
 }
 
 #[tokio::test]
 async fn random_histories_on_dropbox_match_the_model() {
-    const SEEDS: u64 = 12;
+    const SEEDS: u64 = 40;
     const STEPS: usize = 30;
     for seed in 0..SEEDS {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -194,7 +210,11 @@ async fn random_histories_on_dropbox_match_the_model() {
         check(&w, &format!("seed {seed}, initial; history:\n{}", log.join("\n"))).await;
         for n in 0..STEPS {
             step(&w, &mut tree, &mut rng, &mut log);
-            if rng.random_bool(0.35) {
+            // A crash is redelivered before the source changes again: a file deleted between a
+            // crash after its object was stored and the redelivery leaves that object with no
+            // item (an orphan object; see the issue notes).
+            let crashed = rng.random_bool(0.1) && crash_once(&w, &mut rng, &mut log).await;
+            if crashed || rng.random_bool(0.35) {
                 check(&w, &format!("seed {seed} after step {n}; history:\n{}", log.join("\n"))).await;
             }
         }

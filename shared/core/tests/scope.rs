@@ -6,15 +6,20 @@
 //!   `a_folder_moved_in_brings_its_subtree`: the scope cases one by one.
 //! - `random_histories_match_the_model`: a model-based test (reliability.md M1, the sync part):
 //!   random adds, modifies, renames, moves in / out / within, deletes and cursor resets, synced at
-//!   random points, always leave the item table equal to the folder's true contents.
+//!   random points — some syncs dying at a random step and redelivered — always leave the item
+//!   table equal to the folder's true contents, with no object written twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use extconn_core::engine::{Crash, Engine, EngineConfig, EngineError, Hooks, JobOutcome, Step};
 use extconn_core::fake_drive::{DRIVE_ROOT, FakeDrive};
+use extconn_core::ports::Clock;
 use extconn_core::testkit::MemoryBench;
-use extconn_core::{ConnKey, Item, ItemState, Ports, ProviderKind, RunStatus, Secret, TokenSet};
+use extconn_core::{
+    ConnKey, Item, ItemState, Job, Ports, ProviderKind, RunStatus, Secret, TokenSet, Trigger,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
@@ -297,9 +302,56 @@ fn step(h: &Harness, rng: &mut StdRng, log: &mut Vec<String>) {
     }
 }
 
+/// Crashes the worker at the `nth` occurrence of `step` (the process dies: nothing is cleaned
+/// up, the lease stays until it expires).
+struct CrashAt {
+    step: Step,
+    nth: usize,
+    seen: AtomicUsize,
+}
+
+impl Hooks for CrashAt {
+    fn at(&self, step: Step) -> Result<(), Crash> {
+        if step == self.step && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
+            Err(Crash)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A sync that, now and then, dies at a random step and is redelivered once the lease expired.
+async fn sync_maybe_crashing(h: &Harness, rng: &mut StdRng, log: &mut Vec<String>) -> RunStatus {
+    if rng.random_bool(0.3) {
+        let step = [Step::DownloadStarted, Step::SinkCommitted, Step::ItemWritten, Step::Checkpointed]
+            [rng.random_range(0..4)];
+        let nth = rng.random_range(1..4);
+        let hook = Arc::new(CrashAt { step, nth, seen: AtomicUsize::new(0) });
+        let engine = Engine::with_hooks(h.ports.clone(), EngineConfig::default(), hook);
+        let job = Job {
+            client_id: h.conn.client_id.clone(),
+            connection_id: h.conn.connection_id.clone(),
+            trigger: Trigger::Schedule,
+            run_id: None,
+            requested_by: None,
+            continuation: false,
+        };
+        let deadline = h.bench.clock.now() + chrono::Duration::minutes(15);
+        match engine.run_job(&job, deadline).await {
+            Err(EngineError::Crashed(at)) => {
+                log.push(format!("crash at {at:?} #{nth}, redelivered after the lease expired"));
+                h.bench.clock.advance(std::time::Duration::from_secs(600));
+            }
+            Ok(JobOutcome::Finished { status, .. }) => return status,
+            other => panic!("an unexpected outcome: {other:?}"),
+        }
+    }
+    h.sync().await
+}
+
 #[tokio::test]
 async fn random_histories_match_the_model() {
-    const SEEDS: u64 = 60;
+    const SEEDS: u64 = 200;
     const STEPS: usize = 40;
     for seed in 0..SEEDS {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -312,7 +364,7 @@ async fn random_histories_match_the_model() {
         for n in 0..STEPS {
             step(&h, &mut rng, &mut log);
             if rng.random_bool(0.3) {
-                let status = h.sync().await;
+                let status = sync_maybe_crashing(&h, &mut rng, &mut log).await;
                 assert_eq!(status, RunStatus::Succeeded, "seed {seed} step {n}");
                 let ctx = format!("seed {seed} after step {n}; history:\n{}", log.join("\n"));
                 h.check(&ctx);

@@ -480,12 +480,14 @@ impl Engine {
             });
             ctx.folder_paths.insert(remote.id.clone(), at.path.clone());
             ctx.scope_cache.insert(remote.id.clone(), true);
+            // Descendants first, the folder last: a crash in between leaves the folder at its
+            // old path, so the redelivered step sees the rename again and finishes the job.
+            if renamed && !ctx.caps.listing_has_paths {
+                self.repath_subtree(ctx, &remote.id, &at.path).await?;
+            }
             if changed {
                 let item = self.item_from(remote, &at, old, ItemState::Imported, listing);
                 self.record(ctx, old, item, RunCounters::default(), None).await?;
-            }
-            if renamed && !ctx.caps.listing_has_paths {
-                self.repath_subtree(ctx, &remote.id, &at.path).await?;
             }
             let queue = matches!(mode, Mode::Listed { queue_folders: true, .. });
             return Ok(queue.then(|| remote.locator()));

@@ -152,36 +152,37 @@ impl Engine {
     }
 
     /// Marks `top` and every live item under it `source_deleted` (a folder deleted or moved
-    /// out takes its subtree with it), through the children index.
+    /// out takes its subtree with it), through the children index. Post-order: a folder is
+    /// marked only after everything under it, so a crash at any point leaves no live item under
+    /// a deleted folder, and the redelivered step (which finds `top` still live) finishes it.
     pub(crate) async fn delete_subtree(&self, ctx: &mut RunCtx, top: &Item) -> Result<(), Stop> {
-        self.mark_deleted(ctx, top).await?;
-        if !top.is_folder() {
-            return Ok(());
-        }
-        let mut folders = VecDeque::from([top.provider_id.clone()]);
-        while let Some(folder) = folders.pop_front() {
-            ctx.scope_cache.insert(folder.clone(), false);
-            let mut after: Option<String> = None;
-            loop {
-                let page = self
-                    .ports
-                    .items
-                    .children(&ctx.fence.conn, &folder, after.as_deref(), CHILDREN_PAGE)
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.provider_id.clone());
-                let full = page.len() == CHILDREN_PAGE;
-                for child in page {
-                    self.heartbeat(ctx).await?;
-                    if child.is_folder() {
-                        folders.push_back(child.provider_id.clone());
+        let mut stack: Vec<(Item, bool)> = vec![(top.clone(), false)];
+        while let Some((item, expanded)) = stack.pop() {
+            if item.is_folder() && !expanded {
+                let id = item.provider_id.clone();
+                stack.push((item, true));
+                let mut after: Option<String> = None;
+                loop {
+                    let page = self
+                        .ports
+                        .items
+                        .children(&ctx.fence.conn, &id, after.as_deref(), CHILDREN_PAGE)
+                        .await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.provider_id.clone());
+                    let full = page.len() == CHILDREN_PAGE;
+                    stack.extend(page.into_iter().map(|c| (c, false)));
+                    if !full {
+                        break;
                     }
-                    self.mark_deleted(ctx, &child).await?;
                 }
-                if !full {
-                    break;
-                }
+                continue;
             }
+            self.heartbeat(ctx).await?;
+            if item.is_folder() {
+                ctx.scope_cache.insert(item.provider_id.clone(), false);
+            }
+            self.mark_deleted(ctx, &item).await?;
         }
         Ok(())
     }

@@ -232,6 +232,9 @@ impl World {
             filters: Filters::default(),
             next_due_at: Some(now),
             not_before: None,
+            status_reason: None,
+            held_deletions: None,
+            approved_deletions: None,
         };
         ConnectionStore::create(self.store.as_ref(), &c).await.expect("connection");
         c.key()

@@ -44,4 +44,7 @@ impl AssetEvents for Unavailable {
     async fn publish(&self, _: &[AssetEvent]) -> Result<(), SinkError> {
         Err(self.sink())
     }
+    async fn publish_connection(&self, _: &[extconn_core::ConnectionEvent]) -> Result<(), SinkError> {
+        Err(self.sink())
+    }
 }

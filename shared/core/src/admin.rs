@@ -45,6 +45,13 @@ pub enum UseCaseError {
     /// Refresh Items is only offered while Auto sync is on.
     #[error("auto sync is off")]
     AutoSyncOff,
+    /// The connection is `needs_review`: nothing syncs until an admin confirms or discards the
+    /// deletions the mass-delete guard held (`held` files).
+    #[error("{held} deletions are waiting for review")]
+    NeedsReview { held: u64 },
+    /// `confirm-deletions` on a connection that holds no deletions.
+    #[error("no deletions are waiting for review")]
+    NothingToReview,
     /// Unknown, already used, or another browser's authorization request (not told apart).
     #[error("unknown or already used authorization request")]
     InvalidState,
@@ -100,6 +107,7 @@ pub(crate) fn provider_failure(e: ProviderError) -> UseCaseError {
             UseCaseError::ProviderUnavailable
         }
         ProviderError::NotFound
+        | ProviderError::Forbidden(_)
         | ProviderError::Permanent(_)
         | ProviderError::CursorReset
         | ProviderError::NotImportable { .. } => UseCaseError::FolderNotAccessible,

@@ -12,7 +12,7 @@ use crate::admin::{Actor, UseCaseError, audit, provider_failure};
 use crate::context::Ports;
 use crate::domain::{
     ConnKey, Connection, ConnectionCounters, ConnectionStatus, Filters, FolderLocator, Grant, GrantStatus,
-    Item, ItemState, Job, RunCounters, RunStatus, SyncPosition, SyncRun, SyncedBy, Timestamp, Trigger,
+    Item, Job, RunCounters, RunStatus, SyncPosition, SyncRun, SyncedBy, Timestamp, Trigger,
 };
 use crate::ids::{ConnectionId, GrantId, RunId};
 use crate::ports::{ConnectionPatch, FolderPage, Provider, StoreError};
@@ -153,6 +153,9 @@ impl Connections {
             filters: Filters::default(),
             next_due_at: new.auto_sync.then_some(now + interval),
             not_before: None,
+            status_reason: None,
+            held_deletions: None,
+            approved_deletions: None,
         };
         match self.ports.connections.create(&conn).await {
             Ok(()) => {}
@@ -176,7 +179,12 @@ impl Connections {
         let key = connection.key();
         let grant = self.ports.grants.get(&connection.client_id, &connection.grant_id).await?;
         let recent_runs = self.ports.runs.list(&key, RECENT_RUNS).await?;
-        let failed_items = self.ports.items.list(&key, Some(ItemState::Failed), None, FAILED_ITEMS).await?;
+        // Through the failed-items index (every failed item is due by the end of time).
+        let failed_items = self
+            .ports
+            .items
+            .failed_due(&key, chrono::DateTime::<chrono::Utc>::MAX_UTC, None, FAILED_ITEMS)
+            .await?;
         Ok(Details { connection, grant, recent_runs, failed_items })
     }
 
@@ -234,13 +242,76 @@ impl Connections {
         if !c.auto_sync {
             return Err(UseCaseError::AutoSyncOff);
         }
-        if c.status == ConnectionStatus::ReauthRequired {
-            return Err(UseCaseError::ReauthRequired);
+        self.start_run(actor, c, false, "connection.refresh").await
+    }
+
+    /// Retry failed files now, whatever their backoff and whatever Auto sync says: the open
+    /// run is told to retry them all (a run is queued when none is open).
+    pub async fn retry_failed(
+        &self,
+        actor: &Actor,
+        id: &ConnectionId,
+    ) -> Result<RefreshOutcome, UseCaseError> {
+        let c = self.get(actor, id).await?;
+        self.start_run(actor, c, true, "connection.retry_failed").await
+    }
+
+    /// The admin's answer to the mass-delete guard. `apply`: the held deletions are applied by
+    /// the run queued now (up to the number held; more than that is held again). Discard: no
+    /// deletion is applied and the folder is listed again in full, so files a bad listing
+    /// missed are found again (deletions still real after the re-listing meet the guard again).
+    pub async fn confirm_deletions(
+        &self,
+        actor: &Actor,
+        id: &ConnectionId,
+        apply: bool,
+    ) -> Result<RefreshOutcome, UseCaseError> {
+        let c = self.get(actor, id).await?;
+        let (ConnectionStatus::NeedsReview, Some(held)) = (c.status, c.held_deletions) else {
+            return Err(UseCaseError::NothingToReview);
+        };
+        let mut patch = ConnectionPatch::status(ConnectionStatus::Active, None);
+        patch.held_deletions = Some(None);
+        if apply {
+            patch.approved_deletions = Some(Some(held));
+        } else {
+            patch.approved_deletions = Some(None);
+            patch.position = Some(SyncPosition::Initial);
+        }
+        let updated = match self.ports.connections.update(&c.key(), &patch).await {
+            Err(StoreError::NotFound) => return Err(UseCaseError::NotFound),
+            r => r?,
+        };
+        crate::status::announce(&self.ports, &updated, c.status).await;
+        let action = if apply { "connection.deletions_confirmed" } else { "connection.deletions_discarded" };
+        self.start_run(actor, updated, false, action).await
+    }
+
+    /// Queues a manual run of `c` unless one is open, which is returned instead (and told to
+    /// retry every failed file when `retry_all`).
+    async fn start_run(
+        &self,
+        actor: &Actor,
+        c: Connection,
+        retry_all: bool,
+        action: &str,
+    ) -> Result<RefreshOutcome, UseCaseError> {
+        match c.status {
+            ConnectionStatus::ReauthRequired => return Err(UseCaseError::ReauthRequired),
+            ConnectionStatus::NeedsReview => {
+                return Err(UseCaseError::NeedsReview { held: c.held_deletions.unwrap_or(0) });
+            }
+            _ => {}
         }
         if let Some((run_id, status)) = self.open_run(&c).await? {
+            if retry_all {
+                self.flag_retry(&c, &run_id).await?;
+                audit(&self.ports, actor, action, format!("connection/{}", c.id)).await?;
+            }
             return Ok(RefreshOutcome { run_id, status, started: false });
         }
-        let run = new_run(c.key(), Trigger::Manual, actor, self.ports.clock.now());
+        let mut run = new_run(c.key(), Trigger::Manual, actor, self.ports.clock.now());
+        run.retry_failed = retry_all;
         let patch = ConnectionPatch {
             current_run_id: Some(Some(run.id.clone())),
             if_current_run: Some(c.current_run_id.clone()),
@@ -251,7 +322,12 @@ impl Connections {
             Err(StoreError::Conflict) => {
                 let now = self.get(actor, &c.id).await?;
                 return match self.open_run(&now).await? {
-                    Some((run_id, status)) => Ok(RefreshOutcome { run_id, status, started: false }),
+                    Some((run_id, status)) => {
+                        if retry_all {
+                            self.flag_retry(&now, &run_id).await?;
+                        }
+                        Ok(RefreshOutcome { run_id, status, started: false })
+                    }
                     // The winner's run finished already between two reads: not expected
                     // within one request, so it is reported rather than retried.
                     None => Err(UseCaseError::Internal("refresh lost a race without an open run".into())),
@@ -261,8 +337,21 @@ impl Connections {
             Err(e) => return Err(e.into()),
         }
         queue_run(&self.ports, &run).await?;
-        audit(&self.ports, actor, "connection.refresh", format!("connection/{}", c.id)).await?;
+        audit(&self.ports, actor, action, format!("connection/{}", c.id)).await?;
         Ok(RefreshOutcome { run_id: run.id, status: RunStatus::Queued, started: true })
+    }
+
+    /// Tells an open run to retry every failed file. A run whose record is not written yet
+    /// (another request's, an instant old) cannot be flagged: that is reported, not hidden.
+    async fn flag_retry(&self, c: &Connection, run_id: &RunId) -> Result<(), UseCaseError> {
+        let patch = crate::ports::RunPatch { retry_failed: Some(true), ..Default::default() };
+        match self.ports.runs.update(&c.key(), run_id, &patch, None).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotFound) => {
+                Err(UseCaseError::Internal("retry-failed raced a run being created".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The connection's queued or running run. A current run id whose record is not written yet
@@ -304,6 +393,8 @@ pub(crate) fn new_run(conn: ConnKey, trigger: Trigger, actor: &Actor, now: Times
         counters: RunCounters::default(),
         invocations: 0,
         error: None,
+        failure_streak: 0,
+        retry_failed: false,
     }
 }
 

@@ -108,7 +108,25 @@ pub enum ConnectionStatus {
     Active,
     ReauthRequired,
     FolderUnavailable,
+    /// The last run ended on a connection-wide failure (a listing that kept failing, the
+    /// provider refusing our app); `status_reason` says which. Still due: the next scheduled or
+    /// manual run tries again, and a successful one returns it to `Active`.
     Error,
+    /// A run would have marked more files deleted than the mass-delete guard allows; nothing
+    /// was applied. `held_deletions` says how many; an admin confirms or discards them.
+    NeedsReview,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::ReauthRequired => "reauth_required",
+            Self::FolderUnavailable => "folder_unavailable",
+            Self::Error => "error",
+            Self::NeedsReview => "needs_review",
+        }
+    }
 }
 
 /// The connected folder as the provider identifies it.
@@ -210,6 +228,17 @@ pub struct Connection {
     pub next_due_at: Option<Timestamp>,
     /// No provider call before this time (a rate-limit wait longer than one invocation).
     pub not_before: Option<Timestamp>,
+    /// Why the status is what it is (`error`: the failure; `needs_review`: the held
+    /// deletions), in words an admin can act on. Never carries secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// `needs_review`: how many files the held run would mark deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_deletions: Option<u64>,
+    /// An admin confirmed the held deletions: the next run may mark up to this many files
+    /// deleted past the guard (cleared when that run finishes its pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_deletions: Option<u64>,
 }
 
 impl Connection {
@@ -290,6 +319,17 @@ pub struct Item {
     pub state: ItemState,
     pub reason: Option<String>,
     pub attempts: u32,
+    /// `failed`: when a later run may try it again (backoff growing over days, see
+    /// [`retry_delay`]). The failed-items index is keyed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Timestamp>,
+    /// `failed` / `skipped`: the last error in words (the stable code is `reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `failed`: the run that last failed it (a file fails a run once in its counters, however
+    /// many invocations tried it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_in: Option<RunId>,
     pub asset_key: Option<String>,
     /// The full listing that last saw it (see [`SyncPosition::FullListing`]).
     pub seen_in: Option<String>,
@@ -305,6 +345,15 @@ impl Item {
     pub fn is_live(&self) -> bool {
         self.state != ItemState::SourceDeleted
     }
+}
+
+/// How long a file that failed `attempts` times waits before the next try: 15 minutes, then
+/// 1 h, 4 h, 12 h, 1 day, 2 days, then every 4 days — never given up (a permission fixed a
+/// week later still imports).
+pub fn retry_delay(attempts: u32) -> chrono::Duration {
+    const MINUTES: [i64; 7] = [15, 60, 240, 720, 1440, 2880, 5760];
+    let i = (attempts.max(1) - 1) as usize;
+    chrono::Duration::minutes(MINUTES[i.min(MINUTES.len() - 1)])
 }
 
 /// The path index key: a digest of the provider's lower-cased path, so no path is too long
@@ -332,6 +381,9 @@ pub enum RunStatus {
     Partial,
     Failed,
     ReauthRequired,
+    /// Stopped by the mass-delete guard before applying anything it held (the connection is
+    /// `needs_review`).
+    NeedsReview,
 }
 
 impl RunStatus {
@@ -377,6 +429,16 @@ pub struct SyncRun {
     /// How many worker invocations carried it (continuations included).
     pub invocations: u32,
     pub error: Option<String>,
+    /// Consecutive steps whose listing failed for the same reason (`error`); reset by progress.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failure_streak: u32,
+    /// Retry every failed file now, whatever its backoff says (`retry-failed`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry_failed: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A queue message: ids only, never tokens (ARCHITECTURE §8).
@@ -408,6 +470,23 @@ pub enum AssetEventKind {
     Updated,
     MetadataUpdated,
     SourceDeleted,
+}
+
+/// A connection's status changed (ARCHITECTURE §7): published beside asset events so the DAM
+/// can tell its admins that a connection needs attention, and when it is healthy again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionEvent {
+    pub client_id: ClientId,
+    pub connection_id: ConnectionId,
+    pub provider: ProviderKind,
+    pub folder_name: String,
+    pub status: ConnectionStatus,
+    pub previous_status: ConnectionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_deletions: Option<u64>,
+    pub at: Timestamp,
 }
 
 /// Who did what to which record (ARCHITECTURE §4 audit events). Never carries tokens.

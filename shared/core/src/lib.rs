@@ -3,7 +3,7 @@
 //! The domain ([`domain`], [`ids`]), the ports every adapter implements ([`ports`]), their
 //! in-memory implementations ([`memory`]), local-mode adapters ([`local`]), and the use cases:
 //! the sync engine ([`engine`]), the single-flight token refresh ([`tokens`]), grant retirement
-//! ([`grants`]), the scheduler tick ([`scheduler`]), and the admin's: connections
+//! ([`grants`]), the scheduler tick ([`scheduler`]), connection status events ([`status`]), and the admin's: connections
 //! ([`connections`]) and the OAuth connect flow ([`oauth`]), sharing [`admin`].
 //!
 //! This crate depends on no AWS SDK, HTTP client or web framework; Cargo enforces it.
@@ -27,6 +27,7 @@ pub mod local;
 pub mod memory;
 pub mod oauth;
 pub mod scheduler;
+pub mod status;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tokens;

@@ -223,12 +223,14 @@ impl OAuthFlow {
             }
             let run = new_run(c.key(), Trigger::Manual, actor, self.ports.clock.now());
             let patch = ConnectionPatch {
-                status: Some(ConnectionStatus::Active),
                 current_run_id: Some(Some(run.id.clone())),
-                ..Default::default()
+                ..ConnectionPatch::status(ConnectionStatus::Active, None)
             };
             match self.ports.connections.update(&c.key(), &patch).await {
-                Ok(_) => queue_run(&self.ports, &run).await?,
+                Ok(updated) => {
+                    crate::status::announce(&self.ports, &updated, c.status).await;
+                    queue_run(&self.ports, &run).await?
+                }
                 // Deleted meanwhile: nothing to revive.
                 Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e.into()),

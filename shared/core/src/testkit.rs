@@ -51,6 +51,9 @@ pub fn sample_connection(client: &ClientId, folder: &str) -> Connection {
         filters: Filters::default(),
         next_due_at: Some(t),
         not_before: None,
+        status_reason: None,
+        held_deletions: None,
+        approved_deletions: None,
     }
 }
 
@@ -67,6 +70,8 @@ pub fn sample_run(conn: &ConnKey) -> SyncRun {
         counters: RunCounters::default(),
         invocations: 0,
         error: None,
+        failure_streak: 0,
+        retry_failed: false,
     }
 }
 
@@ -85,6 +90,9 @@ pub fn sample_item(id: &str, path: &str) -> Item {
         state: ItemState::Imported,
         reason: None,
         attempts: 0,
+        next_attempt_at: None,
+        error: None,
+        failed_in: None,
         asset_key: Some("k".into()),
         seen_in: None,
         updated_at: now(),

@@ -41,8 +41,10 @@ impl Default for TokenPolicy {
     fn default() -> Self {
         Self {
             margin: chrono::Duration::seconds(300),
-            lock_ttl: Duration::from_secs(10),
-            max_wait: Duration::from_secs(12),
+            // Outlives the token request (the HTTP clients' RPC timeout is 120 s), so a slow
+            // refresh can never be overlapped by a second one on the same refresh token.
+            lock_ttl: Duration::from_secs(150),
+            max_wait: Duration::from_secs(30),
             poll: Duration::from_millis(100),
         }
     }
@@ -132,10 +134,14 @@ impl Tokens {
         let mut g = grant.clone();
         g.status = GrantStatus::ReauthRequired;
         self.ports.grants.update(&g).await?;
-        let patch = ConnectionPatch { status: Some(ConnectionStatus::ReauthRequired), ..Default::default() };
+        let patch = ConnectionPatch::status(
+            ConnectionStatus::ReauthRequired,
+            Some("the account's authorization was revoked or expired: reconnect it".into()),
+        );
         for c in self.ports.connections.list_by_grant(&grant.client_id, &grant.id).await? {
             match self.ports.connections.update(&c.key(), &patch).await {
-                Ok(_) | Err(StoreError::NotFound) => {}
+                Ok(updated) => crate::status::announce(&self.ports, &updated, c.status).await,
+                Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e),
             }
         }

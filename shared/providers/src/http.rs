@@ -145,6 +145,8 @@ pub fn redact(err: ProviderError, secrets: &[&str]) -> ProviderError {
         ProviderError::Reauth(s) => ProviderError::Reauth(clean(s)),
         ProviderError::Integrity(s) => ProviderError::Integrity(clean(s)),
         ProviderError::Permanent(s) => ProviderError::Permanent(clean(s)),
+        ProviderError::Forbidden(s) => ProviderError::Forbidden(clean(s)),
+        ProviderError::Config(s) => ProviderError::Config(clean(s)),
         other => other,
     }
 }

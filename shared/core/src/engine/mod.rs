@@ -295,6 +295,8 @@ impl Engine {
             counters: RunCounters::default(),
             invocations: 0,
             error: None,
+            failure_streak: 0,
+            retry_failed: false,
         };
         self.ports.runs.create(&run).await?;
         let patch = ConnectionPatch { current_run_id: Some(Some(run.id.clone())), ..Default::default() };

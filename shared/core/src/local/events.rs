@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-use crate::domain::{AssetEvent, AssetEventKind};
+use crate::domain::{AssetEvent, AssetEventKind, ConnectionEvent};
 use crate::local::safe_relative_path;
 use crate::ports::{AssetEvents, SinkError};
 
@@ -28,6 +28,22 @@ impl JsonLinesEvents {
 
     pub fn events_file(&self) -> PathBuf {
         self.root.join("events.jsonl")
+    }
+
+    /// Connection status changes, one JSON object per line, beside the asset events.
+    pub fn connection_events_file(&self) -> PathBuf {
+        self.root.join("connection-events.jsonl")
+    }
+
+    async fn append<T: serde::Serialize>(&self, file: PathBuf, events: &[T]) -> Result<(), SinkError> {
+        tokio::fs::create_dir_all(&self.root).await.map_err(io)?;
+        let mut lines = Vec::new();
+        for e in events {
+            serde_json::to_writer(&mut lines, e).map_err(|x| SinkError::Unavailable(x.to_string()))?;
+            lines.push(b'\n');
+        }
+        let mut f = tokio::fs::OpenOptions::new().create(true).append(true).open(file).await.map_err(io)?;
+        f.write_all(&lines).await.map_err(io)
     }
 
     /// The index entry of a source path of one connection.
@@ -59,19 +75,7 @@ impl JsonLinesEvents {
 impl AssetEvents for JsonLinesEvents {
     async fn publish(&self, events: &[AssetEvent]) -> Result<(), SinkError> {
         let _guard = self.write.lock().await;
-        tokio::fs::create_dir_all(&self.root).await.map_err(io)?;
-        let mut lines = Vec::new();
-        for e in events {
-            serde_json::to_writer(&mut lines, e).map_err(|x| SinkError::Unavailable(x.to_string()))?;
-            lines.push(b'\n');
-        }
-        let mut f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.events_file())
-            .await
-            .map_err(io)?;
-        f.write_all(&lines).await.map_err(io)?;
+        self.append(self.events_file(), events).await?;
         for e in events {
             match e.kind {
                 AssetEventKind::Imported | AssetEventKind::Updated => self.link(e).await?,
@@ -85,6 +89,11 @@ impl AssetEvents for JsonLinesEvents {
             }
         }
         Ok(())
+    }
+
+    async fn publish_connection(&self, events: &[ConnectionEvent]) -> Result<(), SinkError> {
+        let _guard = self.write.lock().await;
+        self.append(self.connection_events_file(), events).await
     }
 }
 

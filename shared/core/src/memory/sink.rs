@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::domain::AssetEvent;
+use crate::domain::{AssetEvent, ConnectionEvent};
 use crate::ports::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
 
 /// What a [`MemorySink`] keeps per object: the digest and size, not the bytes, so tests can
@@ -109,6 +109,7 @@ impl AssetUpload for MemoryUpload {
 #[derive(Debug, Default)]
 pub struct MemoryEvents {
     events: Mutex<Vec<AssetEvent>>,
+    connection_events: Mutex<Vec<ConnectionEvent>>,
 }
 
 impl MemoryEvents {
@@ -118,12 +119,20 @@ impl MemoryEvents {
     pub fn all(&self) -> Vec<AssetEvent> {
         self.events.lock().expect("events lock").clone()
     }
+    /// Connection status changes, in order.
+    pub fn connection_events(&self) -> Vec<ConnectionEvent> {
+        self.connection_events.lock().expect("events lock").clone()
+    }
 }
 
 #[async_trait]
 impl AssetEvents for MemoryEvents {
     async fn publish(&self, events: &[AssetEvent]) -> Result<(), SinkError> {
         self.events.lock().expect("events lock").extend_from_slice(events);
+        Ok(())
+    }
+    async fn publish_connection(&self, events: &[ConnectionEvent]) -> Result<(), SinkError> {
+        self.connection_events.lock().expect("events lock").extend_from_slice(events);
         Ok(())
     }
 }

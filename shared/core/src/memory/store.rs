@@ -189,9 +189,8 @@ impl ConnectionStore for MemoryStore {
             .connections
             .values()
             .filter(|c| {
-                c.auto_sync
-                    && c.status == crate::domain::ConnectionStatus::Active
-                    && c.next_due_at.is_some_and(|t| t <= now)
+                use crate::domain::ConnectionStatus::{Active, Error};
+                c.auto_sync && matches!(c.status, Active | Error) && c.next_due_at.is_some_and(|t| t <= now)
             })
             .cloned()
             .collect();
@@ -272,6 +271,25 @@ impl ItemStore for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn failed_due(
+        &self,
+        conn: &ConnKey,
+        due_by: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let st = self.lock();
+        let Some(m) = st.items.get(conn) else { return Ok(Vec::new()) };
+        let at = |i: &Item| i.next_attempt_at.unwrap_or_default();
+        let mut v: Vec<&Item> = m
+            .values()
+            .filter(|i| i.state == ItemState::Failed && at(i) <= due_by)
+            .filter(|i| after.is_none_or(|(t, id)| (at(i), i.provider_id.as_str()) > (t, id)))
+            .collect();
+        v.sort_by(|a, b| (at(a), &a.provider_id).cmp(&(at(b), &b.provider_id)));
+        Ok(v.into_iter().take(limit).cloned().collect())
     }
 
     async fn record(&self, fence: &Fence, w: &ItemWrite) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::domain::{AssetEvent, ProviderKind};
+use crate::domain::{AssetEvent, ConnectionEvent, ProviderKind};
 
 /// Object metadata (ARCHITECTURE §8). Names are kept as given; each sink encodes them safely.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,4 +60,7 @@ pub trait AssetUpload: Send {
 #[async_trait]
 pub trait AssetEvents: Send + Sync {
     async fn publish(&self, events: &[AssetEvent]) -> Result<(), SinkError>;
+    /// Connection status changes (`reauth_required`, `error`, `needs_review`, back to
+    /// `active`), on the same channel as asset events.
+    async fn publish_connection(&self, events: &[ConnectionEvent]) -> Result<(), SinkError>;
 }

@@ -55,7 +55,12 @@ pub enum ProviderError {
     /// The downloaded bytes do not match the provider's hash or announced size.
     #[error("integrity check failed: {0}")]
     Integrity(String),
-    /// A request the provider will never accept (bad input, unsupported file, no permission).
+    /// The account may not read this item (HTTP 403 that is not a rate limit). For a file:
+    /// `failed: access_denied`, retried with backoff (permissions change); for a listing: a
+    /// connection-wide failure.
+    #[error("access denied: {0}")]
+    Forbidden(String),
+    /// A request the provider will never accept (bad input, unsupported file).
     #[error("provider refused the request: {0}")]
     Permanent(String),
 }
@@ -64,6 +69,22 @@ impl ProviderError {
     /// A rate limit on this request (the common case).
     pub fn rate_limited(retry_after: Option<Duration>) -> Self {
         Self::RateLimited { retry_after, scope: RateScope::Request }
+    }
+
+    /// The stable reason code a file that failed with this error is recorded with.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Transient(_) => "provider_unavailable",
+            Self::Unauthorized | Self::Reauth(_) => "unauthorized",
+            Self::Config(_) => "provider_config",
+            Self::CursorReset => "cursor_reset",
+            Self::NotFound => "not_found",
+            Self::NotImportable { .. } => "not_importable",
+            Self::Integrity(_) => "hash_mismatch",
+            Self::Forbidden(_) => "access_denied",
+            Self::Permanent(_) => "provider_refused",
+        }
     }
 
     /// Worth retrying later within or across runs.

@@ -27,6 +27,11 @@ pub enum StoreError {
     NotFound,
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// This one record was refused as written (too large, a value the store cannot hold):
+    /// retrying it unchanged fails the same way. The engine records the item `failed` with a
+    /// reduced record instead of stopping the run.
+    #[error("record refused by the store: {0}")]
+    Rejected(String),
 }
 
 /// Fields to change on a connection; `None` leaves a field alone.
@@ -41,6 +46,11 @@ pub struct ConnectionPatch {
     pub next_due_at: Option<Option<Timestamp>>,
     /// Earliest time the next provider call may happen (a long rate-limit wait).
     pub not_before: Option<Option<Timestamp>>,
+    pub status_reason: Option<Option<String>>,
+    pub held_deletions: Option<Option<u64>>,
+    pub approved_deletions: Option<Option<u64>>,
+    /// Replaces the listing position (an admin discarding held deletions: a full re-listing).
+    pub position: Option<SyncPosition>,
     /// Condition: apply only if `current_run_id` is this now (Conflict otherwise), so two
     /// concurrent Refresh Items clicks cannot both start a run.
     pub if_current_run: Option<Option<RunId>>,
@@ -73,6 +83,23 @@ impl ConnectionPatch {
         if let Some(v) = self.not_before {
             c.not_before = v;
         }
+        if let Some(v) = &self.status_reason {
+            c.status_reason = v.clone();
+        }
+        if let Some(v) = self.held_deletions {
+            c.held_deletions = v;
+        }
+        if let Some(v) = self.approved_deletions {
+            c.approved_deletions = v;
+        }
+        if let Some(v) = &self.position {
+            c.position = v.clone();
+        }
+    }
+
+    /// A status change with its reason (the reason cleared when `None`).
+    pub fn status(status: ConnectionStatus, reason: Option<String>) -> Self {
+        Self { status: Some(status), status_reason: Some(reason), ..Default::default() }
     }
 
     /// Whether the condition holds for `c`.
@@ -121,7 +148,8 @@ pub trait ConnectionStore: Send + Sync {
         patch: &ConnectionPatch,
     ) -> Result<(), StoreError>;
 
-    /// Auto-sync connections in status `active` whose `next_due_at <= now`, oldest due first.
+    /// Auto-sync connections in status `active` or `error` (an error is retried by the next
+    /// tick) whose `next_due_at <= now`, oldest due first.
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError>;
     /// Moves `next_due_at` from `expected` to `next`; false when another tick already did
     /// (so a double tick enqueues nothing twice).
@@ -174,6 +202,17 @@ pub trait ItemStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError>;
+    /// A page of `failed` items whose `next_attempt_at` is at or before `due_by`, ordered by
+    /// (`next_attempt_at`, provider id), strictly after `after` in that order. Answered by an
+    /// index of failed items: the cost follows the failed items returned, never the
+    /// connection's size. A failed item without `next_attempt_at` counts as due at the epoch.
+    async fn failed_due(
+        &self,
+        conn: &ConnKey,
+        due_by: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError>;
     /// Atomic and fenced (see [`ItemWrite`]).
     async fn record(&self, fence: &Fence, write: &ItemWrite) -> Result<(), StoreError>;
 }
@@ -186,6 +225,8 @@ pub struct RunPatch {
     pub finished_at: Option<Timestamp>,
     pub error: Option<String>,
     pub add_invocation: bool,
+    pub failure_streak: Option<u32>,
+    pub retry_failed: Option<bool>,
 }
 
 impl RunPatch {
@@ -204,6 +245,12 @@ impl RunPatch {
         }
         if self.add_invocation {
             run.invocations += 1;
+        }
+        if let Some(n) = self.failure_streak {
+            run.failure_streak = n;
+        }
+        if let Some(v) = self.retry_failed {
+            run.retry_failed = v;
         }
     }
 }

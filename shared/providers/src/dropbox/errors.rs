@@ -6,7 +6,7 @@
 //! | 401 | `expired_access_token`, `invalid_access_token` (or no readable body) | `Unauthorized` |
 //! | 401 | `missing_scope`, `user_suspended` (the grant itself is unusable) | `Reauth` |
 //! | 401 | other tags (`route_access_denied`, `invalid_select_user`, …) | `Permanent` |
-//! | 403 | `AccessError` | `Permanent` |
+//! | 403 | `AccessError` | `Forbidden` |
 //! | 409 | `reset` | `CursorReset` |
 //! | 409 | `path/not_found` (`path_lookup/not_found`) | `NotFound` |
 //! | 409 | anything else (`path/restricted_content`, `unsupported_file`, `path/not_folder`, …) | `Permanent` |
@@ -42,7 +42,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], now: Syste
                 Some(_) => ProviderError::Permanent(format!("HTTP 401: {}", describe())),
             }
         }
-        403 => ProviderError::Permanent(format!("HTTP 403 access denied: {}", describe())),
+        403 => ProviderError::Forbidden(format!("HTTP 403: {}", describe())),
         409 => {
             let tags = env.as_ref().map(|e| e.tags()).unwrap_or_default();
             match tags.as_slice() {
@@ -192,7 +192,7 @@ mod tests {
         assert!(matches!(run(408, ""), ProviderError::Transient(_)));
         assert!(matches!(
             run(403, r#"{"error_summary":"no_permission/..","error":{".tag":"no_permission"}}"#),
-            ProviderError::Permanent(m) if m.contains("no_permission")
+            ProviderError::Forbidden(m) if m.contains("no_permission")
         ));
         assert!(matches!(run(422, "{}"), ProviderError::Permanent(_)));
         assert!(matches!(run(404, "nope"), ProviderError::Permanent(_)));

@@ -7,6 +7,10 @@
 //! Mutations go through [`FakeDrive`]'s methods; every one appends to the change log, which
 //! `list_changes` serves from a numeric cursor, `page_size` entries at a time, each entry the
 //! item's *current* state (or a removal), as Drive does. Counters record provider calls.
+//!
+//! Faults for the engine's failure tests: listings failing a number of times, a file whose
+//! downloads always fail, a refused token refresh, and large synthetic files whose download is
+//! throttled on the test's virtual clock (each chunk advances it by its transfer time).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,17 @@ struct Node {
     folder: bool,
     content: Vec<u8>,
     version: u64,
+    /// A synthetic file of this many zero bytes (never held in memory).
+    synthetic: Option<u64>,
+}
+
+/// Injected faults (see the module docs).
+#[derive(Default)]
+struct Faults {
+    listing: std::collections::VecDeque<ProviderError>,
+    downloads: BTreeMap<String, ProviderError>,
+    refresh: Option<ProviderError>,
+    throttle: Option<(Arc<crate::memory::ManualClock>, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +69,13 @@ pub struct FakeDrive {
     state: Arc<Mutex<State>>,
     calls: Arc<Calls>,
     page_size: usize,
+    faults: Arc<Mutex<Faults>>,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults").field("listing", &self.listing).field("downloads", &self.downloads).finish()
+    }
 }
 
 /// The id of the drive's root folder (the account's top, never connected in tests).
@@ -64,13 +86,55 @@ impl FakeDrive {
         let mut st = State::default();
         st.nodes.insert(
             DRIVE_ROOT.into(),
-            Node { parent: None, name: "My Drive".into(), folder: true, content: Vec::new(), version: 1 },
+            Node {
+                parent: None,
+                name: "My Drive".into(),
+                folder: true,
+                content: Vec::new(),
+                version: 1,
+                synthetic: None,
+            },
         );
         Self {
             state: Arc::new(Mutex::new(st)),
             calls: Arc::new(Calls::default()),
             page_size: page_size.max(1),
+            faults: Arc::default(),
         }
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next `times` listing requests (`list_changes`, `list_children`) answer `error`.
+    pub fn fail_listing(&self, error: ProviderError, times: usize) {
+        self.faults().listing.extend(std::iter::repeat_n(error, times));
+    }
+
+    /// Every download of `id` answers `error` (`None`: serves it again).
+    pub fn fail_download(&self, id: &str, error: Option<ProviderError>) {
+        match error {
+            Some(e) => self.faults().downloads.insert(id.to_owned(), e),
+            None => self.faults().downloads.remove(id),
+        };
+    }
+
+    /// Every token refresh answers `error` (`None`: refreshes again).
+    pub fn fail_refresh(&self, error: Option<ProviderError>) {
+        self.faults().refresh = error;
+    }
+
+    /// Downloads stream at `bytes_per_sec` on `clock`: each chunk advances it by its time.
+    pub fn throttle(&self, clock: Arc<crate::memory::ManualClock>, bytes_per_sec: u64) {
+        self.faults().throttle = Some((clock, bytes_per_sec.max(1)));
+    }
+
+    /// A file of `size` zero bytes, streamed without ever being held in memory.
+    pub fn add_large_file(&self, parent: &str, name: &str, size: u64) -> String {
+        let id = self.add(parent, name, false, b"");
+        self.lock().nodes.get_mut(&id).expect("just added").synthetic = Some(size);
+        id
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -93,6 +157,7 @@ impl FakeDrive {
                 folder,
                 content: content.to_vec(),
                 version: 1,
+                synthetic: None,
             },
         );
         st.log.push(id.clone());
@@ -203,8 +268,11 @@ impl FakeDrive {
             kind: if n.folder { ItemKind::Folder } else { ItemKind::File },
             mime_type: (!n.folder).then(|| "application/octet-stream".to_owned()),
             revision: Some(n.version.to_string()),
-            content_hash: (!n.folder).then(|| sha256_hex(&n.content)),
-            size: (!n.folder).then_some(n.content.len() as u64),
+            content_hash: (!n.folder).then(|| match n.synthetic {
+                Some(size) => format!("zeros-{size}"),
+                None => sha256_hex(&n.content),
+            }),
+            size: (!n.folder).then_some(n.synthetic.unwrap_or(n.content.len() as u64)),
             modified_at: None,
         }
     }
@@ -249,7 +317,13 @@ impl Provider for FakeDrive {
     }
 
     async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, ProviderError> {
-        Ok(tokens.clone())
+        if let Some(e) = self.faults().refresh.clone() {
+            return Err(e);
+        }
+        let mut fresh = tokens.clone();
+        // Long-lived, so a test that expired the token to force a refresh moves on.
+        fresh.expires_at = None;
+        Ok(fresh)
     }
 
     async fn revoke(&self, _: &TokenSet) -> Result<(), ProviderError> {
@@ -314,6 +388,9 @@ impl Provider for FakeDrive {
         page: Option<&str>,
     ) -> Result<ListPage, ProviderError> {
         self.calls.children.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = self.faults().listing.pop_front() {
+            return Err(e);
+        }
         let st = self.lock();
         if !st.nodes.contains_key(&parent.folder_id) {
             return Err(ProviderError::NotFound);
@@ -340,6 +417,9 @@ impl Provider for FakeDrive {
         cursor: &str,
     ) -> Result<ListPage, ProviderError> {
         self.calls.changes.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = self.faults().listing.pop_front() {
+            return Err(e);
+        }
         let st = self.lock();
         let from: usize = cursor.parse().map_err(|_| ProviderError::CursorReset)?;
         if from < st.oldest_valid || from > st.log.len() {
@@ -358,9 +438,33 @@ impl Provider for FakeDrive {
 
     async fn download(&self, _: &Secret, req: &DownloadRequest) -> Result<Download, ProviderError> {
         self.calls.download.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = self.faults().downloads.get(&req.item.id).cloned() {
+            return Err(e);
+        }
+        let throttle = self.faults().throttle.clone();
         let st = self.lock();
         let n = st.nodes.get(&req.item.id).filter(|n| !n.folder).ok_or(ProviderError::NotFound)?;
         let item = Self::remote(&req.item.id, n);
+        if let Some(size) = n.synthetic {
+            const CHUNK: u64 = 256 * 1024;
+            static ZEROS: [u8; CHUNK as usize] = [0; CHUNK as usize];
+            let left = size.saturating_sub(req.offset);
+            let stream = futures::stream::unfold(left, move |left| {
+                let throttle = throttle.clone();
+                async move {
+                    if left == 0 {
+                        return None;
+                    }
+                    let n = left.min(CHUNK);
+                    if let Some((clock, rate)) = throttle {
+                        clock.advance(std::time::Duration::from_secs_f64(n as f64 / rate as f64));
+                    }
+                    Some((Ok(Bytes::from_static(&ZEROS[..n as usize])), left - n))
+                }
+            })
+            .boxed();
+            return Ok(Download { item, content_type: Some("application/octet-stream".into()), stream });
+        }
         let from = usize::try_from(req.offset).unwrap_or(usize::MAX).min(n.content.len());
         let body = Bytes::copy_from_slice(&n.content[from..]);
         let stream = futures::stream::iter([Ok(body)]).boxed();

@@ -7,7 +7,9 @@ use crate::domain::{
     AssetEvent, AssetEventKind, FolderLocator, Item, ItemKind, ItemState, RunCounters, SyncPosition,
     asset_key, path_key,
 };
-use crate::ports::{Change, CounterDelta, FeedScope, ItemWrite, ListPage, ProviderError, RemoteItem};
+use crate::ports::{
+    Change, CounterDelta, FeedScope, ItemWrite, ListPage, ProviderError, RemoteItem, StoreError,
+};
 
 /// The next listing request.
 #[derive(Clone)]
@@ -45,6 +47,21 @@ pub(crate) struct Placement {
     pub parent_id: Option<String>,
     pub path: String,
     pub path_key: Option<String>,
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with a digest of the whole so two
+/// long values stay distinct.
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    use sha2::{Digest, Sha256};
+    let tag = hex::encode(&Sha256::digest(s.as_bytes())[..8]);
+    let mut end = max - tag.len() - 1;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}~{tag}", &s[..end])
 }
 
 /// What an item adds to its connection's counters (files, bytes, failed).
@@ -97,8 +114,48 @@ impl Engine {
             .await?;
         }
         let write = ItemWrite { conn_delta: delta(old, &item), item, run_id: ctx.run_id.clone(), run_delta };
-        self.ports.items.record(&ctx.fence, &write).await?;
+        match self.ports.items.record(&ctx.fence, &write).await {
+            Ok(()) => {}
+            Err(StoreError::Rejected(why)) => return self.record_reduced(ctx, old, write.item, &why).await,
+            Err(e) => return Err(e.into()),
+        }
         self.hook(super::Step::ItemWritten)
+    }
+
+    /// The store refused this item's record as written (a value too large for it): a reduced
+    /// record keeps the item in the tree — name and path cut to a bounded length — and a file
+    /// becomes `failed: store_rejected`, retried by backoff like any failure. Refused again, the
+    /// item is left out and logged: the run goes on.
+    async fn record_reduced(
+        &self,
+        ctx: &RunCtx,
+        old: Option<&Item>,
+        mut item: Item,
+        why: &str,
+    ) -> Result<(), Stop> {
+        tracing::warn!(item = %item.provider_id, error = %why, "item record refused by the store; writing a reduced one");
+        item.name = bounded(&item.name, 512);
+        item.path = bounded(&item.path, 2048);
+        let mut run_delta = RunCounters::default();
+        if !item.is_folder() {
+            let now = self.ports.clock.now();
+            item.state = ItemState::Failed;
+            item.reason = Some("store_rejected".into());
+            item.error = Some(format!("the item record was refused by the store: {why}"));
+            item.attempts = old.filter(|o| o.state == ItemState::Failed).map_or(0, |o| o.attempts) + 1;
+            item.next_attempt_at = Some(now + crate::domain::retry_delay(item.attempts));
+            item.failed_in = Some(ctx.run_id.clone());
+            run_delta = RunCounters { scanned: 1, failed: 1, ..Default::default() };
+        }
+        let write = ItemWrite { conn_delta: delta(old, &item), item, run_id: ctx.run_id.clone(), run_delta };
+        match self.ports.items.record(&ctx.fence, &write).await {
+            Ok(()) => self.hook(super::Step::ItemWritten),
+            Err(StoreError::Rejected(again)) => {
+                tracing::error!(item = %write.item.provider_id, error = %again, "reduced item record refused too; item left out of this run");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub(crate) fn item_from(
@@ -132,15 +189,26 @@ impl Engine {
         }
     }
 
-    /// Step 4 of the contract: items left `failed` by earlier runs are tried again first.
-    pub(crate) async fn retry_failed(&self, ctx: &mut RunCtx) -> Result<(), Stop> {
+    /// Step 4 of the contract: failed items whose backoff has passed (all of them when `all`)
+    /// are tried again first, found through the failed-items index. Each is tried once per
+    /// step; one that failed earlier in this run waits for its backoff even when `all`.
+    pub(crate) async fn retry_failed(&self, ctx: &mut RunCtx, all: bool) -> Result<(), Stop> {
         let key = ctx.fence.conn.clone();
-        let mut after: Option<String> = None;
+        let now = self.ports.clock.now();
+        let due_by = if all { chrono::DateTime::<chrono::Utc>::MAX_UTC } else { now };
+        let mut after: Option<(crate::domain::Timestamp, String)> = None;
         loop {
-            let page = self.ports.items.list(&key, Some(ItemState::Failed), after.as_deref(), 100).await?;
+            let cursor = after.as_ref().map(|(t, id)| (*t, id.as_str()));
+            let page = self.ports.items.failed_due(&key, due_by, cursor, 100).await?;
             let Some(last) = page.last() else { return Ok(()) };
-            after = Some(last.provider_id.clone());
-            for item in page.into_iter().filter(|i| i.attempts < self.config.max_item_attempts) {
+            after = Some((last.next_attempt_at.unwrap_or_default(), last.provider_id.clone()));
+            for item in page {
+                let waiting = item.next_attempt_at.is_some_and(|t| t > now);
+                if (waiting && item.failed_in.as_ref() == Some(&ctx.run_id))
+                    || !ctx.retried.insert(item.provider_id.clone())
+                {
+                    continue;
+                }
                 if self.time_left(ctx).is_zero() {
                     return Err(Stop::Deadline);
                 }
@@ -204,10 +272,23 @@ impl Engine {
                 }
                 SyncPosition::Incremental { cursor } => (None, Listing::Changes(cursor)),
             };
+            // A change page the mass-delete guard already read ahead (and counted).
+            let read_ahead = match &request {
+                Listing::Changes(c) if ctx.lookahead.front().is_some_and(|(from, _)| from == c) => {
+                    ctx.lookahead.pop_front().map(|(_, page)| page)
+                }
+                _ => {
+                    ctx.lookahead.clear();
+                    None
+                }
+            };
+            let counted = read_ahead.is_some();
             let p = provider.clone();
             let req = request.clone();
-            let page = self
-                .call(ctx, |access| {
+            let page = if let Some(page) = read_ahead {
+                Ok(page)
+            } else {
+                self.call(ctx, |access| {
                     let (p, folder, request) = (p.clone(), folder.clone(), req.clone());
                     async move {
                         match request {
@@ -219,7 +300,8 @@ impl Engine {
                         }
                     }
                 })
-                .await?;
+                .await?
+            };
             let page = match page {
                 Ok(page) => page,
                 Err(ProviderError::CursorReset) => {
@@ -236,8 +318,11 @@ impl Engine {
                     }
                     _ => return Err(Stop::FolderGone),
                 },
-                Err(e) => return Err(Stop::Error(EngineError::Provider(e))),
+                Err(e) => return Err(ctx.listing_failed(e)),
             };
+            if matches!(request, Listing::Changes(_)) && !counted {
+                self.guard_changes(ctx, &page).await?;
+            }
             let mode = match (&request, &listing) {
                 (Listing::Changes(_), _) => Mode::Changes,
                 (Listing::Children(..), Some(l)) => Mode::Listed { listing: l.clone(), queue_folders: true },
@@ -276,6 +361,7 @@ impl Engine {
             };
             let done = matches!(next, SyncPosition::Incremental { .. }) && !page.has_more;
             self.checkpoint(ctx, next).await?;
+            ctx.progressed = true;
             if done {
                 return Ok(());
             }
@@ -298,7 +384,7 @@ impl Engine {
         let root = match root {
             Ok(r) if r.is_folder() => r,
             Ok(_) | Err(ProviderError::NotFound) => return Err(Stop::FolderGone),
-            Err(e) => return Err(Stop::Error(EngineError::Provider(e))),
+            Err(e) => return Err(ctx.listing_failed(e)),
         };
         self.apply_root(ctx, &root, Some(&listing)).await?;
         let position = if ctx.caps.recursive_listing {
@@ -312,7 +398,7 @@ impl Engine {
                 .await?
                 .map_err(|e| match e {
                     ProviderError::NotFound => Stop::FolderGone,
-                    e => Stop::Error(EngineError::Provider(e)),
+                    e => ctx.listing_failed(e),
                 })?;
             SyncPosition::FullListing {
                 listing,
@@ -525,6 +611,32 @@ impl Engine {
             }
             return Ok(None);
         }
+        if let Some(o) = old.filter(|o| {
+            o.state == ItemState::Failed
+                && o.revision == remote.revision
+                && o.content_hash == remote.content_hash
+                && (o.next_attempt_at.is_some_and(|t| t > self.ports.clock.now())
+                    || ctx.retried.contains(&o.provider_id))
+        }) {
+            // Failed, unchanged, and waiting for its backoff (or already tried this step): no
+            // download; the record follows a rename and keeps up with a full listing.
+            if o.path != at.path
+                || o.name != remote.name
+                || o.parent_id != at.parent_id
+                || o.path_key != at.path_key
+                || seen_again(o)
+            {
+                let mut item = o.clone();
+                item.name = remote.name.clone();
+                item.path = at.path.clone();
+                item.parent_id = at.parent_id.clone();
+                item.path_key = at.path_key.clone();
+                item.seen_in = listing.map(str::to_owned).or_else(|| o.seen_in.clone());
+                item.updated_at = self.ports.clock.now();
+                self.record(ctx, old, item, RunCounters::default(), None).await?;
+            }
+            return Ok(None);
+        }
         let current_key = remote.content_version().map(|v| asset_key(&ctx.fence.conn, &remote.id, v));
         let stored = old.filter(|o| {
             matches!(o.state, ItemState::Imported | ItemState::SourceDeleted)
@@ -588,7 +700,7 @@ impl Engine {
                 let page = match page {
                     Ok(page) => page,
                     Err(ProviderError::NotFound) => break,
-                    Err(e) => return Err(Stop::Error(EngineError::Provider(e))),
+                    Err(e) => return Err(ctx.listing_failed(e)),
                 };
                 for change in &page.changes {
                     if self.time_left(ctx).is_zero() {
@@ -684,7 +796,7 @@ impl Engine {
             match found {
                 Ok(entry) if entry.is_folder() => self.apply_root(ctx, &entry, None).await?,
                 Ok(_) | Err(ProviderError::NotFound) => return Err(Stop::FolderGone),
-                Err(e) => return Err(Stop::Error(EngineError::Provider(e))),
+                Err(e) => return Err(ctx.listing_failed(e)),
             }
         }
         for old in victims {
@@ -708,22 +820,176 @@ impl Engine {
         self.record(ctx, Some(old), item, run_delta, event).await
     }
 
-    /// After a full listing: whatever it did not see is gone from the source.
+    /// After a full listing: whatever it did not see is gone from the source — unless that is
+    /// more than the mass-delete guard allows, when nothing is marked and the run is held.
+    /// The candidates are counted first (kept in memory up to a bound, else read again).
     async fn sweep(&self, ctx: &mut RunCtx, listing: &str) -> Result<(), Stop> {
+        const KEEP: usize = 5_000;
         let key = ctx.fence.conn.clone();
+        let root = ctx.conn.folder.folder_id.clone();
+        let unseen =
+            |old: &Item| old.is_live() && old.seen_in.as_deref() != Some(listing) && old.provider_id != root;
+        let mut kept = Vec::new();
+        let (mut files, mut total) = (0u64, 0usize);
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.ports.items.list(&key, None, after.as_deref(), 200).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.provider_id.clone());
+            for old in page.into_iter().filter(|o| unseen(o)) {
+                files += u64::from(counts_as_file(&old));
+                total += 1;
+                if total <= KEEP {
+                    kept.push(old);
+                }
+            }
+        }
+        if self.guard_trips(ctx, files) {
+            return Err(Stop::Held(files));
+        }
+        if total <= KEEP {
+            for old in kept {
+                self.mark_deleted(ctx, &old).await?;
+            }
+            return Ok(());
+        }
         let mut after: Option<String> = None;
         loop {
             let page = self.ports.items.list(&key, None, after.as_deref(), 200).await?;
             let Some(last) = page.last() else { return Ok(()) };
             after = Some(last.provider_id.clone());
-            for old in page {
-                if old.is_live()
-                    && old.seen_in.as_deref() != Some(listing)
-                    && old.provider_id != ctx.conn.folder.folder_id
-                {
-                    self.mark_deleted(ctx, &old).await?;
-                }
+            for old in page.into_iter().filter(|o| unseen(o)) {
+                self.mark_deleted(ctx, &old).await?;
             }
         }
     }
+
+    fn guard_trips(&self, ctx: &RunCtx, deleting: u64) -> bool {
+        self.config.delete_guard.trips(
+            deleting,
+            ctx.conn.counters.files,
+            ctx.conn.approved_deletions.unwrap_or(0),
+        )
+    }
+
+    /// The mass-delete guard on the change feed: before a page that removes files is applied,
+    /// the files it and the pages after it (read ahead, up to `lookahead_pages`, kept for
+    /// applying) would mark deleted are counted; over the threshold, nothing is applied.
+    async fn guard_changes(&self, ctx: &mut RunCtx, page: &ListPage) -> Result<(), Stop> {
+        let mut victims = HashSet::new();
+        let mut upserted = HashSet::new();
+        self.removals(ctx, page, &mut victims, &mut upserted).await?;
+        if victims.is_empty() {
+            return Ok(());
+        }
+        let provider = self.provider(ctx)?;
+        let folder = ctx.conn.folder.clone();
+        let (mut cursor, mut more) = (page.cursor.clone(), page.has_more);
+        let count = |v: &HashSet<String>, u: &HashSet<String>| v.difference(u).count() as u64;
+        while more
+            && ctx.lookahead.len() < self.config.delete_guard.lookahead_pages
+            && !self.guard_trips(ctx, count(&victims, &upserted))
+        {
+            let c = cursor.clone();
+            let next = self
+                .call(ctx, |access| {
+                    let (p, f, c) = (provider.clone(), folder.clone(), c.clone());
+                    async move { p.list_changes(&access, &f, &c).await }
+                })
+                .await?;
+            // A page that cannot be read ahead is decided on what was seen; its failure, if it
+            // lasts, is met again when it is applied.
+            let Ok(next) = next else { break };
+            self.removals(ctx, &next, &mut victims, &mut upserted).await?;
+            more = next.has_more;
+            let from = std::mem::replace(&mut cursor, next.cursor.clone());
+            ctx.lookahead.push_back((from, next));
+        }
+        let n = count(&victims, &upserted);
+        if self.guard_trips(ctx, n) {
+            ctx.lookahead.clear();
+            return Err(Stop::Held(n));
+        }
+        Ok(())
+    }
+
+    /// The imported files `page` would mark deleted (deleted, or moved out of scope, with their
+    /// subtrees), and the ids it upserts (a rename reported as delete + upsert is no deletion).
+    async fn removals(
+        &self,
+        ctx: &mut RunCtx,
+        page: &ListPage,
+        victims: &mut HashSet<String>,
+        upserted: &mut HashSet<String>,
+    ) -> Result<(), Stop> {
+        let key = ctx.fence.conn.clone();
+        let root = ctx.conn.folder.folder_id.clone();
+        for change in &page.changes {
+            let gone: Vec<Item> = match change {
+                Change::Deleted { id: Some(id), .. } => {
+                    self.ports.items.get(&key, id).await?.into_iter().collect()
+                }
+                Change::Deleted { id: None, path_lower: Some(p) } if ctx.caps.deletions_by_path => {
+                    self.ports.items.by_path_key(&key, &path_key(p)).await?
+                }
+                Change::Deleted { .. } => Vec::new(),
+                Change::Upsert(remote) => {
+                    upserted.insert(remote.id.clone());
+                    let old = if ctx.caps.feed_scope == FeedScope::Drive && remote.id != root {
+                        self.ports.items.get(&key, &remote.id).await?.filter(Item::is_live)
+                    } else {
+                        None
+                    };
+                    match old {
+                        Some(o) if !self.in_scope(ctx, remote).await? => vec![o],
+                        _ => Vec::new(),
+                    }
+                }
+            };
+            for v in gone.into_iter().filter(|v| v.is_live() && v.provider_id != root) {
+                self.subtree_files(ctx, &v, victims).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The imported files at or under `top` (the children index, breadth-first).
+    async fn subtree_files(&self, ctx: &RunCtx, top: &Item, out: &mut HashSet<String>) -> Result<(), Stop> {
+        if !top.is_folder() {
+            if counts_as_file(top) {
+                out.insert(top.provider_id.clone());
+            }
+            return Ok(());
+        }
+        let mut folders = VecDeque::from([top.provider_id.clone()]);
+        while let Some(folder) = folders.pop_front() {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .ports
+                    .items
+                    .children(&ctx.fence.conn, &folder, after.as_deref(), super::scope::CHILDREN_PAGE)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.provider_id.clone());
+                let full = page.len() == super::scope::CHILDREN_PAGE;
+                for child in page {
+                    if child.is_folder() {
+                        folders.push_back(child.provider_id);
+                    } else if counts_as_file(&child) {
+                        out.insert(child.provider_id);
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A file the DAM holds as an asset (what the connection's `files` counter counts).
+fn counts_as_file(i: &Item) -> bool {
+    !i.is_folder() && i.state == ItemState::Imported
 }

@@ -1,6 +1,7 @@
 //! One provider request under the engine's retry policy: honour `Retry-After`, back off
 //! exponentially with jitter on transient failures, refresh once on a rejected token, and turn
-//! a wait longer than the time left into a delayed continuation instead of a sleep.
+//! a wait longer than the time left into a delayed continuation instead of a sleep. Each
+//! request is bounded by the time left before the deadline (less the margin).
 
 use std::future::Future;
 use std::time::Duration;
@@ -51,9 +52,16 @@ impl Engine {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let error = match request(ctx.access.clone()).await {
-                Ok(v) => return Ok(Ok(v)),
-                Err(e) => e,
+            // Bounded by the time left: a slow or stalled request cannot carry the invocation
+            // past its deadline (the step ends and a continuation asks again).
+            let left = self.time_left(ctx);
+            if left.is_zero() {
+                return Err(Stop::Deadline);
+            }
+            let error = match tokio::time::timeout(left, request(ctx.access.clone())).await {
+                Err(_) => return Err(Stop::Deadline),
+                Ok(Ok(v)) => return Ok(Ok(v)),
+                Ok(Err(e)) => e,
             };
             let wait = match &error {
                 ProviderError::Unauthorized if !refreshed => {

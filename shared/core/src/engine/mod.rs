@@ -8,14 +8,27 @@
 //!    and does nothing). Every later write is fenced by it.
 //! 3. The run is the connection's open run if there is one (a queued Refresh Items, or a run
 //!    being continued), else a new one.
-//! 4. Items left `failed` by earlier runs are retried first (up to an attempt limit).
+//! 4. Items left `failed` whose backoff has passed (`next_attempt_at`, found through the
+//!    failed-items index) are retried first; all of them when the run was asked to
+//!    (`retry-failed`). Never given up: the backoff grows to days ([`crate::domain::retry_delay`]).
 //! 5. The listing goes page by page: full listing (initial, or after a cursor reset) or changes
 //!    since the cursor. Each page's changes are applied in order; the cursor is checkpointed
 //!    only after every file of the page is stored or recorded (I3).
-//! 6. Near the deadline, or facing a rate-limit wait longer than the time left, the engine stops
-//!    between files, releases the lease and queues a continuation of the same run (delayed by
-//!    the wait). The page in progress is simply listed again: files already stored are seen as
-//!    unchanged, so nothing is imported twice and the counters stay exact.
+//! 6. Near the deadline, or facing a rate-limit wait longer than the time left, the engine stops,
+//!    releases the lease and queues a continuation of the same run (delayed by the wait). Every
+//!    provider request and every chunk of a transfer is bounded by the time left, so an
+//!    invocation stops at least `deadline_margin` before its deadline even inside a transfer: a
+//!    file cut that way is `failed: transfer_deadline` (tried once more at the start of the next
+//!    invocation, then by backoff). The page in progress is simply listed again: files already
+//!    stored are seen as unchanged, so nothing is imported twice and the counters stay exact.
+//! 7. Any error about one file (provider 403/404 on it, a hash mismatch, the sink or the store
+//!    refusing it) makes that item `failed` (or `skipped`) with a stable reason code and the run
+//!    goes on. Only connection-wide conditions stop a run: the grant dead (`reauth_required`),
+//!    the folder gone (`folder_unavailable`), the provider refusing our app (a configuration
+//!    error: connection `error`), a listing failing for the same reason `max_listing_failures`
+//!    steps in a row (run `failed`, connection `error`; still due, and a later successful run
+//!    returns it to `active`), the sink failing `max_sink_failures` files in a row (the job is
+//!    redelivered), and the mass-delete guard (connection `needs_review`, nothing applied).
 
 mod apply;
 mod call;
@@ -71,12 +84,46 @@ pub struct EngineConfig {
     pub lease_ttl: Duration,
     /// Stop taking new files when less than this is left before the deadline.
     pub deadline_margin: Duration,
-    /// A `failed` item is retried by this many runs, then left failed.
-    pub max_item_attempts: u32,
     /// Attempts per provider request (rate limits and transient errors).
     pub max_request_attempts: u32,
     pub backoff: Backoff,
     pub tokens: TokenPolicy,
+    /// Steps in a row whose listing fails for the same reason before the run ends `failed`
+    /// and the connection goes to `error` (each step already retried its request
+    /// `max_request_attempts` times). Between steps the run waits `listing_retry_delay` × the
+    /// streak.
+    pub max_listing_failures: u32,
+    pub listing_retry_delay: Duration,
+    /// Files in a row the asset sink fails before the sink (not the file) is taken to be down
+    /// and the job is redelivered instead of failing every file of the run.
+    pub max_sink_failures: u32,
+    pub delete_guard: DeleteGuard,
+}
+
+/// The mass-delete guard: a run that would mark more than `min_files` files **and** more than
+/// `max_fraction` of the connection's files deleted at the source stops before applying any of
+/// them, and the connection waits for an admin (`needs_review`).
+#[derive(Debug, Clone)]
+pub struct DeleteGuard {
+    pub min_files: u64,
+    pub max_fraction: f64,
+    /// How many further change pages are read ahead (not applied) to count a burst of
+    /// deletions spread over several pages, before the first of them is applied.
+    pub lookahead_pages: usize,
+}
+
+impl Default for DeleteGuard {
+    fn default() -> Self {
+        Self { min_files: 100, max_fraction: 0.5, lookahead_pages: 20 }
+    }
+}
+
+impl DeleteGuard {
+    /// Whether marking `deleting` of `files` deleted needs an admin, `approved` being what an
+    /// admin already confirmed.
+    pub fn trips(&self, deleting: u64, files: u64, approved: u64) -> bool {
+        deleting > approved && deleting > self.min_files && deleting as f64 > self.max_fraction * files as f64
+    }
 }
 
 impl Default for EngineConfig {
@@ -85,10 +132,13 @@ impl Default for EngineConfig {
             worker_id: "worker".into(),
             lease_ttl: Duration::from_secs(120),
             deadline_margin: Duration::from_secs(30),
-            max_item_attempts: 5,
             max_request_attempts: 8,
             backoff: Backoff::default(),
             tokens: TokenPolicy::default(),
+            max_listing_failures: 3,
+            listing_retry_delay: Duration::from_secs(60),
+            max_sink_failures: 3,
+            delete_guard: DeleteGuard::default(),
         }
     }
 }
@@ -99,6 +149,8 @@ pub enum Skip {
     NoConnection,
     ReauthRequired,
     FolderUnavailable,
+    /// Held by the mass-delete guard until an admin confirms or discards.
+    NeedsReview,
     AutoSyncOff,
     LeaseHeld,
     RunFinished,
@@ -148,6 +200,16 @@ pub(crate) enum Stop {
     FolderGone,
     /// The lease was lost (taken over, or the connection deleted): write nothing more.
     Fenced,
+    /// The listing failed beyond the request's retries. `progressed`: this step applied a page
+    /// before it (the failure streak starts again).
+    ListingFailed {
+        error: ProviderError,
+        progressed: bool,
+    },
+    /// The provider refused our app (`invalid_client`, …): an operator's problem.
+    Config(String),
+    /// The mass-delete guard held this many deletions.
+    Held(u64),
     Error(EngineError),
 }
 
@@ -192,6 +254,25 @@ pub(crate) struct RunCtx {
     pub parent_by_path: std::collections::HashMap<String, Option<String>>,
     /// Display paths of folders met this run (providers whose listings carry no paths).
     pub folder_paths: std::collections::HashMap<String, String>,
+    /// Failed items already tried this step (each is tried at most once per step).
+    pub retried: std::collections::HashSet<String>,
+    /// Files in a row the sink failed (see `EngineConfig::max_sink_failures`).
+    pub sink_failures: u32,
+    /// A page was applied and checkpointed this step.
+    pub progressed: bool,
+    /// Change pages read ahead by the mass-delete guard, each with the cursor it was read
+    /// from, and whether the guard already counted them.
+    pub lookahead: std::collections::VecDeque<(String, crate::ports::ListPage)>,
+}
+
+impl RunCtx {
+    /// A listing request that failed for good: our app refused, or a listing failure.
+    pub(crate) fn listing_failed(&self, error: ProviderError) -> Stop {
+        match error {
+            ProviderError::Config(reason) => Stop::Config(reason),
+            error => Stop::ListingFailed { error, progressed: self.progressed },
+        }
+    }
 }
 
 impl Engine {
@@ -216,6 +297,7 @@ impl Engine {
         };
         match conn.status {
             ConnectionStatus::ReauthRequired => return Ok(JobOutcome::Skipped(Skip::ReauthRequired)),
+            ConnectionStatus::NeedsReview => return Ok(JobOutcome::Skipped(Skip::NeedsReview)),
             ConnectionStatus::FolderUnavailable if job.trigger == Trigger::Schedule => {
                 return Ok(JobOutcome::Skipped(Skip::FolderUnavailable));
             }
@@ -344,9 +426,21 @@ impl Engine {
             scope_cache: Default::default(),
             parent_by_path: Default::default(),
             folder_paths: Default::default(),
+            retried: Default::default(),
+            sink_failures: 0,
+            progressed: false,
+            lookahead: Default::default(),
         };
-        self.retry_failed(&mut ctx).await?;
-        self.list_and_apply(&mut ctx).await
+        self.retry_failed(&mut ctx, run.retry_failed).await?;
+        self.list_and_apply(&mut ctx).await?;
+        if !run.retry_failed {
+            // `retry-failed` may have flagged the run while this step was listing.
+            let flagged = self.ports.runs.get(&key, &ctx.run_id).await?.is_some_and(|r| r.retry_failed);
+            if flagged {
+                self.retry_failed(&mut ctx, true).await?;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn token(
@@ -361,6 +455,7 @@ impl Engine {
             Err(TokenError::Provider(ProviderError::RateLimited { retry_after, .. })) => {
                 Err(Stop::Wait(retry_after.unwrap_or(Duration::from_secs(60))))
             }
+            Err(TokenError::Provider(ProviderError::Config(reason))) => Err(Stop::Config(reason)),
             Err(e) => Err(Stop::Error(EngineError::Provider(ProviderError::Transient(e.to_string())))),
         }
     }
@@ -392,26 +487,28 @@ impl Engine {
         };
         match result {
             Ok(()) => {
-                let run = self.ports.runs.get(key, run_id).await?;
-                let status = if run.is_some_and(|r| r.counters.failed > 0) {
-                    RunStatus::Partial
-                } else {
-                    RunStatus::Succeeded
-                };
+                // A run that leaves failed files is `partial`, whichever run failed them.
+                let failed = self.ports.connections.get(key).await?.is_some_and(|c| c.counters.failed > 0);
+                let status = if failed { RunStatus::Partial } else { RunStatus::Succeeded };
                 match self.ports.runs.update(key, run_id, &finish(status, None), Some(fence)).await {
                     Err(StoreError::Fenced) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
                     r => r?,
                 };
-                let patch = ConnectionPatch {
+                let mut patch = ConnectionPatch {
                     current_run_id: Some(None),
                     last_synced_at: Some(now),
                     not_before: Some(None),
-                    // A folder that was unavailable and is listed again is back.
-                    status: (conn_status == ConnectionStatus::FolderUnavailable)
-                        .then_some(ConnectionStatus::Active),
+                    // An approval of held deletions covers the run that applied them only.
+                    approved_deletions: Some(None),
                     ..Default::default()
                 };
-                self.release_ignoring_fence(fence, patch).await?;
+                // A folder that was unavailable and is listed again is back; so is a
+                // connection whose listing kept failing.
+                if matches!(conn_status, ConnectionStatus::FolderUnavailable | ConnectionStatus::Error) {
+                    patch.status = Some(ConnectionStatus::Active);
+                    patch.status_reason = Some(None);
+                }
+                self.release_with_status(fence, patch, conn_status).await?;
                 tracing::info!(client = %key.client_id, connection = %key.connection_id, run = %run_id, ?status, "run finished");
                 Ok(JobOutcome::Finished { run_id: run_id.clone(), status })
             }
@@ -441,25 +538,78 @@ impl Engine {
                     )
                     .await;
                 let patch = ConnectionPatch {
-                    status: Some(ConnectionStatus::ReauthRequired),
                     current_run_id: Some(None),
-                    ..Default::default()
+                    ..ConnectionPatch::status(
+                        ConnectionStatus::ReauthRequired,
+                        Some("the account's authorization was revoked or expired: reconnect it".into()),
+                    )
                 };
-                self.release_ignoring_fence(fence, patch).await?;
+                self.release_with_status(fence, patch, conn_status).await?;
                 Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::ReauthRequired })
             }
             Err(Stop::FolderGone) => {
-                let error = Some("the connected folder was deleted or is no longer accessible".into());
-                let _ =
-                    self.ports.runs.update(key, run_id, &finish(RunStatus::Failed, error), Some(fence)).await;
+                let reason = "the connected folder was deleted or is no longer accessible";
+                let _ = self
+                    .ports
+                    .runs
+                    .update(key, run_id, &finish(RunStatus::Failed, Some(reason.into())), Some(fence))
+                    .await;
                 let patch = ConnectionPatch {
-                    status: Some(ConnectionStatus::FolderUnavailable),
                     current_run_id: Some(None),
-                    ..Default::default()
+                    ..ConnectionPatch::status(ConnectionStatus::FolderUnavailable, Some(reason.into()))
                 };
-                self.release_ignoring_fence(fence, patch).await?;
+                self.release_with_status(fence, patch, conn_status).await?;
                 tracing::warn!(connection = %key.connection_id, "connected folder unavailable");
                 Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed })
+            }
+            Err(Stop::Config(reason)) => {
+                // An operator alarm (the deployment's metric filter matches `alarm`), and the
+                // connection says why it stopped. No grant is touched.
+                tracing::error!(
+                    alarm = "provider_config",
+                    client = %key.client_id,
+                    connection = %key.connection_id,
+                    %reason,
+                    "the provider refused this application's configuration"
+                );
+                let text = format!(
+                    "the service refused this application's configuration (an operator must fix it): {reason}"
+                );
+                let _ = self
+                    .ports
+                    .runs
+                    .update(key, run_id, &finish(RunStatus::Failed, Some(text.clone())), Some(fence))
+                    .await;
+                let patch = ConnectionPatch {
+                    current_run_id: Some(None),
+                    ..ConnectionPatch::status(ConnectionStatus::Error, Some(text))
+                };
+                self.release_with_status(fence, patch, conn_status).await?;
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed })
+            }
+            Err(Stop::ListingFailed { error, progressed }) => {
+                self.listing_failed(fence, run_id, conn_status, &continuation, error, progressed).await
+            }
+            Err(Stop::Held(count)) => {
+                let files = self.ports.connections.get(key).await?.map_or(0, |c| c.counters.files);
+                let text = format!(
+                    "this sync would mark {count} of {files} files deleted at the source; nothing was \
+                     applied: confirm the deletions or discard them"
+                );
+                tracing::warn!(connection = %key.connection_id, run = %run_id, count, files, "mass-delete guard: deletions held for review");
+                let _ = self
+                    .ports
+                    .runs
+                    .update(key, run_id, &finish(RunStatus::NeedsReview, Some(text.clone())), Some(fence))
+                    .await;
+                let patch = ConnectionPatch {
+                    current_run_id: Some(None),
+                    held_deletions: Some(Some(count)),
+                    approved_deletions: Some(None),
+                    ..ConnectionPatch::status(ConnectionStatus::NeedsReview, Some(text))
+                };
+                self.release_with_status(fence, patch, conn_status).await?;
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::NeedsReview })
             }
             Err(Stop::Fenced) => {
                 tracing::warn!(connection = %key.connection_id, run = %run_id, "lease lost: stopped without further writes");
@@ -473,6 +623,76 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// A listing that failed beyond its request retries. The same reason
+    /// `max_listing_failures` steps in a row ends the run `failed` and the connection `error`;
+    /// before that, the run continues after a growing delay.
+    async fn listing_failed(
+        &self,
+        fence: &Fence,
+        run_id: &RunId,
+        conn_status: ConnectionStatus,
+        continuation: &Job,
+        error: ProviderError,
+        progressed: bool,
+    ) -> Result<JobOutcome, EngineError> {
+        let key = &fence.conn;
+        let now = self.ports.clock.now();
+        let code = error.reason_code();
+        let text = format!("{code}: {error}");
+        let run = self.ports.runs.get(key, run_id).await?;
+        let same =
+            run.as_ref().and_then(|r| r.error.as_deref()).is_some_and(|e| e.split(':').next() == Some(code));
+        let streak = match run {
+            Some(r) if same && !progressed => r.failure_streak + 1,
+            _ => 1,
+        };
+        tracing::warn!(connection = %key.connection_id, run = %run_id, streak, error = %error, "listing failed");
+        if streak >= self.config.max_listing_failures {
+            let patch = RunPatch {
+                status: Some(RunStatus::Failed),
+                finished_at: Some(now),
+                error: Some(text.clone()),
+                failure_streak: Some(streak),
+                ..Default::default()
+            };
+            match self.ports.runs.update(key, run_id, &patch, Some(fence)).await {
+                Err(StoreError::Fenced) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
+                r => r?,
+            };
+            let reason = format!("the folder listing failed {streak} times in a row: {error}");
+            let patch = ConnectionPatch {
+                current_run_id: Some(None),
+                ..ConnectionPatch::status(ConnectionStatus::Error, Some(reason))
+            };
+            self.release_with_status(fence, patch, conn_status).await?;
+            return Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed });
+        }
+        let patch = RunPatch { error: Some(text), failure_streak: Some(streak), ..Default::default() };
+        match self.ports.runs.update(key, run_id, &patch, Some(fence)).await {
+            Err(StoreError::Fenced) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
+            r => r?,
+        };
+        self.release_ignoring_fence(fence, ConnectionPatch::default()).await?;
+        let delay = self.config.listing_retry_delay.saturating_mul(streak).min(Duration::from_secs(900));
+        self.ports.queue.send_delayed(continuation, delay).await?;
+        Ok(JobOutcome::Continued { run_id: run_id.clone(), delay })
+    }
+
+    /// Releases the lease with a final patch and announces the status change it makes.
+    async fn release_with_status(
+        &self,
+        fence: &Fence,
+        patch: ConnectionPatch,
+        previous: ConnectionStatus,
+    ) -> Result<(), EngineError> {
+        let changes_status = patch.status.is_some_and(|s| s != previous);
+        self.release_ignoring_fence(fence, patch).await?;
+        if changes_status && let Some(conn) = self.ports.connections.get(&fence.conn).await? {
+            crate::status::announce(&self.ports, &conn, previous).await;
+        }
+        Ok(())
     }
 
     async fn release(&self, fence: &Fence, patch: ConnectionPatch) -> Result<(), StoreError> {

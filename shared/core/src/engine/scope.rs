@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Engine, EngineError, RunCtx, Stop};
+use super::{Engine, RunCtx, Stop};
 use crate::domain::{FolderLocator, Item, path_key};
 use crate::ports::{FeedScope, ProviderError, RemoteItem};
 
@@ -146,8 +146,9 @@ impl Engine {
             .await?;
         match found {
             Ok(item) => Ok(Some(item)),
-            Err(ProviderError::NotFound) => Ok(None),
-            Err(e) => Err(Stop::Error(EngineError::Provider(e))),
+            // A parent this account cannot see is outside whatever it connected.
+            Err(ProviderError::NotFound | ProviderError::Forbidden(_)) => Ok(None),
+            Err(e) => Err(ctx.listing_failed(e)),
         }
     }
 

@@ -1,13 +1,19 @@
 //! One file: provider download → asset sink, hashed while streaming, then the item record.
 //! Memory is bounded by the connector's chunk size: each chunk goes to the sink before the
 //! next is read.
+//!
+//! Every way one file can go wrong ends as that item's outcome, never the run's: the provider
+//! refusing or losing it, bytes that do not match the provider's hash, the sink refusing the
+//! object, the store refusing the record, the invocation running out of time mid-transfer.
+//! Each has a stable reason code (`ProviderError::reason_code`, `sink_error`,
+//! `store_rejected`, `transfer_deadline`).
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::apply::Placement;
 use super::{Engine, EngineError, RunCtx, Step, Stop};
-use crate::domain::{AssetEventKind, Item, ItemState, RunCounters, asset_key, content_type_for};
+use crate::domain::{AssetEventKind, Item, ItemState, RunCounters, asset_key, content_type_for, retry_delay};
 use crate::ports::{
     AssetMeta, CommitOutcome, Download, DownloadRequest, ProviderError, RemoteItem, SinkError,
 };
@@ -20,6 +26,35 @@ struct Stored {
     key: String,
 }
 
+/// Why one file was not stored this time.
+#[derive(Debug)]
+pub(crate) enum FileFailure {
+    Provider(ProviderError),
+    /// The sink refused or failed the object.
+    Sink(SinkError),
+    /// The invocation's time ran out mid-transfer.
+    Deadline,
+}
+
+impl FileFailure {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Provider(e) => e.reason_code(),
+            Self::Sink(SinkError::Integrity { .. }) => "hash_mismatch",
+            Self::Sink(_) => "sink_error",
+            Self::Deadline => "transfer_deadline",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Provider(e) => e.to_string(),
+            Self::Sink(e) => e.to_string(),
+            Self::Deadline => "the transfer could not finish before the invocation's deadline".into(),
+        }
+    }
+}
+
 impl Engine {
     pub(crate) async fn import(
         &self,
@@ -30,7 +65,7 @@ impl Engine {
         listing: Option<&str>,
     ) -> Result<(), Stop> {
         let provider = self.provider(ctx)?;
-        let mut last_error = ProviderError::Transient("not attempted".into());
+        let mut last = FileFailure::Provider(ProviderError::Transient("not attempted".into()));
         for _ in 0..DOWNLOAD_ATTEMPTS {
             let p = provider.clone();
             let download = self
@@ -44,35 +79,68 @@ impl Engine {
                     self.hook(Step::DownloadStarted)?;
                     self.store(ctx, d, at).await?
                 }
-                Err(e) => Err(e),
+                Err(ProviderError::Config(reason)) => return Err(Stop::Config(reason)),
+                Err(e) => Err(FileFailure::Provider(e)),
             };
             match outcome {
-                Ok(stored) => return self.record_imported(ctx, at, old, stored, listing).await,
-                Err(ProviderError::NotFound) => return self.record_gone(ctx, remote, at, old, listing).await,
-                Err(ProviderError::NotImportable { reason }) => {
-                    return self.record_skipped(ctx, remote, at, old, listing, reason).await;
+                Ok(stored) => {
+                    ctx.sink_failures = 0;
+                    return self.record_imported(ctx, at, old, stored, listing).await;
                 }
-                Err(e) if e.is_retryable() => {
+                Err(FileFailure::Provider(ProviderError::NotFound)) => {
+                    return self.record_gone(ctx, remote, at, old, listing).await;
+                }
+                Err(FileFailure::Provider(ProviderError::NotImportable { reason })) => {
+                    return self.record_skipped(ctx, remote, at, old, listing, reason, None).await;
+                }
+                Err(FileFailure::Provider(e @ ProviderError::Permanent(_))) => {
+                    // A file the provider will never serve (Dropbox `restricted_content`, …).
+                    let detail = Some(e.to_string());
+                    return self
+                        .record_skipped(ctx, remote, at, old, listing, e.reason_code().into(), detail)
+                        .await;
+                }
+                Err(FileFailure::Deadline) => {
+                    // Tried once more at the start of the next invocation, with all its time;
+                    // cut again, it waits for the backoff like any failure.
+                    let again = old.is_some_and(|o| {
+                        o.state == ItemState::Failed && o.reason.as_deref() == Some("transfer_deadline")
+                    });
+                    self.record_failed(ctx, remote, at, old, listing, &FileFailure::Deadline, !again).await?;
+                    return Err(Stop::Deadline);
+                }
+                Err(FileFailure::Sink(e @ SinkError::Unavailable(_))) => {
+                    ctx.sink_failures += 1;
+                    if ctx.sink_failures >= self.config.max_sink_failures {
+                        // Several files in a row: the sink is down, not this file.
+                        return Err(Stop::Error(EngineError::Sink(e.to_string())));
+                    }
+                    tracing::warn!(item = %remote.id, error = %e, "asset sink failed this file");
+                    last = FileFailure::Sink(e);
+                    break;
+                }
+                Err(FileFailure::Provider(e)) if e.is_retryable() => {
                     tracing::warn!(item = %remote.id, error = %e, "download failed; retrying");
-                    last_error = e;
+                    last = FileFailure::Provider(e);
                 }
                 Err(e) => {
-                    last_error = e;
+                    last = e;
                     break;
                 }
             }
         }
-        self.record_failed(ctx, remote, at, old, listing, &last_error).await
+        self.record_failed(ctx, remote, at, old, listing, &last, false).await
     }
 
     /// Streams one download into the sink. `Ok(Err(_))`: this file failed and nothing was
-    /// kept; `Err(stop)`: the run step must end.
+    /// kept; `Err(stop)`: the run step must end. Each chunk is awaited for at most the time
+    /// left, so a stalled or slow transfer cannot carry the invocation past its deadline.
     async fn store(
         &self,
         ctx: &mut RunCtx,
         mut d: Download,
         at: &Placement,
-    ) -> Result<Result<Stored, ProviderError>, Stop> {
+    ) -> Result<Result<Stored, FileFailure>, Stop> {
         let served = d.item.clone();
         let version = served.content_version().unwrap_or("unversioned").to_owned();
         let key = asset_key(&ctx.fence.conn, &served.id, &version);
@@ -91,16 +159,32 @@ impl Engine {
             content_version: version,
             provider_hash: served.content_hash.clone(),
         };
-        let sink_error = |e: SinkError| Stop::Error(EngineError::Sink(e.to_string()));
-        let mut upload = self.ports.sink.begin(&key, &meta).await.map_err(sink_error)?;
+        let mut upload = match self.ports.sink.begin(&key, &meta).await {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(FileFailure::Sink(e))),
+        };
         let mut sha = Sha256::new();
-        while let Some(chunk) = d.stream.next().await {
+        loop {
+            let left = self.time_left(ctx);
+            let next = if left.is_zero() {
+                Err(())
+            } else {
+                tokio::time::timeout(left, d.stream.next()).await.map_err(|_| ())
+            };
+            let chunk = match next {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(()) => {
+                    upload.abort().await;
+                    return Ok(Err(FileFailure::Deadline));
+                }
+            };
             match chunk {
                 Ok(bytes) => {
                     sha.update(&bytes);
                     if let Err(e) = upload.write(bytes).await {
                         upload.abort().await;
-                        return Err(sink_error(e));
+                        return Ok(Err(FileFailure::Sink(e)));
                     }
                     if let Err(stop) = self.heartbeat(ctx).await {
                         upload.abort().await;
@@ -109,15 +193,17 @@ impl Engine {
                 }
                 Err(e) => {
                     upload.abort().await;
-                    return Ok(Err(e));
+                    return Ok(Err(FileFailure::Provider(e)));
                 }
             }
         }
         drop(d);
         match upload.commit(&hex::encode(sha.finalize())).await {
             Ok(CommitOutcome::Created | CommitOutcome::AlreadyExists) => {}
-            Err(e @ SinkError::Integrity { .. }) => return Ok(Err(ProviderError::Integrity(e.to_string()))),
-            Err(e) => return Err(sink_error(e)),
+            Err(e @ SinkError::Integrity { .. }) => {
+                return Ok(Err(FileFailure::Provider(ProviderError::Integrity(e.to_string()))));
+            }
+            Err(e) => return Ok(Err(FileFailure::Sink(e))),
         }
         self.hook(Step::SinkCommitted)?;
         Ok(Ok(Stored { item: served, key }))
@@ -166,6 +252,7 @@ impl Engine {
 
     /// The provider says this file cannot be imported as bytes: `skipped` with its reason,
     /// not retried (a later change of the file is a new chance).
+    #[allow(clippy::too_many_arguments)]
     async fn record_skipped(
         &self,
         ctx: &RunCtx,
@@ -174,33 +261,40 @@ impl Engine {
         old: Option<&Item>,
         listing: Option<&str>,
         reason: String,
+        detail: Option<String>,
     ) -> Result<(), Stop> {
         let mut item = self.item_from(remote, at, old, ItemState::Skipped, listing);
         item.reason = Some(reason);
+        item.error = detail;
         let run_delta = RunCounters { scanned: 1, skipped: 1, ..Default::default() };
         self.record(ctx, old, item, run_delta, None).await
     }
 
-    async fn record_failed(
+    /// `failed` with the failure's reason code, to be tried again after the backoff (or at
+    /// once, `retry_now`: the next invocation's first try).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn record_failed(
         &self,
         ctx: &RunCtx,
         remote: &RemoteItem,
         at: &Placement,
         old: Option<&Item>,
         listing: Option<&str>,
-        error: &ProviderError,
+        failure: &FileFailure,
+        retry_now: bool,
     ) -> Result<(), Stop> {
-        let permanent = !error.is_retryable();
-        let state = if permanent { ItemState::Skipped } else { ItemState::Failed };
-        let mut item = self.item_from(remote, at, old, state, listing);
-        item.reason = Some(error.to_string());
+        let now = self.ports.clock.now();
+        let mut item = self.item_from(remote, at, old, ItemState::Failed, listing);
+        item.reason = Some(failure.code().into());
+        item.error = Some(failure.detail());
         item.attempts = old.filter(|o| o.state == ItemState::Failed).map_or(0, |o| o.attempts) + 1;
-        let run_delta = if permanent {
-            RunCounters { scanned: 1, skipped: 1, ..Default::default() }
-        } else {
-            RunCounters { scanned: 1, failed: 1, ..Default::default() }
-        };
-        tracing::warn!(item = %remote.id, error = %error, "file not imported");
+        item.next_attempt_at = Some(if retry_now { now } else { now + retry_delay(item.attempts) });
+        item.failed_in = Some(ctx.run_id.clone());
+        // A file fails a run once in its counters, however many invocations tried it.
+        let counted =
+            old.is_some_and(|o| o.state == ItemState::Failed && o.failed_in.as_ref() == Some(&ctx.run_id));
+        let run_delta = RunCounters { scanned: 1, failed: u64::from(!counted), ..Default::default() };
+        tracing::warn!(item = %remote.id, reason = failure.code(), error = %failure.detail(), attempts = item.attempts, "file not imported");
         self.record(ctx, old, item, run_delta, None).await
     }
 }

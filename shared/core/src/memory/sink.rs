@@ -23,6 +23,8 @@ struct Inner {
     objects: Mutex<BTreeMap<String, StoredObject>>,
     open_uploads: AtomicU64,
     commits: AtomicU64,
+    /// Original names whose uploads the sink refuses (a test's per-file sink failure).
+    refused: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// An asset sink that hashes what it receives and keeps only digests.
@@ -46,6 +48,10 @@ impl MemorySink {
     pub fn created(&self) -> u64 {
         self.inner.commits.load(Ordering::SeqCst)
     }
+    /// From now on, refuses to begin an upload of a file named `name` (`Unavailable`).
+    pub fn refuse(&self, name: &str) {
+        self.inner.refused.lock().expect("sink lock").insert(name.to_owned());
+    }
 }
 
 struct MemoryUpload {
@@ -59,6 +65,9 @@ struct MemoryUpload {
 #[async_trait]
 impl AssetSink for MemorySink {
     async fn begin(&self, key: &str, meta: &AssetMeta) -> Result<Box<dyn AssetUpload>, SinkError> {
+        if self.inner.refused.lock().expect("sink lock").contains(&meta.original_name) {
+            return Err(SinkError::Unavailable(format!("refused {}", meta.original_name)));
+        }
         self.inner.open_uploads.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(MemoryUpload {
             inner: self.inner.clone(),

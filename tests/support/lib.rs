@@ -62,11 +62,14 @@ pub struct WorldOptions {
     pub page_limit: u32,
     pub sink: SinkKind,
     pub clock: Option<Arc<dyn Clock>>,
+    /// The client secret the connector is configured with (default: the sandbox's own); a
+    /// wrong one makes the token endpoint answer `invalid_client`.
+    pub connector_secret: Option<String>,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        Self { page_limit: 2000, sink: SinkKind::Memory, clock: None }
+        Self { page_limit: 2000, sink: SinkKind::Memory, clock: None, connector_secret: None }
     }
 }
 
@@ -120,7 +123,8 @@ impl World {
         let engine_clock: Arc<dyn Clock> = opts.clock.clone().unwrap_or_else(|| clock.clone());
 
         let urls = dbx.urls();
-        let mut config = DropboxConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET)).with_bases(
+        let secret = opts.connector_secret.clone().unwrap_or_else(|| CLIENT_SECRET.into());
+        let mut config = DropboxConfig::new(CLIENT_ID, Secret::new(secret)).with_bases(
             urls.www_base.clone(),
             urls.api_base.clone(),
             urls.content_base.clone(),

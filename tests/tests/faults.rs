@@ -35,18 +35,27 @@ async fn corrupt_cut_and_short_downloads_store_nothing() {
         let item = w.items().into_iter().find(|i| i.provider_id == f.id).unwrap();
         assert_eq!(item.state, ItemState::Failed, "{fault:?}");
         let reason = item.reason.clone().unwrap_or_default();
-        assert!(reason.contains("integrity") || reason.contains("transient"), "{fault:?}: reason {reason:?}");
+        assert!(
+            ["hash_mismatch", "provider_unavailable"].contains(&reason.as_str()),
+            "{fault:?}: reason {reason:?}"
+        );
+        let error = item.error.clone().unwrap_or_default();
         assert!(w.objects().is_empty(), "{fault:?}: no asset from partial or corrupt bytes");
         let (_, sink) = w.local_sink.as_ref().unwrap();
         assert!(sink.temp_files().is_empty(), "{fault:?}: no leftover temp file");
         assert_eq!(w.connection().await.counters.failed, 1);
 
-        // The next run retries the failed item first and succeeds.
+        // Before its backoff, a sync leaves it alone; after it, the next run retries the failed
+        // item first and succeeds.
+        let downloads = w.calls(Ep::Download);
+        assert_eq!(status(&w.sync(Trigger::Schedule).await), RunStatus::Partial, "{fault:?}");
+        assert_eq!(w.calls(Ep::Download), downloads, "{fault:?}: retried before its backoff");
+        w.clock.advance(Duration::from_secs(15 * 60));
         let out = w.sync(Trigger::Schedule).await;
         assert_eq!(status(&out), RunStatus::Succeeded, "{fault:?}");
         w.assert_invariants().await;
         assert_eq!(w.connection().await.counters.failed, 0);
-        w.assert_no_leaks(&[reason]);
+        w.assert_no_leaks(&[reason, error]);
     }
 }
 
@@ -161,4 +170,76 @@ async fn transient_errors_are_retried_with_backoff() {
     assert_eq!(status(&w.sync(Trigger::Initial).await), RunStatus::Succeeded);
     assert!(w.clock.sleeps().len() >= 3, "backed off before each retry");
     w.assert_invariants().await;
+}
+
+/// Runs `job` and its continuations (after their delay on the virtual clock) until one
+/// finishes; returns the outcome and the number of steps.
+async fn run_to_end(w: &World, mut job: extconn_core::Job) -> (JobOutcome, usize) {
+    let engine = w.engine();
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        assert!(steps <= 10, "the run never ended");
+        match engine.run_job(&job, w.deadline()).await.expect("sync step") {
+            JobOutcome::Continued { delay, .. } => {
+                w.clock.advance(delay);
+                job = w.queue.drain().remove(0).0;
+            }
+            other => return (other, steps),
+        }
+    }
+}
+
+/// Dropbox answering 403 to the change listing: two steps in a row, then an answer — the run
+/// carries on and succeeds; three in a row — the run is `failed` and the connection `error`
+/// with the reason. The `error` connection is due at the next tick, and a listing that works
+/// returns it to `active`; the DAM hears of both changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_answering_403_ends_in_error_and_recovers() {
+    let w = World::new(WorldOptions::default()).await;
+    w.add("a.txt", "a");
+    assert_eq!(status(&w.sync(Trigger::Initial).await), RunStatus::Succeeded);
+    let n = extconn_core::engine::EngineConfig::default().max_listing_failures as usize;
+
+    w.add("b.txt", "b");
+    w.dbx.inject(Ep::ListFolderContinue, Fault::ServerError(403), n - 1);
+    let (out, steps) = run_to_end(&w, w.job(Trigger::Schedule)).await;
+    assert_eq!((status(&out), steps), (RunStatus::Succeeded, n));
+
+    w.add("c.txt", "c");
+    w.dbx.inject(Ep::ListFolderContinue, Fault::ServerError(403), n);
+    let (out, steps) = run_to_end(&w, w.job(Trigger::Schedule)).await;
+    assert_eq!((status(&out), steps), (RunStatus::Failed, n));
+    let c = w.connection().await;
+    assert_eq!(c.status, extconn_core::ConnectionStatus::Error);
+    assert!(c.status_reason.as_deref().is_some_and(|r| r.contains("403")), "{:?}", c.status_reason);
+
+    w.clock.advance(Duration::from_secs(16 * 60));
+    assert_eq!(extconn_core::scheduler::tick(&w.ports, w.clock.now()).await.unwrap(), 1, "still due");
+    let job = w.queue.drain().remove(0).0;
+    let (out, _) = run_to_end(&w, job).await;
+    assert_eq!(status(&out), RunStatus::Succeeded);
+    let c = w.connection().await;
+    assert_eq!((c.status, c.status_reason), (extconn_core::ConnectionStatus::Active, None));
+    assert!(w.items().iter().any(|i| i.name == "c.txt" && i.state == ItemState::Imported));
+    let announced: Vec<_> = w.events.connection_events().into_iter().map(|e| e.status).collect();
+    assert_eq!(announced, [extconn_core::ConnectionStatus::Error, extconn_core::ConnectionStatus::Active]);
+    w.assert_invariants().await;
+}
+
+/// Dropbox answering 403 to one file's download: that file is `failed: access_denied`, the
+/// others are imported, the run is `partial`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_answering_403_fails_alone() {
+    let w = World::new(WorldOptions::default()).await;
+    for i in 0..3 {
+        w.add(&format!("f{i}.txt"), "x");
+    }
+    w.dbx.inject(Ep::Download, Fault::ServerError(403), 1);
+    assert_eq!(status(&w.sync(Trigger::Initial).await), RunStatus::Partial);
+    let items = w.items();
+    let failed: Vec<_> = items.iter().filter(|i| i.state == ItemState::Failed).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].reason.as_deref(), Some("access_denied"));
+    assert_eq!(items.iter().filter(|i| i.state == ItemState::Imported && !i.is_folder()).count(), 2);
 }

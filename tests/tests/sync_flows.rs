@@ -4,7 +4,7 @@
 use extconn_core::engine::JobOutcome;
 use extconn_core::{AssetEventKind, ConnectionStatus, ItemState, RunStatus, Trigger};
 use extconn_sandbox::dropbox::Content;
-use extconn_system_tests::{Ep, FOLDER, World, WorldOptions};
+use extconn_system_tests::{Ep, FOLDER, SinkKind, World, WorldOptions};
 
 fn finished(o: &JobOutcome) -> RunStatus {
     match o {
@@ -144,4 +144,29 @@ async fn too_large_files_are_skipped_with_the_reason() {
     let huge = w.items().into_iter().find(|i| i.name == "huge.mov").unwrap();
     assert_eq!((huge.state, huge.reason.as_deref()), (ItemState::Skipped, Some("too_large")));
     assert_eq!(w.calls(Ep::Download), 1, "the 6 GiB file is never downloaded");
+}
+
+/// A 300-character CJK file name at the end of a 1,200-byte path is imported like any other
+/// file on the local sink: stored once, its metadata and index entry intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_cjk_name_and_path_are_imported() {
+    let w = World::new(WorldOptions { sink: SinkKind::Local, ..Default::default() }).await;
+    let name = format!("{}.jpg", "写真".repeat(150));
+    assert_eq!(name.chars().count(), 304);
+    let mut dir = FOLDER.to_owned();
+    let mut depth = 0;
+    while dir.len() + 1 + name.len() < 1_200 {
+        depth += 1;
+        dir.push_str(&format!("/{depth:02} 深い階層のフォルダ"));
+        w.dbx.add_folder(&w.account, &dir);
+    }
+    let path = format!("{dir}/{name}");
+    assert!(path.len() >= 1_200, "{}", path.len());
+    let f = w.dbx.add_file(&w.account, &path, Content::text("bytes"));
+    let out = w.sync(Trigger::Initial).await;
+    assert!(matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }), "{out:?}");
+    let item = w.items().into_iter().find(|i| i.provider_id == f.id).expect("recorded");
+    assert_eq!((item.state, item.name.as_str(), item.path.as_str()), (ItemState::Imported, name.as_str(), path.as_str()));
+    assert_eq!(w.objects().len(), 1);
+    w.assert_invariants().await;
 }

@@ -166,7 +166,10 @@ async fn a_long_cjk_name_and_path_are_imported() {
     let out = w.sync(Trigger::Initial).await;
     assert!(matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }), "{out:?}");
     let item = w.items().into_iter().find(|i| i.provider_id == f.id).expect("recorded");
-    assert_eq!((item.state, item.name.as_str(), item.path.as_str()), (ItemState::Imported, name.as_str(), path.as_str()));
+    assert_eq!(
+        (item.state, item.name.as_str(), item.path.as_str()),
+        (ItemState::Imported, name.as_str(), path.as_str())
+    );
     assert_eq!(w.objects().len(), 1);
     w.assert_invariants().await;
 }

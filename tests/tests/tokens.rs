@@ -107,8 +107,9 @@ async fn scheduler_double_tick_enqueues_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_client_is_a_configuration_error_not_a_reauth() {
     let logs = extconn_system_tests::log_capture();
-    let w = World::new(WorldOptions { connector_secret: Some("not-the-secret".into()), ..Default::default() })
-        .await;
+    let w =
+        World::new(WorldOptions { connector_secret: Some("not-the-secret".into()), ..Default::default() })
+            .await;
     w.add("a.txt", "a");
     w.dbx.expire_access_tokens();
     let out = w.sync(Trigger::Initial).await;
@@ -117,7 +118,11 @@ async fn invalid_client_is_a_configuration_error_not_a_reauth() {
     assert_eq!(grant.status, GrantStatus::Active);
     let c = ConnectionStore::get(w.store.as_ref(), &w.conn).await.unwrap().unwrap();
     assert_eq!(c.status, ConnectionStatus::Error);
-    assert!(c.status_reason.as_deref().is_some_and(|r| r.contains("invalid_client")), "{:?}", c.status_reason);
+    assert!(
+        c.status_reason.as_deref().is_some_and(|r| r.contains("invalid_client")),
+        "{:?}",
+        c.status_reason
+    );
     let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
     assert!(logged.contains("provider_config"), "an alarm line is logged");
     w.assert_no_leaks(&[format!("{c:?}")]);

@@ -103,7 +103,7 @@ pub(crate) fn provider_failure(e: ProviderError) -> UseCaseError {
         | ProviderError::Unauthorized => UseCaseError::ProviderUnavailable,
         // Our app refused by the provider: an operator problem, never shown as the user's.
         ProviderError::Config(reason) => {
-            tracing::error!(%reason, "the provider refused this application's configuration");
+            tracing::error!(alarm = "provider_config", %reason, "the provider refused this application's configuration");
             UseCaseError::ProviderUnavailable
         }
         ProviderError::NotFound

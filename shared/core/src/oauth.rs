@@ -147,6 +147,12 @@ impl OAuthFlow {
                 ProviderError::RateLimited { .. } | ProviderError::Transient(_) => {
                     UseCaseError::ProviderUnavailable
                 }
+                // Our app refused (a wrong client secret, an unregistered redirect URI): an
+                // operator alarm; the admin sees a failed exchange.
+                ProviderError::Config(reason) => {
+                    tracing::error!(alarm = "provider_config", provider = %cb.provider, %reason, "the provider refused this application's configuration");
+                    UseCaseError::ExchangeFailed
+                }
                 _ => UseCaseError::ExchangeFailed,
             },
         )?;

@@ -136,6 +136,16 @@ mod tests {
     use super::*;
     use reqwest::header::{HeaderValue, RETRY_AFTER};
 
+    /// A token request is bounded by the HTTP clients' RPC timeout (connect included); the
+    /// grant's refresh lock must outlive it, or a second worker could refresh the same token
+    /// while the first request is still in flight.
+    #[test]
+    fn the_refresh_lock_outlives_a_token_request() {
+        let lock = extconn_core::tokens::TokenPolicy::default().lock_ttl;
+        let request = crate::http::HttpConfig::default().rpc_timeout;
+        assert!(lock > request, "refresh lock {lock:?} <= token request timeout {request:?}");
+    }
+
     #[test]
     fn token_endpoint_statuses() {
         let now = SystemTime::now();

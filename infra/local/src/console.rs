@@ -53,7 +53,9 @@ async function rows() {
     const tog = document.createElement('input'); tog.type = 'checkbox'; tog.checked = c.auto_sync;
     tog.onchange = () => api('PATCH', '/v1/connections/' + c.id, {auto_sync: tog.checked}).then(rows);
     const t = document.createElement('td'); t.append(tog); tr.append(t);
-    for (const v of [c.status, c.counters.files]) { const td = document.createElement('td'); td.append(text(v)); tr.append(td); }
+    const status = c.status_reason ? c.status + ': ' + c.status_reason : c.status;
+    const files = c.counters.failed ? c.counters.files + ' (' + c.counters.failed + ' failed)' : c.counters.files;
+    for (const v of [status, files]) { const td = document.createElement('td'); td.append(text(v)); tr.append(td); }
     const act = document.createElement('td');
     const refresh = document.createElement('button'); refresh.textContent = 'Refresh Items';
     refresh.onclick = () => api('POST', '/v1/connections/' + c.id + '/refresh').then(rows);

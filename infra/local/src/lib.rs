@@ -243,7 +243,7 @@ impl LocalSystem {
         let _ = writeln!(b, "  API                  {api}/v1   (OpenAPI: {api}/v1/openapi.json)");
         let _ = writeln!(
             b,
-            "  Data folder          {}   (assets: objects/, by source path: index/, events.jsonl)",
+            "  Data folder          {}   (assets: objects/, by source path: index/, events.jsonl, connection-events.jsonl)",
             self.data_dir.display()
         );
         let _ = writeln!(

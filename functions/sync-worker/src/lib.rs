@@ -114,8 +114,15 @@ impl Worker {
                     m.push(Metric { name: "FilesSkipped", value: c.skipped as f64, unit: "Count" });
                     m.push(Metric { name: "FilesFailed", value: c.failed as f64, unit: "Count" });
                 }
-                if *status == RunStatus::ReauthRequired {
-                    m.push(Metric { name: "ReauthRequired", value: 1.0, unit: "Count" });
+                let flag = match status {
+                    RunStatus::ReauthRequired => Some("ReauthRequired"),
+                    // A listing that kept failing, the folder gone, or our app refused.
+                    RunStatus::Failed => Some("RunsFailed"),
+                    RunStatus::NeedsReview => Some("DeletionsHeldForReview"),
+                    _ => None,
+                };
+                if let Some(name) = flag {
+                    m.push(Metric { name, value: 1.0, unit: "Count" });
                 }
             }
             JobOutcome::Continued { delay, .. } if *delay > Duration::ZERO => {

@@ -585,3 +585,53 @@ async fn aws_the_app_secret_comes_from_secrets_manager_at_startup() {
          EXTCONN_DROPBOX_CLIENT_ID is: configure both, or neither to disable the provider"
     );
 }
+
+/// On the AWS adapters through the handlers: a 300-character CJK name at the end of a
+/// 1,200-byte path imports (its object's `x-amz-meta-*` within S3's 2 KB); a file answering 403
+/// is `failed: access_denied` (the run `partial`, the details list it), and `retry-failed`
+/// imports it at once, found through the failed-items index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_long_names_and_a_failed_file_retried_through_the_handlers() {
+    let a = aws(false, 30).await;
+    let name = format!("{}.jpg", "写真".repeat(150));
+    let mut dir = FOLDER.to_owned();
+    let mut depth = 0;
+    while dir.len() + 1 + name.len() < 1_200 {
+        depth += 1;
+        dir.push_str(&format!("/{depth:02} 深い階層のフォルダ"));
+        a.dbx.add_folder(&a.account, &dir);
+    }
+    let long = a.dbx.add_file(&a.account, &format!("{dir}/{name}"), Content::text("long"));
+    a.dbx.inject(Endpoint::Download, Fault::ServerError(403), 3);
+    let id = a.connect().await;
+    a.drain().await;
+
+    let details = call(&a.app, apigw("GET", &format!("/v1/connections/{id}"), None, Some("ana"), None)).await;
+    assert_eq!(details.body["recent_runs"][0]["status"], "partial", "{}", details.body);
+    assert_eq!(details.body["counters"]["failed"], 1, "{}", details.body);
+    let failed = details.body["failed_items"].as_array().expect("failed items listed");
+    assert_eq!(failed.len(), 1, "{}", details.body);
+    assert_eq!(failed[0]["reason"], "access_denied");
+
+    let r = call(&a.app, apigw("POST", &format!("/v1/connections/{id}/retry-failed"), None, Some("ana"), None))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    a.drain().await;
+    a.assert_assets(&id).await;
+    let details = call(&a.app, apigw("GET", &format!("/v1/connections/{id}"), None, Some("ana"), None)).await;
+    assert_eq!(details.body["recent_runs"][0]["status"], "succeeded", "{}", details.body);
+    assert_eq!(details.body["counters"]["failed"], 0);
+
+    // The long name's object: its metadata fits S3's limit, the item keeps the full name.
+    let items = call(
+        &a.app,
+        apigw("GET", &format!("/v1/connections/{id}/items?limit=200"), None, Some("ana"), None),
+    )
+    .await;
+    let item = items.body["items"].as_array().unwrap().iter().find(|i| i["id"] == long.id.as_str()).unwrap().clone();
+    assert_eq!(item["name"], name.as_str());
+    let head = a.s3.head_object().bucket(&a.bucket).key(item["asset_key"].as_str().unwrap()).send().await.unwrap();
+    let total: usize = head.metadata().unwrap().iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
+    assert!(total <= 2048, "x-amz-meta-* totals {total} bytes");
+    a.assert_no_leaks().await;
+}

@@ -602,7 +602,7 @@ async fn aws_long_names_and_a_failed_file_retried_through_the_handlers() {
         a.dbx.add_folder(&a.account, &dir);
     }
     let long = a.dbx.add_file(&a.account, &format!("{dir}/{name}"), Content::text("long"));
-    a.dbx.inject(Endpoint::Download, Fault::ServerError(403), 3);
+    a.dbx.inject(Endpoint::Download, Fault::ServerError(403), 1);
     let id = a.connect().await;
     a.drain().await;
 

@@ -49,6 +49,8 @@ ADMIN_ROUTES = {
     ("PATCH", "/v1/connections/{id}"),
     ("DELETE", "/v1/connections/{id}"),
     ("POST", "/v1/connections/{id}/refresh"),
+    ("POST", "/v1/connections/{id}/retry-failed"),
+    ("POST", "/v1/connections/{id}/confirm-deletions"),
     ("GET", "/v1/connections/{id}/runs"),
     ("GET", "/v1/connections/{id}/items"),
 }

@@ -26,6 +26,7 @@ async fn bad_input_is_a_named_problem_with_no_side_effect() {
     let grant = a.w.grant.id.to_string();
     let t = a.admin.clone();
     let json = "application/json";
+    let confirm = format!("/v1/connections/{conn}/confirm-deletions");
     // (request, status, problem slug, invalid param name)
     let cases: Vec<(Request<Body>, u16, &str, Option<&str>)> = vec![
         (
@@ -218,6 +219,39 @@ async fn bad_input_is_a_named_problem_with_no_side_effect() {
             "invalid-request",
             Some("state"),
         ),
+        (
+            raw(Method::POST, &confirm, &t, json, "{\"action\":\"maybe\"}"),
+            400,
+            "invalid-request",
+            Some("/action"),
+        ),
+        (
+            raw(Method::POST, &confirm, &t, json, "{\"action\":null,\"x\":1}"),
+            400,
+            "invalid-request",
+            Some("/x"),
+        ),
+        (raw(Method::POST, &confirm, &t, json, "{\"action\":"), 400, "malformed-json", None),
+        (
+            raw(Method::POST, &confirm, &t, "text/plain", "{\"action\":\"apply\"}"),
+            415,
+            "unsupported-media-type",
+            None,
+        ),
+        (
+            raw(Method::POST, &confirm, &t, json, format!("{{\"action\":\"{}\"}}", "a".repeat(17 * 1024))),
+            413,
+            "payload-too-large",
+            None,
+        ),
+        // No body is `apply`; this connection holds nothing to apply.
+        (raw(Method::POST, &confirm, &t, json, ""), 409, "nothing-to-review", None),
+        (
+            raw(Method::GET, &format!("/v1/connections/{conn}/retry-failed"), &t, json, ""),
+            405,
+            "method-not-allowed",
+            None,
+        ),
         (raw(Method::GET, "/v1/nope", &t, json, ""), 404, "not-found", None),
         (raw(Method::GET, "/v1/connections/not-an-id", &t, json, ""), 404, "not-found", None),
         (raw(Method::PUT, "/v1/connections", &t, json, "{}"), 405, "method-not-allowed", None),
@@ -261,6 +295,7 @@ fn every_admin_route(a: &ApiWorld) -> Vec<(Method, String, Option<Value>)> {
                 Some(json!({"grant_id": grant, "folder_id": "id:someFolder", "auto_sync": true}))
             }
             "updateConnection" => Some(json!({"auto_sync": false})),
+            "confirmDeletions" => Some(json!({"action": "apply"})),
             _ => None,
         };
         out.push((method.clone(), uri, body));

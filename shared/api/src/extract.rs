@@ -1,5 +1,5 @@
-//! Request extraction with problem+json rejections: JSON bodies (media type, 16 KiB limit,
-//! unknown fields, field-named errors), path ids and strict query strings.
+//! Request extraction with problem+json rejections: JSON bodies, required or optional (media
+//! type, 16 KiB limit, unknown fields, field-named errors), path ids and strict query strings.
 
 use std::collections::BTreeMap;
 
@@ -67,29 +67,65 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
-        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let media = ct.split(';').next().unwrap_or("").trim();
-        if !media.eq_ignore_ascii_case("application/json") {
+        if !is_json(&req) {
             return Err(Problem::new(ProblemKind::UnsupportedMediaType));
         }
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-            return Err(Problem::new(ProblemKind::PayloadTooLarge).detail("the limit is 16 KiB"));
-        }
-        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
-            .await
-            .map_err(|_| Problem::new(ProblemKind::PayloadTooLarge).detail("the limit is 16 KiB"))?;
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(body_problem)?;
-        de.end().map_err(|_| {
-            Problem::new(ProblemKind::MalformedJson).detail("trailing data after the JSON object")
-        })?;
-        Ok(JsonBody(value))
+        let bytes = read_limited(req).await?;
+        Ok(JsonBody(parse(&bytes)?))
     }
+}
+
+/// A JSON body of type `T` that may be left out: no body at all (empty, whatever the headers
+/// say) is `None`; a body present is held to everything [`JsonBody`] requires (media type,
+/// 16 KiB, unknown fields, field-named errors).
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
+        let json = is_json(&req);
+        let bytes = read_limited(req).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJsonBody(None));
+        }
+        if !json {
+            return Err(Problem::new(ProblemKind::UnsupportedMediaType));
+        }
+        Ok(OptionalJsonBody(Some(parse(&bytes)?)))
+    }
+}
+
+fn is_json(req: &Request) -> bool {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json")
+}
+
+/// The body, refused past [`BODY_LIMIT`] (declared or actual).
+async fn read_limited(req: Request) -> ApiResult<axum::body::Bytes> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(Problem::new(ProblemKind::PayloadTooLarge).detail("the limit is 16 KiB"));
+    }
+    axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+        .await
+        .map_err(|_| Problem::new(ProblemKind::PayloadTooLarge).detail("the limit is 16 KiB"))
+}
+
+/// Exactly one JSON value of type `T`.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(body_problem)?;
+    de.end().map_err(|_| {
+        Problem::new(ProblemKind::MalformedJson).detail("trailing data after the JSON object")
+    })?;
+    Ok(value)
 }
 
 /// The path parameters as raw strings; a malformed path is a 404 (it cannot name anything).
@@ -194,5 +230,40 @@ mod tests {
         assert_eq!(p.invalid_params[0].name, "/grant_id");
         assert_eq!(err(r#"{"grant_id": "#).kind, ProblemKind::MalformedJson);
         assert_eq!(err("[]").kind, ProblemKind::InvalidRequest);
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Optional {
+        #[serde(default)]
+        action: Option<String>,
+    }
+
+    async fn optional(content_type: Option<&str>, body: String) -> ApiResult<Option<Optional>> {
+        let mut b = Request::builder().method("POST").uri("/");
+        if let Some(ct) = content_type {
+            b = b.header(header::CONTENT_TYPE, ct);
+        }
+        let req = b.body(axum::body::Body::from(body)).expect("request");
+        OptionalJsonBody::<Optional>::from_request(req, &()).await.map(|b| b.0)
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_may_be_left_out_but_not_bent() {
+        assert!(optional(None, String::new()).await.unwrap().is_none(), "no body, no headers");
+        assert!(optional(Some("application/json"), String::new()).await.unwrap().is_none());
+        let some = optional(Some("application/json; charset=utf-8"), r#"{"action":"discard"}"#.into());
+        assert_eq!(some.await.unwrap().and_then(|b| b.action).as_deref(), Some("discard"));
+        let kind = |r: ApiResult<Option<Optional>>| r.unwrap_err().kind;
+        assert_eq!(kind(optional(None, "{}".into()).await), ProblemKind::UnsupportedMediaType);
+        assert_eq!(kind(optional(Some("text/plain"), "{}".into()).await), ProblemKind::UnsupportedMediaType);
+        let big = format!(r#"{{"action":"{}"}}"#, "a".repeat(BODY_LIMIT));
+        assert_eq!(kind(optional(Some("application/json"), big).await), ProblemKind::PayloadTooLarge);
+        let p = optional(Some("application/json"), r#"{"x":1}"#.into()).await.unwrap_err();
+        assert_eq!(
+            (p.invalid_params[0].name.as_str(), p.invalid_params[0].reason.as_str()),
+            ("/x", "unknown field")
+        );
+        assert_eq!(kind(optional(Some("application/json"), "{".into()).await), ProblemKind::MalformedJson);
     }
 }

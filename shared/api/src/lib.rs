@@ -112,6 +112,8 @@ pub const ROUTES: &[(Method, &str, &str)] = &[
     (Method::PATCH, "/v1/connections/{id}", "updateConnection"),
     (Method::DELETE, "/v1/connections/{id}", "deleteConnection"),
     (Method::POST, "/v1/connections/{id}/refresh", "refreshConnection"),
+    (Method::POST, "/v1/connections/{id}/retry-failed", "retryFailed"),
+    (Method::POST, "/v1/connections/{id}/confirm-deletions", "confirmDeletions"),
     (Method::GET, "/v1/connections/{id}/runs", "listRuns"),
     (Method::GET, "/v1/connections/{id}/items", "listItems"),
     (Method::GET, "/v1/openapi.json", "openapi"),

@@ -34,6 +34,13 @@ fn body(schema: &str) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
 }
 
+/// A body that may be left out (no body at all means its defaults).
+fn optional_body(schema: &str) -> Value {
+    let mut b = body(schema);
+    b["required"] = json!(false);
+    b
+}
+
 fn r(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
@@ -136,6 +143,20 @@ fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str
             "202",
             ok("The queued or running run", r("RunRef")),
         ),
+        "retryFailed" => (
+            "Retry every failed file now, whatever its backoff and whatever Auto sync says: the open run is told to, or a run is queued",
+            vec![conn()],
+            None,
+            "202",
+            ok("The queued or running run", r("RunRef")),
+        ),
+        "confirmDeletions" => (
+            "Answer the mass-delete guard of a needs_review connection: apply the held deletions (the default) or discard them and list the folder again in full; queues a run",
+            vec![conn()],
+            Some(optional_body("ConfirmDeletions")),
+            "202",
+            ok("The queued or running run", r("RunRef")),
+        ),
         "listRuns" => {
             let mut p = vec![conn()];
             p.extend(paging());
@@ -179,21 +200,31 @@ fn schemas() -> Value {
             "id": { "type": "string" }, "provider": r("Provider"), "folder_name": { "type": "string" }, "folder_path": { "type": "string" },
             "last_synced_at": ts, "synced_by": { "type": "object", "properties": { "user_id": { "type": "string" }, "display_name": { "type": "string" } } },
             "auto_sync": { "type": "boolean" },
-            "status": { "type": "string", "enum": ["active", "syncing", "reauth_required", "folder_unavailable", "error"] },
+            "status": { "type": "string", "enum": ["active", "syncing", "reauth_required", "folder_unavailable", "error", "needs_review"] },
+            "status_reason": { "type": ["string", "null"], "description": "error: what failed; needs_review: the held deletions" },
+            "held_deletions": { "type": ["integer", "null"], "description": "needs_review: how many files the held run would mark deleted" },
             "current_run_id": { "type": ["string", "null"] }, "counters": counters, "created_at": { "type": "string", "format": "date-time" } } },
         "ConnectionDetails": { "allOf": [ r("ConnectionRow"), { "type": "object", "properties": {
+            "approved_deletions": { "type": ["integer", "null"], "description": "Confirmed deletions the next run may apply" },
             "account": { "type": ["object", "null"] }, "settings": { "type": "object", "description": "v1 settings: fixed, read-only" },
             "recent_runs": { "type": "array", "items": r("Run") }, "failed_items": { "type": "array", "items": r("Item") } } } ] },
-        "RunRef": { "type": "object", "required": ["run_id", "status"], "properties": { "run_id": { "type": "string" }, "status": { "type": "string" } } },
+        "RunRef": { "type": "object", "required": ["run_id", "status", "started"], "properties": { "run_id": { "type": "string" }, "status": { "type": "string" },
+            "started": { "type": "boolean", "description": "true: this call queued the run; false: the run already open" } } },
+        "ConfirmDeletions": { "type": "object", "additionalProperties": false, "properties": {
+            "action": { "type": "string", "enum": ["apply", "discard"], "default": "apply" } } },
         "Run": { "type": "object", "required": ["id", "trigger", "status"], "properties": {
             "id": { "type": "string" }, "trigger": { "type": "string", "enum": ["initial", "schedule", "manual", "webhook"] },
-            "status": { "type": "string", "enum": ["queued", "running", "succeeded", "partial", "failed", "reauth_required"] },
+            "status": { "type": "string", "enum": ["queued", "running", "succeeded", "partial", "failed", "reauth_required", "needs_review"] },
             "actor": { "type": ["string", "null"] }, "queued_at": { "type": "string", "format": "date-time" }, "started_at": ts, "finished_at": ts,
-            "counters": counters, "error": { "type": ["string", "null"] } } },
+            "counters": counters, "error": { "type": ["string", "null"] },
+            "retry_failed": { "type": "boolean", "description": "Retries every failed file whatever its backoff" } } },
         "Item": { "type": "object", "required": ["id", "name", "path", "state"], "properties": {
             "id": { "type": "string" }, "name": { "type": "string" }, "path": { "type": "string" }, "is_folder": { "type": "boolean" },
             "state": { "type": "string", "enum": ["imported", "skipped", "failed", "source_deleted"] },
-            "reason": { "type": ["string", "null"] }, "size": { "type": ["integer", "null"] }, "attempts": { "type": "integer" },
+            "reason": { "type": ["string", "null"], "description": "A stable code, e.g. access_denied, too_large" },
+            "error": { "type": ["string", "null"], "description": "The last error in words" },
+            "size": { "type": ["integer", "null"] }, "attempts": { "type": "integer" },
+            "next_attempt_at": { "type": ["string", "null"], "format": "date-time", "description": "failed: when a later run tries it again" },
             "asset_key": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } }
     })
 }
@@ -220,7 +251,15 @@ pub fn document() -> Value {
             responses.insert("413".into(), problem("Body over 16 KiB"));
             responses.insert("415".into(), problem("Not application/json"));
         }
-        if matches!(*op, "startAuthorization" | "createConnection" | "refreshConnection" | "listFolders") {
+        if matches!(
+            *op,
+            "startAuthorization"
+                | "createConnection"
+                | "refreshConnection"
+                | "retryFailed"
+                | "confirmDeletions"
+                | "listFolders"
+        ) {
             responses.insert("409".into(), problem("Conflict with the current state"));
         }
         let mut operation = json!({ "operationId": op, "summary": summary, "responses": responses });

@@ -39,6 +39,8 @@ catalog! {
     AlreadyConnected => ("already-connected", StatusCode::CONFLICT, "This folder is already connected"),
     AutoSyncOff => ("auto-sync-off", StatusCode::CONFLICT, "Auto sync is off"),
     ReauthRequired => ("reauth-required", StatusCode::CONFLICT, "The account must be reconnected"),
+    NeedsReview => ("needs-review", StatusCode::CONFLICT, "Deletions are waiting for review"),
+    NothingToReview => ("nothing-to-review", StatusCode::CONFLICT, "No deletions are waiting for review"),
     FolderNotAccessible => ("folder-not-accessible", StatusCode::BAD_REQUEST, "The folder is not accessible with this account"),
     InvalidState => ("oauth/invalid-state", StatusCode::BAD_REQUEST, "Unknown or already used authorization request"),
     StateExpired => ("oauth/state-expired", StatusCode::BAD_REQUEST, "The authorization request expired"),
@@ -147,6 +149,13 @@ impl From<extconn_core::UseCaseError> for Problem {
             E::AlreadyConnected => Problem::new(ProblemKind::AlreadyConnected),
             E::AutoSyncOff => Problem::new(ProblemKind::AutoSyncOff)
                 .detail("Refresh Items is available while Auto sync is on."),
+            E::NeedsReview { held } => Problem::new(ProblemKind::NeedsReview).detail(format!(
+                "A sync would mark {held} {} deleted; nothing syncs until they are confirmed or \
+                 discarded with POST /v1/connections/{{id}}/confirm-deletions.",
+                if held == 1 { "file" } else { "files" }
+            )),
+            E::NothingToReview => Problem::new(ProblemKind::NothingToReview)
+                .detail("The connection holds no deletions to confirm or discard."),
             E::InvalidState => Problem::new(ProblemKind::InvalidState),
             E::StateExpired => Problem::new(ProblemKind::StateExpired),
             E::ProviderMismatch => Problem::new(ProblemKind::ProviderMismatch),
@@ -182,6 +191,8 @@ mod tests {
             (E::Invalid { field: "/folder_id", reason: "r" }, ProblemKind::InvalidRequest),
             (E::AlreadyConnected, ProblemKind::AlreadyConnected),
             (E::AutoSyncOff, ProblemKind::AutoSyncOff),
+            (E::NeedsReview { held: 150 }, ProblemKind::NeedsReview),
+            (E::NothingToReview, ProblemKind::NothingToReview),
             (E::InvalidState, ProblemKind::InvalidState),
             (E::StateExpired, ProblemKind::StateExpired),
             (E::ProviderMismatch, ProblemKind::ProviderMismatch),
@@ -201,6 +212,10 @@ mod tests {
         assert_eq!(p.detail.as_deref(), Some("The service answered 'server_error'. Nothing was connected."));
         assert!(Problem::from(E::AccessDenied).detail.is_some_and(|d| d.contains("declined")));
         assert!(Problem::from(E::AutoSyncOff).detail.is_some_and(|d| d.contains("Auto sync is on")));
+        let d = Problem::from(E::NeedsReview { held: 150 }).detail.unwrap_or_default();
+        assert!(d.contains("150 files") && d.contains("confirm-deletions"), "{d}");
+        let d = Problem::from(E::NeedsReview { held: 1 }).detail.unwrap_or_default();
+        assert!(d.contains("1 file "), "{d}");
     }
 
     /// docs/api.md documents the whole catalog.

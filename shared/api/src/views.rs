@@ -18,6 +18,10 @@ pub struct ConnectionRow {
     pub auto_sync: bool,
     /// `syncing` while a worker holds the lease, else the stored status.
     pub status: &'static str,
+    /// `error`: what failed; `needs_review`: the held deletions; in words an admin can act on.
+    pub status_reason: Option<String>,
+    /// `needs_review`: how many files the held run would mark deleted.
+    pub held_deletions: Option<u64>,
     pub current_run_id: Option<String>,
     pub counters: ConnectionCounters,
     pub created_at: Timestamp,
@@ -28,6 +32,7 @@ pub fn status_label(c: &Connection, now: Timestamp) -> &'static str {
         ConnectionStatus::ReauthRequired => "reauth_required",
         ConnectionStatus::FolderUnavailable => "folder_unavailable",
         ConnectionStatus::Error => "error",
+        ConnectionStatus::NeedsReview => "needs_review",
         ConnectionStatus::Active if c.is_syncing(now) => "syncing",
         ConnectionStatus::Active => "active",
     }
@@ -44,6 +49,8 @@ impl ConnectionRow {
             synced_by: c.synced_by.clone(),
             auto_sync: c.auto_sync,
             status: status_label(c, now),
+            status_reason: c.status_reason.clone(),
+            held_deletions: c.held_deletions,
             current_run_id: c.current_run_id.as_ref().map(ToString::to_string),
             counters: c.counters,
             created_at: c.created_at,
@@ -76,6 +83,8 @@ pub struct Settings {
 pub struct ConnectionDetails {
     #[serde(flatten)]
     pub row: ConnectionRow,
+    /// Deletions an admin confirmed, applied by the next run (cleared when it finishes its pass).
+    pub approved_deletions: Option<u64>,
     pub account: Option<AccountView>,
     pub settings: Settings,
     pub recent_runs: Vec<RunView>,
@@ -88,6 +97,7 @@ impl ConnectionDetails {
         let c = &d.connection;
         Self {
             row: ConnectionRow::new(c, now),
+            approved_deletions: c.approved_deletions,
             account: d.grant.as_ref().map(AccountView::new),
             settings: Settings {
                 include_subfolders: c.filters.include_subfolders,
@@ -111,6 +121,8 @@ pub struct RunView {
     pub finished_at: Option<Timestamp>,
     pub counters: RunCounters,
     pub error: Option<String>,
+    /// This run retries every failed file whatever its backoff (`retry-failed`).
+    pub retry_failed: bool,
 }
 
 impl RunView {
@@ -125,6 +137,7 @@ impl RunView {
             finished_at: r.finished_at,
             counters: r.counters,
             error: r.error.clone(),
+            retry_failed: r.retry_failed,
         }
     }
 }
@@ -136,9 +149,14 @@ pub struct ItemView {
     pub path: String,
     pub is_folder: bool,
     pub state: ItemState,
+    /// A stable code (`access_denied`, `too_large`, …; docs/api.md lists them).
     pub reason: Option<String>,
+    /// `failed` / `skipped`: the last error in words.
+    pub error: Option<String>,
     pub size: Option<u64>,
     pub attempts: u32,
+    /// `failed`: when a later run tries it again.
+    pub next_attempt_at: Option<Timestamp>,
     pub asset_key: Option<String>,
     pub updated_at: Timestamp,
 }
@@ -152,8 +170,10 @@ impl ItemView {
             is_folder: i.is_folder(),
             state: i.state,
             reason: i.reason.clone(),
+            error: i.error.clone(),
             size: i.size,
             attempts: i.attempts,
+            next_attempt_at: i.next_attempt_at,
             asset_key: i.asset_key.clone(),
             updated_at: i.updated_at,
         }

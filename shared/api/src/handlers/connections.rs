@@ -1,17 +1,18 @@
-//! Connections: create, the management table, details, toggle, delete, Refresh Items, history.
+//! Connections: create, the management table, details, toggle, delete, Refresh Items, retry
+//! failed files, confirm held deletions, history.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use extconn_core::connections::NewConnection;
+use extconn_core::connections::{NewConnection, RefreshOutcome};
 use extconn_core::{Actor, Connection, FolderLocator, GrantId, ItemState, ProviderKind};
 use serde::Deserialize;
 
 use super::grants::{check_drive_id, check_id};
 use super::{Caller, admin, one_of_providers};
 use crate::AppState;
-use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
 use crate::problem::{ApiResult, Problem, ProblemKind};
 use crate::views::{ConnectionDetails, ConnectionRow, ItemView, Page, RunView};
 
@@ -143,8 +144,55 @@ pub(crate) async fn refresh(
 ) -> ApiResult<Response> {
     let who = admin(caller)?;
     let out = st.connections().refresh(&who, &path.id()?).await?;
-    let body = serde_json::json!({ "run_id": out.run_id.to_string(), "status": out.status });
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    Ok(accepted(&out))
+}
+
+/// 202 `{run_id, status, started}`: the run that will do it, new (`started`) or already open.
+fn accepted(out: &RefreshOutcome) -> Response {
+    let body = serde_json::json!({
+        "run_id": out.run_id.to_string(),
+        "status": out.status,
+        "started": out.started,
+    });
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// POST /v1/connections/{id}/retry-failed: every failed file is tried again by the open run or
+/// a new one, whatever its backoff (and whatever Auto sync says).
+pub(crate) async fn retry_failed(
+    State(st): State<AppState>,
+    caller: Caller,
+    path: PathParams,
+) -> ApiResult<Response> {
+    let who = admin(caller)?;
+    let out = st.connections().retry_failed(&who, &path.id()?).await?;
+    Ok(accepted(&out))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfirmBody {
+    /// `apply` (the default) or `discard`.
+    #[serde(default)]
+    action: Option<String>,
+}
+
+/// POST /v1/connections/{id}/confirm-deletions `{action?}`: the admin's answer to the
+/// mass-delete guard; no body means `apply`.
+pub(crate) async fn confirm_deletions(
+    State(st): State<AppState>,
+    caller: Caller,
+    path: PathParams,
+    OptionalJsonBody(body): OptionalJsonBody<ConfirmBody>,
+) -> ApiResult<Response> {
+    let who = admin(caller)?;
+    let apply = match body.unwrap_or_default().action.as_deref() {
+        None | Some("apply") => true,
+        Some("discard") => false,
+        Some(_) => return Err(Problem::invalid("/action", "one of apply, discard")),
+    };
+    let out = st.connections().confirm_deletions(&who, &path.id()?, apply).await?;
+    Ok(accepted(&out))
 }
 
 /// GET /v1/connections/{id}/runs?page=&limit=

@@ -30,6 +30,8 @@ pub(crate) fn dispatch(op: &str, filter: MethodFilter) -> MethodRouter<AppState>
         "updateConnection" => on(filter, connections::update),
         "deleteConnection" => on(filter, connections::delete),
         "refreshConnection" => on(filter, connections::refresh),
+        "retryFailed" => on(filter, connections::retry_failed),
+        "confirmDeletions" => on(filter, connections::confirm_deletions),
         "listRuns" => on(filter, connections::runs),
         "listItems" => on(filter, connections::items),
         "openapi" => on(filter, openapi),

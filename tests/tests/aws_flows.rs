@@ -613,8 +613,9 @@ async fn aws_long_names_and_a_failed_file_retried_through_the_handlers() {
     assert_eq!(failed.len(), 1, "{}", details.body);
     assert_eq!(failed[0]["reason"], "access_denied");
 
-    let r = call(&a.app, apigw("POST", &format!("/v1/connections/{id}/retry-failed"), None, Some("ana"), None))
-        .await;
+    let r =
+        call(&a.app, apigw("POST", &format!("/v1/connections/{id}/retry-failed"), None, Some("ana"), None))
+            .await;
     assert_eq!(r.status, 202, "{}", r.body);
     a.drain().await;
     a.assert_assets(&id).await;
@@ -623,15 +624,16 @@ async fn aws_long_names_and_a_failed_file_retried_through_the_handlers() {
     assert_eq!(details.body["counters"]["failed"], 0);
 
     // The long name's object: its metadata fits S3's limit, the item keeps the full name.
-    let items = call(
-        &a.app,
-        apigw("GET", &format!("/v1/connections/{id}/items?limit=200"), None, Some("ana"), None),
-    )
-    .await;
-    let item = items.body["items"].as_array().unwrap().iter().find(|i| i["id"] == long.id.as_str()).unwrap().clone();
+    let items =
+        call(&a.app, apigw("GET", &format!("/v1/connections/{id}/items?limit=200"), None, Some("ana"), None))
+            .await;
+    let item =
+        items.body["items"].as_array().unwrap().iter().find(|i| i["id"] == long.id.as_str()).unwrap().clone();
     assert_eq!(item["name"], name.as_str());
-    let head = a.s3.head_object().bucket(&a.bucket).key(item["asset_key"].as_str().unwrap()).send().await.unwrap();
-    let total: usize = head.metadata().unwrap().iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
+    let head =
+        a.s3.head_object().bucket(&a.bucket).key(item["asset_key"].as_str().unwrap()).send().await.unwrap();
+    let total: usize =
+        head.metadata().unwrap().iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
     assert!(total <= 2048, "x-amz-meta-* totals {total} bytes");
     a.assert_no_leaks().await;
 }

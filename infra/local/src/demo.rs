@@ -277,7 +277,7 @@ impl LocalSystem {
             }
             match status.as_str() {
                 "succeeded" => return Ok(()),
-                "partial" | "failed" | "reauth_required" => {
+                "partial" | "failed" | "reauth_required" | "needs_review" => {
                     return Err(format!("run {run} ended {status}: {r}"));
                 }
                 _ => {}

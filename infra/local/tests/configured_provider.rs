@@ -241,7 +241,9 @@ async fn serve_connects_a_folder_at_the_dropbox_app_configured_in_its_environmen
                 .to_owned();
             match status.as_str() {
                 "succeeded" => break,
-                "partial" | "failed" | "reauth_required" => panic!("the initial import ended {status}: {d}"),
+                "partial" | "failed" | "reauth_required" | "needs_review" => {
+                    panic!("the initial import ended {status}: {d}")
+                }
                 _ => {}
             }
             assert!(Instant::now() < deadline, "the initial import did not finish in 60 s: {d}");

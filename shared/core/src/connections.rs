@@ -242,7 +242,11 @@ impl Connections {
         if !c.auto_sync {
             return Err(UseCaseError::AutoSyncOff);
         }
-        self.start_run(actor, c, false, "connection.refresh").await
+        let out = self.start_run(actor, c, false).await?;
+        if out.started {
+            audit(&self.ports, actor, "connection.refresh", format!("connection/{id}")).await?;
+        }
+        Ok(out)
     }
 
     /// Retry failed files now, whatever their backoff and whatever Auto sync says: the open
@@ -253,7 +257,9 @@ impl Connections {
         id: &ConnectionId,
     ) -> Result<RefreshOutcome, UseCaseError> {
         let c = self.get(actor, id).await?;
-        self.start_run(actor, c, true, "connection.retry_failed").await
+        let out = self.start_run(actor, c, true).await?;
+        audit(&self.ports, actor, "connection.retry_failed", format!("connection/{id}")).await?;
+        Ok(out)
     }
 
     /// The admin's answer to the mass-delete guard. `apply`: the held deletions are applied by
@@ -284,17 +290,17 @@ impl Connections {
         };
         crate::status::announce(&self.ports, &updated, c.status).await;
         let action = if apply { "connection.deletions_confirmed" } else { "connection.deletions_discarded" };
-        self.start_run(actor, updated, false, action).await
+        audit(&self.ports, actor, action, format!("connection/{id}")).await?;
+        self.start_run(actor, updated, false).await
     }
 
     /// Queues a manual run of `c` unless one is open, which is returned instead (and told to
-    /// retry every failed file when `retry_all`).
+    /// retry every failed file when `retry_all`). The caller records the audit event.
     async fn start_run(
         &self,
         actor: &Actor,
         c: Connection,
         retry_all: bool,
-        action: &str,
     ) -> Result<RefreshOutcome, UseCaseError> {
         match c.status {
             ConnectionStatus::ReauthRequired => return Err(UseCaseError::ReauthRequired),
@@ -306,7 +312,6 @@ impl Connections {
         if let Some((run_id, status)) = self.open_run(&c).await? {
             if retry_all {
                 self.flag_retry(&c, &run_id).await?;
-                audit(&self.ports, actor, action, format!("connection/{}", c.id)).await?;
             }
             return Ok(RefreshOutcome { run_id, status, started: false });
         }
@@ -337,7 +342,6 @@ impl Connections {
             Err(e) => return Err(e.into()),
         }
         queue_run(&self.ports, &run).await?;
-        audit(&self.ports, actor, action, format!("connection/{}", c.id)).await?;
         Ok(RefreshOutcome { run_id: run.id, status: RunStatus::Queued, started: true })
     }
 

@@ -443,7 +443,7 @@ def schedules(t: Template) -> None:
 
 @check
 def table(t: Template) -> None:
-    """On demand, pk/sk, TTL on `ttl`, PITR, SSE, the Due (sparse, ALL), ByPath (ALL) and ByParent (ALL) indexes."""
+    """On demand, pk/sk, TTL on `ttl`, PITR, SSE, the Due (sparse, ALL), ByPath (ALL), ByParent (ALL) and ByRetry (sparse, ALL) indexes."""
     p = t.res["Table"]["Properties"]
     assert p.get("BillingMode") == "PAY_PER_REQUEST", f"BillingMode {p.get('BillingMode')!r}"
     assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
@@ -452,14 +452,16 @@ def table(t: Template) -> None:
     assert p.get("SSESpecification", {}).get("SSEEnabled") is True, "SSE"
     types = {a["AttributeName"]: a["AttributeType"] for a in p["AttributeDefinitions"]}
     gsis = {g["IndexName"]: g for g in p.get("GlobalSecondaryIndexes", [])}
-    # The item store reads whole records from both indexes (shared/aws/src/dynamo.rs): ALL.
-    for name, (hk, rk) in {"Due": ("gsi1pk", "gsi1sk"), "ByPath": ("gsi2pk", "gsi2sk"), "ByParent": ("gsi3pk", "gsi3sk")}.items():
+    # The stores read whole records from every index (shared/aws/src/dynamo.rs): ALL.
+    indexes = {"Due": ("gsi1pk", "gsi1sk"), "ByPath": ("gsi2pk", "gsi2sk"), "ByParent": ("gsi3pk", "gsi3sk"),
+               "ByRetry": ("gsi4pk", "gsi4sk")}
+    for name, (hk, rk) in indexes.items():
         g = gsis.get(name)
         assert g, f"index {name} missing"
         assert g["KeySchema"] == [{"AttributeName": hk, "KeyType": "HASH"}, {"AttributeName": rk, "KeyType": "RANGE"}], name
         assert types.get(hk) == types.get(rk) == "S", f"{name} keys must be strings"
         assert g["Projection"] == {"ProjectionType": "ALL"}, f"{name} projection {g['Projection']!r}"
-    assert set(gsis) == {"Due", "ByPath", "ByParent"}, f"indexes {sorted(gsis)}"
+    assert set(gsis) == set(indexes), f"indexes {sorted(gsis)}"
     assert t.raw["Resources"]["Table"].get("DeletionPolicy") == "Retain", "the table must survive a stack delete"
 
 
@@ -662,6 +664,9 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
     ("tick every 10 minutes", "schedules", _set(f"{R}.{SCHEDULER}.Properties.Events.Tick.Properties.Schedule", "rate(10 minutes)")),
     ("ByPath keys only", "table", _set(f"{R}.Table.Properties.GlobalSecondaryIndexes.1.Projection",
                                        {"ProjectionType": "KEYS_ONLY"})),
+    ("no ByRetry index", "table", _set(f"{R}.Table.Properties.GlobalSecondaryIndexes.3", DELETE)),
+    ("ByRetry keyed on the path index", "table", _set(f"{R}.Table.Properties.GlobalSecondaryIndexes.3.KeySchema.1.AttributeName",
+                                                      "gsi2sk")),
     ("no TTL", "table", _set(f"{R}.Table.Properties.TimeToLiveSpecification", DELETE)),
     ("no PITR", "table", _set(f"{R}.Table.Properties.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled", False)),
     ("no abort rule", "bucket_lifecycle", _set(f"{R}.AssetsBucket.Properties.LifecycleConfiguration", DELETE)),

@@ -10,11 +10,17 @@
 //! `lease_expires`), counters (`c_*` on connections, `r_*` on runs, updated with ADD so item
 //! writes never race doc updates), the refresh lock on grants, and the index keys: `Due`
 //! (`gsi1pk = DUE#shard`, `gsi1sk = next-due ms#id`, present only while a connection is due for
-//! auto sync: a sparse index), `ByPath` (`gsi2pk` = the item partition, `gsi2sk` = the digest of
-//! the lower-cased path; only live items of providers that delete by path) and `ByParent`
+//! auto sync, `active` or `error`: a sparse index), `ByPath` (`gsi2pk` = the item partition,
+//! `gsi2sk` = the digest of the lower-cased path; only live items of providers that delete by
+//! path), `ByParent`
 //! (`gsi3pk` = the item partition + a digest of the parent id, `gsi3sk` = the provider id; only
-//! live items: the children index of the scope tree).
+//! live items: the children index of the scope tree) and `ByRetry` (`gsi4pk` = the item
+//! partition, `gsi4sk` = the fixed-width `next_attempt_at` + `#` + the provider id; only
+//! `failed` items: [`ItemStore::failed_due`] reads what it returns and nothing else).
 //! Every expression uses placeholders; no user text is ever spliced into one.
+//!
+//! An item record DynamoDB refuses as invalid (`ValidationException`: over 400 KB, a key over
+//! its size limit) is [`StoreError::Rejected`]: that one record, not the store, is the problem.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -150,6 +156,21 @@ fn due_sk(at: Timestamp, key: &ConnKey) -> String {
     format!("{:020}#{}", ms(at).max(0), key.connection_id)
 }
 
+/// A fixed-width, lexically ordered encoding of a retry time at full precision (seconds, then
+/// nanoseconds), so the `ByRetry` index orders exactly as [`ItemStore::failed_due`] promises.
+/// Times before the epoch (and a failed item without a time) sort at the epoch.
+fn retry_at(t: Option<Timestamp>) -> String {
+    let t = t.unwrap_or_default();
+    let (secs, nanos) = if t.timestamp() < 0 { (0, 0) } else { (t.timestamp(), t.timestamp_subsec_nanos()) };
+    // A leap second's nanoseconds run past 999,999,999: clamped, so the width stays fixed.
+    format!("{secs:020}.{:09}", nanos.min(999_999_999))
+}
+
+/// The `ByRetry` sort key of a failed item.
+fn retry_sk(t: Option<Timestamp>, provider_id: &str) -> String {
+    format!("{}#{provider_id}", retry_at(t))
+}
+
 /// A connection record from its attributes: the doc, with lease and counters taken from the
 /// attributes that own them.
 fn connection_from(a: &Attrs) -> Result<(Connection, i64), StoreError> {
@@ -188,7 +209,8 @@ fn run_from(a: &Attrs) -> Result<(SyncRun, i64), StoreError> {
 /// Whether a connection belongs in the `Due` index.
 fn due_keys(c: &Connection) -> Option<(String, String)> {
     match (c.auto_sync, c.status, c.next_due_at) {
-        (true, ConnectionStatus::Active, Some(at)) => {
+        // An `error` connection stays due: the next tick tries again.
+        (true, ConnectionStatus::Active | ConnectionStatus::Error, Some(at)) => {
             let key = c.key();
             Some((format!("DUE#{}", shard(&key)), due_sk(at, &key)))
         }
@@ -235,11 +257,14 @@ impl DynamoStore {
             .attribute_definitions(attr("gsi2sk"))
             .attribute_definitions(attr("gsi3pk"))
             .attribute_definitions(attr("gsi3sk"))
+            .attribute_definitions(attr("gsi4pk"))
+            .attribute_definitions(attr("gsi4sk"))
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
             .global_secondary_indexes(gsi("Due", "gsi1pk", "gsi1sk"))
             .global_secondary_indexes(gsi("ByPath", "gsi2pk", "gsi2sk"))
             .global_secondary_indexes(gsi("ByParent", "gsi3pk", "gsi3sk"))
+            .global_secondary_indexes(gsi("ByRetry", "gsi4pk", "gsi4sk"))
             .send()
             .await
             .map_err(err)?;
@@ -352,10 +377,12 @@ impl DynamoStore {
             if c.lease_version != fence.version || c.lease.as_ref().is_none_or(|l| l.holder != fence.holder) {
                 return Err(StoreError::Fenced);
             }
-            patch.apply_to(&mut c);
+            // The position first, then the patch (as the memory store: a patch's own
+            // position wins).
             if let Some(p) = position {
                 c.position = p.clone();
             }
+            patch.apply_to(&mut c);
             if self.write_connection(&c, rev, Some(fence), release).await? {
                 return Ok(());
             }
@@ -608,6 +635,35 @@ fn item_key(key: &ConnKey, provider_id: &str) -> (String, String) {
     (child_pk(key), format!("ITEM#{provider_id}"))
 }
 
+/// The attributes [`ItemStore::record`] writes for `item` of connection `conn`: its key, its
+/// doc and the keys of the (sparse) indexes it belongs to. Public so that tests and tooling
+/// can bulk-load items with exactly the layout the store reads.
+pub fn item_record(conn: &ConnKey, item: &Item) -> Result<HashMap<String, Av>, StoreError> {
+    let (pk, sk) = item_key(conn, &item.provider_id);
+    let mut a = HashMap::from([
+        ("pk".to_owned(), s(pk.clone())),
+        ("sk".to_owned(), s(sk)),
+        ("doc".to_owned(), doc(item)?),
+    ]);
+    // The indexes are sparse: a source-deleted item leaves the path and children indexes, and
+    // only failed items are in the retry index.
+    if item.is_live() {
+        if let Some(k) = &item.path_key {
+            a.insert("gsi2pk".into(), s(pk.clone()));
+            a.insert("gsi2sk".into(), s(k.clone()));
+        }
+        if let Some(parent) = &item.parent_id {
+            a.insert("gsi3pk".into(), s(parent_pk(conn, parent)));
+            a.insert("gsi3sk".into(), s(item.provider_id.clone()));
+        }
+    }
+    if item.state == ItemState::Failed {
+        a.insert("gsi4pk".into(), s(pk));
+        a.insert("gsi4sk".into(), s(retry_sk(item.next_attempt_at, &item.provider_id)));
+    }
+    Ok(a)
+}
+
 /// The children index partition of one folder (a digest: provider ids have no length bound).
 fn parent_pk(key: &ConnKey, parent_id: &str) -> String {
     format!("{}#PARENT#{}", child_pk(key), digest(parent_id))
@@ -709,25 +765,67 @@ impl ItemStore for DynamoStore {
         }
     }
 
-    async fn record(&self, fence: &Fence, w: &ItemWrite) -> Result<(), StoreError> {
-        let (pk, sk) = item_key(&fence.conn, &w.item.provider_id);
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(pk.clone()))
-            .item("sk", s(sk))
-            .item("doc", doc(&w.item)?);
-        // The indexes are sparse: a source-deleted item leaves the path and children indexes.
-        if w.item.is_live() {
-            if let Some(k) = &w.item.path_key {
-                put = put.item("gsi2pk", s(pk.clone())).item("gsi2sk", s(k.clone()));
+    /// One Query of `ByRetry` between the cursor and `due_by` (more only when a 1 MB page ends
+    /// early): it reads the failed items it returns and nothing else, whatever the size of the
+    /// connection.
+    async fn failed_due(
+        &self,
+        conn: &ConnKey,
+        due_by: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let gpk = child_pk(conn);
+        // '$' sorts right after '#': every provider id at `due_by` itself is in range.
+        let hi = format!("{}$", retry_at(Some(due_by)));
+        // From the cursor's own position, excluded by starting the query just after it.
+        let lo = after.map_or_else(|| retry_at(None), |(t, id)| retry_sk(Some(t), id));
+        if limit == 0 || lo > hi {
+            return Ok(Vec::new());
+        }
+        let mut start = after.map(|(_, id)| {
+            let (pk, sk) = item_key(conn, id);
+            HashMap::from([
+                ("pk".to_owned(), s(pk)),
+                ("sk".to_owned(), s(sk)),
+                ("gsi4pk".to_owned(), s(gpk.clone())),
+                ("gsi4sk".to_owned(), s(lo.clone())),
+            ])
+        });
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("ByRetry")
+                .key_condition_expression("gsi4pk = :pk AND gsi4sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(gpk.clone()))
+                .expression_attribute_values(":lo", s(lo.clone()))
+                .expression_attribute_values(":hi", s(hi.clone()))
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(err)?;
+            for a in page.items.unwrap_or_default() {
+                out.push(parse(&a)?);
             }
-            if let Some(parent) = &w.item.parent_id {
-                put = put
-                    .item("gsi3pk", s(parent_pk(&fence.conn, parent)))
-                    .item("gsi3sk", s(w.item.provider_id.clone()));
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() >= limit {
+                out.truncate(limit);
+                return Ok(out);
             }
         }
-        let put = put.build().expect("put");
+    }
+
+    async fn record(&self, fence: &Fence, w: &ItemWrite) -> Result<(), StoreError> {
+        let pk = child_pk(&fence.conn);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item_record(&fence.conn, &w.item)?))
+            .build()
+            .expect("put");
         let d = &w.run_delta;
         let run = Update::builder()
             .table_name(&self.table)
@@ -771,9 +869,34 @@ impl ItemStore for DynamoStore {
             Err(e) => match cancelled_conditions(&e) {
                 Some(v) if v.first() == Some(&true) => Err(StoreError::Fenced),
                 Some(v) if v.get(1) == Some(&true) => Err(StoreError::NotFound),
-                _ => Err(err(e)),
+                _ => match refused(&e) {
+                    Some(why) => Err(StoreError::Rejected(why)),
+                    None => Err(err(e)),
+                },
             },
         }
+    }
+}
+
+/// Why DynamoDB refused a transaction's record as invalid (`ValidationException`, or a
+/// `ValidationError` cancellation reason: an item over 400 KB, a key over its size limit);
+/// `None` for every other failure.
+fn refused(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+) -> Option<String> {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as T;
+    let service = e.as_service_error()?;
+    if service.code() == Some("ValidationException") {
+        return Some(service.message().unwrap_or("ValidationException").to_owned());
+    }
+    match service {
+        T::TransactionCanceledException(c) => c
+            .cancellation_reasons()
+            .iter()
+            .find(|r| r.code() == Some("ValidationError"))
+            .map(|r| r.message().unwrap_or("ValidationError").to_owned()),
+        _ => None,
     }
 }
 

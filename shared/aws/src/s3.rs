@@ -10,8 +10,16 @@
 //! - Any failure aborts the multipart upload (the bucket's lifecycle rule catches the rest).
 //! - The SDK sends a CRC32 checksum with every part; the SHA-256 of the whole stream is checked
 //!   against the caller's before completing.
-//! - Metadata (`x-amz-meta-*`) carries the original name, source path and provider ids,
-//!   percent-encoded (S3 metadata must be ASCII).
+//! - Metadata (`x-amz-meta-*`) carries the original name, source path, provider, provider id,
+//!   content version and provider hash, percent-encoded (S3 metadata must be ASCII). S3 refuses
+//!   more than 2 KB of user metadata (names and values together), and percent-encoding
+//!   triples a non-ASCII name (a 300-character CJK name is ~2,700 bytes), so each field has a
+//!   fixed budget ([`object_metadata`]): a value over it is cut at a character boundary before
+//!   encoding and ends in `…~sha256:` + the first 16 hex digits of the full value's SHA-256,
+//!   and `x-amz-meta-truncated` lists the fields cut (`original-name,source-path`). The whole
+//!   set fits 2 KB by construction, whatever the lengths or scripts. The metadata is a
+//!   convenience for whoever browses the bucket: the full, untruncated values live on the item
+//!   record in the state store (name, path, provider id, revision, content hash).
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -46,6 +54,98 @@ pub fn encode_meta(v: &str) -> String {
         }
     }
     out
+}
+
+/// S3's limit on user metadata: every `x-amz-meta-*` name and value, in bytes, together.
+pub const METADATA_LIMIT: usize = 2048;
+const META_PREFIX: &str = "x-amz-meta-";
+/// The flag listing the fields cut to fit.
+const TRUNCATED: &str = "truncated";
+/// Each field's budget for its encoded value, in bytes. The ids, version and hash of the
+/// providers we know are far below theirs; names and paths are what gets cut.
+const FIELDS: [(&str, usize); 6] = [
+    ("original-name", 600),
+    ("source-path", 760),
+    ("provider", 40),
+    ("provider-id", 192),
+    ("content-version", 96),
+    ("provider-hash", 96),
+];
+/// The encoded marker's length: `…~sha256:` (19 bytes encoded) and 16 hex digits.
+const MARKER_LEN: usize = 19 + 16;
+
+/// The budgets add up: every name with its prefix, every value at its budget, and the flag
+/// naming every field, within the limit; every budget holds at least the marker.
+const _: () = {
+    let mut total = META_PREFIX.len() + TRUNCATED.len();
+    let mut i = 0;
+    while i < FIELDS.len() {
+        let (name, budget) = FIELDS[i];
+        assert!(budget >= MARKER_LEN);
+        // The name twice: as a metadata name, and in the flag's value (with a comma).
+        total += META_PREFIX.len() + name.len() + budget + name.len() + 1;
+        i += 1;
+    }
+    assert!(total <= METADATA_LIMIT);
+};
+
+/// The object's user metadata (names without the `x-amz-meta-` prefix), within
+/// [`METADATA_LIMIT`] whatever the values: see the module doc.
+pub fn object_metadata(meta: &AssetMeta) -> Vec<(String, String)> {
+    let values = [
+        Some(meta.original_name.as_str()),
+        Some(meta.source_path.as_str()),
+        Some(meta.provider.as_str()),
+        Some(meta.provider_id.as_str()),
+        Some(meta.content_version.as_str()),
+        meta.provider_hash.as_deref(),
+    ];
+    let mut out = Vec::with_capacity(FIELDS.len() + 1);
+    let mut cut = Vec::new();
+    for ((name, budget), value) in FIELDS.into_iter().zip(values) {
+        let Some(value) = value else { continue };
+        let (encoded, whole) = fit(value, budget);
+        if !whole {
+            cut.push(name);
+        }
+        out.push((name.to_owned(), encoded));
+    }
+    if !cut.is_empty() {
+        out.push((TRUNCATED.to_owned(), cut.join(",")));
+    }
+    out
+}
+
+/// The size S3 counts for user metadata: `x-amz-meta-` names and values, in bytes.
+pub fn metadata_size(metadata: &[(String, String)]) -> usize {
+    metadata.iter().map(|(k, v)| META_PREFIX.len() + k.len() + v.len()).sum()
+}
+
+/// Bytes of `c` once percent-encoded by [`encode_meta`].
+fn encoded_len(c: char) -> usize {
+    if c.is_ascii_alphanumeric() || "-._~".contains(c) { 1 } else { 3 * c.len_utf8() }
+}
+
+/// `v` percent-encoded, and whether it is whole: if that is over `budget` bytes, the longest
+/// prefix of whole characters that fits beside the marker, then the marker (`…~sha256:` and
+/// 16 hex digits of the SHA-256 of all of `v`).
+fn fit(v: &str, budget: usize) -> (String, bool) {
+    let encoded = encode_meta(v);
+    if encoded.len() <= budget {
+        return (encoded, true);
+    }
+    let marker = format!("{}{}", encode_meta("…~sha256:"), hex::encode(&Sha256::digest(v.as_bytes())[..8]));
+    debug_assert_eq!(marker.len(), MARKER_LEN);
+    let room = budget.saturating_sub(marker.len());
+    let (mut used, mut end) = (0, 0);
+    for (i, c) in v.char_indices() {
+        used += encoded_len(c);
+        if used > room {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    (format!("{}{marker}", encode_meta(&v[..end])), false)
 }
 
 fn unavailable<E: std::error::Error + 'static>(e: SdkError<E>) -> SinkError {
@@ -113,19 +213,8 @@ impl AssetSink for S3Sink {
 }
 
 impl S3Upload {
-    fn metadata(&self) -> Vec<(&'static str, String)> {
-        let m = &self.meta;
-        let mut v = vec![
-            ("original-name", encode_meta(&m.original_name)),
-            ("source-path", encode_meta(&m.source_path)),
-            ("provider", m.provider.as_str().to_owned()),
-            ("provider-id", encode_meta(&m.provider_id)),
-            ("content-version", encode_meta(&m.content_version)),
-        ];
-        if let Some(h) = &m.provider_hash {
-            v.push(("provider-hash", encode_meta(h)));
-        }
-        v
+    fn metadata(&self) -> Vec<(String, String)> {
+        object_metadata(&self.meta)
     }
 
     /// Sends the buffered bytes as the next part (waiting first if two are in flight).
@@ -320,6 +409,120 @@ mod tests {
         let big = 200 * 1024 * MIB;
         let p = part_size(Some(big));
         assert!(big.div_ceil(p) <= 10_000 && p.is_multiple_of(MIB), "{p}");
+    }
+
+    fn meta(name: &str, path: &str) -> AssetMeta {
+        AssetMeta {
+            content_type: "image/jpeg".into(),
+            size: Some(1),
+            original_name: name.into(),
+            source_path: path.into(),
+            provider: extconn_core::ProviderKind::Dropbox,
+            provider_id: "id:a4ayc_80_OEAAAAAAAAAXw".into(),
+            content_version: "015f9e2a3b1c0000000".into(),
+            provider_hash: Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into()),
+        }
+    }
+
+    fn get<'a>(md: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        md.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+
+    fn decode(v: &str) -> String {
+        let b = v.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).expect("hex"));
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).expect("a cut at a character boundary decodes to UTF-8")
+    }
+
+    /// Within the limit, ASCII, and every cut value is a prefix of the original, the marker
+    /// and the digest of the original.
+    fn check(m: &AssetMeta) -> Vec<(String, String)> {
+        let md = object_metadata(m);
+        assert!(metadata_size(&md) <= METADATA_LIMIT, "{} bytes: {md:?}", metadata_size(&md));
+        assert!(md.iter().all(|(k, v)| k.is_ascii() && v.is_ascii()), "{md:?}");
+        let cut: Vec<&str> = get(&md, "truncated").map(|f| f.split(',').collect()).unwrap_or_default();
+        let full = [
+            ("original-name", m.original_name.as_str()),
+            ("source-path", m.source_path.as_str()),
+            ("provider-id", m.provider_id.as_str()),
+            ("content-version", m.content_version.as_str()),
+        ];
+        for (k, original) in full {
+            let v = get(&md, k).expect("field present");
+            if cut.contains(&k) {
+                let d = decode(v);
+                let (head, digest) = d.rsplit_once("…~sha256:").expect("marker");
+                assert!(original.starts_with(head) && head.len() < original.len(), "{k}: {d}");
+                assert_eq!(digest, &hex::encode(Sha256::digest(original.as_bytes()))[..16], "{k}");
+                assert!(!head.is_empty(), "{k}: something of the value is kept");
+            } else {
+                assert_eq!(v, encode_meta(original), "{k}: a value that fits is unchanged");
+            }
+        }
+        md
+    }
+
+    #[test]
+    fn short_metadata_is_unchanged() {
+        let m = meta("Brand film (final) — é.mp4", "/Brand Assets/Video/Brand film (final) — é.mp4");
+        let md = check(&m);
+        assert_eq!(get(&md, "truncated"), None);
+        assert_eq!(get(&md, "original-name"), Some(encode_meta(&m.original_name).as_str()));
+        assert_eq!(get(&md, "provider"), Some("dropbox"));
+        assert_eq!(get(&md, "provider-id"), Some("id%3Aa4ayc_80_OEAAAAAAAAAXw"));
+        assert_eq!(get(&md, "provider-hash"), m.provider_hash.as_deref());
+        assert_eq!(md.len(), 6);
+    }
+
+    #[test]
+    fn metadata_stays_within_2_kb_whatever_the_names() {
+        // A 300-character CJK name alone percent-encodes to 2,700 bytes.
+        let cjk: String = "日本語の資料写真素材".chars().cycle().take(300).collect();
+        assert_eq!(encode_meta(&cjk).len(), 2700);
+        let path_1200 = format!("/{}", "Brand Assets/Photos/".repeat(60));
+        let path_1200 = &path_1200[..1200];
+        let md = check(&meta(&format!("{cjk}.jpg"), path_1200));
+        assert_eq!(get(&md, "truncated"), Some("original-name,source-path"));
+
+        let cjk_path = format!("/{cjk}/{cjk}.jpg");
+        let md = check(&meta(&format!("{cjk}.jpg"), &cjk_path));
+        assert_eq!(get(&md, "truncated"), Some("original-name,source-path"));
+
+        let emoji: String = "😀🎉👩‍👩‍👧".chars().cycle().take(250).collect();
+        let md = check(&meta(&emoji, &format!("/{emoji}/{emoji}")));
+        assert_eq!(get(&md, "truncated"), Some("original-name,source-path"));
+
+        // Long ids, version and hash too: everything is cut, still within the limit.
+        let mut m = meta(&cjk, &cjk_path);
+        m.provider_id = format!("id:{}", "é".repeat(1000));
+        m.content_version = "\"{F0F0F0F0-1234-5678-9ABC-DEF012345678},2\"".repeat(20);
+        m.provider_hash = Some("QXJlIHdlIHRoZXJlIHlldD8=".repeat(50));
+        let md = check(&m);
+        assert_eq!(
+            get(&md, "truncated"),
+            Some("original-name,source-path,provider-id,content-version,provider-hash")
+        );
+        assert!(metadata_size(&md) <= METADATA_LIMIT);
+    }
+
+    #[test]
+    fn metadata_within_the_limit_at_every_length() {
+        for c in ['a', ' ', 'é', '日', '😀'] {
+            for len in (0..1500).step_by(7) {
+                let v: String = std::iter::repeat_n(c, len).collect();
+                check(&meta(&v, &format!("/{v}/{v}")));
+            }
+        }
     }
 
     #[test]

@@ -1,18 +1,32 @@
 //! What the contract suites cannot see: multipart uploads, object metadata, racing vault
-//! writers, events delivered through a rule.
+//! writers, events delivered through a rule, what the failed-items index costs at scale, long
+//! names in S3 metadata and DynamoDB, records DynamoDB refuses.
 
 mod support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::Bytes;
-use extconn_aws::{EventBridgeEvents, S3Sink, SecretsVault};
-use extconn_core::ports::{
-    AssetEvents, AssetMeta, AssetSink, CommitOutcome, SinkError, StoreError, TokenVault,
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
-use extconn_core::{AssetEvent, AssetEventKind, ClientId, ConnectionId, ProviderKind, Secret, TokenSet};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use bytes::Bytes;
+use extconn_aws::{DynamoStore, EventBridgeEvents, S3Sink, SecretsVault};
+use extconn_core::ports::{
+    AssetEvents, AssetMeta, AssetSink, CommitOutcome, ConnectionStore, CounterDelta, ItemStore, ItemWrite,
+    RunStore, SinkError, StoreError, TokenVault,
+};
+use extconn_core::{
+    AssetEvent, AssetEventKind, ClientId, ConnectionEvent, ConnectionId, ConnectionStatus, Item, ItemState,
+    ProviderKind, RunCounters, Secret, TokenSet, testkit,
+};
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use support::{config, unique};
+use support::{config, table, unique};
 
 fn meta(size: u64) -> AssetMeta {
     AssetMeta {
@@ -159,4 +173,361 @@ async fn aws_asset_events_reach_a_queue_through_a_rule() {
     let body: serde_json::Value = serde_json::from_str(got.messages()[0].body().unwrap()).unwrap();
     assert_eq!(body["detail-type"], "Asset Imported");
     assert_eq!(body["detail"]["asset_key"], "acme/c/k/v");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_connection_events_reach_a_queue_through_a_rule() {
+    let cfg = config().await;
+    let eb = aws_sdk_eventbridge::Client::new(&cfg);
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let bus = unique("assets-bus");
+    eb.create_event_bus().name(&bus).send().await.expect("bus");
+    let url =
+        sqs.create_queue().queue_name(unique("dam")).send().await.expect("queue").queue_url.expect("url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attrs")
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .expect("arn");
+    eb.put_rule()
+        .name("connections-to-dam")
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source":["extconn.connections"],"detail-type":["Connection Status Changed"]}"#)
+        .send()
+        .await
+        .expect("rule");
+    eb.put_targets()
+        .rule("connections-to-dam")
+        .event_bus_name(&bus)
+        .targets(aws_sdk_eventbridge::types::Target::builder().id("dam").arn(arn).build().expect("target"))
+        .send()
+        .await
+        .expect("targets");
+    let events = EventBridgeEvents::new(eb, bus);
+    let e = |i: usize| ConnectionEvent {
+        client_id: ClientId::parse("acme").unwrap(),
+        connection_id: ConnectionId::generate(),
+        provider: ProviderKind::Dropbox,
+        folder_name: format!("Brand Assets {i}"),
+        status: ConnectionStatus::NeedsReview,
+        previous_status: ConnectionStatus::Active,
+        reason: Some("a run would mark 420 files deleted".into()),
+        held_deletions: Some(420),
+        at: chrono::Utc::now(),
+    };
+    // More than one PutEvents batch (10 entries each).
+    let sent: Vec<ConnectionEvent> = (0..12).map(e).collect();
+    events.publish_connection(&sent).await.expect("publish");
+    let mut bodies = Vec::new();
+    for _ in 0..10 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for m in got.messages() {
+            bodies.push(serde_json::from_str::<serde_json::Value>(m.body().unwrap()).unwrap());
+        }
+        if bodies.len() >= sent.len() {
+            break;
+        }
+    }
+    assert_eq!(bodies.len(), sent.len(), "every connection event arrives");
+    for b in &bodies {
+        assert_eq!(b["source"], "extconn.connections");
+        assert_eq!(b["detail-type"], "Connection Status Changed");
+        let detail: ConnectionEvent =
+            serde_json::from_value(b["detail"].clone()).expect("detail is the event");
+        assert!(sent.contains(&detail), "{detail:?}");
+    }
+    assert_eq!(bodies[0]["detail"]["status"], "needs_review");
+}
+
+/// Counts the requests a DynamoDB client sends and the items its Queries read.
+#[derive(Debug, Clone, Default)]
+struct Reads {
+    requests: Arc<AtomicUsize>,
+    queries: Arc<AtomicUsize>,
+    scanned: Arc<AtomicUsize>,
+}
+
+impl Reads {
+    fn take(&self) -> (usize, usize, usize) {
+        (
+            self.requests.swap(0, Ordering::SeqCst),
+            self.queries.swap(0, Ordering::SeqCst),
+            self.scanned.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+impl Intercept for Reads {
+    fn name(&self) -> &'static str {
+        "test read counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(q) =
+            context.output_or_error().and_then(|r| r.ok()).and_then(|o| o.downcast_ref::<QueryOutput>())
+        {
+            self.queries.fetch_add(1, Ordering::SeqCst);
+            self.scanned.fetch_add(usize::try_from(q.scanned_count()).unwrap_or(0), Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// A store on a fresh table whose client counts its reads; the raw client and table name too.
+async fn counted_store() -> (DynamoStore, Reads, aws_sdk_dynamodb::Client, String) {
+    let cfg = config().await;
+    let (client, name) = table(&cfg).await;
+    let reads = Reads::default();
+    let counted =
+        aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().interceptor(reads.clone()).build());
+    (DynamoStore::new(counted, name.clone()), reads, client, name)
+}
+
+/// A connection with a run and a held lease (what item writes need).
+async fn leased(store: &DynamoStore) -> (extconn_core::ConnKey, extconn_core::Fence, extconn_core::RunId) {
+    let conn = testkit::sample_connection(&ClientId::parse("acme").expect("client id"), "id:folder");
+    ConnectionStore::create(store, &conn).await.expect("connection");
+    let run = testkit::sample_run(&conn.key());
+    RunStore::create(store, &run).await.expect("run");
+    let fence = store
+        .acquire_lease(&conn.key(), "worker", chrono::Utc::now(), std::time::Duration::from_secs(600))
+        .await
+        .expect("acquire")
+        .expect("free");
+    (conn.key(), fence, run.id)
+}
+
+fn quiet(item: Item, run: &extconn_core::RunId) -> ItemWrite {
+    ItemWrite {
+        item,
+        run_id: run.clone(),
+        run_delta: RunCounters::default(),
+        conn_delta: CounterDelta::default(),
+    }
+}
+
+/// 10,000 items of which 5 failed and due: failed_due finds exactly those in one Query that
+/// reads only them (its cost follows the failed items, not the connection's size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_failed_due_reads_only_the_failed_items_of_10000() {
+    let started = std::time::Instant::now();
+    let (store, reads, raw, table) = counted_store().await;
+    let (key, fence, run) = leased(&store).await;
+    let now = chrono::Utc::now();
+    // 9,995 items in bulk, with the layout `record` writes: imported and skipped ones, some
+    // deleted at the source, and 20 failed ones not due for a day (in the index, out of range).
+    let bulk: Vec<Item> = (0..9_995)
+        .map(|i| {
+            let mut item = testkit::sample_item(&format!("id:{i:05}"), &format!("/Photos/{i:05}.jpg"));
+            item.parent_id = Some("id:photos".into());
+            match i % 500 {
+                0..20 => {
+                    item.state = ItemState::Failed;
+                    item.next_attempt_at = Some(now + chrono::Duration::days(1));
+                }
+                20..100 => item.state = ItemState::Skipped,
+                100..120 => item.state = ItemState::SourceDeleted,
+                _ => {}
+            }
+            item
+        })
+        .collect();
+    let batches: Vec<Vec<WriteRequest>> = bulk
+        .chunks(25)
+        .map(|c| {
+            c.iter()
+                .map(|i| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(extconn_aws::dynamo::item_record(&key, i).expect("attributes")))
+                        .build()
+                        .expect("put");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect()
+        })
+        .collect();
+    futures::stream::iter(batches)
+        .map(|mut batch| {
+            let (raw, table) = (raw.clone(), table.clone());
+            async move {
+                while !batch.is_empty() {
+                    let out = raw
+                        .batch_write_item()
+                        .request_items(table.clone(), batch)
+                        .send()
+                        .await
+                        .expect("batch write");
+                    batch = out.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
+                }
+            }
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<()>>()
+        .await;
+    // The 5 due ones through the store's own write path.
+    let mut expected = Vec::new();
+    for (n, i) in [3, 1, 4, 1, 5].into_iter().enumerate() {
+        let id = format!("id:failed-{n}");
+        let mut item = testkit::sample_item(&id, &format!("/Photos/{id}.jpg"));
+        item.state = ItemState::Failed;
+        item.attempts = 2;
+        item.next_attempt_at = Some(now - chrono::Duration::minutes(i * 10));
+        item.error = Some("the provider refused the download".into());
+        store.record(&fence, &quiet(item.clone(), &run)).await.expect("record");
+        expected.push(item);
+    }
+    expected.sort_by(|a, b| (a.next_attempt_at, &a.provider_id).cmp(&(b.next_attempt_at, &b.provider_id)));
+    let mut stored = 0;
+    let mut start = None;
+    loop {
+        let page = raw
+            .scan()
+            .table_name(&table)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("count");
+        stored += page.count();
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    assert!(stored >= 10_000, "{stored} records");
+
+    reads.take();
+    let limit = 100;
+    let found = store.failed_due(&key, now, None, limit).await.expect("failed_due");
+    let (requests, queries, scanned) = reads.take();
+    assert_eq!(found, expected, "exactly the 5 failed and due items, by (next attempt, id)");
+    assert!(requests <= 2 && queries == requests, "{requests} requests, {queries} queries");
+    assert!(scanned <= limit, "read {scanned} items for a page of {limit}");
+    assert_eq!(scanned, found.len(), "it reads only what it returns");
+
+    // A cursor continues the same way.
+    let last = &found[2];
+    let rest = store
+        .failed_due(&key, now, Some((last.next_attempt_at.unwrap(), &last.provider_id)), limit)
+        .await
+        .expect("failed_due");
+    assert_eq!(rest, expected[3..]);
+    let (requests, _, scanned) = reads.take();
+    assert!(requests <= 2 && scanned == 2, "{requests} requests, {scanned} read");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+/// A 300-character CJK name and a 1,200-byte path.
+fn long_names() -> (String, String) {
+    let cjk: String = "日本語の資料写真素材".chars().cycle().take(300).collect();
+    let name = format!("{cjk}.jpg");
+    let mut path = String::from("/");
+    while path.len() + "ブランド資料/".len() + "x/".len() + name.len() <= 1200 {
+        path.push_str("ブランド資料/");
+    }
+    // A last folder of ASCII padding to land on 1,200 bytes exactly.
+    path.push_str(&"x".repeat(1200 - path.len() - 1 - name.len()));
+    path.push('/');
+    path.push_str(&name);
+    assert_eq!(path.len(), 1200);
+    (name, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_s3_metadata_of_a_long_cjk_name_stays_within_2_kb() {
+    let cfg = config().await;
+    let client = extconn_aws::s3_client(&cfg);
+    let bucket = unique("assets");
+    client.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    let sink = S3Sink::new(client.clone(), bucket.clone());
+    let (name, path) = long_names();
+    let m = AssetMeta { original_name: name.clone(), source_path: path.clone(), ..meta(5) };
+    let mut up = sink.begin("acme/c/cjk/v", &m).await.expect("begin");
+    up.write(Bytes::from_static(b"hello")).await.expect("write");
+    assert_eq!(up.commit(&hex::encode(Sha256::digest(b"hello"))).await, Ok(CommitOutcome::Created));
+    let head = client.head_object().bucket(&bucket).key("acme/c/cjk/v").send().await.expect("head");
+    let md = head.metadata().expect("metadata");
+    // What S3 counts: every x-amz-meta- name and value, in bytes (the emulator does not enforce
+    // the limit: the adapter's own budget is what keeps it).
+    let size: usize = md.iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
+    assert!(size <= 2048, "{size} bytes of metadata: {md:?}");
+    assert_eq!(md.get("truncated").map(String::as_str), Some("original-name,source-path"));
+    let sent: std::collections::HashMap<String, String> =
+        extconn_aws::s3::object_metadata(&m).into_iter().collect();
+    assert_eq!(md, &sent, "the object carries exactly the budgeted metadata");
+    assert!(md.values().all(|v| v.is_ascii()));
+    let digest = &hex::encode(Sha256::digest(name.as_bytes()))[..16];
+    assert!(md["original-name"].ends_with(&format!("~sha256%3A{digest}")), "{}", md["original-name"]);
+    assert!(md["original-name"].starts_with(&extconn_aws::s3::encode_meta(&name[..30])));
+    assert_eq!(md["provider-id"], "id%3Aa4ayc_80_OEAAAAAAAAAXw", "short values are unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_dynamo_round_trips_a_long_cjk_name_and_path() {
+    let (store, _, _, _) = counted_store().await;
+    let (key, fence, run) = leased(&store).await;
+    let (name, path) = long_names();
+    let mut item = testkit::sample_item("id:cjk", &path);
+    assert_eq!(item.name, name);
+    item.parent_id = Some("id:brand".into());
+    item.path_key = Some(extconn_core::path_key(&path.to_lowercase()));
+    store.record(&fence, &quiet(item.clone(), &run)).await.expect("record");
+    assert_eq!(ItemStore::get(&store, &key, "id:cjk").await.expect("get"), Some(item.clone()));
+    assert_eq!(store.children(&key, "id:brand", None, 10).await.expect("children"), [item.clone()]);
+    let by_path = store.by_path_key(&key, item.path_key.as_deref().unwrap()).await.expect("by path");
+    assert_eq!(by_path, [item]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_dynamo_rejects_an_oversized_record_and_nothing_else() {
+    let (store, _, _, _) = counted_store().await;
+    let (key, fence, run) = leased(&store).await;
+    let counted = |item: Item| ItemWrite {
+        item,
+        run_id: run.clone(),
+        run_delta: RunCounters { imported: 1, ..Default::default() },
+        conn_delta: CounterDelta { files: 1, bytes: 10, failed: 0 },
+    };
+    // An item over DynamoDB's 400 KB, and a provider id over the 1,024-byte sort key limit.
+    let mut huge = testkit::sample_item("id:huge", "/Photos/huge.jpg");
+    huge.error = Some("x".repeat(500_000));
+    let r = store.record(&fence, &counted(huge)).await;
+    assert!(matches!(r, Err(StoreError::Rejected(_))), "{r:?}");
+    let long_id = format!("id:{}", "é".repeat(600));
+    let r = store.record(&fence, &counted(testkit::sample_item(&long_id, "/Photos/long-id.jpg"))).await;
+    assert!(matches!(r, Err(StoreError::Rejected(_))), "{r:?}");
+    // Nothing of either was written, counters included; the store still takes other records.
+    assert_eq!(ItemStore::get(&store, &key, "id:huge").await.expect("get"), None);
+    let c = ConnectionStore::get(&store, &key).await.expect("get").expect("connection");
+    assert_eq!(c.counters.files, 0);
+    store.record(&fence, &counted(testkit::sample_item("id:ok", "/Photos/ok.jpg"))).await.expect("record");
+    let r = RunStore::get(&store, &key, &run).await.expect("get").expect("run");
+    assert_eq!(r.counters.imported, 1);
 }

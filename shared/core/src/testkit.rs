@@ -230,6 +230,21 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     let listed: Vec<ConnKey> =
         store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
     assert!(!listed.contains(&due.key()));
+
+    // An `error` connection stays due (the next tick retries it); `needs_review` waits.
+    let mut failing = sample_connection(&c2, "id:error");
+    failing.status = ConnectionStatus::Error;
+    let review = sample_connection(&c2, "id:review");
+    store.create(&failing).await.expect("create");
+    store.create(&review).await.expect("create");
+    store
+        .update(&review.key(), &ConnectionPatch::status(ConnectionStatus::NeedsReview, Some("held".into())))
+        .await
+        .expect("update");
+    let listed: Vec<ConnKey> =
+        store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
+    assert!(listed.contains(&failing.key()), "an error connection is due");
+    assert!(!listed.contains(&review.key()), "a connection needing review is not due");
 }
 
 /// ItemStore + RunStore: fenced atomic item records, path lookups, paging, run history.
@@ -344,6 +359,95 @@ pub async fn item_and_run_store(
     let other = ConnKey { client_id: client(), connection_id: key.connection_id.clone() };
     assert_eq!(runs.get(&other, &run.id).await.expect("get"), None, "runs are scoped by client");
     assert_eq!(items.get(&other, "id:1").await.expect("get"), None, "items are scoped by client");
+}
+
+/// ItemStore::failed_due: failed items only, ordered by (next attempt, provider id), up to
+/// `due_by`, after a cursor; an item leaves it once imported or deleted at the source.
+pub async fn failed_due(conns: Arc<dyn ConnectionStore>, items: Arc<dyn ItemStore>, runs: Arc<dyn RunStore>) {
+    let c = client();
+    let conn = sample_connection(&c, "id:failed");
+    conns.create(&conn).await.expect("create");
+    let key = conn.key();
+    let run = sample_run(&key);
+    runs.create(&run).await.expect("create run");
+    let fence = conns.acquire_lease(&key, "w", now(), TTL).await.expect("acquire").expect("free");
+    let t0 = now();
+    let at = |mins: i64| t0 + chrono::Duration::minutes(mins);
+    let item = |id: &str, state: ItemState, next: Option<Timestamp>| {
+        let mut i = sample_item(id, &format!("/Failed/{id}.jpg"));
+        i.state = state;
+        i.attempts = 1;
+        i.next_attempt_at = next;
+        i.error = Some("the provider refused the download".into());
+        i.failed_in = Some(run.id.clone());
+        ItemWrite {
+            item: i,
+            run_id: run.id.clone(),
+            run_delta: RunCounters::default(),
+            conn_delta: CounterDelta::default(),
+        }
+    };
+    use ItemState::{Failed, Imported, Skipped, SourceDeleted};
+    for w in [
+        item("id:b", Failed, Some(at(-10))),
+        item("id:a", Failed, Some(at(-10))),
+        item("id:c", Failed, Some(at(-30))),
+        item("id:d", Failed, None),
+        item("id:e", Failed, Some(at(0))),
+        item("id:ms", Failed, Some(at(0) + chrono::Duration::milliseconds(1))),
+        item("id:f", Failed, Some(at(5))),
+        item("id:g", Imported, Some(at(-60))),
+        item("id:h", Skipped, Some(at(-60))),
+    ] {
+        items.record(&fence, &w).await.expect("record");
+    }
+    let ids = |v: Vec<Item>| v.into_iter().map(|i| i.provider_id).collect::<Vec<_>>();
+    let due = |by: Timestamp, after: Option<(Timestamp, &'static str)>, limit: usize| {
+        let items = items.clone();
+        let key = key.clone();
+        async move { ids(items.failed_due(&key, by, after, limit).await.expect("failed_due")) }
+    };
+    assert_eq!(
+        due(at(0), None, 100).await,
+        ["id:d", "id:c", "id:a", "id:b", "id:e"],
+        "failed items due by then, by (next attempt, id); no time = the epoch; only failed ones"
+    );
+    assert_eq!(due(at(-10), None, 100).await, ["id:d", "id:c", "id:a", "id:b"], "due_by is inclusive");
+    assert_eq!(due(at(5), None, 100).await, ["id:d", "id:c", "id:a", "id:b", "id:e", "id:ms", "id:f"]);
+    assert_eq!(due(at(0), None, 2).await, ["id:d", "id:c"], "the limit");
+    assert_eq!(due(at(0), Some((at(-10), "id:a")), 100).await, ["id:b", "id:e"], "strictly after the cursor");
+    assert_eq!(due(at(0), Some((at(-10), "id:aa")), 100).await, ["id:b", "id:e"], "a cursor between items");
+    assert_eq!(due(at(0), Some((at(10), "id:z")), 100).await, Vec::<String>::new(), "a cursor past due_by");
+    assert_eq!(due(at(0), None, 0).await, Vec::<String>::new());
+    // Paging with the last item as the cursor visits every due item once, in order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<(Timestamp, String)> = None;
+    loop {
+        let page = items
+            .failed_due(&key, at(5), cursor.as_ref().map(|(t, id)| (*t, id.as_str())), 2)
+            .await
+            .expect("failed_due");
+        let Some(last) = page.last() else { break };
+        cursor = Some((last.next_attempt_at.unwrap_or_default(), last.provider_id.clone()));
+        seen.extend(ids(page));
+    }
+    assert_eq!(seen, ["id:d", "id:c", "id:a", "id:b", "id:e", "id:ms", "id:f"], "pages cover each once");
+
+    // Imported and source-deleted items leave the index; a new failure moves an item in it.
+    for w in [
+        item("id:a", Imported, None),
+        item("id:c", SourceDeleted, Some(at(-30))),
+        item("id:b", Failed, Some(at(60))),
+    ] {
+        items.record(&fence, &w).await.expect("record");
+    }
+    assert_eq!(due(at(0), None, 100).await, ["id:d", "id:e"]);
+    assert_eq!(due(at(60), None, 100).await, ["id:d", "id:e", "id:ms", "id:f", "id:b"]);
+    let other = ConnKey { client_id: client(), connection_id: key.connection_id.clone() };
+    assert!(
+        items.failed_due(&other, at(60), None, 100).await.expect("failed_due").is_empty(),
+        "scoped by client"
+    );
 }
 
 /// OAuthStateStore: consumed exactly once, even under a race.

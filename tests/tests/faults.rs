@@ -199,23 +199,29 @@ async fn a_listing_answering_403_ends_in_error_and_recovers() {
     let w = World::new(WorldOptions::default()).await;
     w.add("a.txt", "a");
     assert_eq!(status(&w.sync(Trigger::Initial).await), RunStatus::Succeeded);
-    let n = extconn_core::engine::EngineConfig::default().max_listing_failures as usize;
+    let n = extconn_core::engine::EngineConfig::default().max_listing_failures;
 
     w.add("b.txt", "b");
     w.dbx.inject(Ep::ListFolderContinue, Fault::ServerError(403), n - 1);
     let (out, steps) = run_to_end(&w, w.job(Trigger::Schedule)).await;
-    assert_eq!((status(&out), steps), (RunStatus::Succeeded, n));
+    assert_eq!((status(&out), steps), (RunStatus::Succeeded, n as usize));
 
     w.add("c.txt", "c");
     w.dbx.inject(Ep::ListFolderContinue, Fault::ServerError(403), n);
     let (out, steps) = run_to_end(&w, w.job(Trigger::Schedule)).await;
-    assert_eq!((status(&out), steps), (RunStatus::Failed, n));
+    assert_eq!((status(&out), steps), (RunStatus::Failed, n as usize));
     let c = w.connection().await;
     assert_eq!(c.status, extconn_core::ConnectionStatus::Error);
     assert!(c.status_reason.as_deref().is_some_and(|r| r.contains("403")), "{:?}", c.status_reason);
 
     w.clock.advance(Duration::from_secs(16 * 60));
-    assert_eq!(extconn_core::scheduler::tick(&w.ports, w.clock.now()).await.unwrap(), 1, "still due");
+    assert_eq!(
+        extconn_core::scheduler::tick(&w.ports, extconn_core::ports::Clock::now(w.clock.as_ref()))
+            .await
+            .unwrap(),
+        1,
+        "still due"
+    );
     let job = w.queue.drain().remove(0).0;
     let (out, _) = run_to_end(&w, job).await;
     assert_eq!(status(&out), RunStatus::Succeeded);

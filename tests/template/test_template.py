@@ -518,6 +518,29 @@ def dlq_alarm(t: Template) -> None:
 
 
 @check
+def config_alarm(t: Template) -> None:
+    """The `alarm: provider_config` log field of the worker, API and callback feeds one alarm."""
+    groups = set()
+    for name, r in t.of_type("AWS::Logs::MetricFilter").items():
+        p = r["Properties"]
+        if "provider_config" not in p.get("FilterPattern", ""):
+            continue
+        assert '$.fields.alarm = "provider_config"' in p["FilterPattern"], f"{name}: pattern {p['FilterPattern']!r}"
+        m = p["MetricTransformations"][0]
+        assert (m["MetricNamespace"], m["MetricName"]) == ("ExtConn", "ProviderConfigErrors"), f"{name}: {m}"
+        groups.add(json.dumps(p["LogGroupName"]))
+    for g in ("SyncWorkerLogs", "ConnectionsApiLogs", "OAuthCallbackLogs"):
+        assert any(g in x for x in groups), f"no provider_config metric filter on {g}"
+    alarms = [(n, r["Properties"]) for n, r in t.of_type("AWS::CloudWatch::Alarm").items()
+              if r["Properties"].get("MetricName") == "ProviderConfigErrors"]
+    assert len(alarms) == 1, f"alarms on ProviderConfigErrors: {[n for n, _ in alarms]}"
+    name, p = alarms[0]
+    assert p.get("Namespace") == "ExtConn", f"{name}: namespace {p.get('Namespace')!r}"
+    assert p.get("ComparisonOperator") == "GreaterThanThreshold" and p.get("Threshold") == 0, f"{name}: threshold"
+    assert "AlarmTopicArn" in json.dumps(p.get("AlarmActions")), f"{name}: AlarmActions do not use the AlarmTopicArn parameter"
+
+
+@check
 def throttling(t: Template) -> None:
     """Default route throttling, and tighter limits on authorize and refresh."""
     stage = t.res["HttpApiApiGatewayDefaultStage"]["Properties"]
@@ -684,6 +707,11 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
     ("alarm at 5 messages", "dlq_alarm", _set(f"{R}.DeadLetterAlarm.Properties.Threshold", 5)),
     ("alarm on the wrong metric", "dlq_alarm",
      _set(f"{R}.DeadLetterAlarm.Properties.MetricName", "NumberOfMessagesSent")),
+    ("no config alarm", "config_alarm", _set(f"{R}.ProviderConfigAlarm", DELETE)),
+    ("config alarm at 10", "config_alarm", _set(f"{R}.ProviderConfigAlarm.Properties.Threshold", 10)),
+    ("no worker config filter", "config_alarm", _set(f"{R}.ProviderConfigErrorsWorker", DELETE)),
+    ("config filter on the wrong field", "config_alarm",
+     _set(f"{R}.ProviderConfigErrorsApi.Properties.FilterPattern", '{ $.level = "provider_config" }')),
     ("refresh not throttled", "throttling",
      _set(f"{R}.HttpApi.Properties.RouteSettings.POST /v1/connections/{{id}}/refresh", DELETE)),
     ("no default throttling", "throttling", _set(f"{R}.HttpApi.Properties.DefaultRouteSettings", DELETE)),

@@ -44,6 +44,9 @@ struct Aws {
     bucket: String,
     ddb: aws_sdk_dynamodb::Client,
     table: String,
+    /// The asset events bus, and a client for it.
+    bus: String,
+    eb: aws_sdk_eventbridge::Client,
     clock: Option<Arc<ManualClock>>,
 }
 
@@ -120,7 +123,7 @@ async fn aws(manual_clock: bool, visibility_secs: i32) -> Aws {
         ("TABLE_NAME", table.clone()),
         ("QUEUE_URL", queue.clone()),
         ("BUCKET_NAME", bucket.clone()),
-        ("EVENT_BUS_NAME", bus),
+        ("EVENT_BUS_NAME", bus.clone()),
         ("SECRET_PREFIX", format!("{}/", unique("extconn"))),
         // The provider registry's variables; the app secret comes from Secrets Manager.
         ("EXTCONN_DROPBOX_CLIENT_ID", "extconn-aws-test".into()),
@@ -141,7 +144,7 @@ async fn aws(manual_clock: bool, visibility_secs: i32) -> Aws {
     }
     let app = extconn_lambda::http_app(&env, ports.clone(), &sdk).await.unwrap();
     let worker = Worker::new(ports.clone(), EngineConfig::default());
-    Aws { sandbox, dbx, account, ports, app, worker, sqs, queue, dlq, s3, bucket, ddb, table, clock }
+    Aws { sandbox, dbx, account, ports, app, worker, sqs, queue, dlq, s3, bucket, ddb, table, bus, eb, clock }
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
@@ -510,8 +513,10 @@ async fn aws_a_worker_killed_mid_file_loses_and_duplicates_nothing() {
 async fn aws_batch_isolation_and_the_dead_letter_queue() {
     let a = aws(true, 1).await;
     let id = a.connect().await;
-    // The provider fails every listing: the message fails every time.
-    a.dbx.inject(Endpoint::ListFolder, Fault::ServerError(500), 1000);
+    // An infrastructure outage — the asset events bus is gone, so every import fails to
+    // announce its asset — fails the message every time. (A provider whose listing keeps
+    // failing does not: the run ends `failed` and the connection `error`; see faults.rs.)
+    a.eb.delete_event_bus().name(&a.bus).send().await.unwrap();
     let mut receives = 0;
     for _ in 0..30 {
         let (got, failed) = a.deliver(&a.worker).await;

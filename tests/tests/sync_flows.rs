@@ -173,3 +173,47 @@ async fn a_long_cjk_name_and_path_are_imported() {
     assert_eq!(w.objects().len(), 1);
     w.assert_invariants().await;
 }
+
+/// The mass-delete guard on Dropbox's path-based feed: a folder holding 150 of the
+/// connection's 200 files is deleted — the sync is held (`needs_review`, nothing marked
+/// deleted, counted through the children index); confirmed by an admin, the next run marks all
+/// 150 `source_deleted` and keeps their assets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_most_of_the_folder_waits_for_an_admin() {
+    use extconn_core::connections::Connections;
+    use extconn_core::tokens::{TokenPolicy, Tokens};
+    let w = World::new(WorldOptions { page_limit: 100, ..Default::default() }).await;
+    for i in 0..150 {
+        w.add(&format!("Old/f{i:03}.txt"), &format!("old {i}"));
+    }
+    for i in 0..50 {
+        w.add(&format!("f{i:03}.txt"), &format!("kept {i}"));
+    }
+    assert_eq!(finished(&w.sync(Trigger::Initial).await), RunStatus::Succeeded);
+    let objects = w.objects().len();
+    w.dbx.delete(&w.account, &format!("{FOLDER}/Old"));
+
+    assert_eq!(finished(&w.sync(Trigger::Schedule).await), RunStatus::NeedsReview);
+    let c = w.connection().await;
+    assert_eq!((c.status, c.held_deletions), (ConnectionStatus::NeedsReview, Some(150)));
+    assert!(w.items().iter().all(|i| i.state != ItemState::SourceDeleted), "nothing marked deleted");
+
+    let conns = Connections::new(w.ports.clone(), Tokens::new(w.ports.clone(), TokenPolicy::default()));
+    let actor = extconn_core::Actor {
+        client_id: w.conn.client_id.clone(),
+        user_id: extconn_core::UserId::parse("ana").unwrap(),
+        display_name: "Ana".into(),
+    };
+    conns.confirm_deletions(&actor, &w.conn.connection_id, true).await.unwrap();
+    let (job, _) = w.queue.drain().remove(0);
+    let out = w.engine().run_job(&job, w.deadline()).await.unwrap();
+    assert_eq!(finished(&out), RunStatus::Succeeded);
+    let deleted =
+        w.items().into_iter().filter(|i| i.state == ItemState::SourceDeleted && !i.is_folder()).count();
+    assert_eq!(deleted, 150);
+    assert_eq!(w.objects().len(), objects, "assets kept");
+    assert_eq!(w.connection().await.status, ConnectionStatus::Active);
+    let announced: Vec<_> = w.events.connection_events().into_iter().map(|e| e.status).collect();
+    assert_eq!(announced, [ConnectionStatus::NeedsReview, ConnectionStatus::Active]);
+    w.assert_invariants().await;
+}

@@ -140,8 +140,8 @@ impl Harness {
     }
 }
 
-/// A 1 GiB file streaming at 2 MiB/s cannot finish in an invocation with a 60 s deadline: each
-/// invocation stops at the margin (within one chunk's transfer time), the file ends
+/// A 1 GiB file streaming at 3 MiB/s cannot finish in an invocation with a 60 s deadline: each
+/// invocation stops at least the margin before its deadline, the file ends
 /// `failed: transfer_deadline`, the other files are imported, and the run ends `partial`
 /// within 3 invocations.
 #[tokio::test]
@@ -150,9 +150,8 @@ async fn a_file_that_cannot_finish_before_the_deadline_fails_alone() {
     let big = h.drive.add_large_file(&h.root, "a-huge.mov", GIB);
     let small: Vec<String> =
         (0..3).map(|i| h.drive.add_file(&h.root, &format!("small-{i}.txt"), b"hello")).collect();
-    const RATE: u64 = 2 * 1024 * 1024;
+    const RATE: u64 = 3 * 1024 * 1024;
     h.drive.throttle(h.bench.clock.clone(), RATE);
-    let chunk_time = Duration::from_secs_f64(256.0 * 1024.0 / RATE as f64);
     let margin = EngineConfig::default().deadline_margin;
     let budget = Duration::from_secs(60);
 
@@ -167,7 +166,7 @@ async fn a_file_that_cannot_finish_before_the_deadline_fails_alone() {
         let out = engine.run_job(&job, deadline).await.expect("sync step");
         let left = (deadline - h.bench.clock.now()).to_std().unwrap_or_default();
         assert!(
-            left + chunk_time >= margin,
+            left >= margin,
             "invocation {invocations} stopped {left:?} before its deadline, less than the {margin:?} margin"
         );
         if let JobOutcome::Continued { delay, .. } = out {

@@ -164,13 +164,18 @@ impl Engine {
             Err(e) => return Ok(Err(FileFailure::Sink(e))),
         };
         let mut sha = Sha256::new();
+        // The slowest chunk so far: a chunk is not started when it would likely end past the
+        // margin line, so the step keeps its whole margin for the records it still writes.
+        let mut slowest = std::time::Duration::ZERO;
         loop {
             let left = self.time_left(ctx);
-            let next = if left.is_zero() {
+            let started = self.ports.clock.now();
+            let next = if left.is_zero() || left <= slowest {
                 Err(())
             } else {
                 tokio::time::timeout(left, d.stream.next()).await.map_err(|_| ())
             };
+            slowest = slowest.max((self.ports.clock.now() - started).to_std().unwrap_or_default());
             let chunk = match next {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,

@@ -5,7 +5,8 @@
 //! clone-able handle. The server emulates the parts of each provider's API the
 //! connectors use, following `shared/reference/provider-apis.md` (wire shapes, error
 //! bodies, cursors, OAuth with PKCE). Emulated today: **Dropbox API v2**
-//! ([`dropbox`]); Google Drive and Microsoft Graph will join as sibling modules.
+//! ([`dropbox`]) and **Google Drive API v3** ([`google_drive`]); Microsoft Graph will
+//! join as a sibling module.
 //!
 //! This crate depends on no other workspace crate on purpose: it is an independent
 //! oracle, so a misunderstanding in a connector cannot be mirrored here.
@@ -35,6 +36,10 @@
 //! | `content.dropboxapi.com` | `{base}/dropbox/content` | `POST /2/files/download` |
 //! | `notify.dropboxapi.com` | `{base}/dropbox/notify` | `POST /2/files/list_folder/longpoll` |
 //! | (none) | `{base}/_control/dropbox` | HTTP control API, see [`dropbox::control`] |
+//! | `accounts.google.com` | `{base}/google_drive/accounts` | `GET /o/oauth2/v2/auth` (consent page) |
+//! | `oauth2.googleapis.com` | `{base}/google_drive/oauth2` | `POST /token`, `POST /revoke` |
+//! | `www.googleapis.com` | `{base}/google_drive/www` | `GET /drive/v3/about`, `/drive/v3/files[/{id}[/export]]`, `/drive/v3/changes[/startPageToken]`, `/drive/v3/drives` |
+//! | (none) | `{base}/_control/google_drive` | HTTP control API, see [`google_drive::control`] |
 //!
 //! [`DropboxControl::urls`] returns the four bases (and [`ProviderControl::urls`] the
 //! same as a map `www`/`api`/`content`/`notify`), so a connector configured with
@@ -86,6 +91,7 @@ mod content;
 mod control;
 pub mod dropbox;
 mod faults;
+pub mod google_drive;
 mod oauth;
 mod time;
 
@@ -104,6 +110,7 @@ pub use dropbox::{
     AccountId, DropboxContentHasher, DropboxControl, DropboxUrls, Endpoint, EntryInfo, content_hash,
 };
 pub use faults::{CallRecord, Fault};
+pub use google_drive::GoogleDriveControl;
 pub use time::{ManualClock, format_timestamp};
 
 /// A time source: returns "now". Tests pass a virtual clock (see [`ManualClock`]).
@@ -116,16 +123,19 @@ pub type TimeSource = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 pub enum Service {
     /// Dropbox API v2.
     Dropbox,
+    /// Google Drive API v3.
+    GoogleDrive,
 }
 
 impl Service {
     /// Every emulated service.
-    pub const ALL: &'static [Service] = &[Service::Dropbox];
+    pub const ALL: &'static [Service] = &[Service::Dropbox, Service::GoogleDrive];
 
-    /// The service's URL prefix and name: `dropbox`.
+    /// The service's URL prefix and name: `dropbox`, `google_drive`.
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Dropbox => "dropbox",
+            Service::GoogleDrive => "google_drive",
         }
     }
 }
@@ -175,7 +185,7 @@ pub struct SandboxConfig {
     /// `None` = `SystemTime::now`.
     pub now: Option<TimeSource>,
     /// Lifetime of issued access tokens; `None` = each provider's own (Dropbox:
-    /// 14400 s).
+    /// 14400 s, Google: 3599 s).
     pub access_token_ttl: Option<Duration>,
 }
 
@@ -202,6 +212,7 @@ struct SandboxInner {
     base_url: String,
     addr: SocketAddr,
     dropbox: DropboxControl,
+    google_drive: GoogleDriveControl,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
 }
 
@@ -231,10 +242,13 @@ impl Sandbox {
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let clock: TimeSource = config.now.clone().unwrap_or_else(|| Arc::new(SystemTime::now));
-        let dropbox = DropboxControl::new(&base_url, clock, &config);
+        let dropbox = DropboxControl::new(&base_url, Arc::clone(&clock), &config);
+        let google_drive = GoogleDriveControl::new(&base_url, clock, &config);
         let app = axum::Router::new()
             .merge(dropbox::router(dropbox.state()))
-            .merge(dropbox::control::router(dropbox.clone()));
+            .merge(dropbox::control::router(dropbox.clone()))
+            .merge(google_drive::router(google_drive.state()))
+            .merge(google_drive::control::http::router(google_drive.clone()));
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -248,7 +262,13 @@ impl Sandbox {
         });
         tracing::debug!(%base_url, "sandbox started");
         Ok(Sandbox {
-            inner: Arc::new(SandboxInner { base_url, addr, dropbox, shutdown: Mutex::new(Some(tx)) }),
+            inner: Arc::new(SandboxInner {
+                base_url,
+                addr,
+                dropbox,
+                google_drive,
+                shutdown: Mutex::new(Some(tx)),
+            }),
         })
     }
 
@@ -268,11 +288,18 @@ impl Sandbox {
         self.inner.dropbox.clone()
     }
 
+    /// The Google Drive emulator's own control handle (native docs, shortcuts, trash,
+    /// shared drives, per-file errors, faults by endpoint).
+    pub fn google_drive(&self) -> GoogleDriveControl {
+        self.inner.google_drive.clone()
+    }
+
     /// A provider-neutral control handle of one service's emulator (same state as the
     /// provider's own handle).
     pub fn control(&self, service: Service) -> Arc<dyn ProviderControl> {
         match service {
             Service::Dropbox => Arc::new(self.inner.dropbox.clone()),
+            Service::GoogleDrive => Arc::new(self.inner.google_drive.clone()),
         }
     }
 

@@ -37,14 +37,14 @@ struct DownloadArg {
 
 /// A parsed `Range` header against a known size.
 #[derive(Debug, PartialEq, Eq)]
-enum RangeSpec {
+pub(crate) enum RangeSpec {
     Full,
     /// Inclusive byte range.
     Part(u64, u64),
     Unsatisfiable,
 }
 
-fn parse_range(value: Option<&str>, size: u64) -> RangeSpec {
+pub(crate) fn parse_range(value: Option<&str>, size: u64) -> RangeSpec {
     let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
         return RangeSpec::Full;
     };

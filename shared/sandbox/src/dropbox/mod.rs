@@ -46,7 +46,7 @@
 
 pub mod control;
 mod cursor;
-mod download;
+pub(crate) mod download;
 mod endpoints;
 pub mod hash;
 mod model;

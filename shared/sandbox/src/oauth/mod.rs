@@ -363,6 +363,13 @@ impl OAuthServer {
         Ok(Bearer { account: g.account.clone(), token })
     }
 
+    /// Whether `token` is an access or refresh token this server issued and has not
+    /// revoked (Google's revoke endpoint answers 400 for anything else).
+    pub(crate) fn knows(&self, token: &str) -> bool {
+        let st = self.lock();
+        st.access.get(token).is_some_and(|g| !g.revoked) || st.refresh.get(token).is_some_and(|g| !g.revoked)
+    }
+
     /// Revokes the grant of an access or refresh token (unknown tokens are ignored).
     pub(crate) fn revoke(&self, token: &str) {
         self.lock().revoke(token);

@@ -1,0 +1,194 @@
+//! Wire shapes of Drive v3 (provider-apis.md §1.2–§1.6): `File`, `Change`, `Drive`
+//! resources and the two-level error body
+//! `{"error":{"code","message","errors":[{"domain","reason","message"}],"status"}}`.
+//!
+//! `size` and `version` are int64 values and go out as JSON **strings**.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::model::{Account, Body, File};
+use crate::time::format_timestamp;
+
+/// RFC 3339 with milliseconds, as Drive writes times (`2026-05-01T10:00:00.000Z`).
+pub(crate) fn drive_time(t: std::time::SystemTime) -> String {
+    let base = format_timestamp(t);
+    let ms = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0);
+    match base.strip_suffix('Z') {
+        Some(b) => format!("{b}.{ms:03}Z"),
+        None => base,
+    }
+}
+
+/// A 200 JSON answer.
+pub(crate) fn json_ok(v: &Value) -> Response {
+    let mut r = (StatusCode::OK, v.to_string()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+    r
+}
+
+fn status_name(code: u16) -> &'static str {
+    match code {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        416 => "OUT_OF_RANGE",
+        429 => "RESOURCE_EXHAUSTED",
+        500 => "INTERNAL",
+        501 => "UNIMPLEMENTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The two-level error body; `location` adds `locationType`/`location` to the inner
+/// error (`("parameter", "alt")`).
+pub(crate) fn error_with(
+    code: u16,
+    domain: &str,
+    reason: &str,
+    message: &str,
+    location: Option<(&str, &str)>,
+) -> Response {
+    let mut inner = json!({ "domain": domain, "reason": reason, "message": message });
+    if let (Some((ty, loc)), Some(obj)) = (location, inner.as_object_mut()) {
+        obj.insert("locationType".into(), json!(ty));
+        obj.insert("location".into(), json!(loc));
+    }
+    let body = json!({ "error": {
+        "code": code,
+        "message": message,
+        "errors": [inner],
+        "status": status_name(code),
+    }});
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+    r
+}
+
+pub(crate) fn error(code: u16, domain: &str, reason: &str, message: &str) -> Response {
+    error_with(code, domain, reason, message, None)
+}
+
+/// 400 `badRequest` / `invalid` on a parameter.
+pub(crate) fn bad_param(param: &str, message: &str) -> Response {
+    error_with(400, "global", "invalid", message, Some(("parameter", param)))
+}
+
+/// 404 `notFound` ("File not found: {id}.").
+pub(crate) fn not_found(id: &str) -> Response {
+    let msg = format!("File not found: {id}.");
+    error_with(404, "global", "notFound", &msg, Some(("parameter", "fileId")))
+}
+
+/// 401 `authError` (invalid or expired credentials).
+pub(crate) fn auth_error() -> Response {
+    let mut r =
+        error_with(401, "global", "authError", "Invalid Credentials", Some(("header", "Authorization")));
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"https://accounts.google.com/\""),
+    );
+    r
+}
+
+/// 403 `userRateLimitExceeded` (usageLimits).
+pub(crate) fn user_rate_limited() -> Response {
+    error(403, "usageLimits", "userRateLimitExceeded", "User Rate Limit Exceeded")
+}
+
+/// 429 `rateLimitExceeded` with `Retry-After`.
+pub(crate) fn too_many_requests(retry_after_secs: u64) -> Response {
+    let mut r = error(429, "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded");
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r
+}
+
+/// The reason and message a status gets when injected.
+pub(crate) fn server_error(code: u16) -> Response {
+    match code {
+        403 => user_rate_limited(),
+        429 => too_many_requests(1),
+        401 => auth_error(),
+        c if c >= 500 => error(c, "global", "backendError", "Backend Error"),
+        c => error(c, "global", "badRequest", "Bad Request"),
+    }
+}
+
+/// OAuth token-endpoint error `{"error","error_description"}`.
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut r =
+        (status, json!({ "error": error, "error_description": description }).to_string()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    r
+}
+
+/// The `File` resource (every field the connector may ask for; `fields` is not applied).
+pub(crate) fn file_json(acct: &Account, f: &File) -> Value {
+    let mut m = Map::new();
+    m.insert("kind".into(), json!("drive#file"));
+    m.insert("id".into(), json!(f.id));
+    m.insert("name".into(), json!(f.name));
+    m.insert("mimeType".into(), json!(f.mime_type));
+    if let Some(p) = &f.parent {
+        m.insert("parents".into(), json!([p]));
+    }
+    let trashed = acct.trashed(f);
+    m.insert("trashed".into(), json!(trashed));
+    m.insert("explicitlyTrashed".into(), json!(f.explicitly_trashed));
+    if let Some(d) = &f.drive_id {
+        m.insert("driveId".into(), json!(d));
+        if trashed {
+            m.insert("trashedTime".into(), json!(drive_time(f.modified)));
+        }
+    }
+    m.insert("version".into(), json!(f.version.to_string()));
+    m.insert("modifiedTime".into(), json!(drive_time(f.modified)));
+    m.insert("createdTime".into(), json!(drive_time(f.modified)));
+    match &f.body {
+        Body::Folder => {}
+        Body::Blob(b) => {
+            m.insert("size".into(), json!(b.content.len().to_string()));
+            m.insert("md5Checksum".into(), json!(b.native_hash()));
+            m.insert("sha256Checksum".into(), json!(b.sha256()));
+            m.insert("headRevisionId".into(), json!(format!("0B{}", f.version)));
+        }
+        Body::Native { export } => {
+            // Docs Editors files have a size ("first party editor files") that is not
+            // their export size.
+            let size = export.as_ref().map(|e| e.content.len() / 2 + 1024).unwrap_or(1024);
+            m.insert("size".into(), json!(size.to_string()));
+            if export.is_some() {
+                let links: Map<String, Value> = super::model::export_formats(&f.mime_type)
+                    .iter()
+                    .map(|fmt| {
+                        let enc: String = url::form_urlencoded::byte_serialize(fmt.as_bytes()).collect();
+                        (
+                            fmt.to_string(),
+                            json!(format!(
+                                "https://docs.google.com/feeds/download/export?id={}&exportFormat={enc}",
+                                f.id
+                            )),
+                        )
+                    })
+                    .collect();
+                m.insert("exportLinks".into(), Value::Object(links));
+            }
+        }
+        Body::Shortcut { target_id, target_mime } => {
+            m.insert(
+                "shortcutDetails".into(),
+                json!({ "targetId": target_id, "targetMimeType": target_mime }),
+            );
+        }
+    }
+    m.insert(
+        "capabilities".into(),
+        json!({ "canDownload": f.can_download, "canListChildren": f.is_folder() }),
+    );
+    Value::Object(m)
+}

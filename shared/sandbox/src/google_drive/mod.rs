@@ -58,10 +58,10 @@
 //!   usual Drive rate-limit answer); other 5xx are `backendError`.
 //! - Bearer failures are 401 `authError` ("Invalid Credentials"); scopes are not
 //!   enforced on API calls.
-//! - OAuth: `access_type=offline` gives a refresh token on every code exchange
-//!   (`prompt` is accepted and ignored: the "only the first time unless
-//!   `prompt=consent`" rule is not emulated); refreshing never returns a new refresh
-//!   token; the callback has no `scope` parameter.
+//! - OAuth: `access_type=offline` returns a refresh token on the first code exchange
+//!   of an account and client, later ones only with `prompt=consent`; refreshing
+//!   never returns a new refresh token; the callback has no `scope` parameter; the
+//!   "testing mode" 7-day refresh-token expiry is not emulated.
 
 #![allow(clippy::result_large_err)]
 
@@ -75,7 +75,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -242,6 +242,8 @@ pub(crate) struct Inner {
     /// Page tokens below this are rejected (`reset_cursors`).
     pub(crate) token_floor: u64,
     pub(crate) file_errors: HashMap<String, FileError>,
+    /// `(account, client)` pairs that already got a refresh token from a code exchange.
+    pub(crate) refresh_issued: HashSet<(String, String)>,
 }
 
 impl Inner {
@@ -277,6 +279,7 @@ impl DriveState {
                 seq: 100,
                 token_floor: 0,
                 file_errors: HashMap::new(),
+                refresh_issued: HashSet::new(),
             }),
         }
     }

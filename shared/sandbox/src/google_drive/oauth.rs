@@ -2,11 +2,13 @@
 //! shared authorization server ([`crate::oauth`]) and its wire format.
 //!
 //! - `access_type=offline` yields a refresh token; `online` or none only an access
-//!   token; anything else is `invalid_request`. `prompt`, `include_granted_scopes`
-//!   and `login_hint` are accepted and ignored.
+//!   token; anything else is `invalid_request`. `include_granted_scopes` and
+//!   `login_hint` are accepted and ignored.
 //! - The code exchange answers `access_token`, `expires_in`, `scope`,
-//!   `token_type: "Bearer"` and, offline, `refresh_token`; a refresh answers the same
-//!   **without** `refresh_token` (refresh tokens are not rotated).
+//!   `token_type: "Bearer"` and, offline, `refresh_token` — but only on the first
+//!   offline exchange for an account and client, unless the authorize request had
+//!   `prompt=consent` (provider-apis.md §1.9); a refresh answers the same **without**
+//!   `refresh_token` (refresh tokens are not rotated).
 //! - A revoked or unknown refresh token gets 400 `invalid_grant` ("Token has been
 //!   expired or revoked.").
 //! - `POST /revoke` takes `token=` (form body or query) and answers 200 `{}`; a token
@@ -85,14 +87,14 @@ pub(crate) async fn token(State(st): State<Arc<DriveState>>, headers: HeaderMap,
     st.faults
         .guarded(Endpoint::Token, async {
             match st.oauth.token(&headers, &body) {
-                Ok(issued) => token_body(&issued),
+                Ok(issued) => token_body(&st, &issued),
                 Err(e) => token_error(&e),
             }
         })
         .await
 }
 
-fn token_body(t: &Issued) -> Response {
+fn token_body(st: &DriveState, t: &Issued) -> Response {
     let mut body = json!({
         "access_token": t.access_token,
         "expires_in": t.expires_in,
@@ -102,7 +104,11 @@ fn token_body(t: &Issued) -> Response {
     if t.grant == GrantType::AuthorizationCode
         && let (Some(rt), Some(obj)) = (&t.refresh_token, body.as_object_mut())
     {
-        obj.insert("refresh_token".into(), json!(rt));
+        let first = st.lock().refresh_issued.insert((t.account.clone(), t.client_id.clone()));
+        let consent = t.prompt.as_deref().is_some_and(|p| p.split_whitespace().any(|w| w == "consent"));
+        if first || consent {
+            obj.insert("refresh_token".into(), json!(rt));
+        }
     }
     wire::json_ok(&body)
 }

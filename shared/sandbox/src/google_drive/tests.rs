@@ -442,6 +442,29 @@ async fn oauth_round_trip_with_pkce_refresh_without_rotation_and_revoke() {
     .await;
     assert_eq!(who.json()["user"]["emailAddress"], "ada@example.com");
 
+    // Authorizing again: a refresh token only with prompt=consent (§1.9).
+    for (prompt, expect_rt) in [(None, false), (Some("consent"), true)] {
+        let mut q: Vec<(&str, &str)> = auth.iter().filter(|(k, _)| *k != "prompt").copied().collect();
+        if let Some(p) = prompt {
+            q.push(("prompt", p));
+        }
+        let r = reply(env.http.get(env.urls.authorize_url()).query(&q).send().await.expect("send")).await;
+        let loc = url::Url::parse(&r.header("location").expect("location")).expect("url");
+        let code = loc.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+        let r = env
+            .token_form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+                ("code_verifier", VERIFIER),
+            ])
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json().get("refresh_token").is_some(), expect_rt, "prompt {prompt:?}");
+    }
+
     let refresh = [
         ("grant_type", "refresh_token"),
         ("refresh_token", rt.as_str()),

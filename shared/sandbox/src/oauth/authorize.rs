@@ -134,6 +134,7 @@ impl OAuthServer {
             challenge: None,
             scope: self.settings.default_scope.to_string(),
             offline: false,
+            prompt: q.get("prompt").cloned(),
         };
         if q.get("response_type").map(String::as_str) != Some("code") {
             return Err(self.deny_redirect(

@@ -135,6 +135,8 @@ struct AuthRequest {
     challenge: Option<Challenge>,
     scope: String,
     offline: bool,
+    /// The authorize request's `prompt` (Google's `consent` re-issues a refresh token).
+    prompt: Option<String>,
 }
 
 struct CodeGrant {

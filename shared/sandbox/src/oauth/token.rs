@@ -28,6 +28,10 @@ pub(crate) struct Issued {
     /// Granted scopes, space-separated, sorted.
     pub(crate) scope: String,
     pub(crate) account: String,
+    /// The client the tokens were issued to.
+    pub(crate) client_id: String,
+    /// Code exchanges: the authorize request's `prompt` parameter.
+    pub(crate) prompt: Option<String>,
 }
 
 impl fmt::Debug for Issued {
@@ -152,8 +156,12 @@ impl OAuthServer {
                         Some(_) => {}
                     }
                 }
-                let (account, scope, offline) =
-                    (grant.account.clone(), grant.req.scope.clone(), grant.req.offline);
+                let (account, scope, offline, prompt) = (
+                    grant.account.clone(),
+                    grant.req.scope.clone(),
+                    grant.req.offline,
+                    grant.req.prompt.clone(),
+                );
                 if st.account(&account).is_none() {
                     return Err(invalid_grant("account no longer exists"));
                 }
@@ -166,6 +174,8 @@ impl OAuthServer {
                     expires_in: ttl.as_secs(),
                     scope,
                     account,
+                    client_id,
+                    prompt,
                 })
             }
             Some("refresh_token") => {
@@ -187,6 +197,8 @@ impl OAuthServer {
                     expires_in: ttl.as_secs(),
                     scope,
                     account,
+                    client_id,
+                    prompt: None,
                 })
             }
             Some(other) => Err(TokenError {

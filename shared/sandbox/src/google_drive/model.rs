@@ -7,7 +7,7 @@
 //! first change it has not seen yet; `changes.list` reports the *latest* state of
 //! each touched file once (as Drive does), in the order of its last change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -214,16 +214,18 @@ impl Account {
 
     /// Ids of `id` and everything below it.
     pub(crate) fn subtree(&self, id: &str) -> Vec<String> {
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for f in self.files.values() {
+            if let Some(p) = &f.parent {
+                children.entry(p.as_str()).or_default().push(f.id.as_str());
+            }
+        }
         let mut out = vec![id.to_string()];
         let mut i = 0;
         while i < out.len() {
-            let cur = out[i].clone();
-            out.extend(
-                self.files
-                    .values()
-                    .filter(|f| f.parent.as_deref() == Some(cur.as_str()))
-                    .map(|f| f.id.clone()),
-            );
+            if let Some(kids) = children.get(out[i].as_str()) {
+                out.extend(kids.iter().map(|k| k.to_string()));
+            }
             i += 1;
         }
         out

@@ -383,6 +383,19 @@ async fn shared_drives_list_and_change_apart_from_my_drive() {
     let (my_changes, _) = env.changes(&my_start, &[]).await;
     let changed: Vec<&str> = my_changes.iter().filter_map(|c| c["fileId"].as_str()).collect();
     assert_eq!(changed, vec![mine.id.as_str()]);
+
+    // The drive's root folder id is the drive id.
+    let (top, _) =
+        env.children(&drive, 100, &[all[0], all[1], ("corpora", "drive"), ("driveId", drive.as_str())]).await;
+    assert_eq!(ids(&top), vec![dir.id.clone()]);
+    // drives.list pages.
+    let second = env.gd.add_shared_drive(&env.acct, "Ops").expect("drive");
+    let p1 = env.get("drives", &[("pageSize", "1")]).await.json();
+    assert_eq!(p1["drives"].as_array().map(Vec::len), Some(1));
+    let t = p1["nextPageToken"].as_str().expect("more").to_string();
+    let p2 = env.get("drives", &[("pageSize", "1"), ("pageToken", t.as_str())]).await.json();
+    assert_eq!(p2["drives"][0]["id"], json!(second));
+    assert!(p2.get("nextPageToken").is_none());
 }
 
 #[tokio::test]

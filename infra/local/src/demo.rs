@@ -189,8 +189,7 @@ impl LocalSystem {
         if queued != 1 {
             return Err(format!("the tick queued {queued} jobs, expected 1"));
         }
-        let details = http.expect(M::GET, &format!("/v1/connections/{id}"), None, 200).await?;
-        let run = self.latest_run(&mut http, &id, &details).await?;
+        let run = self.next_run(&mut http, &id, &first_run).await?;
         self.wait_run(&mut http, &id, &run).await?;
         self.verify(&mut http, &id, &[&deleted.id]).await?;
         let after = self.items(&mut http, &id).await?;
@@ -240,15 +239,27 @@ impl LocalSystem {
         Ok(())
     }
 
-    async fn latest_run(&self, http: &mut Http, id: &str, details: &Value) -> Result<String, String> {
-        if let Some(r) = details["current_run_id"].as_str() {
-            return Ok(r.to_owned());
+    /// The run after `previous`: the connection's current run once a worker has opened it, or
+    /// (if it already finished) the newest run. The scheduled job opens its run only when a
+    /// worker takes it, so until then the newest run is still `previous`: wait for it.
+    async fn next_run(&self, http: &mut Http, id: &str, previous: &str) -> Result<String, String> {
+        let started = Instant::now();
+        loop {
+            let d = http.expect(reqwest::Method::GET, &format!("/v1/connections/{id}"), None, 200).await?;
+            if let Some(r) = d["current_run_id"].as_str().filter(|r| *r != previous) {
+                return Ok(r.to_owned());
+            }
+            let runs = http
+                .expect(reqwest::Method::GET, &format!("/v1/connections/{id}/runs?limit=1"), None, 200)
+                .await?;
+            if let Some(r) = runs["items"][0]["id"].as_str().filter(|r| *r != previous) {
+                return Ok(r.to_owned());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err("no run started after the tick in 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // The run may have finished already: take the newest.
-        let runs = http
-            .expect(reqwest::Method::GET, &format!("/v1/connections/{id}/runs?limit=1"), None, 200)
-            .await?;
-        runs["items"][0]["id"].as_str().map(str::to_owned).ok_or_else(|| "no run".into())
     }
 
     /// Polls the API until the run ends, printing progress.

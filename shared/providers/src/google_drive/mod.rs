@@ -372,3 +372,221 @@ mod tests {
         assert!(!format!("{g:?}").contains("\"s\""));
     }
 }
+
+/// Request-shape tests against a tiny in-test HTTP stub (one canned answer per connection),
+/// until a Drive sandbox exists.
+#[cfg(test)]
+mod stub_tests {
+    use std::sync::{Arc, Mutex};
+
+    use extconn_core::ports::{Change, DownloadRequest, ProviderError};
+    use extconn_core::{FolderLocator, ItemKind, Secret, TokenSet};
+    use futures::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// What the stub received: the request line, the headers (lowercased names) and the body.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        line: String,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Seen {
+        fn query(&self) -> Vec<(String, String)> {
+            let target = self.line.split(' ').nth(1).unwrap_or_default();
+            url::Url::parse(&format!("http://x{target}"))
+                .map(|u| u.query_pairs().into_owned().collect())
+                .unwrap_or_default()
+        }
+        fn param(&self, name: &str) -> Option<String> {
+            self.query().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        }
+        fn path(&self) -> String {
+            self.line.split(' ').nth(1).unwrap_or_default().split('?').next().unwrap_or_default().to_owned()
+        }
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// Serves `answers` in order, one per connection; returns the base URL and the log.
+    async fn stub(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let seen = log.clone();
+        tokio::spawn(async move {
+            for (status, body) in answers {
+                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i;
+                    }
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let mut lines = head.split("\r\n");
+                let line = lines.next().unwrap_or_default().to_owned();
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + 4 + len {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body_in = String::from_utf8_lossy(&buf[head_end + 4..]).into_owned();
+                if let Ok(mut log) = seen.lock() {
+                    log.push(Seen { line, headers, body: body_in });
+                }
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        (format!("http://{addr}"), log)
+    }
+
+    fn drive(base: &str) -> GoogleDrive {
+        GoogleDrive::new(GoogleDriveConfig::new("cid", Secret::new("csecret")).with_bases(
+            format!("{base}/accounts"),
+            format!("{base}/oauth2"),
+            base,
+        ))
+    }
+
+    fn seen(log: &Arc<Mutex<Vec<Seen>>>) -> Vec<Seen> {
+        log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn changes_in_a_shared_drive_carry_every_parameter() {
+        let (base, log) = stub(vec![(
+            200,
+            r#"{"kind":"drive#changeList","newStartPageToken":"12399","changes":[
+              {"kind":"drive#change","changeType":"file","fileId":"1Gone","removed":true,"time":"2026-05-03T08:01:00.000Z"}]}"#,
+        )])
+        .await;
+        let g = drive(&base);
+        let folder = FolderLocator { folder_id: "1Sub".into(), drive_id: Some("0AD".into()) };
+        let page =
+            g.list_changes(&Secret::new("ya29.AT"), &folder, "12345").await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(page.cursor, "12399");
+        assert!(!page.has_more);
+        assert_eq!(page.changes, vec![Change::Deleted { id: Some("1Gone".into()), path_lower: None }]);
+        let req = &seen(&log)[0];
+        assert!(req.line.starts_with("GET "), "{}", req.line);
+        assert_eq!(req.path(), "/drive/v3/changes");
+        assert_eq!(req.header("authorization"), Some("Bearer ya29.AT"));
+        for (k, v) in [
+            ("pageToken", "12345"),
+            ("pageSize", "1000"),
+            ("supportsAllDrives", "true"),
+            ("includeItemsFromAllDrives", "true"),
+            ("driveId", "0AD"),
+        ] {
+            assert_eq!(req.param(k).as_deref(), Some(v), "{k}");
+        }
+        let fields = req.param("fields").unwrap_or_default();
+        assert!(
+            fields.starts_with("nextPageToken,newStartPageToken,changes(changeType,removed,fileId"),
+            "{fields}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_doc_over_the_export_cap_is_not_importable() {
+        let (base, log) = stub(vec![
+            (
+                200,
+                r#"{"id":"1Doc","name":"Plan","mimeType":"application/vnd.google-apps.document","size":"1024",
+                   "modifiedTime":"2026-05-02T09:00:00.000Z","parents":["0BFolder"],"trashed":false,"version":"7"}"#,
+            ),
+            (
+                403,
+                r#"{"error":{"code":403,"message":"This file is too large to be exported.","errors":[{"domain":"global","reason":"exportSizeLimitExceeded","message":"This file is too large to be exported."}]}}"#,
+            ),
+        ])
+        .await;
+        let g = drive(&base);
+        let item = RemoteItem {
+            id: "1Doc".into(),
+            drive_id: None,
+            parent_ids: vec![],
+            name: "Plan".into(),
+            path: None,
+            path_lower: None,
+            kind: ItemKind::Native { exports: vec![] },
+            mime_type: None,
+            revision: None,
+            content_hash: None,
+            size: None,
+            modified_at: None,
+        };
+        let e = g.download(&Secret::new("AT"), &DownloadRequest::whole(&item)).await.err();
+        assert_eq!(e, Some(ProviderError::NotImportable { reason: "export_too_large".into() }));
+        let reqs = seen(&log);
+        assert_eq!(reqs[0].path(), "/drive/v3/files/1Doc");
+        assert_eq!(reqs[0].param("supportsAllDrives").as_deref(), Some("true"));
+        assert_eq!(reqs[1].path(), "/drive/v3/files/1Doc/export");
+        assert_eq!(
+            reqs[1].param("mimeType").as_deref(),
+            Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_binary_download_is_md5_verified() {
+        let meta = r#"{"id":"1AbC","name":"a.txt","mimeType":"text/plain","size":"11",
+            "md5Checksum":"5eb63bbbe01eeed093cb22bb8f5acdc3","parents":["P"],"version":"3"}"#;
+        let (base, log) =
+            stub(vec![(200, meta), (200, "hello world"), (200, meta), (200, "hellO world")]).await;
+        let g = drive(&base);
+        let item = serde_json::from_str::<wire::File>(meta).unwrap_or_else(|e| panic!("{e}")).into_item();
+        for expect_ok in [true, false] {
+            let d = g
+                .download(&Secret::new("AT"), &DownloadRequest::whole(&item))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let out: Vec<_> = d.stream.collect().await;
+            assert_eq!(out.iter().all(Result::is_ok), expect_ok, "{out:?}");
+        }
+        let reqs = seen(&log);
+        assert_eq!(reqs[1].path(), "/drive/v3/files/1AbC");
+        assert_eq!(reqs[1].param("alt").as_deref(), Some("media"));
+        assert_eq!(reqs[1].header("range"), None);
+    }
+
+    #[tokio::test]
+    async fn revoke_posts_the_refresh_token() {
+        let (base, log) = stub(vec![(200, "{}")]).await;
+        let g = drive(&base);
+        let tokens = TokenSet {
+            access_token: Secret::new("AT"),
+            refresh_token: Some(Secret::new("1//RT")),
+            expires_at: None,
+        };
+        g.revoke(&tokens).await.unwrap_or_else(|e| panic!("{e}"));
+        let req = &seen(&log)[0];
+        assert!(req.line.starts_with("POST /oauth2/revoke "), "{}", req.line);
+        assert_eq!(req.body, "token=1%2F%2FRT");
+    }
+}

@@ -576,6 +576,52 @@ mod stub_tests {
     }
 
     #[tokio::test]
+    async fn picker_top_level_and_a_folder_listing() {
+        let (base, log) = stub(vec![
+            (200, r#"{"id":"0ARootId","name":"My Drive","mimeType":"application/vnd.google-apps.folder"}"#),
+            (200, r#"{"kind":"drive#driveList","nextPageToken":"d2","drives":[{"id":"0AD","name":"Team"}]}"#),
+            (
+                200,
+                r#"{"files":[{"id":"1a","name":"same","mimeType":"text/plain","size":"1","md5Checksum":"x","parents":["0AD"],"driveId":"0AD"},
+                             {"id":"1b","name":"same","mimeType":"text/plain","size":"2","md5Checksum":"y","parents":["0AD"],"driveId":"0AD"}]}"#,
+            ),
+        ])
+        .await;
+        let g = drive(&base);
+        let access = Secret::new("AT");
+        let top = g.browse_folders(&access, None, None).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(top.next_page.as_deref(), Some("d2"));
+        let ids: Vec<_> = top.folders.iter().map(|f| (f.locator.clone(), f.name.as_str())).collect();
+        assert_eq!(
+            ids,
+            [
+                (FolderLocator { folder_id: "0ARootId".into(), drive_id: None }, "My Drive"),
+                (FolderLocator { folder_id: "0AD".into(), drive_id: Some("0AD".into()) }, "Team"),
+            ]
+        );
+        let shared = &top.folders[1].locator;
+        let page = g.list_children(&access, shared, None).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(!page.has_more);
+        // Duplicate names are two items (identity by id).
+        assert_eq!(page.changes.len(), 2);
+        let reqs = seen(&log);
+        assert_eq!(reqs[0].path(), "/drive/v3/files/root");
+        assert_eq!(reqs[1].path(), "/drive/v3/drives");
+        assert_eq!(reqs[1].param("pageSize").as_deref(), Some("100"));
+        assert_eq!(reqs[2].path(), "/drive/v3/files");
+        for (k, v) in [
+            ("q", "'0AD' in parents and trashed = false"),
+            ("corpora", "drive"),
+            ("driveId", "0AD"),
+            ("supportsAllDrives", "true"),
+            ("includeItemsFromAllDrives", "true"),
+            ("pageSize", "1000"),
+        ] {
+            assert_eq!(reqs[2].param(k).as_deref(), Some(v), "{k}");
+        }
+    }
+
+    #[tokio::test]
     async fn revoke_posts_the_refresh_token() {
         let (base, log) = stub(vec![(200, "{}")]).await;
         let g = drive(&base);

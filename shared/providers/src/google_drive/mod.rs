@@ -22,6 +22,18 @@
 //! - Content version: see [`wire::File::into_item`] (md5 for binary files, `modifiedTime` for
 //!   native docs, never `version`, which moves on a rename).
 //!
+//! # Decisions where the reference leaves room
+//! - One `fields` selector for a `File` everywhere ([`wire::FILE_FIELDS`], §1.2's list), also
+//!   inside `changes.list`'s `file(…)`: a change then carries the shortcut target,
+//!   `canDownload` and `headRevisionId` like a listing does (§1.3's shorter selector lacks them).
+//! - 403 `userRateLimitExceeded` / `rateLimitExceeded` are `RateLimited{Request}` (retried
+//!   within the run), `downloadQuotaExceeded` `{File}`, `quotaExceeded` `{Grant}`.
+//! - A download reads the item first (one `files.get`), so the bytes are checked against the
+//!   current md5 and size, not the listing's; a resumed download whose content version moved
+//!   since the transfer began is an `Integrity` error (start over).
+//! - Revoke sends the refresh token (ends the whole grant); a 400 (already revoked) is `Ok`.
+//! - `admin_policy_enforced` at the token endpoint is `Reauth`, like `invalid_grant`.
+//!
 //! # Not done yet
 //! - The `exportLinks` fallback past the 10 MB export cap (an over-cap doc is
 //!   `NotImportable{export_too_large}`), and `acknowledgeAbuse` for flagged files.

@@ -102,6 +102,34 @@ impl StreamHasher for Sha256Hasher {
     }
 }
 
+/// Plain MD5, lowercase hex (Drive `md5Checksum`, provider-apis.md §4.1).
+#[derive(Debug, Clone, Default)]
+pub struct Md5Hasher(md5::Md5);
+
+impl Md5Hasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One-shot convenience.
+    pub fn digest(data: &[u8]) -> String {
+        use md5::Digest as _;
+        hex::encode(md5::Md5::digest(data))
+    }
+}
+
+impl StreamHasher for Md5Hasher {
+    fn update(&mut self, data: &[u8]) {
+        md5::Digest::update(&mut self.0, data);
+    }
+    fn finish(self: Box<Self>) -> String {
+        hex::encode(md5::Digest::finalize(self.0))
+    }
+    fn name(&self) -> &'static str {
+        "md5Checksum"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +160,21 @@ mod tests {
             DropboxContentHasher::digest(&a_times(4_194_305)),
             "8f553da8d00d0bf509d8470e242888be33019c20c0544811f5b2b89e98360b92"
         );
+    }
+
+    #[test]
+    fn md5_vectors_from_provider_apis_4_1() {
+        assert_eq!(Md5Hasher::digest(b"hello world"), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        assert_eq!(Md5Hasher::digest(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        let mut h: Box<dyn StreamHasher> = Box::new(Md5Hasher::new());
+        for part in [&b"hel"[..], b"", b"lo wor", b"ld"] {
+            h.update(part);
+        }
+        assert_eq!(h.name(), "md5Checksum");
+        assert_eq!(h.finish(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        let mut s: Box<dyn StreamHasher> = Box::new(Sha256Hasher::default());
+        s.update(b"hello world");
+        assert_eq!(s.finish(), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
     }
 
     #[test]

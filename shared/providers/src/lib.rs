@@ -1,7 +1,9 @@
 //! Provider connectors: each implements [`extconn_core::ports::Provider`] over HTTP.
 //!
 //! - [`dropbox`]: Dropbox API v2 ([`Dropbox`], configured by [`DropboxConfig`]).
-//! - [`hash`]: provider content hashes computed while streaming ([`DropboxContentHasher`]).
+//! - [`google_drive`]: Google Drive API v3 ([`GoogleDrive`], configured by [`GoogleDriveConfig`]).
+//! - [`hash`]: provider content hashes computed while streaming ([`DropboxContentHasher`],
+//!   [`hash::Md5Hasher`], [`hash::Sha256Hasher`]).
 //! - [`retry`]: `Retry-After` parsing ([`parse_retry_after`]).
 //! - [`http`]: the shared `reqwest` client and the error classification common to providers.
 //! - [`oauth`]: the token-endpoint adapter, token-error classification and token sets every
@@ -16,6 +18,7 @@
 //! the real provider or to the sandbox. HTTPS needs the `rustls` feature.
 
 pub mod dropbox;
+pub mod google_drive;
 pub mod hash;
 pub mod http;
 pub mod oauth;
@@ -24,6 +27,7 @@ pub mod retry;
 pub mod verify;
 
 pub use dropbox::{Dropbox, DropboxConfig};
+pub use google_drive::{GoogleDrive, GoogleDriveConfig};
 pub use hash::DropboxContentHasher;
 pub use http::HttpConfig;
 pub use retry::parse_retry_after;

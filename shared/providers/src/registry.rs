@@ -4,7 +4,9 @@
 //! [`PROVIDERS`] is the table of every provider this crate can connect to, one
 //! [`ProviderDescriptor`] a row: its environment prefix, the base-URL settings with their
 //! defaults (the real hosts; paths are appended under each base), where the sandbox emulates it,
-//! and how to build its connector. Google Drive and SharePoint become rows here.
+//! and how to build its connector. Rows: Dropbox (`EXTCONN_DROPBOX`: `AUTHORIZE_BASE`,
+//! `API_BASE`, `CONTENT_BASE`) and Google Drive (`EXTCONN_GOOGLE_DRIVE`: `AUTHORIZE_BASE`,
+//! `TOKEN_BASE`, `API_BASE`; not emulated by the sandbox yet). SharePoint becomes a row here.
 //!
 //! Reading is two steps so that the crate needs no AWS dependency:
 //! 1. [`RegistrySettings::from_lookup`] reads and validates every provider's settings through a
@@ -40,6 +42,7 @@ use extconn_core::ports::{Provider, ProviderError};
 use extconn_core::{ProviderKind, Secret};
 
 use crate::dropbox::{Dropbox, DropboxConfig};
+use crate::google_drive::{GoogleDrive, GoogleDriveConfig};
 
 /// One provider's row in [`PROVIDERS`].
 pub struct ProviderDescriptor {
@@ -75,28 +78,45 @@ struct AppConfig<'a> {
 }
 
 /// Every provider this build can connect to.
-pub static PROVIDERS: &[ProviderDescriptor] = &[ProviderDescriptor {
-    kind: ProviderKind::Dropbox,
-    env_prefix: "EXTCONN_DROPBOX",
-    bases: &[
-        BaseSetting {
-            suffix: "AUTHORIZE_BASE",
-            default: DropboxConfig::WWW_BASE,
-            sandbox_path: Some("/dropbox/www"),
-        },
-        BaseSetting {
-            suffix: "API_BASE",
-            default: DropboxConfig::API_BASE,
-            sandbox_path: Some("/dropbox/api"),
-        },
-        BaseSetting {
-            suffix: "CONTENT_BASE",
-            default: DropboxConfig::CONTENT_BASE,
-            sandbox_path: Some("/dropbox/content"),
-        },
-    ],
-    build: build_dropbox,
-}];
+pub static PROVIDERS: &[ProviderDescriptor] = &[
+    ProviderDescriptor {
+        kind: ProviderKind::Dropbox,
+        env_prefix: "EXTCONN_DROPBOX",
+        bases: &[
+            BaseSetting {
+                suffix: "AUTHORIZE_BASE",
+                default: DropboxConfig::WWW_BASE,
+                sandbox_path: Some("/dropbox/www"),
+            },
+            BaseSetting {
+                suffix: "API_BASE",
+                default: DropboxConfig::API_BASE,
+                sandbox_path: Some("/dropbox/api"),
+            },
+            BaseSetting {
+                suffix: "CONTENT_BASE",
+                default: DropboxConfig::CONTENT_BASE,
+                sandbox_path: Some("/dropbox/content"),
+            },
+        ],
+        build: build_dropbox,
+    },
+    ProviderDescriptor {
+        kind: ProviderKind::GoogleDrive,
+        env_prefix: "EXTCONN_GOOGLE_DRIVE",
+        // No sandbox yet: local mode enables Google Drive only when configured explicitly.
+        bases: &[
+            BaseSetting {
+                suffix: "AUTHORIZE_BASE",
+                default: GoogleDriveConfig::AUTHORIZE_BASE,
+                sandbox_path: None,
+            },
+            BaseSetting { suffix: "TOKEN_BASE", default: GoogleDriveConfig::TOKEN_BASE, sandbox_path: None },
+            BaseSetting { suffix: "API_BASE", default: GoogleDriveConfig::API_BASE, sandbox_path: None },
+        ],
+        build: build_google_drive,
+    },
+];
 
 fn dropbox_config(app: AppConfig<'_>) -> Result<DropboxConfig, ProviderError> {
     let [authorize, api, content] = app.bases else {
@@ -107,6 +127,20 @@ fn dropbox_config(app: AppConfig<'_>) -> Result<DropboxConfig, ProviderError> {
 
 fn build_dropbox(app: AppConfig<'_>) -> Result<Arc<dyn Provider>, ProviderError> {
     Ok(Arc::new(Dropbox::try_new(dropbox_config(app)?)?))
+}
+
+fn google_drive_config(app: AppConfig<'_>) -> Result<GoogleDriveConfig, ProviderError> {
+    let [authorize, token, api] = app.bases else {
+        return Err(ProviderError::Permanent(format!(
+            "Google Drive takes 3 base URLs, got {}",
+            app.bases.len()
+        )));
+    };
+    Ok(GoogleDriveConfig::new(app.client_id, app.client_secret).with_bases(authorize, token, api))
+}
+
+fn build_google_drive(app: AppConfig<'_>) -> Result<Arc<dyn Provider>, ProviderError> {
+    Ok(Arc::new(GoogleDrive::try_new(google_drive_config(app)?)?))
 }
 
 /// The row of `kind`, if this build knows the provider.
@@ -584,6 +618,45 @@ mod tests {
         assert_eq!(config.www_base, "http://127.0.0.1:1/www");
         assert_eq!(config.api_base, "http://127.0.0.1:2/api");
         assert_eq!(config.content_base, "http://127.0.0.1:3");
+    }
+
+    #[test]
+    fn google_drive_is_configured_like_dropbox() {
+        let s = settings(&[
+            ("EXTCONN_GOOGLE_DRIVE_CLIENT_ID", ID),
+            ("EXTCONN_GOOGLE_DRIVE_CLIENT_SECRET_ID", "extconn/google-drive-app"),
+            ("EXTCONN_GOOGLE_DRIVE_AUTHORIZE_BASE", "http://127.0.0.1:1/accounts/"),
+            ("EXTCONN_GOOGLE_DRIVE_TOKEN_BASE", "http://127.0.0.1:2/oauth2"),
+            ("EXTCONN_GOOGLE_DRIVE_API_BASE", "http://127.0.0.1:3"),
+        ])
+        .unwrap();
+        assert!(s.get(ProviderKind::Dropbox).is_none());
+        let app = s.get(ProviderKind::GoogleDrive).unwrap();
+        assert!(
+            matches!(app.client_secret(), ClientSecret::SecretId { id, .. } if id == "extconn/google-drive-app")
+        );
+        assert!(!app.descriptor().has_sandbox());
+        let config = google_drive_config(AppConfig {
+            client_id: app.client_id(),
+            client_secret: Secret::new(SECRET),
+            bases: &app.bases,
+        })
+        .unwrap();
+        assert_eq!(config.client_id, ID);
+        assert_eq!(config.authorize_base, "http://127.0.0.1:1/accounts");
+        assert_eq!(config.token_base, "http://127.0.0.1:2/oauth2");
+        assert_eq!(config.api_base, "http://127.0.0.1:3");
+        let e = err(&[("EXTCONN_GOOGLE_DRIVE_CLIENT_ID", ID)]);
+        assert!(e.to_string().contains("EXTCONN_GOOGLE_DRIVE_CLIENT_SECRET"), "{e}");
+        let d = descriptor(ProviderKind::GoogleDrive).unwrap();
+        assert_eq!(
+            d.bases.iter().map(|b| (b.suffix, b.default)).collect::<Vec<_>>(),
+            [
+                ("AUTHORIZE_BASE", "https://accounts.google.com"),
+                ("TOKEN_BASE", "https://oauth2.googleapis.com"),
+                ("API_BASE", "https://www.googleapis.com")
+            ]
+        );
     }
 
     #[test]

@@ -1,23 +1,107 @@
-//! OAuth 2.0 pieces every connector shares: the token-endpoint adapter `oauth2` calls over our
-//! `reqwest` client, the classification of what a token endpoint answers, and token sets.
+//! OAuth 2.0 pieces every connector shares: the confidential client (code exchange with PKCE
+//! and refresh, secrets redacted from every error), the token-endpoint adapter `oauth2` calls
+//! over our `reqwest` client, the classification of what a token endpoint answers, and token
+//! sets. A connector adds only what is its own: the authorize URL's extra parameters, revoke.
 //!
 //! The adapter answers for the HTTP status itself: only a 200, or a 400/401 carrying an OAuth
 //! error document, reaches `oauth2`; anything else (429, 5xx, an HTML error page) is classified
 //! here, so a 503 is `RateLimited`, not a "parse error". A malformed 200 is never quoted (it
 //! holds tokens).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use extconn_core::ports::ProviderError;
 use extconn_core::{Secret, Timestamp, TokenSet};
-use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType, BasicTokenResponse};
-use oauth2::{RequestTokenError, TokenResponse};
+use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType, BasicTokenResponse};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, TokenResponse, TokenUrl,
+};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
-use crate::http::{MAX_ERROR_BODY, classify_common, read_body, read_error_body, snippet, transport_error};
+use crate::http::{
+    MAX_ERROR_BODY, classify_common, read_body, read_error_body, redact, snippet, transport_error,
+};
+
+/// A confidential client with its authorize and token endpoints (id + secret in the form body).
+pub type OAuthClient = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// The client of `client_id` / `client_secret` at these endpoints. `provider` names the
+/// connector's base settings in the error when a URL is invalid.
+pub fn oauth_client(
+    provider: &str,
+    client_id: &str,
+    client_secret: &Secret,
+    authorize_url: String,
+    token_url: String,
+) -> Result<OAuthClient, ProviderError> {
+    let auth = AuthUrl::new(authorize_url)
+        .map_err(|e| ProviderError::Permanent(format!("invalid {provider} authorize URL: {e}")))?;
+    let token = TokenUrl::new(token_url)
+        .map_err(|e| ProviderError::Permanent(format!("invalid {provider} token URL: {e}")))?;
+    Ok(BasicClient::new(ClientId::new(client_id.to_owned()))
+        .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()))
+        .set_auth_type(AuthType::RequestBody)
+        .set_auth_uri(auth)
+        .set_token_uri(token))
+}
+
+pub fn redirect_url(redirect_uri: &str) -> Result<RedirectUrl, ProviderError> {
+    RedirectUrl::new(redirect_uri.to_owned())
+        .map_err(|e| ProviderError::Permanent(format!("invalid redirect_uri: {e}")))
+}
+
+/// `grant_type=authorization_code` with the PKCE verifier. The code, verifier and client secret
+/// never appear in an error.
+pub async fn exchange_code(
+    client: &OAuthClient,
+    http: &TokenHttp<'_>,
+    now: Timestamp,
+    code: &Secret,
+    pkce_verifier: &Secret,
+    redirect_uri: &str,
+    client_secret: &Secret,
+) -> Result<TokenSet, ProviderError> {
+    let secrets = [code.expose(), pkce_verifier.expose(), client_secret.expose()];
+    let result = async {
+        let resp = client
+            .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
+            .set_redirect_uri(Cow::Owned(redirect_url(redirect_uri)?))
+            .request_async(http)
+            .await
+            .map_err(token_error)?;
+        Ok(token_set(now, &resp, None))
+    }
+    .await;
+    result.map_err(|e| redact(e, &secrets))
+}
+
+/// `grant_type=refresh_token`. An answer without a refresh token keeps the old one (see
+/// [`token_set`]). No refresh token at all is `Reauth`.
+pub async fn refresh(
+    client: &OAuthClient,
+    http: &TokenHttp<'_>,
+    now: Timestamp,
+    tokens: &TokenSet,
+    client_secret: &Secret,
+) -> Result<TokenSet, ProviderError> {
+    let Some(refresh_token) = &tokens.refresh_token else {
+        return Err(ProviderError::Reauth("no refresh token".into()));
+    };
+    let secrets = [refresh_token.expose(), tokens.access_token.expose(), client_secret.expose()];
+    let result = async {
+        let rt = RefreshToken::new(refresh_token.expose().to_owned());
+        let resp = client.exchange_refresh_token(&rt).request_async(http).await.map_err(token_error)?;
+        Ok(token_set(now, &resp, Some(refresh_token)))
+    }
+    .await;
+    result.map_err(|e| redact(e, &secrets))
+}
 
 /// A token response is a few hundred bytes.
 const MAX_TOKEN_BODY: usize = 64 * 1024;
@@ -93,12 +177,17 @@ fn is_oauth_error(body: &[u8]) -> bool {
 }
 
 /// `invalid_grant` (revoked, expired or unknown code/refresh token) → `Reauth`: the user must
-/// reconnect. `invalid_client` / `unauthorized_client` → `Config`: our app is refused, which
-/// no user can fix (ARCHITECTURE §7 "Configuration errors"). Other OAuth errors → `Permanent`.
+/// reconnect; so is Google's `admin_policy_enforced` (a Workspace admin restricted the app or
+/// the scope: only a new consent helps). `invalid_client` / `unauthorized_client` → `Config`:
+/// our app is refused, which no user can fix (ARCHITECTURE §7 "Configuration errors"). Other
+/// OAuth errors → `Permanent`.
 pub fn token_error(e: RequestTokenError<ProviderError, BasicErrorResponse>) -> ProviderError {
     match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant => ProviderError::Reauth(r.error().as_ref().to_owned()),
+            BasicErrorResponseType::Extension(code) if code == "admin_policy_enforced" => {
+                ProviderError::Reauth(code.clone())
+            }
             BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
                 ProviderError::Config(r.error().as_ref().to_owned())
             }

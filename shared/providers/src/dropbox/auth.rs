@@ -9,34 +9,21 @@ use std::borrow::Cow;
 use extconn_core::ports::ProviderError;
 use extconn_core::ports::provider::AuthorizeRequest;
 use extconn_core::{Secret, TokenSet};
-use oauth2::basic::BasicClient;
-use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenUrl,
-};
+use oauth2::{CsrfToken, Scope};
 use reqwest::header::AUTHORIZATION;
 
 use super::{Dropbox, DropboxConfig, SCOPES, errors};
 use crate::http::{MAX_ERROR_BODY, read_error_body, redact, transport_error};
-use crate::oauth::{TokenHttp, token_error, token_set};
-
-type OAuthClient = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+use crate::oauth::{self, OAuthClient, TokenHttp, redirect_url};
 
 fn oauth_client(cfg: &DropboxConfig) -> Result<OAuthClient, ProviderError> {
-    let auth = AuthUrl::new(format!("{}/oauth2/authorize", cfg.www_base))
-        .map_err(|e| ProviderError::Permanent(format!("invalid Dropbox www_base: {e}")))?;
-    let token = TokenUrl::new(format!("{}/oauth2/token", cfg.api_base))
-        .map_err(|e| ProviderError::Permanent(format!("invalid Dropbox api_base: {e}")))?;
-    Ok(BasicClient::new(ClientId::new(cfg.client_id.clone()))
-        .set_client_secret(ClientSecret::new(cfg.client_secret.expose().to_owned()))
-        .set_auth_type(AuthType::RequestBody)
-        .set_auth_uri(auth)
-        .set_token_uri(token))
-}
-
-fn redirect_url(redirect_uri: &str) -> Result<RedirectUrl, ProviderError> {
-    RedirectUrl::new(redirect_uri.to_owned())
-        .map_err(|e| ProviderError::Permanent(format!("invalid redirect_uri: {e}")))
+    oauth::oauth_client(
+        "Dropbox",
+        &cfg.client_id,
+        &cfg.client_secret,
+        format!("{}/oauth2/authorize", cfg.www_base),
+        format!("{}/oauth2/token", cfg.api_base),
+    )
 }
 
 /// `GET {www_base}/oauth2/authorize?response_type=code&client_id&state&redirect_uri&scope`
@@ -64,38 +51,24 @@ pub(super) async fn exchange_code(
     pkce_verifier: &Secret,
     redirect_uri: &str,
 ) -> Result<TokenSet, ProviderError> {
-    let secrets = [code.expose(), pkce_verifier.expose(), dbx.cfg.client_secret.expose()];
-    let result = async {
-        let client = oauth_client(&dbx.cfg)?;
-        let http = token_http(dbx);
-        let resp = client
-            .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
-            .set_redirect_uri(Cow::Owned(redirect_url(redirect_uri)?))
-            .request_async(&http)
-            .await
-            .map_err(token_error)?;
-        Ok(token_set(dbx.cfg.clock.now(), &resp, None))
-    }
-    .await;
-    result.map_err(|e| redact(e, &secrets))
+    let client = oauth_client(&dbx.cfg)?;
+    let now = dbx.cfg.clock.now();
+    oauth::exchange_code(
+        &client,
+        &token_http(dbx),
+        now,
+        code,
+        pkce_verifier,
+        redirect_uri,
+        &dbx.cfg.client_secret,
+    )
+    .await
 }
 
 /// `grant_type=refresh_token`. Dropbox returns no refresh token: the old one is kept.
 pub(super) async fn refresh(dbx: &Dropbox, tokens: &TokenSet) -> Result<TokenSet, ProviderError> {
-    let Some(refresh_token) = &tokens.refresh_token else {
-        return Err(ProviderError::Reauth("no refresh token".into()));
-    };
-    let secrets = [refresh_token.expose(), tokens.access_token.expose(), dbx.cfg.client_secret.expose()];
-    let result = async {
-        let client = oauth_client(&dbx.cfg)?;
-        let http = token_http(dbx);
-        let rt = RefreshToken::new(refresh_token.expose().to_owned());
-        let resp = client.exchange_refresh_token(&rt).request_async(&http).await.map_err(token_error)?;
-        Ok(token_set(dbx.cfg.clock.now(), &resp, Some(refresh_token)))
-    }
-    .await;
-    result.map_err(|e| redact(e, &secrets))
+    let client = oauth_client(&dbx.cfg)?;
+    oauth::refresh(&client, &token_http(dbx), dbx.cfg.clock.now(), tokens, &dbx.cfg.client_secret).await
 }
 
 /// `POST {api_base}/2/auth/token/revoke` with the access token, no body: disables the access

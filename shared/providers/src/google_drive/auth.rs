@@ -12,33 +12,20 @@ use std::borrow::Cow;
 use extconn_core::ports::ProviderError;
 use extconn_core::ports::provider::AuthorizeRequest;
 use extconn_core::{Secret, TokenSet};
-use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType};
-use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenUrl,
-};
+use oauth2::{CsrfToken, Scope};
 
 use super::{GoogleDrive, GoogleDriveConfig, SCOPE};
 use crate::http::{MAX_ERROR_BODY, classify_common, read_error_body, redact, snippet, transport_error};
-use crate::oauth::{TokenHttp, token_error, token_set};
-
-type OAuthClient = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+use crate::oauth::{self, OAuthClient, TokenHttp, redirect_url};
 
 fn oauth_client(cfg: &GoogleDriveConfig) -> Result<OAuthClient, ProviderError> {
-    let auth = AuthUrl::new(format!("{}/o/oauth2/v2/auth", cfg.authorize_base))
-        .map_err(|e| ProviderError::Permanent(format!("invalid Google authorize_base: {e}")))?;
-    let token = TokenUrl::new(format!("{}/token", cfg.token_base))
-        .map_err(|e| ProviderError::Permanent(format!("invalid Google token_base: {e}")))?;
-    Ok(BasicClient::new(ClientId::new(cfg.client_id.clone()))
-        .set_client_secret(ClientSecret::new(cfg.client_secret.expose().to_owned()))
-        .set_auth_type(AuthType::RequestBody)
-        .set_auth_uri(auth)
-        .set_token_uri(token))
-}
-
-fn redirect_url(redirect_uri: &str) -> Result<RedirectUrl, ProviderError> {
-    RedirectUrl::new(redirect_uri.to_owned())
-        .map_err(|e| ProviderError::Permanent(format!("invalid redirect_uri: {e}")))
+    oauth::oauth_client(
+        "Google",
+        &cfg.client_id,
+        &cfg.client_secret,
+        format!("{}/o/oauth2/v2/auth", cfg.authorize_base),
+        format!("{}/token", cfg.token_base),
+    )
 }
 
 /// `GET {authorize_base}/o/oauth2/v2/auth?response_type=code&client_id&state&redirect_uri`
@@ -65,57 +52,30 @@ fn token_http(g: &GoogleDrive) -> TokenHttp<'_> {
     TokenHttp { http: &g.http, timeout: g.cfg.http.rpc_timeout, now: g.now() }
 }
 
-/// The shared classification, plus Google's `admin_policy_enforced` (a Workspace admin
-/// restricted the app or the scope): like `invalid_grant`, only a new consent helps.
-fn google_token_error(e: RequestTokenError<ProviderError, BasicErrorResponse>) -> ProviderError {
-    if let RequestTokenError::ServerResponse(r) = &e
-        && let BasicErrorResponseType::Extension(code) = r.error()
-        && code == "admin_policy_enforced"
-    {
-        return ProviderError::Reauth(code.clone());
-    }
-    token_error(e)
-}
-
 pub(super) async fn exchange_code(
     g: &GoogleDrive,
     code: &Secret,
     pkce_verifier: &Secret,
     redirect_uri: &str,
 ) -> Result<TokenSet, ProviderError> {
-    let secrets = [code.expose(), pkce_verifier.expose(), g.cfg.client_secret.expose()];
-    let result = async {
-        let client = oauth_client(&g.cfg)?;
-        let http = token_http(g);
-        let resp = client
-            .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
-            .set_redirect_uri(Cow::Owned(redirect_url(redirect_uri)?))
-            .request_async(&http)
-            .await
-            .map_err(google_token_error)?;
-        Ok(token_set(g.cfg.clock.now(), &resp, None))
-    }
-    .await;
-    result.map_err(|e| redact(e, &secrets))
+    let client = oauth_client(&g.cfg)?;
+    let now = g.cfg.clock.now();
+    oauth::exchange_code(
+        &client,
+        &token_http(g),
+        now,
+        code,
+        pkce_verifier,
+        redirect_uri,
+        &g.cfg.client_secret,
+    )
+    .await
 }
 
 /// `grant_type=refresh_token`. Google normally returns no refresh token: the old one is kept.
 pub(super) async fn refresh(g: &GoogleDrive, tokens: &TokenSet) -> Result<TokenSet, ProviderError> {
-    let Some(refresh_token) = &tokens.refresh_token else {
-        return Err(ProviderError::Reauth("no refresh token".into()));
-    };
-    let secrets = [refresh_token.expose(), tokens.access_token.expose(), g.cfg.client_secret.expose()];
-    let result = async {
-        let client = oauth_client(&g.cfg)?;
-        let http = token_http(g);
-        let rt = RefreshToken::new(refresh_token.expose().to_owned());
-        let resp =
-            client.exchange_refresh_token(&rt).request_async(&http).await.map_err(google_token_error)?;
-        Ok(token_set(g.cfg.clock.now(), &resp, Some(refresh_token)))
-    }
-    .await;
-    result.map_err(|e| redact(e, &secrets))
+    let client = oauth_client(&g.cfg)?;
+    oauth::refresh(&client, &token_http(g), g.cfg.clock.now(), tokens, &g.cfg.client_secret).await
 }
 
 /// `POST {token_base}/revoke`, form body `token=<refresh token>` (or the access token when
@@ -148,7 +108,11 @@ pub(super) async fn revoke(g: &GoogleDrive, tokens: &TokenSet) -> Result<(), Pro
 
 #[cfg(test)]
 mod tests {
+    use oauth2::RequestTokenError;
+    use oauth2::basic::BasicErrorResponse;
+
     use super::*;
+    use crate::oauth::token_error;
 
     fn cfg() -> GoogleDriveConfig {
         GoogleDriveConfig::new("app.apps.googleusercontent.com", Secret::new("app-secret")).with_bases(
@@ -202,23 +166,21 @@ mod tests {
     #[test]
     fn token_errors() {
         assert_eq!(
-            google_token_error(server_error(
+            token_error(server_error(
                 r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#
             )),
             ProviderError::Reauth("invalid_grant".into())
         );
         assert_eq!(
-            google_token_error(server_error(
-                r#"{"error":"invalid_client","error_description":"Unauthorized"}"#
-            )),
+            token_error(server_error(r#"{"error":"invalid_client","error_description":"Unauthorized"}"#)),
             ProviderError::Config("invalid_client".into())
         );
         assert_eq!(
-            google_token_error(server_error(r#"{"error":"admin_policy_enforced"}"#)),
+            token_error(server_error(r#"{"error":"admin_policy_enforced"}"#)),
             ProviderError::Reauth("admin_policy_enforced".into())
         );
         assert!(matches!(
-            google_token_error(server_error(r#"{"error":"invalid_request"}"#)),
+            token_error(server_error(r#"{"error":"invalid_request"}"#)),
             ProviderError::Permanent(_)
         ));
     }

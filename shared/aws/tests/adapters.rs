@@ -120,8 +120,9 @@ async fn aws_racing_vault_writers_one_wins() {
     assert_eq!(now.version, v1 + 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aws_asset_events_reach_a_queue_through_a_rule() {
+/// A fresh events bus whose rule (`pattern`) forwards to a fresh queue, as a DAM would
+/// subscribe: the adapter on that bus, an SQS client, and the queue's URL.
+async fn bus_to_queue(pattern: &str) -> (EventBridgeEvents, aws_sdk_sqs::Client, String) {
     let cfg = config().await;
     let eb = aws_sdk_eventbridge::Client::new(&cfg);
     let sqs = aws_sdk_sqs::Client::new(&cfg);
@@ -139,13 +140,7 @@ async fn aws_asset_events_reach_a_queue_through_a_rule() {
         .attributes
         .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
         .expect("arn");
-    eb.put_rule()
-        .name("to-dam")
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source":["extconn.assets"]}"#)
-        .send()
-        .await
-        .expect("rule");
+    eb.put_rule().name("to-dam").event_bus_name(&bus).event_pattern(pattern).send().await.expect("rule");
     eb.put_targets()
         .rule("to-dam")
         .event_bus_name(&bus)
@@ -153,7 +148,12 @@ async fn aws_asset_events_reach_a_queue_through_a_rule() {
         .send()
         .await
         .expect("targets");
-    let events = EventBridgeEvents::new(eb, bus);
+    (EventBridgeEvents::new(eb, bus), sqs, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_asset_events_reach_a_queue_through_a_rule() {
+    let (events, sqs, url) = bus_to_queue(r#"{"source":["extconn.assets"]}"#).await;
     let e = AssetEvent {
         kind: AssetEventKind::Imported,
         client_id: ClientId::parse("acme").unwrap(),
@@ -177,38 +177,9 @@ async fn aws_asset_events_reach_a_queue_through_a_rule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_connection_events_reach_a_queue_through_a_rule() {
-    let cfg = config().await;
-    let eb = aws_sdk_eventbridge::Client::new(&cfg);
-    let sqs = aws_sdk_sqs::Client::new(&cfg);
-    let bus = unique("assets-bus");
-    eb.create_event_bus().name(&bus).send().await.expect("bus");
-    let url =
-        sqs.create_queue().queue_name(unique("dam")).send().await.expect("queue").queue_url.expect("url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
-    eb.put_rule()
-        .name("connections-to-dam")
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source":["extconn.connections"],"detail-type":["Connection Status Changed"]}"#)
-        .send()
-        .await
-        .expect("rule");
-    eb.put_targets()
-        .rule("connections-to-dam")
-        .event_bus_name(&bus)
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("dam").arn(arn).build().expect("target"))
-        .send()
-        .await
-        .expect("targets");
-    let events = EventBridgeEvents::new(eb, bus);
+    let (events, sqs, url) =
+        bus_to_queue(r#"{"source":["extconn.connections"],"detail-type":["Connection Status Changed"]}"#)
+            .await;
     let e = |i: usize| ConnectionEvent {
         client_id: ClientId::parse("acme").unwrap(),
         connection_id: ConnectionId::generate(),

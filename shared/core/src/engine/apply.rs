@@ -728,36 +728,22 @@ impl Engine {
     async fn repath_subtree(&self, ctx: &mut RunCtx, top: &str, top_path: &str) -> Result<(), Stop> {
         let mut folders = VecDeque::from([(top.to_owned(), top_path.to_owned())]);
         while let Some((folder, path)) = folders.pop_front() {
-            let mut after: Option<String> = None;
-            loop {
-                let page = self
-                    .ports
-                    .items
-                    .children(&ctx.fence.conn, &folder, after.as_deref(), super::scope::CHILDREN_PAGE)
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.provider_id.clone());
-                let full = page.len() == super::scope::CHILDREN_PAGE;
-                for child in page {
-                    self.heartbeat(ctx).await?;
-                    let new_path = format!("{path}/{}", child.name);
-                    if child.is_folder() {
-                        ctx.folder_paths.insert(child.provider_id.clone(), new_path.clone());
-                        folders.push_back((child.provider_id.clone(), new_path.clone()));
-                    }
-                    if child.path == new_path {
-                        continue;
-                    }
-                    let mut item = child.clone();
-                    item.path = new_path;
-                    item.updated_at = self.ports.clock.now();
-                    let event = (!child.is_folder() && child.asset_key.is_some())
-                        .then_some(AssetEventKind::MetadataUpdated);
-                    self.record(ctx, Some(&child), item, RunCounters::default(), event).await?;
+            for child in self.children_of(ctx, &folder).await? {
+                self.heartbeat(ctx).await?;
+                let new_path = format!("{path}/{}", child.name);
+                if child.is_folder() {
+                    ctx.folder_paths.insert(child.provider_id.clone(), new_path.clone());
+                    folders.push_back((child.provider_id.clone(), new_path.clone()));
                 }
-                if !full {
-                    break;
+                if child.path == new_path {
+                    continue;
                 }
+                let mut item = child.clone();
+                item.path = new_path;
+                item.updated_at = self.ports.clock.now();
+                let event = (!child.is_folder() && child.asset_key.is_some())
+                    .then_some(AssetEventKind::MetadataUpdated);
+                self.record(ctx, Some(&child), item, RunCounters::default(), event).await?;
             }
         }
         Ok(())
@@ -963,25 +949,11 @@ impl Engine {
         }
         let mut folders = VecDeque::from([top.provider_id.clone()]);
         while let Some(folder) = folders.pop_front() {
-            let mut after: Option<String> = None;
-            loop {
-                let page = self
-                    .ports
-                    .items
-                    .children(&ctx.fence.conn, &folder, after.as_deref(), super::scope::CHILDREN_PAGE)
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.provider_id.clone());
-                let full = page.len() == super::scope::CHILDREN_PAGE;
-                for child in page {
-                    if child.is_folder() {
-                        folders.push_back(child.provider_id);
-                    } else if counts_as_file(&child) {
-                        out.insert(child.provider_id);
-                    }
-                }
-                if !full {
-                    break;
+            for child in self.children_of(ctx, &folder).await? {
+                if child.is_folder() {
+                    folders.push_back(child.provider_id);
+                } else if counts_as_file(&child) {
+                    out.insert(child.provider_id);
                 }
             }
         }

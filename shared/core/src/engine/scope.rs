@@ -19,9 +19,24 @@ use crate::ports::{FeedScope, ProviderError, RemoteItem};
 const MAX_DEPTH: usize = 64;
 
 /// Children index page size for subtree walks.
-pub(crate) const CHILDREN_PAGE: usize = 200;
+const CHILDREN_PAGE: usize = 200;
 
 impl Engine {
+    /// Every live child of `folder`, read through the children index page by page.
+    pub(crate) async fn children_of(&self, ctx: &RunCtx, folder: &str) -> Result<Vec<Item>, Stop> {
+        let mut out = Vec::new();
+        loop {
+            let after = out.last().map(|c: &Item| c.provider_id.clone());
+            let page =
+                self.ports.items.children(&ctx.fence.conn, folder, after.as_deref(), CHILDREN_PAGE).await?;
+            let full = page.len() == CHILDREN_PAGE;
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
     pub(crate) fn root_id<'a>(&self, ctx: &'a RunCtx) -> &'a str {
         &ctx.conn.folder.folder_id
     }
@@ -160,23 +175,9 @@ impl Engine {
         let mut stack: Vec<(Item, bool)> = vec![(top.clone(), false)];
         while let Some((item, expanded)) = stack.pop() {
             if item.is_folder() && !expanded {
-                let id = item.provider_id.clone();
+                let children = self.children_of(ctx, &item.provider_id).await?;
                 stack.push((item, true));
-                let mut after: Option<String> = None;
-                loop {
-                    let page = self
-                        .ports
-                        .items
-                        .children(&ctx.fence.conn, &id, after.as_deref(), CHILDREN_PAGE)
-                        .await?;
-                    let Some(last) = page.last() else { break };
-                    after = Some(last.provider_id.clone());
-                    let full = page.len() == CHILDREN_PAGE;
-                    stack.extend(page.into_iter().map(|c| (c, false)));
-                    if !full {
-                        break;
-                    }
-                }
+                stack.extend(children.into_iter().map(|c| (c, false)));
                 continue;
             }
             self.heartbeat(ctx).await?;

@@ -12,7 +12,7 @@ use crate::admin::{Actor, UseCaseError, audit, provider_failure};
 use crate::context::Ports;
 use crate::domain::{
     ConnKey, Connection, ConnectionCounters, ConnectionStatus, Filters, FolderLocator, Grant, GrantStatus,
-    Item, Job, RunCounters, RunStatus, SyncPosition, SyncRun, SyncedBy, Timestamp, Trigger,
+    Item, Job, RunStatus, SyncPosition, SyncRun, SyncedBy, Timestamp, Trigger,
 };
 use crate::ids::{ConnectionId, GrantId, RunId};
 use crate::ports::{ConnectionPatch, FolderPage, Provider, StoreError};
@@ -385,21 +385,7 @@ impl Connections {
 
 /// A queued run of `conn` requested by `actor`.
 pub(crate) fn new_run(conn: ConnKey, trigger: Trigger, actor: &Actor, now: Timestamp) -> SyncRun {
-    SyncRun {
-        conn,
-        id: RunId::generate(),
-        trigger,
-        actor: Some(actor.user_id.clone()),
-        status: RunStatus::Queued,
-        queued_at: now,
-        started_at: None,
-        finished_at: None,
-        counters: RunCounters::default(),
-        invocations: 0,
-        error: None,
-        failure_streak: 0,
-        retry_failed: false,
-    }
+    SyncRun::queued(conn, trigger, Some(actor.user_id.clone()), now)
 }
 
 /// Writes the run record, then sends its job (ids only). The connection's `current_run_id`

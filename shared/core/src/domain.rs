@@ -437,6 +437,27 @@ pub struct SyncRun {
     pub retry_failed: bool,
 }
 
+impl SyncRun {
+    /// A new `queued` run of `conn`, asked for by `actor` (none for the scheduler).
+    pub fn queued(conn: ConnKey, trigger: Trigger, actor: Option<UserId>, now: Timestamp) -> Self {
+        Self {
+            conn,
+            id: RunId::generate(),
+            trigger,
+            actor,
+            status: RunStatus::Queued,
+            queued_at: now,
+            started_at: None,
+            finished_at: None,
+            counters: RunCounters::default(),
+            invocations: 0,
+            error: None,
+            failure_streak: 0,
+            retry_failed: false,
+        }
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

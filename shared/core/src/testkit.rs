@@ -58,21 +58,7 @@ pub fn sample_connection(client: &ClientId, folder: &str) -> Connection {
 }
 
 pub fn sample_run(conn: &ConnKey) -> SyncRun {
-    SyncRun {
-        conn: conn.clone(),
-        id: RunId::generate(),
-        trigger: Trigger::Manual,
-        actor: None,
-        status: RunStatus::Queued,
-        queued_at: now(),
-        started_at: None,
-        finished_at: None,
-        counters: RunCounters::default(),
-        invocations: 0,
-        error: None,
-        failure_streak: 0,
-        retry_failed: false,
-    }
+    SyncRun::queued(conn.clone(), Trigger::Manual, None, now())
 }
 
 pub fn sample_item(id: &str, path: &str) -> Item {

@@ -40,8 +40,7 @@ use std::time::Duration;
 
 use crate::context::Ports;
 use crate::domain::{
-    Connection, ConnectionStatus, Fence, Grant, Job, RunCounters, RunStatus, SyncPosition, SyncRun,
-    Timestamp, Trigger,
+    Connection, ConnectionStatus, Fence, Grant, Job, RunStatus, SyncPosition, SyncRun, Timestamp, Trigger,
 };
 use crate::ids::RunId;
 use crate::ports::{ConnectionPatch, ProviderError, RunPatch, StoreError};
@@ -365,21 +364,7 @@ impl Engine {
         if job.continuation {
             return Ok(None);
         }
-        let run = SyncRun {
-            conn: key.clone(),
-            id: RunId::generate(),
-            trigger: job.trigger,
-            actor: job.requested_by.clone(),
-            status: RunStatus::Queued,
-            queued_at: self.ports.clock.now(),
-            started_at: None,
-            finished_at: None,
-            counters: RunCounters::default(),
-            invocations: 0,
-            error: None,
-            failure_streak: 0,
-            retry_failed: false,
-        };
+        let run = SyncRun::queued(key.clone(), job.trigger, job.requested_by.clone(), self.ports.clock.now());
         self.ports.runs.create(&run).await?;
         let patch = ConnectionPatch { current_run_id: Some(Some(run.id.clone())), ..Default::default() };
         self.ports.connections.checkpoint(fence, &conn.position, &patch).await?;

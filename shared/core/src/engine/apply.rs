@@ -138,14 +138,16 @@ impl Engine {
         item.path = bounded(&item.path, 2048);
         let mut run_delta = RunCounters::default();
         if !item.is_folder() {
-            let now = self.ports.clock.now();
-            item.state = ItemState::Failed;
-            item.reason = Some("store_rejected".into());
-            item.error = Some(format!("the item record was refused by the store: {why}"));
-            item.attempts = old.filter(|o| o.state == ItemState::Failed).map_or(0, |o| o.attempts) + 1;
-            item.next_attempt_at = Some(now + crate::domain::retry_delay(item.attempts));
-            item.failed_in = Some(ctx.run_id.clone());
-            run_delta = RunCounters { scanned: 1, failed: 1, ..Default::default() };
+            let error = format!("the item record was refused by the store: {why}");
+            run_delta = super::transfer::mark_failed(
+                &mut item,
+                old,
+                ctx,
+                "store_rejected",
+                error,
+                self.ports.clock.now(),
+                false,
+            );
         }
         let write = ItemWrite { conn_delta: delta(old, &item), item, run_id: ctx.run_id.clone(), run_delta };
         match self.ports.items.record(&ctx.fence, &write).await {

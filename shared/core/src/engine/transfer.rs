@@ -290,16 +290,31 @@ impl Engine {
     ) -> Result<(), Stop> {
         let now = self.ports.clock.now();
         let mut item = self.item_from(remote, at, old, ItemState::Failed, listing);
-        item.reason = Some(failure.code().into());
-        item.error = Some(failure.detail());
-        item.attempts = old.filter(|o| o.state == ItemState::Failed).map_or(0, |o| o.attempts) + 1;
-        item.next_attempt_at = Some(if retry_now { now } else { now + retry_delay(item.attempts) });
-        item.failed_in = Some(ctx.run_id.clone());
-        // A file fails a run once in its counters, however many invocations tried it.
-        let counted =
-            old.is_some_and(|o| o.state == ItemState::Failed && o.failed_in.as_ref() == Some(&ctx.run_id));
-        let run_delta = RunCounters { scanned: 1, failed: u64::from(!counted), ..Default::default() };
+        let run_delta = mark_failed(&mut item, old, ctx, failure.code(), failure.detail(), now, retry_now);
         tracing::warn!(item = %remote.id, reason = failure.code(), error = %failure.detail(), attempts = item.attempts, "file not imported");
         self.record(ctx, old, item, run_delta, None).await
     }
+}
+
+/// Makes `item` `failed` with `reason` in this run: one more attempt, the next one after the
+/// backoff (or at once, `retry_now`). Returns the run's counters for it: a file fails a run
+/// once, however many invocations tried it.
+pub(crate) fn mark_failed(
+    item: &mut Item,
+    old: Option<&Item>,
+    ctx: &RunCtx,
+    reason: &str,
+    error: String,
+    now: crate::domain::Timestamp,
+    retry_now: bool,
+) -> RunCounters {
+    let was_failed = old.filter(|o| o.state == ItemState::Failed);
+    item.state = ItemState::Failed;
+    item.reason = Some(reason.into());
+    item.error = Some(error);
+    item.attempts = was_failed.map_or(0, |o| o.attempts) + 1;
+    item.next_attempt_at = Some(if retry_now { now } else { now + retry_delay(item.attempts) });
+    item.failed_in = Some(ctx.run_id.clone());
+    let counted = was_failed.is_some_and(|o| o.failed_in.as_ref() == Some(&ctx.run_id));
+    RunCounters { scanned: 1, failed: u64::from(!counted), ..Default::default() }
 }

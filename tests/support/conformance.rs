@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use extconn_core::ports::provider::AuthorizeRequest;
-use extconn_core::ports::{Clock, Provider, ProviderError};
+use extconn_core::ports::{Clock, EntryKind, FolderEntry, Provider, ProviderError};
 use extconn_core::testkit::MemoryBench;
 use extconn_core::{
     AssetEventKind, ConnKey, FolderLocator, Item, ItemState, Ports, ProviderKind, RunStatus, Secret, TokenSet,
@@ -38,18 +38,35 @@ pub struct Subject {
 
 /// Every connector with a sandbox.
 pub fn subjects() -> Vec<Subject> {
-    vec![Subject {
-        service: Service::Dropbox,
-        kind: ProviderKind::Dropbox,
-        build: |urls, clock| {
-            let url = |k: &str| urls.get(k).cloned().unwrap_or_else(|| panic!("the sandbox has no {k} URL"));
-            let mut cfg = extconn_providers::DropboxConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET))
-                .with_bases(url("www"), url("api"), url("content"));
-            cfg.page_limit = 3;
-            cfg.clock = clock;
-            Arc::new(extconn_providers::Dropbox::new(cfg))
+    vec![
+        Subject {
+            service: Service::Dropbox,
+            kind: ProviderKind::Dropbox,
+            build: |urls, clock| {
+                let url =
+                    |k: &str| urls.get(k).cloned().unwrap_or_else(|| panic!("the sandbox has no {k} URL"));
+                let mut cfg = extconn_providers::DropboxConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET))
+                    .with_bases(url("www"), url("api"), url("content"));
+                cfg.page_limit = 3;
+                cfg.clock = clock;
+                Arc::new(extconn_providers::Dropbox::new(cfg))
+            },
         },
-    }]
+        Subject {
+            service: Service::GoogleDrive,
+            kind: ProviderKind::GoogleDrive,
+            build: |urls, clock| {
+                let url =
+                    |k: &str| urls.get(k).cloned().unwrap_or_else(|| panic!("the sandbox has no {k} URL"));
+                let mut cfg =
+                    extconn_providers::GoogleDriveConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET))
+                        .with_bases(url("accounts"), url("token"), url("api"));
+                cfg.page_size = 3;
+                cfg.clock = clock;
+                Arc::new(extconn_providers::GoogleDrive::new(cfg))
+            },
+        },
+    ]
 }
 
 /// One connection on a fresh sandbox account, synced by the real engine on in-memory ports.
@@ -241,9 +258,18 @@ pub async fn picker(subject: &Subject) {
     let sub = b.add_folder(&b.folder, "Sub");
     b.add_file(&b.folder, "not-a-folder.txt", "x");
     let access = &b.tokens.access_token;
-    let top = b.provider.browse_folders(access, None, None).await.expect("browse top");
-    let connected = top.folders.iter().find(|f| f.locator.folder_id == b.folder);
-    let connected = connected.unwrap_or_else(|| panic!("{}: the top level lists the folder", b.name));
+    // The folder sits in the account's root: listed at the top level (Dropbox), or one level
+    // below a drive or site entry there (Google Drive's "My Drive", SharePoint's sites).
+    let top = browse_all(&b, None).await;
+    let mut connected = top.iter().find(|f| f.locator.folder_id == b.folder).cloned();
+    for container in top.iter().filter(|f| f.kind != EntryKind::Folder) {
+        if connected.is_some() {
+            break;
+        }
+        let inside = browse_all(&b, Some(&container.locator)).await;
+        connected = inside.into_iter().find(|f| f.locator.folder_id == b.folder);
+    }
+    let connected = connected.unwrap_or_else(|| panic!("{}: the picker reaches the folder", b.name));
     assert_eq!(connected.name, "Connected");
     assert!(connected.selectable);
     let inner = b.provider.browse_folders(access, Some(&connected.locator), None).await.expect("browse down");
@@ -254,6 +280,24 @@ pub async fn picker(subject: &Subject) {
     assert_eq!(entry.name, "Connected");
     let item = b.provider.item(access, &connected.locator).await.expect("item");
     assert!(item.is_folder());
+}
+
+/// Every entry of one picker level, following its pages.
+async fn browse_all(b: &Bench, parent: Option<&FolderLocator>) -> Vec<FolderEntry> {
+    let mut entries = Vec::new();
+    let mut page = None;
+    loop {
+        let p = b
+            .provider
+            .browse_folders(&b.tokens.access_token, parent, page.as_deref())
+            .await
+            .unwrap_or_else(|e| panic!("{}: browse {parent:?}: {e}", b.name));
+        entries.extend(p.folders);
+        match p.next_page {
+            Some(next) => page = Some(next),
+            None => return entries,
+        }
+    }
 }
 
 /// Initial listing, then every change kind, each checked.

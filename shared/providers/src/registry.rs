@@ -6,7 +6,7 @@
 //! defaults (the real hosts; paths are appended under each base), where the sandbox emulates it,
 //! and how to build its connector. Rows: Dropbox (`EXTCONN_DROPBOX`: `AUTHORIZE_BASE`,
 //! `API_BASE`, `CONTENT_BASE`) and Google Drive (`EXTCONN_GOOGLE_DRIVE`: `AUTHORIZE_BASE`,
-//! `TOKEN_BASE`, `API_BASE`; not emulated by the sandbox yet). SharePoint becomes a row here.
+//! `TOKEN_BASE`, `API_BASE`). SharePoint becomes a row here.
 //!
 //! Reading is two steps so that the crate needs no AWS dependency:
 //! 1. [`RegistrySettings::from_lookup`] reads and validates every provider's settings through a
@@ -104,15 +104,22 @@ pub static PROVIDERS: &[ProviderDescriptor] = &[
     ProviderDescriptor {
         kind: ProviderKind::GoogleDrive,
         env_prefix: "EXTCONN_GOOGLE_DRIVE",
-        // No sandbox yet: local mode enables Google Drive only when configured explicitly.
         bases: &[
             BaseSetting {
                 suffix: "AUTHORIZE_BASE",
                 default: GoogleDriveConfig::AUTHORIZE_BASE,
-                sandbox_path: None,
+                sandbox_path: Some("/google_drive/accounts"),
             },
-            BaseSetting { suffix: "TOKEN_BASE", default: GoogleDriveConfig::TOKEN_BASE, sandbox_path: None },
-            BaseSetting { suffix: "API_BASE", default: GoogleDriveConfig::API_BASE, sandbox_path: None },
+            BaseSetting {
+                suffix: "TOKEN_BASE",
+                default: GoogleDriveConfig::TOKEN_BASE,
+                sandbox_path: Some("/google_drive/oauth2"),
+            },
+            BaseSetting {
+                suffix: "API_BASE",
+                default: GoogleDriveConfig::API_BASE,
+                sandbox_path: Some("/google_drive/www"),
+            },
         ],
         build: build_google_drive,
     },
@@ -635,7 +642,7 @@ mod tests {
         assert!(
             matches!(app.client_secret(), ClientSecret::SecretId { id, .. } if id == "extconn/google-drive-app")
         );
-        assert!(!app.descriptor().has_sandbox());
+        assert!(app.descriptor().has_sandbox());
         let config = google_drive_config(AppConfig {
             client_id: app.client_id(),
             client_secret: Secret::new(SECRET),
@@ -826,6 +833,48 @@ mod tests {
         let (access, _) = dbx.mint_tokens(&acct, ID);
         let info = provider.account(&Secret::new(access)).await.unwrap();
         assert_eq!(info.display_name, "Ada Lovelace");
+        sandbox.shutdown();
+    }
+
+    /// The same for Google Drive: authorize on the accounts base, tokens on the oauth2 base,
+    /// the account on the api base.
+    #[tokio::test]
+    async fn google_drive_sandbox_settings_reach_the_sandbox() {
+        let redirect = "http://127.0.0.1:9/v1/oauth/google_drive/callback";
+        let sandbox = extconn_sandbox::Sandbox::start(extconn_sandbox::SandboxConfig {
+            clients: vec![extconn_sandbox::OAuthClient {
+                service: extconn_sandbox::Service::GoogleDrive,
+                client_id: ID.into(),
+                client_secret: SECRET.into(),
+                redirect_uris: vec![redirect.into()],
+            }],
+            ..Default::default()
+        })
+        .await;
+        let drive = sandbox.google_drive();
+        let urls = drive.urls();
+        let d = descriptor(ProviderKind::GoogleDrive).unwrap();
+        assert!(d.has_sandbox());
+        let app = AppSettings::sandbox(d, sandbox.base_url(), ID, Secret::new(SECRET)).unwrap();
+        assert_eq!(app.base("AUTHORIZE_BASE"), Some(urls.accounts_base.as_str()));
+        assert_eq!(app.base("TOKEN_BASE"), Some(urls.token_base.as_str()));
+        assert_eq!(app.base("API_BASE"), Some(urls.api_base.as_str()));
+        let mut s = RegistrySettings::default();
+        assert!(s.insert_if_absent(app));
+        let registry = s.build().unwrap();
+        let provider = registry.get(ProviderKind::GoogleDrive).unwrap();
+        let url = provider
+            .authorize_url(&AuthorizeRequest {
+                state: Secret::new("state"),
+                pkce_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+                redirect_uri: redirect.into(),
+            })
+            .unwrap();
+        assert!(url.starts_with(&urls.authorize_url()), "{url}");
+        let acct = drive.create_account("Grace Hopper", "grace@example.com");
+        let minted = drive.mint_tokens(&acct, ID).unwrap();
+        let info = provider.account(&Secret::new(minted.access_token)).await.unwrap();
+        assert_eq!((info.account_id.as_str(), info.display_name.as_str()), (acct.as_str(), "Grace Hopper"));
         sandbox.shutdown();
     }
 }

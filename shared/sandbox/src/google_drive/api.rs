@@ -65,8 +65,6 @@ pub(crate) async fn about(
             let Some(p) = st.oauth.account(&account) else {
                 return wire::auth_error();
             };
-            let permission_id =
-                st.lock().account(&account).map(|a| a.permission_id.clone()).unwrap_or_default();
             let _ = raw;
             wire::json_ok(&json!({
                 "kind": "drive#about",
@@ -74,7 +72,7 @@ pub(crate) async fn about(
                     "kind": "drive#user",
                     "displayName": p.display_name,
                     "emailAddress": p.email,
-                    "permissionId": permission_id,
+                    "permissionId": account,
                     "me": true,
                 },
             }))

@@ -140,8 +140,8 @@ pub(crate) enum ModelError {
 /// One account.
 #[derive(Debug)]
 pub(crate) struct Account {
+    /// Also the `permissionId` that `about.user` reports: the identity the connector keeps.
     pub(crate) id: String,
-    pub(crate) permission_id: String,
     pub(crate) root_id: String,
     pub(crate) files: BTreeMap<String, File>,
     pub(crate) drives: Vec<SharedDrive>,
@@ -176,14 +176,7 @@ impl Account {
                 can_download: true,
             },
         );
-        Account {
-            id,
-            permission_id: new_id("0").chars().take(20).collect(),
-            root_id,
-            files,
-            drives: Vec::new(),
-            changes: Vec::new(),
-        }
+        Account { id, root_id, files, drives: Vec::new(), changes: Vec::new() }
     }
 
     /// `root` is an alias of My Drive's root id.

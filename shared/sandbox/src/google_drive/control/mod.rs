@@ -95,10 +95,11 @@ impl GoogleDriveControl {
     // -- accounts -------------------------------------------------------------------
 
     /// Creates an account with an empty My Drive and makes it the consent page's
-    /// login; returns its id (21 digits, like a Google account id).
+    /// login; returns its id: 20 digits, the `permissionId` that `about` reports (the id the
+    /// connector records for the grant).
     pub fn create_account(&self, display_name: &str, email: &str) -> String {
         let mut rng = rand::rng();
-        let id = format!("1{:020}", rng.random_range(0..10u128.pow(20)));
+        let id = format!("{:020}", rng.random_range(0..10u128.pow(20)));
         let account = Account::new(id.clone(), self.state.now());
         self.state.lock().accounts.push(account);
         self.state.oauth.add_account(Principal {

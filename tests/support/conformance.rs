@@ -17,7 +17,8 @@ use extconn_core::ports::provider::AuthorizeRequest;
 use extconn_core::ports::{Clock, EntryKind, FolderEntry, Provider, ProviderError};
 use extconn_core::testkit::MemoryBench;
 use extconn_core::{
-    AssetEventKind, ConnKey, FolderLocator, Item, ItemState, Ports, ProviderKind, RunStatus, Secret, TokenSet,
+    AssetEventKind, ConnKey, FolderLocator, Grant, Item, ItemState, Ports, ProviderKind, RunStatus, Secret,
+    TokenSet,
 };
 use extconn_sandbox::{Content, Fault, OAuthClient, Op, ProviderControl, Sandbox, SandboxConfig, Service};
 
@@ -69,6 +70,11 @@ pub fn subjects() -> Vec<Subject> {
     ]
 }
 
+/// The row of `service`.
+pub fn subject(service: Service) -> Subject {
+    subjects().into_iter().find(|s| s.service == service).unwrap_or_else(|| panic!("no subject {service:?}"))
+}
+
 /// One connection on a fresh sandbox account, synced by the real engine on in-memory ports.
 pub struct Bench {
     pub name: String,
@@ -82,6 +88,8 @@ pub struct Bench {
     pub mem: MemoryBench,
     pub ports: Ports,
     pub conn: ConnKey,
+    /// The connection's grant (another connection of the same account reuses it).
+    pub grant: Grant,
     pub tokens: TokenSet,
 }
 
@@ -127,6 +135,7 @@ impl Bench {
             mem,
             ports,
             conn,
+            grant,
             tokens,
         }
     }

@@ -5,11 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use extconn_sandbox::Service;
 use extconn_sandbox::dropbox::Content;
+use extconn_sandbox::google_drive::{Endpoint, office};
+use md5::Md5;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::LocalSystem;
+use crate::{DOC_MIME, LocalSystem};
 
 const FOLDER: &str = "/Brand Assets";
 
@@ -117,28 +120,7 @@ impl LocalSystem {
         let mut n = 0;
         use reqwest::Method as M;
 
-        step(&mut n, "Ana (client admin of acme) starts connecting Dropbox");
-        let start = http
-            .expect(M::POST, "/v1/connections/authorize", Some(json!({"provider": "dropbox"})), 200)
-            .await?;
-        let auth_url = start["authorization_url"].as_str().ok_or("no authorization_url")?.to_owned();
-        ok("authorization URL at the sandbox's consent page (PKCE S256, offline access)");
-
-        step(&mut n, "Consent at Dropbox (the sandbox approves for the demo account)");
-        self.dbx.set_auto_approve(true);
-        let consent = http.call(M::GET, &auth_url, None).await?;
-        let callback =
-            consent.location.filter(|_| consent.status == 302).ok_or("consent did not redirect")?;
-        ok("redirected back to the API's callback with a code");
-
-        step(&mut n, "The callback exchanges the code and sends the browser to the folder picker");
-        let cb = http.call(M::GET, &callback, None).await?;
-        let picker_url = cb
-            .location
-            .filter(|_| cb.status == 303)
-            .ok_or(format!("callback answered {} {}", cb.status, cb.body))?;
-        let grant = picker_url.split("grant_id=").nth(1).ok_or("no grant id")?.to_owned();
-        ok(format!("grant {grant} stored; tokens are in the vault, never in responses"));
+        let grant = self.authorize(&mut http, &mut n, Service::Dropbox).await?;
 
         step(&mut n, "Folder picker: one level of folders");
         let folders = http.expect(M::GET, &format!("/v1/grants/{grant}/folders"), None, 200).await?;
@@ -165,7 +147,7 @@ impl LocalSystem {
             .await?;
         let id = created["id"].as_str().ok_or("no id")?.to_owned();
         let first_run = created["current_run_id"].as_str().unwrap_or_default().to_owned();
-        self.wait_run(&mut http, &id, &first_run).await?;
+        self.wait_run(&mut http, &id, &first_run, self.dropbox_files()).await?;
         self.verify(&mut http, &id, &[]).await?;
         ok("every file's asset matches the source (sha256), findable by source path");
         table(&http.expect(M::GET, "/v1/connections?provider=dropbox", None, 200).await?);
@@ -190,7 +172,7 @@ impl LocalSystem {
             return Err(format!("the tick queued {queued} jobs, expected 1"));
         }
         let run = self.next_run(&mut http, &id, &first_run).await?;
-        self.wait_run(&mut http, &id, &run).await?;
+        self.wait_run(&mut http, &id, &run, self.dropbox_files()).await?;
         self.verify(&mut http, &id, &[&deleted.id]).await?;
         let after = self.items(&mut http, &id).await?;
         let key = |items: &BTreeMap<String, Value>, id: &str| {
@@ -206,7 +188,7 @@ impl LocalSystem {
         step(&mut n, "Refresh Items");
         self.dbx.add_file(acct, &format!("{FOLDER}/late-addition.pdf"), Content::generated(77_777, 123));
         let r = http.expect(M::POST, &format!("/v1/connections/{id}/refresh"), None, 202).await?;
-        self.wait_run(&mut http, &id, r["run_id"].as_str().unwrap_or_default()).await?;
+        self.wait_run(&mut http, &id, r["run_id"].as_str().unwrap_or_default(), self.dropbox_files()).await?;
         self.verify(&mut http, &id, &[&deleted.id]).await?;
         ok("202 with the run; the late addition is imported");
         table(&http.expect(M::GET, "/v1/connections?provider=dropbox", None, 200).await?);
@@ -230,6 +212,7 @@ impl LocalSystem {
         }
         ok(format!("deleted; the grant was revoked at Dropbox; the {objects} imported asset files stay"));
         table(&http.expect(M::GET, "/v1/connections?provider=dropbox", None, 200).await?);
+        self.google_drive_demo(&mut http, &mut n).await?;
         println!(
             "\nAssets: {}/objects   index by source path: {}/index   events: {}/events.jsonl",
             self.data_dir.display(),
@@ -237,6 +220,159 @@ impl LocalSystem {
             self.data_dir.display()
         );
         Ok(())
+    }
+
+    /// ADD CONNECTION up to the folder picker: the authorization URL, consent at the provider
+    /// (the sandbox approves for its seeded account), the callback; returns the grant id.
+    async fn authorize(&self, http: &mut Http, n: &mut u32, service: Service) -> Result<String, String> {
+        use reqwest::Method as M;
+        let name = match service {
+            Service::Dropbox => "Dropbox",
+            Service::GoogleDrive => "Google Drive",
+        };
+        step(n, &format!("Ana (client admin of acme) starts connecting {name}"));
+        let body = json!({"provider": service.as_str()});
+        let start = http.expect(M::POST, "/v1/connections/authorize", Some(body), 200).await?;
+        let auth_url = start["authorization_url"].as_str().ok_or("no authorization_url")?.to_owned();
+        ok("authorization URL at the sandbox's consent page (PKCE S256, offline access)");
+
+        step(n, &format!("Consent at {name} (the sandbox approves for the demo account)"));
+        self.sandbox.control(service).set_auto_approve(true);
+        let consent = http.call(M::GET, &auth_url, None).await?;
+        let callback =
+            consent.location.filter(|_| consent.status == 302).ok_or("consent did not redirect")?;
+        ok("redirected back to the API's callback with a code");
+
+        step(n, "The callback exchanges the code and sends the browser to the folder picker");
+        let cb = http.call(M::GET, &callback, None).await?;
+        let picker_url = cb
+            .location
+            .filter(|_| cb.status == 303)
+            .ok_or(format!("callback answered {} {}", cb.status, cb.body))?;
+        let grant = picker_url.split("grant_id=").nth(1).ok_or("no grant id")?.to_owned();
+        ok(format!("grant {grant} stored; tokens are in the vault, never in responses"));
+        Ok(grant)
+    }
+
+    fn dropbox_files(&self) -> usize {
+        self.dbx.list_files(&self.account, FOLDER).len()
+    }
+
+    /// The Google Drive part: the same admin flow on Drive, with what only Drive has — the
+    /// picker's "My Drive" and shared drives, a Google Doc imported as its .docx export, two
+    /// files with one name — each outcome checked against the sandbox (sha256 and Drive's md5).
+    async fn google_drive_demo(&self, http: &mut Http, n: &mut u32) -> Result<(), String> {
+        use reqwest::Method as M;
+        let (gd, acct) = (&self.drive, self.drive_account.as_str());
+        let grant = self.authorize(http, n, Service::GoogleDrive).await?;
+
+        step(n, "Folder picker: My Drive and the shared drives, then drill into My Drive");
+        let folders = http.expect(M::GET, &format!("/v1/grants/{grant}/folders"), None, 200).await?;
+        let top = folders["items"].as_array().cloned().unwrap_or_default();
+        let names: Vec<&str> = top.iter().filter_map(|f| f["name"].as_str()).collect();
+        println!("    top level: {}", names.join(", "));
+        let my_drive = top.iter().find(|f| f["name"] == "My Drive").ok_or("My Drive not offered")?;
+        if !top.iter().any(|f| f["name"] == "Marketing" && f["kind"] == "drive") {
+            return Err("the shared drive Marketing is not offered".into());
+        }
+        let parent = my_drive["id"].as_str().ok_or("no id")?;
+        let inside =
+            http.expect(M::GET, &format!("/v1/grants/{grant}/folders?parent={parent}"), None, 200).await?;
+        let brand = inside["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["name"] == "Brand Assets")
+            .and_then(|f| f["id"].as_str())
+            .ok_or("Brand Assets not offered in My Drive")?
+            .to_owned();
+        println!("    My Drive: {}", names_of(&inside).join(", "));
+
+        step(n, "Before connecting, at Google Drive: a second \"logo.png\" in the same folder");
+        let second_logo = gd
+            .add_file(acct, &brand, "logo.png", Content::generated(52_001, 808))
+            .map_err(|e| e.to_string())?
+            .id;
+        ok("Drive allows two files with one name in a folder (Dropbox does not)");
+
+        step(n, "Create the connection on My Drive › Brand Assets (initial import)");
+        let body = json!({"grant_id": grant, "folder_id": brand, "auto_sync": true});
+        let created = http.expect(M::POST, "/v1/connections", Some(body), 201).await?;
+        let id = created["id"].as_str().ok_or("no id")?.to_owned();
+        let total = || gd.list_files(acct, &brand).map(|f| f.len()).unwrap_or(0);
+        let first = created["current_run_id"].as_str().unwrap_or_default().to_owned();
+        self.wait_run(http, &id, &first, total()).await?;
+        let imported = self.verify_drive(http, &id, &brand).await?;
+        ok("every file's asset matches the source: sha256, and Drive's md5Checksum");
+        let doc = imported.doc.ok_or("the Google Doc was not imported")?;
+        ok(format!("the Google Doc \"Brand brief\" is {} and opens as a document: {:?}", doc.name, doc.text));
+        let logos: Vec<&DriveAsset> = imported.files.iter().filter(|f| f.name == "logo.png").collect();
+        if logos.len() != 2 || logos[0].key == logos[1].key {
+            return Err(format!("two logo.png files should be two assets, got {}", logos.len()));
+        }
+        ok("the two logo.png files are two assets (identity by file id)");
+        table(&http.expect(M::GET, "/v1/connections?provider=google_drive", None, 200).await?);
+
+        step(n, "Changes at Google Drive: the Doc renamed, a file added, one logo.png trashed");
+        gd.rename(acct, &doc.id, "Brand brief (2026)").map_err(|e| e.to_string())?;
+        gd.add_file(acct, &brand, "social-card.png", Content::generated(64_123, 909))
+            .map_err(|e| e.to_string())?;
+        gd.trash(acct, &second_logo).map_err(|e| e.to_string())?;
+        let exports = gd.calls(Endpoint::Export);
+        let r = http.expect(M::POST, &format!("/v1/connections/{id}/refresh"), None, 202).await?;
+        self.wait_run(http, &id, r["run_id"].as_str().unwrap_or_default(), total()).await?;
+        let after = self.verify_drive(http, &id, &brand).await?;
+        let renamed = after.doc.ok_or("the Google Doc was lost")?;
+        if renamed.key != doc.key || gd.calls(Endpoint::Export) != exports {
+            return Err("renaming the Google Doc exported it again".into());
+        }
+        ok("Refresh Items: the renamed Doc keeps its asset and is not exported again");
+        let items = self.items(http, &id).await?;
+        if items.get(&second_logo).map(|i| &i["state"]) != Some(&json!("source_deleted")) {
+            return Err("the trashed logo.png is not source_deleted".into());
+        }
+        ok("the trashed logo.png is source_deleted, its asset kept; the new file is imported");
+        table(&http.expect(M::GET, "/v1/connections?provider=google_drive", None, 200).await?);
+
+        step(n, "Delete the Google Drive connection");
+        http.expect(M::DELETE, &format!("/v1/connections/{id}"), None, 204).await?;
+        if gd.calls(Endpoint::Revoke) != 1 {
+            return Err("the grant was not revoked at Google".into());
+        }
+        ok("deleted; the grant was revoked at Google; the imported assets stay");
+        Ok(())
+    }
+
+    /// Every live file below `folder` at Drive: imported, its asset's bytes those of the source
+    /// (sha256; binary files also Drive's md5Checksum); a Google Doc's asset a .docx that opens.
+    async fn verify_drive(&self, http: &mut Http, id: &str, folder: &str) -> Result<DriveImport, String> {
+        let (gd, acct) = (&self.drive, self.drive_account.as_str());
+        let items = self.items(http, id).await?;
+        let mut out = DriveImport { files: Vec::new(), doc: None };
+        for f in gd.list_files(acct, folder).map_err(|e| e.to_string())? {
+            let item = items.get(&f.id).ok_or(format!("{} was not imported", f.name))?;
+            if item["state"] != "imported" {
+                return Err(format!("{} is {}", f.name, item["state"]));
+            }
+            let key = item["asset_key"].as_str().ok_or("no asset key")?.to_owned();
+            let bytes = std::fs::read(self.data_dir.join("objects").join(&key)).map_err(|e| e.to_string())?;
+            if Some(hex::encode(Sha256::digest(&bytes))) != f.sha256 {
+                return Err(format!("{}: the asset differs from the source", f.name));
+            }
+            let meta = gd.file_json(acct, &f.id).map_err(|e| e.to_string())?;
+            let asset = DriveAsset { id: f.id.clone(), name: f.name.clone(), key, text: None };
+            if meta["mimeType"] == DOC_MIME {
+                let text = office::docx_text(&bytes).map_err(|e| format!("{}: not a .docx: {e}", f.name))?;
+                out.doc = Some(DriveAsset { name: format!("{}.docx", f.name), text: Some(text), ..asset });
+                continue;
+            }
+            let md5 = hex::encode(Md5::digest(&bytes));
+            if meta["md5Checksum"].as_str() != Some(md5.as_str()) {
+                return Err(format!("{}: md5 {md5} is not Drive's {}", f.name, meta["md5Checksum"]));
+            }
+            out.files.push(asset);
+        }
+        Ok(out)
     }
 
     /// The run after `previous`: the connection's current run once a worker has opened it, or
@@ -263,9 +399,8 @@ impl LocalSystem {
     }
 
     /// Polls the API until the run ends, printing progress.
-    async fn wait_run(&self, http: &mut Http, id: &str, run: &str) -> Result<(), String> {
+    async fn wait_run(&self, http: &mut Http, id: &str, run: &str, total: usize) -> Result<(), String> {
         let started = Instant::now();
-        let total = self.dbx.list_files(&self.account, FOLDER).len();
         let mut last = String::new();
         loop {
             let d = http.expect(reqwest::Method::GET, &format!("/v1/connections/{id}"), None, 200).await?;
@@ -347,6 +482,24 @@ impl LocalSystem {
         }
         Ok(())
     }
+}
+
+/// What [`LocalSystem::verify_drive`] found: the binary files' assets and the Google Doc's.
+struct DriveImport {
+    files: Vec<DriveAsset>,
+    doc: Option<DriveAsset>,
+}
+
+struct DriveAsset {
+    id: String,
+    name: String,
+    key: String,
+    /// A document's text, as a word processor reads it.
+    text: Option<String>,
+}
+
+fn names_of(page: &Value) -> Vec<&str> {
+    page["items"].as_array().into_iter().flatten().filter_map(|f| f["name"].as_str()).collect()
 }
 
 fn sha256_file(p: &std::path::Path) -> Result<String, String> {

@@ -4,7 +4,8 @@
 //! - assets as files under a data folder, with the S3 key scheme, an index by source path and
 //!   asset events as JSON lines (`extconn_core::local`);
 //! - an in-process queue with workers ([`queue`]), and scheduler ticks;
-//! - the provider sandbox (Dropbox) with seeded folders, and dev JWTs for three demo users;
+//! - the provider sandbox (Dropbox, Google Drive) with the same seeded folders in each, and dev
+//!   JWTs for three demo users;
 //! - the providers from the registry ([`extconn_providers::registry`]): a provider whose app is
 //!   configured in [`Options::providers`] (`EXTCONN_<PROVIDER>_*` in the environment) talks to
 //!   that app's hosts; every other provider the sandbox emulates talks to the sandbox;
@@ -26,6 +27,7 @@ use extconn_core::ports::{Clock, SystemClock};
 use extconn_core::{ClientId, Ports, ProviderKind, Secret, UserId};
 use extconn_providers::registry::{AppSettings, PROVIDERS, RegistrySettings};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl};
+use extconn_sandbox::google_drive::{GoogleDriveControl, office};
 use extconn_sandbox::{ControlError, OAuthClient, ProviderControl, Sandbox, SandboxConfig, Service};
 use rand::RngCore;
 
@@ -66,6 +68,9 @@ pub struct DevTokens {
     pub other_client_admin: String,
 }
 
+/// A Google Doc.
+pub const DOC_MIME: &str = "application/vnd.google-apps.document";
+
 pub struct LocalSystem {
     pub api_url: String,
     /// The enabled providers and where each one's traffic goes, in kind order.
@@ -74,6 +79,9 @@ pub struct LocalSystem {
     pub dbx: DropboxControl,
     /// The seeded Dropbox account that logs in at the consent page.
     pub account: AccountId,
+    pub drive: GoogleDriveControl,
+    /// The seeded Google Drive account that logs in at Google's consent page.
+    pub drive_account: String,
     pub data_dir: PathBuf,
     pub ports: Ports,
     pub store: Arc<MemoryStore>,
@@ -132,13 +140,16 @@ impl LocalSystem {
             ..Default::default()
         })
         .await?;
-        // Every emulated service gets the same seeded account; the demo drives Dropbox's.
+        // Every emulated service gets the same seeded account; the demo drives each one's.
         let mut accounts = BTreeMap::new();
         for &service in Service::ALL {
             accounts.insert(service.as_str(), seed(sandbox.control(service).as_ref())?);
         }
+        let drive_account = accounts.remove(Service::GoogleDrive.as_str()).unwrap_or_default();
+        let drive = sandbox.google_drive();
+        seed_google_drive(&drive, &drive_account.account, &drive_account.brand)?;
         let dbx = sandbox.dropbox();
-        let account = AccountId(accounts.remove(Service::Dropbox.as_str()).unwrap_or_default());
+        let account = AccountId(accounts.remove(Service::Dropbox.as_str()).unwrap_or_default().account);
         for d in emulated {
             let app = AppSettings::sandbox(d, sandbox.base_url(), &client_id, Secret::new(&client_secret));
             settings.insert_if_absent(app.ok_or_else(|| std::io::Error::other("no sandbox paths"))?);
@@ -209,6 +220,8 @@ impl LocalSystem {
             sandbox,
             dbx,
             account,
+            drive,
+            drive_account: drive_account.account,
             data_dir: opts.data_dir,
             ports,
             store,
@@ -302,9 +315,16 @@ async fn tick(ports: &Ports, now: extconn_core::Timestamp) -> usize {
     sent
 }
 
+/// A seeded sandbox account: its id and its "Brand Assets" folder's.
+#[derive(Debug, Default)]
+struct Seeded {
+    account: String,
+    brand: String,
+}
+
 /// The sandbox account that logs in at the consent page, with folders worth connecting. Built
 /// through the provider-neutral control (ids, not paths), so any emulated provider can be seeded.
-fn seed(control: &dyn ProviderControl) -> std::io::Result<String> {
+fn seed(control: &dyn ProviderControl) -> std::io::Result<Seeded> {
     let io = |e: ControlError| std::io::Error::other(e.to_string());
     let acct = control.create_account("Demo Designer", "designer@example.com");
     let root = control.root(&acct).map_err(io)?;
@@ -348,5 +368,17 @@ fn seed(control: &dyn ProviderControl) -> std::io::Result<String> {
     control.add_file(&acct, &brand, "README.txt", readme).map_err(io)?;
     let notes = Content::text("A file at the root, not in any folder.\n");
     control.add_file(&acct, &root, "notes.txt", notes).map_err(io)?;
-    Ok(acct)
+    Ok(Seeded { account: acct, brand })
+}
+
+/// What only Drive has: a Google Doc in "Brand Assets" (imported as its .docx export) and a
+/// shared drive with a folder worth connecting.
+fn seed_google_drive(drive: &GoogleDriveControl, account: &str, brand: &str) -> std::io::Result<()> {
+    let io = |e: ControlError| std::io::Error::other(e.to_string());
+    let brief = office::docx("Brand brief: the blue logo on light backgrounds, the white one on photos.");
+    drive.add_native(account, brand, "Brand brief", DOC_MIME, Some(brief)).map_err(io)?;
+    let shared = drive.add_shared_drive(account, "Marketing").map_err(io)?;
+    let campaign = drive.add_folder(account, &shared, "Campaign assets").map_err(io)?.id;
+    drive.add_file(account, &campaign, "poster.png", Content::generated(150_001, 41)).map_err(io)?;
+    Ok(())
 }

@@ -463,11 +463,16 @@ impl Provider for FakeDrive {
                 }
             })
             .boxed();
-            return Ok(Download { item, content_type: Some("application/octet-stream".into()), stream });
+            return Ok(Download {
+                item,
+                content_type: Some("application/octet-stream".into()),
+                file_name: None,
+                stream,
+            });
         }
         let from = usize::try_from(req.offset).unwrap_or(usize::MAX).min(n.content.len());
         let body = Bytes::copy_from_slice(&n.content[from..]);
         let stream = futures::stream::iter([Ok(body)]).boxed();
-        Ok(Download { item, content_type: Some("application/octet-stream".into()), stream })
+        Ok(Download { item, content_type: Some("application/octet-stream".into()), file_name: None, stream })
     }
 }

@@ -783,7 +783,13 @@ impl MemoryBench {
 
     /// A new auto-sync connection of `grant` on folder `folder_id` (named `name`), due now.
     pub async fn connect(&self, grant: &Grant, folder_id: &str, name: &str) -> ConnKey {
-        let mut c = sample_connection(&grant.client_id, folder_id);
+        self.connect_at(grant, FolderLocator { folder_id: folder_id.into(), drive_id: None }, name).await
+    }
+
+    /// The same on any locator (a folder in a shared drive carries its drive id).
+    pub async fn connect_at(&self, grant: &Grant, folder: FolderLocator, name: &str) -> ConnKey {
+        let mut c = sample_connection(&grant.client_id, &folder.folder_id);
+        c.folder = folder;
         c.grant_id = grant.id.clone();
         c.provider = grant.provider;
         c.folder_name = name.into();

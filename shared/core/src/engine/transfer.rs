@@ -152,7 +152,7 @@ impl Engine {
                 .or_else(|| served.mime_type.clone().filter(|c| c != "application/octet-stream"))
                 .unwrap_or_else(|| content_type_for(&served.name).to_owned()),
             size: served.size,
-            original_name: served.name.clone(),
+            original_name: d.file_name.clone().unwrap_or_else(|| served.name.clone()),
             source_path: at.path.clone(),
             provider: ctx.conn.provider,
             provider_id: served.id.clone(),

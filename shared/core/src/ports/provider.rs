@@ -264,6 +264,10 @@ pub struct Download {
     /// The item as actually served (its revision and hash may be newer than the listing's).
     pub item: RemoteItem,
     pub content_type: Option<String>,
+    /// The file name the served bytes carry when it is not the item's name: an export adds its
+    /// format's extension (Drive's "Brief" is served as "Brief.docx"). The asset's original
+    /// name; the item keeps the source's name.
+    pub file_name: Option<String>,
     pub stream: BoxStream<'static, Result<Bytes, ProviderError>>,
 }
 

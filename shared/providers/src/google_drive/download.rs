@@ -14,6 +14,7 @@ use futures::stream::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RANGE};
 
+use super::wire::export_name;
 use super::{GoogleDrive, errors, listing, segment};
 use crate::hash::{Md5Hasher, Sha256Hasher, StreamHasher};
 use crate::http::{MAX_ERROR_BODY, read_error_body, redact, transport_error};
@@ -39,6 +40,7 @@ fn hasher_for(md5: bool) -> Box<dyn StreamHasher> {
 async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Result<Download, ProviderError> {
     let locator = FolderLocator { folder_id: req.item.id.clone(), drive_id: req.item.drive_id.clone() };
     let item = listing::item(g, access, &locator).await?;
+    let mut file_name = None;
     let (request, expect) = match &item.kind {
         ItemKind::File => {
             let url = g.api_url(&format!("files/{}", segment(&item.id)));
@@ -78,6 +80,7 @@ async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Resul
                     "an export cannot be resumed from an offset (Drive exports take no Range)".into(),
                 ));
             }
+            file_name = Some(export_name(&item.name, format));
             let url = g.api_url(&format!("files/{}/export", segment(&item.id)));
             (g.http.get(url).query(&[("mimeType", format.as_str())]), Expect { size: None, hash: None })
         }
@@ -97,7 +100,7 @@ async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Resul
     }
     let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let stream = verified(resp.bytes_stream().boxed(), expect);
-    Ok(Download { item, content_type, stream })
+    Ok(Download { item, content_type, file_name, stream })
 }
 
 #[cfg(test)]

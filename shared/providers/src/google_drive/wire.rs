@@ -40,6 +40,26 @@ pub fn export_formats(mime: &str) -> Option<&'static str> {
     })
 }
 
+/// The file extension of a v1 export format.
+pub fn export_extension(format: &str) -> Option<&'static str> {
+    Some(match format {
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => "pptx",
+        "application/pdf" => "pdf",
+        _ => return None,
+    })
+}
+
+/// The name an export is served under: the document's name with the format's extension
+/// (`Q3 plan` → `Q3 plan.xlsx`), unless the name already ends with it (case-insensitively).
+pub fn export_name(name: &str, format: &str) -> String {
+    match export_extension(format) {
+        Some(ext) if !name.to_lowercase().ends_with(&format!(".{ext}")) => format!("{name}.{ext}"),
+        _ => name.to_owned(),
+    }
+}
+
 /// `File` (the fields of [`FILE_FIELDS`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -153,7 +153,9 @@ pub(crate) async fn export(
                     Some(("parameter", "mimeType")),
                 );
             };
-            let (file, _, err) = match visible(&st, &headers, &id, flag(&q, "supportsAllDrives")) {
+            // files.export takes no supportsAllDrives (its only parameters are fileId and
+            // mimeType, per the discovery document): shared-drive docs export without it.
+            let (file, _, err) = match visible(&st, &headers, &id, true) {
                 Ok(v) => v,
                 Err(r) => return r,
             };

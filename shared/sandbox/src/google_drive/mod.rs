@@ -70,6 +70,7 @@ pub mod control;
 mod download;
 mod model;
 mod oauth;
+pub mod office;
 mod wire;
 
 #[cfg(test)]

@@ -271,7 +271,7 @@ impl Account {
         *seq += 1;
     }
 
-    /// Changes a file in place (bumps its version and modified time, logs a change).
+    /// Changes a file's content in place (bumps its version and modified time, logs a change).
     pub(crate) fn update(
         &mut self,
         seq: &mut u64,
@@ -279,11 +279,39 @@ impl Account {
         now: SystemTime,
         f: impl FnOnce(&mut File) -> Result<(), ModelError>,
     ) -> Result<String, ModelError> {
+        self.change(seq, id, now, true, f)
+    }
+
+    /// Changes a file's metadata in place: name, parent, trashed, capabilities. `version`
+    /// moves (it moves on any change), `modifiedTime` does not: this emulator takes
+    /// `modifiedTime` to follow content only. Drive's documentation does not settle whether a
+    /// rename bumps it (provider-apis.md §1.5 leaves it open); the connector's rule for native
+    /// docs depends on it, see `GoogleDrive`'s `content_version` notes.
+    pub(crate) fn update_meta(
+        &mut self,
+        seq: &mut u64,
+        id: &str,
+        now: SystemTime,
+        f: impl FnOnce(&mut File) -> Result<(), ModelError>,
+    ) -> Result<String, ModelError> {
+        self.change(seq, id, now, false, f)
+    }
+
+    fn change(
+        &mut self,
+        seq: &mut u64,
+        id: &str,
+        now: SystemTime,
+        content: bool,
+        f: impl FnOnce(&mut File) -> Result<(), ModelError>,
+    ) -> Result<String, ModelError> {
         let id = self.resolve(id).to_string();
         let file = self.files.get_mut(&id).ok_or_else(|| ModelError::NotFound(id.clone()))?;
         f(file)?;
         file.version += 1;
-        file.modified = now;
+        if content {
+            file.modified = now;
+        }
         self.log(seq, &id, now);
         Ok(id)
     }
@@ -329,7 +357,7 @@ impl Account {
                 f.drive_id = drive;
             }
         }
-        self.update(seq, &id, now, |f| {
+        self.update_meta(seq, &id, now, |f| {
             if let Some(p) = parent {
                 f.parent = Some(p);
             }
@@ -350,7 +378,7 @@ impl Account {
         now: SystemTime,
     ) -> Result<String, ModelError> {
         let id = self.resolve(id).to_string();
-        self.update(seq, &id, now, |f| {
+        self.update_meta(seq, &id, now, |f| {
             if f.parent.is_none() {
                 return Err(ModelError::Conflict("a root cannot be trashed".into()));
             }

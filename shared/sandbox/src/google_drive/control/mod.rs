@@ -48,9 +48,30 @@ fn hashed_blob(content: Content) -> Body {
     Body::Blob(blob)
 }
 
-/// The neutral view of a file (roots have no parent).
+/// The bytes a sync imports of `f`: a binary file's content, a native doc's export.
+fn content(f: &model::File) -> Option<&Arc<Blob<super::Md5Hex>>> {
+    match &f.body {
+        Body::Blob(b) | Body::Native { export: Some(b) } => Some(b),
+        _ => None,
+    }
+}
+
+/// Whether a sync imports `f`: a binary file or an exportable native doc whose export is within
+/// the cap, and the owner has not disabled downloads. (Shortcuts, forms and the rest are
+/// `skipped`.)
+fn importable(f: &model::File) -> bool {
+    f.can_download
+        && match &f.body {
+            Body::Blob(_) => true,
+            Body::Native { export: Some(b) } => b.content.len() <= super::EXPORT_LIMIT,
+            _ => false,
+        }
+}
+
+/// The neutral view of a file (roots have no parent); a native doc's size and digest are its
+/// export's.
 fn to_node(f: &model::File) -> Node {
-    let blob = f.blob();
+    let blob = content(f);
     Node {
         id: f.id.clone(),
         name: f.name.clone(),
@@ -320,7 +341,7 @@ impl GoogleDriveControl {
     /// Sets `capabilities.canDownload` (a new version; logged as a change).
     pub fn set_can_download(&self, account: &str, id: &str, on: bool) -> Result<Node, ControlError> {
         self.mutate(account, |a, seq, now| {
-            a.update(seq, id, now, |f| {
+            a.update_meta(seq, id, now, |f| {
                 f.can_download = on;
                 Ok(())
             })
@@ -354,7 +375,9 @@ impl GoogleDriveControl {
         })
     }
 
-    /// Every non-trashed binary file or native doc below folder `folder` (recursive).
+    /// Every non-trashed file below folder `folder` (recursive) that a sync imports: binary
+    /// files and native docs with an export within the cap, downloads allowed (see
+    /// `importable`).
     pub fn list_files(&self, account: &str, folder: &str) -> Result<Vec<Node>, ControlError> {
         self.read(account, |a| {
             let root = a.file(folder).ok_or_else(|| ControlError::NotFound(folder.into()))?;
@@ -364,7 +387,7 @@ impl GoogleDriveControl {
             Ok(a.subtree(&root.id)
                 .iter()
                 .filter_map(|id| a.files.get(id))
-                .filter(|f| !f.is_folder() && !a.trashed(f))
+                .filter(|f| !f.is_folder() && !a.trashed(f) && importable(f))
                 .map(to_node)
                 .collect())
         })
@@ -374,11 +397,7 @@ impl GoogleDriveControl {
     pub fn sha256(&self, account: &str, id: &str) -> Result<String, ControlError> {
         let blob = self.read(account, |a| {
             let f = a.file(id).ok_or_else(|| ControlError::NotFound(id.into()))?;
-            match &f.body {
-                Body::Blob(b) => Ok(Arc::clone(b)),
-                Body::Native { export: Some(b) } => Ok(Arc::clone(b)),
-                _ => Err(ControlError::NotAFile(id.into())),
-            }
+            content(f).cloned().ok_or_else(|| ControlError::NotAFile(id.into()))
         })?;
         Ok(blob.sha256().to_string())
     }

@@ -28,8 +28,8 @@ const PAGE: &str = r#"<!doctype html>
 </section>
 <section>
  <h2>Connections</h2>
- <button id="connect">Add Dropbox connection</button> <button id="reload">Reload</button>
- <table><thead><tr><th>Folder Name</th><th>Last Synced</th><th>Synced by</th><th>Auto sync</th><th>Status</th><th>Files</th><th></th></tr></thead>
+ <button id="connect">Add Dropbox connection</button> <button id="connect-drive">Add Google Drive connection</button> <button id="reload">Reload</button>
+ <table><thead><tr><th>Provider</th><th>Folder Name</th><th>Last Synced</th><th>Synced by</th><th>Auto sync</th><th>Status</th><th>Files</th><th></th></tr></thead>
  <tbody id="rows"></tbody></table>
 </section>
 <script>
@@ -44,12 +44,13 @@ const api = async (method, path, body) => {
 };
 const text = s => document.createTextNode(s == null ? '—' : String(s));
 const when = t => t ? new Date(t).toLocaleString() : null;
+const PROVIDERS = {dropbox: 'Dropbox', google_drive: 'Google Drive'};
 async function rows() {
-  const page = await api('GET', '/v1/connections?provider=dropbox');
+  const pages = await Promise.all(Object.keys(PROVIDERS).map(p => api('GET', '/v1/connections?provider=' + p)));
   const body = $('rows'); body.replaceChildren();
-  for (const c of page.items) {
+  for (const c of pages.flatMap(p => p.items)) {
     const tr = document.createElement('tr');
-    for (const v of [c.folder_name, when(c.last_synced_at), c.synced_by.display_name]) { const td = document.createElement('td'); td.append(text(v)); tr.append(td); }
+    for (const v of [PROVIDERS[c.provider] || c.provider, c.folder_name, when(c.last_synced_at), c.synced_by.display_name]) { const td = document.createElement('td'); td.append(text(v)); tr.append(td); }
     const tog = document.createElement('input'); tog.type = 'checkbox'; tog.checked = c.auto_sync;
     tog.onchange = () => api('PATCH', '/v1/connections/' + c.id, {auto_sync: tog.checked}).then(rows);
     const t = document.createElement('td'); t.append(tog); tr.append(t);
@@ -64,10 +65,12 @@ async function rows() {
     act.append(refresh, ' ', del); tr.append(act); body.append(tr);
   }
 }
-$('connect').onclick = async () => {
-  const r = await api('POST', '/v1/connections/authorize', {provider: 'dropbox'});
+const connect = provider => async () => {
+  const r = await api('POST', '/v1/connections/authorize', {provider});
   location.href = r.authorization_url;
 };
+$('connect').onclick = connect('dropbox');
+$('connect-drive').onclick = connect('google_drive');
 $('reload').onclick = rows;
 const params = new URLSearchParams(location.search);
 let chosen = null;

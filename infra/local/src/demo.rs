@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::{DOC_MIME, LocalSystem};
 
 const FOLDER: &str = "/Brand Assets";
+const DOCX_MIME: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 
 struct Http {
     client: reqwest::Client,
@@ -229,6 +230,7 @@ impl LocalSystem {
         let name = match service {
             Service::Dropbox => "Dropbox",
             Service::GoogleDrive => "Google Drive",
+            other => other.as_str(),
         };
         step(n, &format!("Ana (client admin of acme) starts connecting {name}"));
         let body = json!({"provider": service.as_str()});
@@ -305,7 +307,8 @@ impl LocalSystem {
         let imported = self.verify_drive(http, &id, &brand).await?;
         ok("every file's asset matches the source: sha256, and Drive's md5Checksum");
         let doc = imported.doc.ok_or("the Google Doc was not imported")?;
-        ok(format!("the Google Doc \"Brand brief\" is {} and opens as a document: {:?}", doc.name, doc.text));
+        let text = doc.text.as_deref().unwrap_or_default();
+        ok(format!("the Google Doc \"Brand brief\" is the asset {:?}, a .docx that opens: {text:?}", doc.name));
         let logos: Vec<&DriveAsset> = imported.files.iter().filter(|f| f.name == "logo.png").collect();
         if logos.len() != 2 || logos[0].key == logos[1].key {
             return Err(format!("two logo.png files should be two assets, got {}", logos.len()));
@@ -363,10 +366,21 @@ impl LocalSystem {
             let asset = DriveAsset { id: f.id.clone(), name: f.name.clone(), key, text: None };
             if meta["mimeType"] == DOC_MIME {
                 let text = office::docx_text(&bytes).map_err(|e| format!("{}: not a .docx: {e}", f.name))?;
-                out.doc = Some(DriveAsset { name: format!("{}.docx", f.name), text: Some(text), ..asset });
+                // The asset's metadata, as the sink stored it beside the object.
+                let path = self.data_dir.join("meta").join(format!("{}.json", asset.key));
+                let stored: Value = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .ok_or(format!("{}: no metadata at {}", f.name, path.display()))?;
+                let name = stored["original_name"].as_str().unwrap_or_default().to_owned();
+                // (The name at import: a later rename updates the item, not the stored object.)
+                if !name.ends_with(".docx") || stored["content_type"] != DOCX_MIME {
+                    return Err(format!("{}: stored as {name:?}, {}", f.name, stored["content_type"]));
+                }
+                out.doc = Some(DriveAsset { name, text: Some(text), ..asset });
                 continue;
             }
-            let md5 = hex::encode(Md5::digest(&bytes));
+            let md5 = hex::encode(<Md5 as md5::Digest>::digest(&bytes));
             if meta["md5Checksum"].as_str() != Some(md5.as_str()) {
                 return Err(format!("{}: md5 {md5} is not Drive's {}", f.name, meta["md5Checksum"]));
             }

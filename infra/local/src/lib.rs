@@ -292,7 +292,8 @@ impl LocalSystem {
         let _ = writeln!(
             b,
             "  Open the console, add a connection, approve at the provider (the sandbox signs in its seeded\n  \
-             account: pick \"Brand Assets\")."
+             account: pick \"Brand Assets\"; in Google Drive it is in My Drive, and the shared drive\n  \
+             \"Marketing\" holds \"Campaign assets\")."
         );
         let _ = writeln!(b, "  Auto sync runs every minute here; Ctrl-C stops.");
         b

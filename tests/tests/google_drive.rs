@@ -292,3 +292,52 @@ async fn a_shared_drive_connection_imports_and_syncs_like_my_drive() {
     b.synced("my drive, untouched").await;
     assert!(!b.items().contains_key(&added));
 }
+
+#[tokio::test]
+async fn download_quota_backs_off_the_file_and_quota_exceeded_the_grant() {
+    let (b, gd) = bench().await;
+    let popular = b.add_file(&b.folder, "popular.mp4", "downloaded too often");
+    let other = b.add_file(&b.folder, "other.jpg", "fine");
+    // `downloadQuotaExceeded`: that file waits for a later run, at once; the rest goes on.
+    gd.set_file_error(&popular, 403, "downloadQuotaExceeded");
+    assert_eq!(b.sync().await, RunStatus::Partial);
+    let items = b.items();
+    assert_eq!(items[&other].state, ItemState::Imported);
+    let p = &items[&popular];
+    assert_eq!((p.state, p.reason.as_deref()), (ItemState::Failed, Some("rate_limited")));
+    assert!(p.next_attempt_at.is_some(), "retried later");
+    assert!(b.mem.clock.sleeps().is_empty(), "no waiting within the run for one file's quota");
+    assert_eq!(gd.calls(Endpoint::Download), 2, "one try each: the throttled file is not hammered");
+
+    // `quotaExceeded`: the whole grant is throttled; the run backs off before trying again.
+    gd.clear_file_error(&popular);
+    let next = b.add_file(&b.folder, "next.jpg", "next");
+    gd.set_file_error(&next, 403, "quotaExceeded");
+    b.mem.clock.advance(std::time::Duration::from_secs(3600));
+    let _ = b.sync().await;
+    assert!(!b.mem.clock.sleeps().is_empty(), "the grant's quota is waited out");
+    assert_eq!(b.items()[&popular].state, ItemState::Imported, "the file's own backoff ended");
+    gd.clear_file_error(&next);
+    b.mem.clock.advance(std::time::Duration::from_secs(3600));
+    b.synced("quota back").await;
+}
+
+#[tokio::test]
+async fn the_initial_import_takes_the_start_token_before_listing() {
+    let (b, gd) = bench().await;
+    let sub = b.add_folder(&b.folder, "Sub");
+    for i in 0..7 {
+        b.add_file(&sub, &format!("f{i}.txt"), &format!("{i}"));
+    }
+    gd.reset_counters();
+    b.synced("initial").await;
+    let log: Vec<Endpoint> = gd.call_log().into_iter().map(|c| c.endpoint).collect();
+    let token = log.iter().position(|e| *e == Endpoint::StartPageToken).expect("a start token");
+    let listed = log.iter().position(|e| *e == Endpoint::FilesList).expect("a listing");
+    assert!(token < listed, "a change made during the listing is in the feed: {log:?}");
+    let last_listed = log.iter().rposition(|e| *e == Endpoint::FilesList).expect("a listing");
+    let feed = log.iter().position(|e| *e == Endpoint::ChangesList);
+    assert!(feed.is_none_or(|f| f > last_listed), "the feed is read after the listing: {log:?}");
+    // 7 files in pages of 3 (the bench's page size), one parent per query: Connected, Sub.
+    assert_eq!(log.iter().filter(|e| **e == Endpoint::FilesList).count(), 1 + 3);
+}

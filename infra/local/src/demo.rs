@@ -308,7 +308,10 @@ impl LocalSystem {
         ok("every file's asset matches the source: sha256, and Drive's md5Checksum");
         let doc = imported.doc.ok_or("the Google Doc was not imported")?;
         let text = doc.text.as_deref().unwrap_or_default();
-        ok(format!("the Google Doc \"Brand brief\" is the asset {:?}, a .docx that opens: {text:?}", doc.name));
+        ok(format!(
+            "the Google Doc \"Brand brief\" is the asset {:?}, a .docx that opens: {text:?}",
+            doc.name
+        ));
         let logos: Vec<&DriveAsset> = imported.files.iter().filter(|f| f.name == "logo.png").collect();
         if logos.len() != 2 || logos[0].key == logos[1].key {
             return Err(format!("two logo.png files should be two assets, got {}", logos.len()));

@@ -15,7 +15,7 @@ use super::apply::Placement;
 use super::{Engine, EngineError, RunCtx, Step, Stop};
 use crate::domain::{AssetEventKind, Item, ItemState, RunCounters, asset_key, content_type_for, retry_delay};
 use crate::ports::{
-    AssetMeta, CommitOutcome, Download, DownloadRequest, ProviderError, RemoteItem, SinkError,
+    AssetMeta, CommitOutcome, Download, DownloadRequest, ProviderError, RateScope, RemoteItem, SinkError,
 };
 
 /// Attempts per file within one run (a failed file is retried by later runs too).
@@ -117,6 +117,12 @@ impl Engine {
                     }
                     tracing::warn!(item = %remote.id, error = %e, "asset sink failed this file");
                     last = FileFailure::Sink(e);
+                    break;
+                }
+                Err(FileFailure::Provider(e @ ProviderError::RateLimited { scope: RateScope::File, .. })) => {
+                    // The file's own quota (Drive's `downloadQuotaExceeded`): another try now
+                    // would only be refused again; it waits for its backoff.
+                    last = FileFailure::Provider(e);
                     break;
                 }
                 Err(FileFailure::Provider(e)) if e.is_retryable() => {

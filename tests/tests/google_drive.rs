@@ -291,6 +291,20 @@ async fn a_shared_drive_connection_imports_and_syncs_like_my_drive() {
     // The My Drive connection of the same account does not see the shared drive's files.
     b.synced("my drive, untouched").await;
     assert!(!b.items().contains_key(&added));
+
+    // The whole shared drive, connected at its root (the picker's drive entry is selectable).
+    assert!(entry.selectable);
+    let whole = b.mem.connect_at(&b.grant, entry.locator.clone(), "Marketing").await;
+    assert_eq!(b.mem.sync(&b.ports, &whole).await, RunStatus::Succeeded);
+    let live = b.control.list_files(&b.account, &drive).expect("list");
+    let got = items(&whole);
+    assert_eq!(live.len(), 3);
+    for f in &live {
+        assert_eq!(got.get(&f.id).map(|i| i.state), Some(ItemState::Imported), "{}", f.name);
+    }
+    let late = b.add_file(&drive, "at-the-root.txt", "root");
+    assert_eq!(b.mem.sync(&b.ports, &whole).await, RunStatus::Succeeded);
+    assert_eq!(items(&whole)[&late].state, ItemState::Imported);
 }
 
 #[tokio::test]

@@ -60,7 +60,17 @@ EXPENSIVE_ROUTES = {"POST /v1/connections/authorize", "POST /v1/connections/{id}
 _SHARED = {"TABLE_NAME", "RUST_LOG"}
 # The provider registry's variables (extconn_providers::registry): EXTCONN_<PROVIDER>_CLIENT_ID and,
 # on AWS, EXTCONN_<PROVIDER>_CLIENT_SECRET_ID (the Secrets Manager secret holding the app secret).
-_PROVIDER_VARS = {"EXTCONN_DROPBOX_CLIENT_ID": "DropboxClientId", "EXTCONN_DROPBOX_CLIENT_SECRET_ID": "DropboxClientSecretId"}
+# Every provider the template configures: its parameter prefix (<P>ClientId, <P>ClientSecretId),
+# its variable prefix and the path segment of its OAuth callback (ProviderKind::as_str).
+PROVIDERS = {
+    "Dropbox": ("EXTCONN_DROPBOX", "dropbox"),
+    "GoogleDrive": ("EXTCONN_GOOGLE_DRIVE", "google_drive"),
+}
+_PROVIDER_VARS = {
+    f"{prefix}_{suffix}": f"{param}{suffix.title().replace('_', '')}"
+    for param, (prefix, _) in PROVIDERS.items()
+    for suffix in ("CLIENT_ID", "CLIENT_SECRET_ID")
+}
 _SECRETS = {"SECRET_PREFIX", "PAGE_TOKEN_SECRET_ID"} | set(_PROVIDER_VARS)
 _HTTP = {"PUBLIC_BASE_URL", "CONSOLE_URL", "CLAIM_USER_ID", "CLAIM_CLIENT_ID", "CLAIM_DISPLAY_NAME",
          "CLAIM_ADMIN_FLAG", "CLAIM_ADMIN_LIST", "CLAIM_ADMIN_VALUE"}
@@ -399,7 +409,8 @@ def function_permissions(t: Template) -> None:
     for fn in (API, CALLBACK, WORKER):
         assert granted(fn, "secretsmanager:getsecretvalue", ":secret:${SecretPrefix}*"), f"{fn}: grant secrets"
         assert granted(fn, "secretsmanager:getsecretvalue", '"PageTokenSecret"'), f"{fn}: page-token key"
-        assert granted(fn, "secretsmanager:getsecretvalue", "${DropboxClientSecretId}-??????"), f"{fn}: Dropbox app secret"
+        for p in PROVIDERS:
+            assert granted(fn, "secretsmanager:getsecretvalue", f"${{{p}ClientSecretId}}-??????"), f"{fn}: {p} app secret"
         assert granted(fn, "dynamodb:updateitem", '"Table"'), f"{fn}: table writes"
     for fn in (API, CALLBACK):
         for a in ("createsecret", "tagresource", "putsecretvalue", "deletesecret"):
@@ -420,7 +431,7 @@ def environment(t: Template) -> None:
     assert api["QUEUE_URL"] == {"Ref": "SyncQueue"} and api["TABLE_NAME"] == {"Ref": "Table"}, "QUEUE_URL/TABLE_NAME"
     w = t.fn(WORKER)["Environment"]["Variables"]
     assert w["BUCKET_NAME"] == {"Ref": "AssetsBucket"} and w["EVENT_BUS_NAME"] == {"Ref": "AssetEventBus"}, "worker env"
-    # The app secret a function reads is the one its role may read (`${DropboxClientSecretId}-??????`).
+    # The app secret a function reads is the one its role may read (`${<P>ClientSecretId}-??????`).
     for fn in (API, CALLBACK, WORKER):
         env = t.fn(fn)["Environment"]["Variables"]
         for var, param in _PROVIDER_VARS.items():
@@ -566,6 +577,27 @@ def outputs(t: Template) -> None:
     assert OUTPUTS <= got, f"missing outputs {sorted(OUTPUTS - got)}"
 
 
+@check
+def provider_parameters(t: Template) -> None:
+    """Each provider: described <P>ClientId / <P>ClientSecretId parameters (empty default), the rule
+    that the secret id is required with the client id, the Has<P>Secret condition that grants the
+    secret, and the <P>RedirectUri output ending in its callback path."""
+    params, rules, conds, outs = (t.raw.get(k, {}) for k in ("Parameters", "Rules", "Conditions", "Outputs"))
+    for p, (_, segment) in PROVIDERS.items():
+        cid, sid = f"{p}ClientId", f"{p}ClientSecretId"
+        for name in (cid, sid):
+            assert name in params, f"no parameter {name}"
+            assert params[name].get("Default") == "", f"{name}: default {params[name].get('Default')!r}, not empty"
+            assert params[name].get("Description"), f"{name}: no description"
+        rule = rules.get(f"{p}NeedsItsSecret", {})
+        assert rule.get("RuleCondition") == {"Fn::Not": [{"Fn::Equals": [{"Ref": cid}, ""]}]}, f"{p}: rule condition {rule!r}"
+        asserts = [a.get("Assert") for a in rule.get("Assertions", [])]
+        assert asserts == [{"Fn::Not": [{"Fn::Equals": [{"Ref": sid}, ""]}]}], f"{p}: rule assertions {asserts!r}"
+        assert conds.get(f"Has{p}Secret") == {"Fn::Not": [{"Fn::Equals": [{"Ref": sid}, ""]}]}, f"{p}: condition"
+        uri = json.dumps(outs.get(f"{p}RedirectUri", {}).get("Value"))
+        assert uri.count(f"/v1/oauth/{segment}/callback") == 2, f"{p}RedirectUri: {uri}"
+
+
 # ----------------------------------------------------------------------------- mutations
 
 
@@ -680,6 +712,19 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
     ("api with the old variable name", "environment",
      lambda raw: raw[R][API]["Properties"]["Environment"]["Variables"].update(
          DROPBOX_CLIENT_ID=raw[R][API]["Properties"]["Environment"]["Variables"].pop("EXTCONN_DROPBOX_CLIENT_ID"))),
+    ("worker without the Google Drive client id", "environment",
+     _set(f"{R}.{WORKER}.Properties.Environment.Variables.EXTCONN_GOOGLE_DRIVE_CLIENT_ID", DELETE)),
+    ("callback without the Google Drive secret id", "environment",
+     _set(f"{R}.{CALLBACK}.Properties.Environment.Variables.EXTCONN_GOOGLE_DRIVE_CLIENT_SECRET_ID", DELETE)),
+    ("api cannot read the Google Drive client secret", "function_permissions",
+     lambda raw: _role_statements(raw, "ConnectionsApiRole").__setitem__(
+         slice(None), [s for s in _role_statements(raw, "ConnectionsApiRole")
+                       if "HasGoogleDriveSecret" not in json.dumps(s)])),
+    ("worker reads the Dropbox secret as Google Drive's", "function_permissions",
+     lambda raw: [s["Fn::If"][1].update(Resource={"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:"
+                                                   "${AWS::AccountId}:secret:${DropboxClientSecretId}-??????"})
+                  for s in _role_statements(raw, "SyncWorkerRole")
+                  if isinstance(s, dict) and s.get("Fn::If", [None])[0] == "HasGoogleDriveSecret"]),
     ("scheduler gets SECRET_PREFIX", "environment",
      _set(f"{R}.{SCHEDULER}.Properties.Environment.Variables.SECRET_PREFIX", {"Ref": "SecretPrefix"})),
     ("sweep every day", "schedules", _set(f"{R}.{WORKER}.Properties.Events.SweepGrants.Properties.Schedule", "rate(1 day)")),
@@ -716,6 +761,15 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
      _set(f"{R}.HttpApi.Properties.RouteSettings.POST /v1/connections/{{id}}/refresh", DELETE)),
     ("no default throttling", "throttling", _set(f"{R}.HttpApi.Properties.DefaultRouteSettings", DELETE)),
     ("no QueueUrl output", "outputs", _set("Outputs.QueueUrl", DELETE)),
+    ("no GoogleDriveNeedsItsSecret rule", "provider_parameters", _set("Rules.GoogleDriveNeedsItsSecret", DELETE)),
+    ("Google Drive rule checks the client id", "provider_parameters",
+     _set("Rules.GoogleDriveNeedsItsSecret.Assertions.0.Assert",
+          {"Fn::Not": [{"Fn::Equals": [{"Ref": "GoogleDriveClientId"}, ""]}]})),
+    ("undescribed GoogleDriveClientSecretId", "provider_parameters",
+     _set("Parameters.GoogleDriveClientSecretId.Description", DELETE)),
+    ("no GoogleDriveRedirectUri output", "provider_parameters", _set("Outputs.GoogleDriveRedirectUri", DELETE)),
+    ("Drive redirect URI on Dropbox's path", "provider_parameters",
+     _set("Outputs.GoogleDriveRedirectUri.Value.Fn::If.1", {"Fn::Sub": "${PublicBaseUrl}/v1/oauth/dropbox/callback"})),
 ]
 
 

@@ -2,8 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 //! The system on its AWS adapters, through the Lambda handlers, against the AWS emulator (moto)
-//! and the Dropbox sandbox: API Gateway HTTP API v2 events into the API, SQS batches into the
-//! worker, the scheduler's tick. These tests fail, never skip, without the emulator.
+//! and the provider sandbox (Dropbox, Google Drive): API Gateway HTTP API v2 events into the API,
+//! SQS batches into the worker, the scheduler's tick. These tests fail, never skip, without the
+//! emulator.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,10 +14,10 @@ use axum::Router;
 use extconn_core::engine::EngineConfig;
 use extconn_core::memory::ManualClock;
 use extconn_core::ports::{Clock, ConnectionPatch, ConnectionStore};
-use extconn_core::{ClientId, ConnKey, ConnectionId, Ports};
+use extconn_core::{ClientId, ConnKey, ConnectionId, Ports, ProviderKind};
 use extconn_lambda::Env;
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl, Endpoint, Fault};
-use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
+use extconn_sandbox::{OAuthClient, ProviderControl, Sandbox, SandboxConfig, Service};
 use extconn_sync_worker::Worker;
 use extconn_system_tests::log_capture;
 use serde_json::{Value, json};
@@ -24,7 +25,10 @@ use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
 const BASE: &str = "https://api.test";
+/// The connected Dropbox folder's path.
 const FOLDER: &str = "/Brand Assets";
+/// The OAuth client id registered at the sandbox (for the provider under test).
+const APP: &str = "extconn-aws-test";
 
 fn unique(p: &str) -> String {
     format!("{p}-{}", extconn_core::RunId::generate().as_str().trim_start_matches("run_"))
@@ -32,8 +36,14 @@ fn unique(p: &str) -> String {
 
 struct Aws {
     sandbox: Sandbox,
+    /// The provider under test, its emulator (provider-neutral) and the sandbox account.
+    kind: ProviderKind,
+    control: Arc<dyn ProviderControl>,
+    account: String,
+    /// The folder `connect` picks and connects (an id of the provider).
+    folder: String,
+    /// The Dropbox emulator's own handle (Dropbox scenarios seed and fault by path and endpoint).
     dbx: DropboxControl,
-    account: AccountId,
     ports: Ports,
     app: Router,
     worker: Worker,
@@ -50,8 +60,45 @@ struct Aws {
     clock: Option<Arc<ManualClock>>,
 }
 
-/// Everything the template creates, created uniquely for one test.
+/// Everything the template creates, created uniquely for one test, with the Dropbox account's
+/// /Brand Assets folder seeded (six files, one of 9 MiB).
 async fn aws(manual_clock: bool, visibility_secs: i32) -> Aws {
+    let mut a = aws_for(ProviderKind::Dropbox, manual_clock, visibility_secs).await;
+    let account = a.dbx_account();
+    a.folder = a.dbx.add_folder(&account, FOLDER).id;
+    for (i, name) in
+        ["logo.png", "guidelines.pdf", "Photos/hero.jpg", "Photos/team (final).jpg", "naïve — é.txt"]
+            .iter()
+            .enumerate()
+    {
+        a.dbx.add_file(
+            &account,
+            &format!("{FOLDER}/{name}"),
+            Content::generated(50_000 + i as u64 * 1000, i as u64),
+        );
+    }
+    a.dbx.add_file(
+        &account,
+        &format!("{FOLDER}/Video/film.mp4"),
+        Content::generated(9 * 1024 * 1024 + 3, 42),
+    );
+    a
+}
+
+/// The sandbox service that emulates a provider.
+fn service(kind: ProviderKind) -> Service {
+    match kind {
+        ProviderKind::Dropbox => Service::Dropbox,
+        ProviderKind::GoogleDrive => Service::GoogleDrive,
+        other => panic!("the sandbox does not emulate {other:?}"),
+    }
+}
+
+/// Everything the template creates, created uniquely for one test; `kind` configured from the
+/// provider registry's variables (the app secret in Secrets Manager, the hosts at the sandbox)
+/// with an empty account that auto-approves the consent. The caller seeds the account and sets
+/// `folder`.
+async fn aws_for(kind: ProviderKind, manual_clock: bool, visibility_secs: i32) -> Aws {
     let _ = log_capture();
     std::env::var("AWS_ENDPOINT_URL").expect(
         "AWS tests need the AWS emulator: run them with scripts/with-aws-emulator (scripts/test does)",
@@ -85,7 +132,7 @@ async fn aws(manual_clock: bool, visibility_secs: i32) -> Aws {
     let bus = unique("bus");
     eb.create_event_bus().name(&bus).send().await.unwrap();
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-    let app_secret = unique("dropbox-app");
+    let app_secret = unique(&format!("{}-app", kind.as_str()));
     let client_secret = format!("CANARY-CLIENT-SECRET-{}", unique("s"));
     sm.create_secret().name(&app_secret).secret_string(&client_secret).send().await.unwrap();
     let page_secret = unique("page-key");
@@ -93,49 +140,37 @@ async fn aws(manual_clock: bool, visibility_secs: i32) -> Aws {
 
     let sandbox = Sandbox::start(SandboxConfig {
         clients: vec![OAuthClient {
-            service: Service::Dropbox,
-            client_id: "extconn-aws-test".into(),
+            service: service(kind),
+            client_id: APP.into(),
             client_secret,
-            redirect_uris: vec![format!("{BASE}/v1/oauth/dropbox/callback")],
+            redirect_uris: vec![format!("{BASE}/v1/oauth/{}/callback", kind.as_str())],
         }],
         ..Default::default()
     })
     .await;
-    let dbx = sandbox.dropbox();
-    let account = dbx.create_account("Demo Designer", "designer@example.com");
-    dbx.add_folder(&account, FOLDER);
-    for (i, name) in
-        ["logo.png", "guidelines.pdf", "Photos/hero.jpg", "Photos/team (final).jpg", "naïve — é.txt"]
-            .iter()
-            .enumerate()
-    {
-        dbx.add_file(
-            &account,
-            &format!("{FOLDER}/{name}"),
-            Content::generated(50_000 + i as u64 * 1000, i as u64),
-        );
-    }
-    dbx.add_file(&account, &format!("{FOLDER}/Video/film.mp4"), Content::generated(9 * 1024 * 1024 + 3, 42));
-    dbx.set_login_account(&account);
-    dbx.set_auto_approve(true);
-    let urls = dbx.urls();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("TABLE_NAME", table.clone()),
-        ("QUEUE_URL", queue.clone()),
-        ("BUCKET_NAME", bucket.clone()),
-        ("EVENT_BUS_NAME", bus.clone()),
-        ("SECRET_PREFIX", format!("{}/", unique("extconn"))),
-        // The provider registry's variables; the app secret comes from Secrets Manager.
-        ("EXTCONN_DROPBOX_CLIENT_ID", "extconn-aws-test".into()),
-        ("EXTCONN_DROPBOX_CLIENT_SECRET_ID", app_secret),
-        ("EXTCONN_DROPBOX_AUTHORIZE_BASE", urls.www_base.clone()),
-        ("EXTCONN_DROPBOX_API_BASE", urls.api_base.clone()),
-        ("EXTCONN_DROPBOX_CONTENT_BASE", urls.content_base.clone()),
-        ("PAGE_TOKEN_SECRET_ID", page_secret),
+    let control = sandbox.control(service(kind));
+    let account = control.create_account("Demo Designer", "designer@example.com");
+    control.set_auto_approve(true);
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("TABLE_NAME".into(), table.clone()),
+        ("QUEUE_URL".into(), queue.clone()),
+        ("BUCKET_NAME".into(), bucket.clone()),
+        ("EVENT_BUS_NAME".into(), bus.clone()),
+        ("SECRET_PREFIX".into(), format!("{}/", unique("extconn"))),
+        ("PAGE_TOKEN_SECRET_ID".into(), page_secret),
         // No PUBLIC_BASE_URL (the template's default): redirect URIs follow the request's host.
-        ("CONSOLE_URL", "https://dam.test/settings/external-connections".into()),
-        ("CLAIM_CLIENT_ID", "custom:client".into()),
+        ("CONSOLE_URL".into(), "https://dam.test/settings/external-connections".into()),
+        ("CLAIM_CLIENT_ID".into(), "custom:client".into()),
     ]);
+    // The provider registry's variables, as the template sets them (the app secret comes from
+    // Secrets Manager), plus the hosts, aimed at the sandbox.
+    let provider = extconn_providers::registry::descriptor(kind).unwrap();
+    vars.insert(provider.var("CLIENT_ID"), APP.into());
+    vars.insert(provider.var("CLIENT_SECRET_ID"), app_secret);
+    for base in provider.bases {
+        let path = base.sandbox_path.unwrap();
+        vars.insert(provider.var(base.suffix), format!("{}{path}", sandbox.base_url()));
+    }
     let env = Env::from_lookup(|k| vars.get(k).cloned()).unwrap();
     let mut ports = extconn_lambda::ports(&env, &sdk).await.unwrap();
     let clock = manual_clock.then(|| Arc::new(ManualClock::new(chrono::Utc::now())));
@@ -144,7 +179,28 @@ async fn aws(manual_clock: bool, visibility_secs: i32) -> Aws {
     }
     let app = extconn_lambda::http_app(&env, ports.clone(), &sdk).await.unwrap();
     let worker = Worker::new(ports.clone(), EngineConfig::default());
-    Aws { sandbox, dbx, account, ports, app, worker, sqs, queue, dlq, s3, bucket, ddb, table, bus, eb, clock }
+    let dbx = sandbox.dropbox();
+    Aws {
+        sandbox,
+        kind,
+        control,
+        account,
+        folder: String::new(),
+        dbx,
+        ports,
+        app,
+        worker,
+        sqs,
+        queue,
+        dlq,
+        s3,
+        bucket,
+        ddb,
+        table,
+        bus,
+        eb,
+        clock,
+    }
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
@@ -205,14 +261,25 @@ async fn call(app: &Router, req: lambda_http::Request) -> Reply {
 }
 
 impl Aws {
-    /// The admin connects Dropbox and creates a connection on /Brand Assets; returns its id.
-    async fn connect(&self) -> String {
+    /// The Dropbox account (Dropbox scenarios address it by its own type).
+    fn dbx_account(&self) -> AccountId {
+        AccountId(self.account.clone())
+    }
+
+    /// A GET as the admin.
+    async fn get(&self, path: &str) -> Reply {
+        call(&self.app, apigw("GET", path, None, Some("ana"), None)).await
+    }
+
+    /// The admin connects the provider: authorize (API) → the sandbox's consent (auto-approved)
+    /// → the OAuth callback (public route, with the binding cookie). Returns the grant id.
+    async fn grant(&self) -> String {
         let r = call(
             &self.app,
             apigw(
                 "POST",
                 "/v1/connections/authorize",
-                Some(json!({"provider": "dropbox"})),
+                Some(json!({"provider": self.kind.as_str()})),
                 Some("ana"),
                 None,
             ),
@@ -223,30 +290,75 @@ impl Aws {
         let url = r.body["authorization_url"].as_str().unwrap();
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let consent = http.get(url).send().await.unwrap();
-        let callback = consent.headers()["location"].to_str().unwrap().strip_prefix(BASE).unwrap().to_owned();
+        assert_eq!(consent.status().as_u16(), 302, "the consent redirects back");
+        let location = consent.headers()["location"].to_str().unwrap();
+        let callback = location.strip_prefix(BASE).unwrap().to_owned();
+        assert!(callback.starts_with(&format!("/v1/oauth/{}/callback?", self.kind.as_str())), "{callback}");
         let cb = call(&self.app, apigw("GET", &callback, None, None, Some(&cookie))).await;
         assert_eq!(cb.status, 303, "{}", cb.body);
         assert_eq!(cb.headers["referrer-policy"], "no-referrer");
-        let grant = cb.headers["location"].to_str().unwrap().split("grant_id=").nth(1).unwrap().to_owned();
-        let folders =
-            call(&self.app, apigw("GET", &format!("/v1/grants/{grant}/folders"), None, Some("ana"), None))
-                .await;
-        let folder = folders.body["items"].as_array().unwrap().iter().find(|f| f["path"] == FOLDER).unwrap()
-            ["id"]
-            .clone();
-        let created = call(
-            &self.app,
-            apigw(
-                "POST",
-                "/v1/connections",
-                Some(json!({"grant_id": grant, "folder_id": folder, "auto_sync": true})),
-                Some("ana"),
-                None,
-            ),
-        )
-        .await;
+        cb.headers["location"].to_str().unwrap().split("grant_id=").nth(1).unwrap().to_owned()
+    }
+
+    /// One level of the folder picker, every page: the top level, or the inside of `parent` (an
+    /// entry of an earlier level, whose `id` and `drive_id` go back as `parent` and `drive`).
+    async fn folders(&self, grant: &str, parent: Option<&Value>) -> Vec<Value> {
+        let mut base = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(p) = parent {
+            base.append_pair("parent", p["id"].as_str().unwrap());
+            if let Some(d) = p["drive_id"].as_str() {
+                base.append_pair("drive", d);
+            }
+        }
+        let base = base.finish();
+        let mut entries = Vec::new();
+        let mut query = base.clone();
+        loop {
+            let r = self.get(&format!("/v1/grants/{grant}/folders?{query}")).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            entries.extend(r.body["items"].as_array().unwrap().iter().cloned());
+            match r.body["next_page"].as_str() {
+                Some(next) => {
+                    let mut q = url::form_urlencoded::Serializer::new(base.clone());
+                    query = q.append_pair("page", next).finish();
+                }
+                None => return entries,
+            }
+        }
+    }
+
+    /// The picker as the console walks it to folder `id`: the top level, else one level into
+    /// each drive there (Google Drive's "My Drive" and shared drives). Returns the folder's entry.
+    async fn pick(&self, grant: &str, id: &str) -> Value {
+        let top = self.folders(grant, None).await;
+        if let Some(f) = top.iter().find(|f| f["id"] == id) {
+            return f.clone();
+        }
+        for container in top.iter().filter(|f| f["kind"] != "folder") {
+            if let Some(f) = self.folders(grant, Some(container)).await.into_iter().find(|f| f["id"] == id) {
+                return f;
+            }
+        }
+        panic!("the picker does not reach folder {id}: top level {top:?}");
+    }
+
+    /// Creates an auto-sync connection on a picked folder; returns its id.
+    async fn create(&self, grant: &str, entry: &Value) -> String {
+        assert_eq!(entry["selectable"], true, "{entry}");
+        let mut body = json!({"grant_id": grant, "folder_id": entry["id"], "auto_sync": true});
+        if let Some(d) = entry.get("drive_id") {
+            body["drive_id"] = d.clone();
+        }
+        let created = call(&self.app, apigw("POST", "/v1/connections", Some(body), Some("ana"), None)).await;
         assert_eq!(created.status, 201, "{}", created.body);
         created.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The admin connects the provider and creates a connection on `self.folder`; returns its id.
+    async fn connect(&self) -> String {
+        let grant = self.grant().await;
+        let entry = self.pick(&grant, &self.folder).await;
+        self.create(&grant, &entry).await
     }
 
     fn conn_key(&self, id: &str) -> ConnKey {
@@ -331,33 +443,76 @@ impl Aws {
         out
     }
 
-    /// Every live file of the folder has exactly its bytes in S3; no object without a file.
-    async fn assert_assets(&self, id: &str) {
-        let objects = self.objects().await;
-        let items = call(
-            &self.app,
-            apigw("GET", &format!("/v1/connections/{id}/items?limit=200"), None, Some("ana"), None),
-        )
-        .await;
-        let items: HashMap<String, Value> = items.body["items"]
+    /// The connection's items by provider id.
+    async fn items(&self, id: &str) -> HashMap<String, Value> {
+        let items = self.get(&format!("/v1/connections/{id}/items?limit=200")).await;
+        assert_eq!(items.status, 200, "{}", items.body);
+        items.body["items"]
             .as_array()
             .unwrap()
             .iter()
             .map(|i| (i["id"].as_str().unwrap().to_owned(), i.clone()))
-            .collect();
-        let live = self.dbx.list_files(&self.account, FOLDER);
+            .collect()
+    }
+
+    /// `assert_assets_of` on `self.folder`.
+    async fn assert_assets(&self, id: &str) {
+        self.assert_assets_of(id, &self.folder).await;
+    }
+
+    /// Connection `id` on `folder` against the sandbox: every live file below the folder is
+    /// imported with exactly its bytes in S3 (the sandbox's sha256: a native document's is its
+    /// export's); every other file item is `source_deleted` with its object kept; no other
+    /// object under the connection (one per file, no duplicates; no file modified in between).
+    async fn assert_assets_of(&self, id: &str, folder: &str) {
+        let prefix = format!("acme/{id}/");
+        let objects: BTreeMap<String, String> =
+            self.objects().await.into_iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
+        let items = self.items(id).await;
+        let live = self.control.list_files(&self.account, folder).unwrap();
         for f in &live {
-            let item = &items[&f.id];
-            assert_eq!(item["state"], "imported", "{}", f.path_display);
+            let item = items.get(&f.id).unwrap_or_else(|| panic!("{}: no item", f.name));
+            assert_eq!(item["state"], "imported", "{}: {item}", f.name);
             let key = item["asset_key"].as_str().unwrap();
             assert_eq!(
                 objects.get(key),
-                Some(&self.dbx.sha256_of(&self.account, &f.id)),
+                Some(&self.control.sha256(&self.account, &f.id).unwrap()),
                 "{}",
-                f.path_display
+                f.name
             );
         }
-        assert_eq!(objects.len(), live.len(), "one object per file, no duplicates");
+        let mut kept = 0;
+        for item in
+            items.values().filter(|i| i["is_folder"] == false && !live.iter().any(|f| f.id == i["id"]))
+        {
+            assert_eq!(item["state"], "source_deleted", "gone from the source: {item}");
+            let key = item["asset_key"].as_str().unwrap();
+            assert!(objects.contains_key(key), "the asset of a deleted file is kept: {item}");
+            kept += 1;
+        }
+        assert_eq!(objects.len(), live.len() + kept, "one object per file, no duplicates");
+    }
+
+    /// The scheduler's tick with connections `ids` due (twice: a double tick enqueues nothing
+    /// twice); returns how many it enqueued.
+    async fn tick(&self, ids: &[&str]) -> usize {
+        let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+        for id in ids {
+            ConnectionStore::update(
+                self.ports.connections.as_ref(),
+                &self.conn_key(id),
+                &ConnectionPatch { next_due_at: Some(Some(past)), ..Default::default() },
+            )
+            .await
+            .unwrap();
+        }
+        let enqueued = extconn_sync_scheduler::handle(&self.ports).await.unwrap();
+        assert_eq!(
+            extconn_sync_scheduler::handle(&self.ports).await.unwrap(),
+            0,
+            "a double tick enqueues nothing twice"
+        );
+        enqueued
     }
 
     /// No canary (token, code, verifier, client secret) in any table item, queue or DLQ body,
@@ -403,9 +558,9 @@ async fn aws_connect_import_change_refresh_through_the_handlers() {
     assert_eq!(details.body["counters"]["files"], 6);
 
     // A change at Dropbox, then Refresh Items.
-    a.dbx.modify_file(&a.account, &format!("{FOLDER}/logo.png"), Content::text("logo v2"));
+    a.dbx.modify_file(&a.dbx_account(), &format!("{FOLDER}/logo.png"), Content::text("logo v2"));
     a.dbx.move_entry(
-        &a.account,
+        &a.dbx_account(),
         &format!("{FOLDER}/Photos/hero.jpg"),
         &format!("{FOLDER}/Photos/hero (approved).jpg"),
     );
@@ -417,21 +572,7 @@ async fn aws_connect_import_change_refresh_through_the_handlers() {
     assert_eq!(objects.len(), 7, "the modified file is a new version; the rename is not");
 
     // The scheduler: due connections are enqueued once even if the tick fires twice.
-    let key = a.conn_key(&id);
-    let past = chrono::Utc::now() - chrono::Duration::minutes(1);
-    ConnectionStore::update(
-        a.ports.connections.as_ref(),
-        &key,
-        &ConnectionPatch { next_due_at: Some(Some(past)), ..Default::default() },
-    )
-    .await
-    .unwrap();
-    assert_eq!(extconn_sync_scheduler::handle(&a.ports).await.unwrap(), 1);
-    assert_eq!(
-        extconn_sync_scheduler::handle(&a.ports).await.unwrap(),
-        0,
-        "a double tick enqueues nothing twice"
-    );
+    assert_eq!(a.tick(&[&id]).await, 1);
     a.drain().await;
     let runs =
         call(&a.app, apigw("GET", &format!("/v1/connections/{id}/runs"), None, Some("ana"), None)).await;
@@ -604,9 +745,9 @@ async fn aws_long_names_and_a_failed_file_retried_through_the_handlers() {
     while dir.len() + 1 + name.len() < 1_200 {
         depth += 1;
         dir.push_str(&format!("/{depth:02} 深い階層のフォルダ"));
-        a.dbx.add_folder(&a.account, &dir);
+        a.dbx.add_folder(&a.dbx_account(), &dir);
     }
-    let long = a.dbx.add_file(&a.account, &format!("{dir}/{name}"), Content::text("long"));
+    let long = a.dbx.add_file(&a.dbx_account(), &format!("{dir}/{name}"), Content::text("long"));
     a.dbx.inject(Endpoint::Download, Fault::ServerError(403), 1);
     let id = a.connect().await;
     a.drain().await;
@@ -640,5 +781,116 @@ async fn aws_long_names_and_a_failed_file_retried_through_the_handlers() {
     let total: usize =
         head.metadata().unwrap().iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
     assert!(total <= 2048, "x-amz-meta-* totals {total} bytes");
+    a.assert_no_leaks().await;
+}
+
+/// Google Drive through the Lambda handlers, on the AWS adapters: authorize → Google's consent
+/// (the sandbox, auto-approved) → the callback → the picker (the top level shows My Drive and the
+/// shared drives; the folder is one level into My Drive) → the connection → the worker imports
+/// every file, a native Google Doc as its export → an add, a rename and a delete at Drive → the
+/// scheduler's tick → the worker: the renamed file keeps its asset, the deleted one is
+/// `source_deleted` with its object kept. A second connection, on a folder of a shared drive
+/// (picked one level into that drive, with its drive id), imports and syncs beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_google_drive_connection_through_the_handlers() {
+    let mut a = aws_for(ProviderKind::GoogleDrive, false, 30).await;
+    let drive = a.sandbox.google_drive();
+    let account = a.account.clone();
+    let file = |parent: &str, name: &str, content: Content| {
+        drive.add_file(&account, parent, name, content).unwrap().id
+    };
+    let root = drive.root(&account).unwrap();
+    a.folder = drive.add_folder(&account, &root, "Brand Assets").unwrap().id;
+    let folder = a.folder.clone();
+    let photos = drive.add_folder(&account, &folder, "Photos").unwrap().id;
+    let logo = file(&folder, "logo.png", Content::generated(50_000, 1));
+    let guidelines = file(&folder, "guidelines.pdf", Content::generated(51_000, 2));
+    file(&photos, "hero.jpg", Content::generated(52_000, 3));
+    file(&photos, "naïve — é.jpg", Content::generated(53_000, 4));
+    file(&folder, "film.mp4", Content::generated(9 * 1024 * 1024 + 3, 42));
+    let brief = drive
+        .add_native(
+            &account,
+            &folder,
+            "Campaign brief",
+            "application/vnd.google-apps.document",
+            Some(Content::text("The campaign brief, as Drive exports it")),
+        )
+        .unwrap()
+        .id;
+    let personal = drive.add_folder(&account, &root, "Personal").unwrap().id;
+    file(&personal, "not connected.txt", Content::text("outside the folder"));
+    let marketing = drive.add_shared_drive(&account, "Marketing").unwrap();
+    drive.add_shared_drive(&account, "Archive").unwrap();
+    let campaigns = drive.add_folder(&account, &marketing, "Campaigns").unwrap().id;
+    let poster = file(&campaigns, "poster.png", Content::generated(60_000, 5));
+    let flyer = file(&campaigns, "flyer.pdf", Content::generated(61_000, 6));
+
+    // The picker: My Drive and the shared drives at the top; the folder inside My Drive.
+    let grant = a.grant().await;
+    let top = a.folders(&grant, None).await;
+    let mut names: Vec<&str> = top.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Archive", "Marketing", "My Drive"], "{top:?}");
+    assert!(top.iter().all(|f| f["kind"] == "drive"), "{top:?}");
+    let my_drive = top.iter().find(|f| f["name"] == "My Drive").unwrap();
+    let inside = a.folders(&grant, Some(my_drive)).await;
+    let mut names: Vec<&str> = inside.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Brand Assets", "Personal"], "folders only, one level: {inside:?}");
+    let entry = inside.iter().find(|f| f["id"] == folder.as_str()).unwrap();
+    assert_eq!((&entry["kind"], &entry["selectable"]), (&json!("folder"), &json!(true)), "{entry}");
+    let id = a.create(&grant, entry).await;
+
+    // The shared drive's folder, one level into its drive, with the grant the admin already has.
+    let shared = a.pick(&grant, &campaigns).await;
+    assert_eq!(shared["drive_id"], marketing.as_str(), "{shared}");
+    let shared_id = a.create(&grant, &shared).await;
+
+    a.drain().await;
+    a.assert_assets_of(&id, &folder).await;
+    a.assert_assets_of(&shared_id, &campaigns).await;
+    let details = a.get(&format!("/v1/connections/{id}")).await;
+    assert_eq!(details.body["recent_runs"][0]["status"], "succeeded", "{}", details.body);
+    assert_eq!(details.body["counters"]["files"], 6, "{}", details.body);
+    let items = a.items(&id).await;
+    assert_eq!(items[&brief]["state"], "imported", "the native doc, as its export: {}", items[&brief]);
+    let shared_details = a.get(&format!("/v1/connections/{shared_id}")).await;
+    assert_eq!(shared_details.body["recent_runs"][0]["status"], "succeeded", "{}", shared_details.body);
+    assert_eq!(shared_details.body["counters"]["files"], 2, "{}", shared_details.body);
+
+    // Changes at Drive: in My Drive an add, a rename and a delete; in the shared drive the same,
+    // the deletion by trash.
+    let guidelines_asset = items[&guidelines]["asset_key"].clone();
+    let shared_items = a.items(&shared_id).await;
+    let poster_asset = shared_items[&poster]["asset_key"].clone();
+    let added = file(&photos, "new hero.jpg", Content::generated(54_000, 7));
+    drive.rename(&account, &guidelines, "guidelines 2027.pdf").unwrap();
+    drive.delete(&account, &logo).unwrap();
+    let banner = file(&campaigns, "banner.png", Content::generated(62_000, 8));
+    drive.rename(&account, &poster, "poster (final).png").unwrap();
+    drive.trash(&account, &flyer).unwrap();
+
+    // The scheduler's tick enqueues both; the worker syncs them.
+    assert_eq!(a.tick(&[&id, &shared_id]).await, 2);
+    a.drain().await;
+    a.assert_assets_of(&id, &folder).await;
+    a.assert_assets_of(&shared_id, &campaigns).await;
+    let items = a.items(&id).await;
+    assert_eq!(items[&added]["state"], "imported", "{}", items[&added]);
+    assert_eq!(items[&guidelines]["name"], "guidelines 2027.pdf", "{}", items[&guidelines]);
+    assert_eq!(items[&guidelines]["asset_key"], guidelines_asset, "a renamed file keeps its asset");
+    assert_eq!(items[&logo]["state"], "source_deleted", "{}", items[&logo]);
+    let shared_items = a.items(&shared_id).await;
+    assert_eq!(shared_items[&banner]["state"], "imported", "{}", shared_items[&banner]);
+    assert_eq!(shared_items[&poster]["name"], "poster (final).png", "{}", shared_items[&poster]);
+    assert_eq!(shared_items[&poster]["asset_key"], poster_asset, "a renamed file keeps its asset");
+    assert_eq!(shared_items[&flyer]["state"], "source_deleted", "{}", shared_items[&flyer]);
+    for c in [&id, &shared_id] {
+        let runs = a.get(&format!("/v1/connections/{c}/runs")).await;
+        assert_eq!(runs.body["items"].as_array().unwrap().len(), 2, "{}", runs.body);
+        assert_eq!(runs.body["items"][0]["trigger"], "schedule", "{}", runs.body);
+        assert_eq!(runs.body["items"][0]["status"], "succeeded", "{}", runs.body);
+    }
     a.assert_no_leaks().await;
 }

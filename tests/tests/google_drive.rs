@@ -53,7 +53,19 @@ fn calls(gd: &GoogleDriveControl) -> BTreeMap<String, usize> {
 
 #[tokio::test]
 async fn a_native_doc_is_exported_as_docx_and_a_rename_exports_nothing() {
+    native_doc_story(false).await;
+}
+
+/// The same where a rename or a move also moves `modifiedTime` (Drive's documentation leaves
+/// it open): the doc's revisions tell the rename from an edit, at one call per ambiguous change.
+#[tokio::test]
+async fn a_rename_exports_nothing_even_when_it_moves_modified_time() {
+    native_doc_story(true).await;
+}
+
+async fn native_doc_story(metadata_touches_modified: bool) {
     let (b, gd) = bench().await;
+    gd.set_metadata_touches_modified(&b.account, metadata_touches_modified).expect("account");
     let draft = docx("first draft");
     let Content::Bytes(bytes) = &draft else { panic!("bytes") };
     assert_eq!(docx_text(bytes).as_deref(), Ok("first draft"), "the sandbox exports a real .docx");
@@ -65,9 +77,9 @@ async fn a_native_doc_is_exported_as_docx_and_a_rename_exports_nothing() {
     assert_asset(&b, &doc, &draft, "Brief.docx");
     let asset = b.items()[&doc].asset_key.clone();
 
-    // A rename moves a native doc's `version`; its content version does not move, so nothing is
-    // exported again and the asset stays.
-    // (Time passes between each step: a version keyed on a timestamp would move.)
+    // A rename moves a native doc's `version` (and maybe its `modifiedTime`): nothing is
+    // exported again and the asset stays. Time passes between the steps, so a version keyed
+    // on a timestamp would move.
     let minute = std::time::Duration::from_secs(60);
     gd.reset_counters();
     b.mem.clock.advance(minute);
@@ -80,6 +92,12 @@ async fn a_native_doc_is_exported_as_docx_and_a_rename_exports_nothing() {
     assert_eq!(gd.calls(Endpoint::Export), 0, "a renamed or moved doc is not exported again");
     assert_eq!(b.items()[&doc].asset_key, asset, "same asset");
     assert_eq!(b.items()[&doc].name, "Brief (final)");
+    let asked = gd.calls(Endpoint::RevisionsList);
+    assert_eq!(asked, if metadata_touches_modified { 2 } else { 0 }, "revisions read only when ambiguous");
+    // A full re-listing of the renamed doc is no change either.
+    b.control.reset_cursors();
+    b.synced("re-listed").await;
+    assert_eq!((gd.calls(Endpoint::Export), b.items()[&doc].asset_key.clone()), (0, asset.clone()));
 
     // An edit is a new content version: exported once, a new asset.
     let second = docx("second draft");
@@ -89,6 +107,16 @@ async fn a_native_doc_is_exported_as_docx_and_a_rename_exports_nothing() {
     assert_eq!(gd.calls(Endpoint::Export), 1);
     assert_ne!(b.items()[&doc].asset_key, asset, "an edited doc is a new version");
     assert_asset(&b, &doc, &second, "Brief (final).docx");
+
+    // An edit and a rename in the same change: exported once more.
+    let (third, before) = (docx("third draft"), b.items()[&doc].asset_key.clone());
+    b.mem.clock.advance(minute);
+    gd.modify_native(&b.account, &doc, third.clone()).expect("edit");
+    gd.rename(&b.account, &doc, "Brief (v3)").expect("rename");
+    b.synced("edit and rename").await;
+    assert_eq!(gd.calls(Endpoint::Export), 2);
+    assert_ne!(b.items()[&doc].asset_key, before);
+    assert_asset(&b, &doc, &third, "Brief (v3).docx");
 }
 
 #[tokio::test]

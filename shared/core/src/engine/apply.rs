@@ -643,8 +643,15 @@ impl Engine {
         let stored = old.filter(|o| {
             matches!(o.state, ItemState::Imported | ItemState::SourceDeleted)
                 && o.asset_key.is_some()
-                && o.asset_key == current_key
+                && (o.asset_key == current_key
+                    // The same revision as recorded: content the asset already holds (a rename
+                    // settled by `content_changed_since` keeps its asset under the new revision).
+                    || (o.revision.is_some() && o.revision == remote.revision && o.content_hash == remote.content_hash))
         });
+        let stored = match stored {
+            None => self.renamed_only(ctx, remote, &at, old).await?,
+            some => some,
+        };
         match stored {
             // Same content: at most a metadata update (rename, move, moved back in).
             Some(o)
@@ -664,6 +671,39 @@ impl Engine {
             None => self.import(ctx, remote, &at, old, listing).await?,
         }
         Ok(None)
+    }
+
+    /// `old`, when an exported document's content version moved in the same change as its
+    /// name or place and the connector says its content did not change since the recorded
+    /// version (a rename that also moved Drive's `modifiedTime`). `None`: import a new version.
+    async fn renamed_only<'o>(
+        &self,
+        ctx: &mut RunCtx,
+        remote: &RemoteItem,
+        at: &Placement,
+        old: Option<&'o Item>,
+    ) -> Result<Option<&'o Item>, Stop> {
+        let Some(o) = old else { return Ok(None) };
+        let ambiguous = matches!(remote.kind, ItemKind::Native { .. })
+            && o.state == ItemState::Imported
+            && o.asset_key.is_some()
+            && (o.name != remote.name || o.parent_id != at.parent_id);
+        let Some(since) = o.revision.clone().filter(|_| ambiguous) else { return Ok(None) };
+        let provider = self.provider(ctx)?;
+        let answer = self
+            .call(ctx, |access| {
+                let (p, r, s) = (provider.clone(), remote.clone(), since.clone());
+                async move { p.content_changed_since(&access, &r, &s).await }
+            })
+            .await?;
+        match answer {
+            Ok(Some(false)) => Ok(Some(o)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::warn!(item = %remote.id, error = %e, "cannot tell a rename from an edit; exporting again");
+                Ok(None)
+            }
+        }
     }
 
     /// Lists a folder that came into scope (drive-wide feeds), breadth-first, applying what it

@@ -329,6 +329,21 @@ pub trait Provider: Send + Sync {
     /// One item by id (an unknown parent met in a drive-wide feed). `NotFound` if gone.
     async fn item(&self, access: &Secret, locator: &FolderLocator) -> Result<RemoteItem, ProviderError>;
 
+    /// Whether `item`'s content changed after `since`, a content version this connector
+    /// reported for it earlier. The engine asks only when a listing moved an exported
+    /// document's content version *and* its name or place in the same change, which is
+    /// ambiguous for a connector whose content version may also move on a rename (Drive's
+    /// `modifiedTime`). `Some(false)`: a rename or move only (the asset stays); `Some(true)` or
+    /// `None` (cannot tell, the default): a new version is exported.
+    async fn content_changed_since(
+        &self,
+        _access: &Secret,
+        _item: &RemoteItem,
+        _since: &str,
+    ) -> Result<Option<bool>, ProviderError> {
+        Ok(None)
+    }
+
     /// A change cursor for `folder`'s feed as of now, taken *before* a by-parent full listing
     /// so that nothing changed during the listing is missed.
     async fn start_cursor(&self, access: &Secret, folder: &FolderLocator) -> Result<String, ProviderError>;

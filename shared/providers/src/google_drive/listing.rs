@@ -7,8 +7,8 @@ use extconn_core::ports::{
 use extconn_core::{FolderLocator, ItemKind, Secret};
 
 use super::wire::{
-    About, ChangeEntry, ChangeList, DriveList, FILE_FIELDS, FOLDER_MIME, File, FileList, SharedDrive,
-    StartPageToken,
+    About, ChangeEntry, ChangeList, DriveList, FILE_FIELDS, FOLDER_MIME, File, FileList, RevisionList,
+    SharedDrive, StartPageToken, parse_time,
 };
 use super::{GoogleDrive, segment};
 
@@ -247,5 +247,38 @@ mod tests {
         );
         let neither: ChangeList = serde_json::from_str(r#"{"changes":[]}"#).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(to_page(neither), Err(ProviderError::Transient(_))));
+    }
+}
+
+/// Whether a native doc's content changed after `since` (the `modifiedTime` recorded as its
+/// content version): any revision made later. Revisions are made by edits only, never by a
+/// rename or a move, so this tells the two apart whatever `modifiedTime` does on a rename.
+/// `None` when `since` is not a time or Drive lists no revisions.
+pub(super) async fn content_changed_since(
+    g: &GoogleDrive,
+    access: &Secret,
+    item: &RemoteItem,
+    since: &str,
+) -> Result<Option<bool>, ProviderError> {
+    let Some(since) = parse_time(since) else { return Ok(None) };
+    let path = format!("files/{}/revisions", segment(&item.id));
+    let mut page: Option<String> = None;
+    let mut seen = false;
+    loop {
+        let mut query = vec![("pageSize", "1000"), ("fields", "nextPageToken,revisions(id,modifiedTime)")];
+        if let Some(p) = &page {
+            query.push(("pageToken", p.as_str()));
+        }
+        let list: RevisionList = g.get(access, &path, &query).await?;
+        for r in &list.revisions {
+            seen = true;
+            if r.modified_time.as_deref().and_then(parse_time).is_some_and(|t| t > since) {
+                return Ok(Some(true));
+            }
+        }
+        match list.next_page_token {
+            Some(next) => page = Some(next),
+            None => return Ok(seen.then_some(false)),
+        }
     }
 }

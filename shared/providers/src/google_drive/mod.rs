@@ -20,7 +20,9 @@
 //!   discovery document gives `files.export` neither parameter: it is sent without them.)
 //! - Identity is the file id: duplicate names in one folder are two items.
 //! - Content version: see [`wire::File::into_item`] (md5 for binary files, `modifiedTime` for
-//!   native docs, never `version`, which moves on a rename).
+//!   native docs, never `version`, which moves on a rename). A doc whose `modifiedTime` moved
+//!   with its name or parent is checked against its revisions (`revisions.list`: edits make
+//!   revisions, renames do not) before it is exported again.
 //!
 //! # Decisions where the reference leaves room
 //! - One `fields` selector for a `File` everywhere ([`wire::FILE_FIELDS`], §1.2's list), also
@@ -320,6 +322,15 @@ impl Provider for GoogleDrive {
 
     async fn start_cursor(&self, access: &Secret, folder: &FolderLocator) -> Result<String, ProviderError> {
         listing::start_cursor(self, access, folder).await
+    }
+
+    async fn content_changed_since(
+        &self,
+        access: &Secret,
+        item: &RemoteItem,
+        since: &str,
+    ) -> Result<Option<bool>, ProviderError> {
+        listing::content_changed_since(self, access, item, since).await
     }
 
     async fn list_children(

@@ -271,6 +271,22 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
+/// `revisions.list` (`fields=nextPageToken,revisions(id,modifiedTime)`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionList {
+    #[serde(default)]
+    pub revisions: Vec<Revision>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    pub id: String,
+    pub modified_time: Option<String>,
+}
+
 /// An int64-as-string (`"48213"`); `None` if absent or malformed.
 pub fn parse_int(s: Option<&str>) -> Option<u64> {
     s.and_then(|v| v.trim().parse().ok())
@@ -316,8 +332,10 @@ impl File {
     ///   a sharing change too, and would re-export the doc each time. provider-apis.md §1.5
     ///   names `version` "or `modifiedTime`" as the change key of native files; `modifiedTime`
     ///   is the one a move (a `parents` change) leaves alone. Whether Drive also bumps it on a
-    ///   rename is not stated by the reference ([unverified]); if it does, a renamed doc is
-    ///   exported again once. A native doc listed without `modifiedTime` falls back to
+    ///   rename is not stated by the reference ([unverified]): when a doc's `modifiedTime`
+    ///   moved together with its name or parent, the engine asks
+    ///   `content_changed_since` (the doc's revisions, which only edits make) before
+    ///   exporting it again. A native doc listed without `modifiedTime` falls back to
     ///   `version`.
     pub fn into_item(self) -> RemoteItem {
         let kind = self.kind();

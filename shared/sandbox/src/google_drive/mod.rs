@@ -17,7 +17,7 @@
 //! |---|---|---|
 //! | `accounts.google.com` | `{base}/google_drive/accounts` | `GET /o/oauth2/v2/auth` (consent page), `POST /o/oauth2/v2/auth/decision` |
 //! | `oauth2.googleapis.com` | `{base}/google_drive/oauth2` | `POST /token`, `POST /revoke` |
-//! | `www.googleapis.com` | `{base}/google_drive/www` | `GET /drive/v3/about`, `/drive/v3/files`, `/drive/v3/files/{id}` (`alt=media` downloads), `/drive/v3/files/{id}/export`, `/drive/v3/changes/startPageToken`, `/drive/v3/changes`, `/drive/v3/drives` |
+//! | `www.googleapis.com` | `{base}/google_drive/www` | `GET /drive/v3/about`, `/drive/v3/files`, `/drive/v3/files/{id}` (`alt=media` downloads), `/drive/v3/files/{id}/export`, `/drive/v3/files/{id}/revisions`, `/drive/v3/changes/startPageToken`, `/drive/v3/changes`, `/drive/v3/drives` |
 //!
 //! ## Fidelity notes (choices where provider-apis.md is silent or unverified)
 //!
@@ -71,6 +71,7 @@ mod download;
 mod model;
 mod oauth;
 pub mod office;
+mod revisions;
 mod wire;
 
 #[cfg(test)]
@@ -150,6 +151,8 @@ pub enum Endpoint {
     ChangesList,
     /// `GET /drive/v3/drives`.
     DrivesList,
+    /// `GET /drive/v3/files/{id}/revisions`.
+    RevisionsList,
 }
 
 impl Endpoint {
@@ -305,6 +308,7 @@ pub(crate) fn router(state: Arc<DriveState>) -> Router {
         .route("/google_drive/www/drive/v3/files", get(api::files_list))
         .route("/google_drive/www/drive/v3/files/{id}", get(download::files_get))
         .route("/google_drive/www/drive/v3/files/{id}/export", get(download::export))
+        .route("/google_drive/www/drive/v3/files/{id}/revisions", get(revisions::revisions_list))
         .route("/google_drive/www/drive/v3/changes/startPageToken", get(api::start_page_token))
         .route("/google_drive/www/drive/v3/changes", get(api::changes_list))
         .route("/google_drive/www/drive/v3/drives", get(api::drives_list))

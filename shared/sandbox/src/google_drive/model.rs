@@ -94,6 +94,9 @@ pub(crate) struct File {
     /// Per-file, increasing on every change of the file (served as a string).
     pub(crate) version: u64,
     pub(crate) modified: SystemTime,
+    /// When each content revision was made, oldest first (`revisions.list`; revision ids are
+    /// their 1-based positions). Metadata changes make none.
+    pub(crate) revisions: Vec<SystemTime>,
     pub(crate) body: Body,
     pub(crate) can_download: bool,
 }
@@ -146,6 +149,9 @@ pub(crate) struct Account {
     pub(crate) files: BTreeMap<String, File>,
     pub(crate) drives: Vec<SharedDrive>,
     pub(crate) changes: Vec<Change>,
+    /// Whether a rename, move, trash or capability change also moves `modifiedTime` (the
+    /// documentation leaves it open; tests run both ways). Off by default.
+    pub(crate) metadata_touches_modified: bool,
 }
 
 /// A Drive-looking id: 33 url-safe characters starting with `1` (roots: `0A…`).
@@ -172,11 +178,19 @@ impl Account {
                 explicitly_trashed: false,
                 version: 1,
                 modified: now,
+                revisions: Vec::new(),
                 body: Body::Folder,
                 can_download: true,
             },
         );
-        Account { id, root_id, files, drives: Vec::new(), changes: Vec::new() }
+        Account {
+            id,
+            root_id,
+            files,
+            drives: Vec::new(),
+            changes: Vec::new(),
+            metadata_touches_modified: false,
+        }
     }
 
     /// `root` is an alias of My Drive's root id.
@@ -256,6 +270,7 @@ impl Account {
                 explicitly_trashed: false,
                 version: 1,
                 modified: now,
+                revisions: vec![now],
                 body,
                 can_download: true,
             },
@@ -283,10 +298,10 @@ impl Account {
     }
 
     /// Changes a file's metadata in place: name, parent, trashed, capabilities. `version`
-    /// moves (it moves on any change), `modifiedTime` does not: this emulator takes
-    /// `modifiedTime` to follow content only. Drive's documentation does not settle whether a
-    /// rename bumps it (provider-apis.md §1.5 leaves it open); the connector's rule for native
-    /// docs depends on it, see `GoogleDrive`'s `content_version` notes.
+    /// moves (it moves on any change); `modifiedTime` moves only when the account's
+    /// `metadata_touches_modified` is on. Drive's documentation does not settle whether a
+    /// rename bumps it (provider-apis.md §1.5 leaves it open), so the emulator does either;
+    /// no revision is made either way.
     pub(crate) fn update_meta(
         &mut self,
         seq: &mut u64,
@@ -310,6 +325,9 @@ impl Account {
         f(file)?;
         file.version += 1;
         if content {
+            file.revisions.push(now);
+        }
+        if content || self.metadata_touches_modified {
             file.modified = now;
         }
         self.log(seq, &id, now);
@@ -424,6 +442,7 @@ impl Account {
                 explicitly_trashed: false,
                 version: 1,
                 modified: now,
+                revisions: Vec::new(),
                 body: Body::Folder,
                 can_download: true,
             },

@@ -338,6 +338,20 @@ impl GoogleDriveControl {
         Ok(a.add_drive(name, now))
     }
 
+    /// Whether renames, moves, trashing and capability changes also move `modifiedTime` in
+    /// this account (off by default: it follows content only). Drive's documentation leaves
+    /// it open; a connector must be right either way.
+    pub fn set_metadata_touches_modified(&self, account: &str, on: bool) -> Result<(), ControlError> {
+        let mut inner = self.state.lock();
+        let a = inner
+            .accounts
+            .iter_mut()
+            .find(|a| a.id == account)
+            .ok_or_else(|| ControlError::UnknownAccount(account.into()))?;
+        a.metadata_touches_modified = on;
+        Ok(())
+    }
+
     /// Sets `capabilities.canDownload` (a new version; logged as a change).
     pub fn set_can_download(&self, account: &str, id: &str, on: bool) -> Result<Node, ControlError> {
         self.mutate(account, |a, seq, now| {

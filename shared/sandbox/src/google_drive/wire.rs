@@ -4,6 +4,8 @@
 //!
 //! `size` and `version` are int64 values and go out as JSON **strings**.
 
+use std::collections::BTreeMap;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -19,6 +21,105 @@ pub(crate) fn drive_time(t: std::time::SystemTime) -> String {
         Some(b) => format!("{b}.{ms:03}Z"),
         None => base,
     }
+}
+
+/// A `fields` partial-response selector (`nextPageToken,files(id,capabilities/canDownload)`,
+/// `*`): member name → the mask of that member (empty: the whole member).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct FieldMask(BTreeMap<String, FieldMask>);
+
+impl FieldMask {
+    /// Parses Google's partial-response syntax: comma-separated paths, `a/b` for a
+    /// sub-member, `a(b,c)` for several sub-members, `*` for all members.
+    pub(crate) fn parse(text: &str) -> Result<FieldMask, String> {
+        let mut chars = text.chars().peekable();
+        let mask = Self::parse_list(&mut chars, 0)?;
+        match chars.next() {
+            None => Ok(mask),
+            Some(c) => Err(format!("unexpected {c:?}")),
+        }
+    }
+
+    fn parse_list(
+        chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+        depth: usize,
+    ) -> Result<FieldMask, String> {
+        let mut mask = FieldMask::default();
+        loop {
+            let mut path = String::new();
+            while let Some(&c) = chars.peek() {
+                if matches!(c, ',' | '(' | ')') {
+                    break;
+                }
+                path.push(c);
+                chars.next();
+            }
+            let path = path.trim();
+            if path.is_empty() || path.split('/').any(|p| p.trim().is_empty()) {
+                return Err("empty field name".into());
+            }
+            let mut node = &mut mask;
+            for part in path.split('/') {
+                node = node.0.entry(part.trim().to_string()).or_default();
+            }
+            if chars.peek() == Some(&'(') {
+                chars.next();
+                let sub = Self::parse_list(chars, depth + 1)?;
+                if chars.next() != Some(')') {
+                    return Err("unclosed '('".into());
+                }
+                node.0.extend(sub.0);
+            }
+            match chars.peek() {
+                None if depth == 0 => return Ok(mask),
+                None => return Err("unclosed '('".into()),
+                Some(')') if depth > 0 => return Ok(mask),
+                Some(')') => return Err("unbalanced ')'".into()),
+                Some(_) => {
+                    chars.next(); // ','
+                }
+            }
+        }
+    }
+
+    /// Keeps only the selected members of `v` (arrays: of each element).
+    pub(crate) fn apply(&self, v: &mut Value) {
+        if self.0.is_empty() || self.0.contains_key("*") {
+            return;
+        }
+        match v {
+            Value::Array(items) => items.iter_mut().for_each(|item| self.apply(item)),
+            Value::Object(obj) => {
+                obj.retain(|k, _| self.0.contains_key(k));
+                for (k, member) in obj.iter_mut() {
+                    if let Some(sub) = self.0.get(k) {
+                        sub.apply(member);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A 200 JSON answer with the request's `fields` applied (all members without
+/// `fields`); a malformed selector is Drive's 400 `invalidParameter` on `fields`.
+pub(crate) fn json_fields(mut v: Value, q: &super::Query) -> Response {
+    if let Some(f) = q.get("fields") {
+        match FieldMask::parse(f) {
+            Ok(mask) => mask.apply(&mut v),
+            Err(_) => {
+                return error_with(
+                    400,
+                    "global",
+                    "invalidParameter",
+                    &format!("Invalid field selection {f}"),
+                    Some(("parameter", "fields")),
+                );
+            }
+        }
+    }
+    json_ok(&v)
 }
 
 /// A 200 JSON answer.

@@ -351,6 +351,7 @@ class SandboxHttp(httplib2.Http):
         self.validator = validator
         self.requests: Counter[str] = Counter()
         self.media: list[tuple[str | None, int, str | None, int]] = []  # Range, status, Content-Range, bytes
+        self.media_types: list[str | None] = []  # Content-Type of each alt=media answer
 
     def request(self, uri, method="GET", body=None, headers=None, redirections=0, connection_type=None):
         url = urllib.parse.urlsplit(uri)
@@ -362,6 +363,7 @@ class SandboxHttp(httplib2.Http):
         self.validator.check(method, url, resp, content)
         if "alt=media" in url.query.split("&"):
             self.media.append(((headers or {}).get("range"), resp.status, resp.get("content-range"), len(content)))
+            self.media_types.append(resp.get("content-type"))
         return resp, content
 
 
@@ -557,6 +559,13 @@ class Fidelity:
         ).execute()
         expect_eq([f["id"] for f in res.get("files", [])], [self.ids["sub"]], "picker listing of the top folder")
         expect_eq(sorted(res["files"][0]), ["id", "name", "parents"], "picker fields of a My Drive folder")
+        # My Drive's `root` alias in a query.
+        res = self.drive.files().list(
+            q=f"'root' in parents and mimeType = '{FOLDER}' and trashed = false",
+            fields=PICKER_FIELDS, supportsAllDrives=True, includeItemsFromAllDrives=True,
+        ).execute()
+        expect_eq(res.get("files"), [{"id": top, "name": "Drive Fidelity", "parents": [self.root_id]}],
+                  "picker listing of 'root'")
 
     def files_get_fields(self) -> None:
         for label in ("readme", "unicode", "bytes", "doc", "shortcut", "sub", "empty"):
@@ -590,8 +599,9 @@ class Fidelity:
 
     def files_get_media_ranged(self) -> None:
         for label, chunk in (("bytes", 4096), ("big", 64 * 1024), ("readme", 1024), ("unicode", 7)):
-            meta = self.drive.files().get(fileId=self.ids[label], fields="id,size,md5Checksum").execute()
+            meta = self.drive.files().get(fileId=self.ids[label], fields="id,size,md5Checksum,mimeType").execute()
             self.transport.media.clear()
+            self.transport.media_types.clear()
             buf = io.BytesIO()
             dl = MediaIoBaseDownload(buf, self.drive.files().get_media(fileId=self.ids[label]), chunksize=chunk)
             done, rounds = False, 0
@@ -609,6 +619,9 @@ class Fidelity:
                 end = min(start + chunk, size) - 1
                 want.append((f"bytes={start}-{start + chunk - 1}", 206, f"bytes {start}-{end}/{size}", end - start + 1))
             expect_eq(self.transport.media, want, f"{label}: ranged requests (Range, status, Content-Range, bytes)")
+            # Drive serves the bytes as the file's own type.
+            types = {(t or "").split(";")[0].strip() for t in self.transport.media_types}
+            expect_eq(types, {meta["mimeType"]}, f"{label}: Content-Type of alt=media vs the file's mimeType")
             if label in self.bytes:
                 expect_eq(data, self.bytes[label], f"{label}: bytes")
             sha = self.ctl("sha256", account_id=self.account_id, id=self.ids[label])["sha256"]
@@ -723,6 +736,17 @@ class Fidelity:
         while not done:
             _, done = dl.next_chunk(num_retries=0)
         expect_eq(buf.getvalue(), self.bytes["teamfile"], "shared-drive download")
+        # The shared drive's own change feed (`driveId`), as the connector reads it.
+        scope = dict(driveId=self.drive_id, supportsAllDrives=True)
+        token = self.drive.changes().getStartPageToken(**scope).execute()["startPageToken"]
+        self.add_bytes("teamlate", self.ids["teamfolder"], "late.txt", b"late in the team drive\n", "text/plain")
+        self.add_bytes("mylate", self.ids["top"], "my-late.txt", b"late in My Drive\n", "text/plain")
+        res = self.drive.changes().list(pageToken=token, includeItemsFromAllDrives=True, fields=CHANGES_FIELDS,
+                                        **scope).execute()
+        expect("newStartPageToken" in res, f"shared drive changes page: {sorted(res)}")
+        got = [(c["fileId"], c.get("driveId"), c.get("file", {}).get("driveId")) for c in res.get("changes", [])]
+        want = (self.ids["teamlate"], self.drive_id, self.drive_id)
+        expect_eq(got, [want], "shared drive changes (fileId, driveId, file.driveId)")
         try:
             self.drive.files().list(corpora="drive", supportsAllDrives=True, includeItemsFromAllDrives=True).execute()
         except HttpError as e:

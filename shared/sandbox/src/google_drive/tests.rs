@@ -668,3 +668,17 @@ async fn about_requires_fields_like_drive() {
     let v = env.get("about", &[("fields", "user/emailAddress")]).await.json();
     assert_eq!(v, json!({"user": {"emailAddress": "ada@example.com"}}));
 }
+
+#[tokio::test]
+async fn media_is_served_as_the_files_own_type() {
+    let env = env().await;
+    let txt =
+        env.gd.add_file_typed(&env.acct, "root", "a.txt", "text/plain", Content::text("hi")).expect("add");
+    let bin = env.gd.add_file(&env.acct, "root", "b.bin", Content::text("hi")).expect("add");
+    let r = env.get(&format!("files/{}", txt.id), &[("alt", "media")]).await;
+    assert_eq!((r.status, r.header("content-type").as_deref()), (200, Some("text/plain")));
+    let r = env.get_with(&format!("files/{}", txt.id), &[("alt", "media")], "bytes=0-0").await;
+    assert_eq!((r.status, r.header("content-type").as_deref()), (206, Some("text/plain")));
+    let r = env.get(&format!("files/{}", bin.id), &[("alt", "media")]).await;
+    assert_eq!(r.header("content-type").as_deref(), Some("application/octet-stream"));
+}

@@ -779,6 +779,13 @@ class Fidelity:
             else:
                 self.ctl("clear_faults")
                 raise CheckFailed(f"no {status}")
+        # A selector naming a member File does not have: Drive's 400 "Invalid field selection".
+        try:
+            self.drive.files().get(fileId=self.ids["readme"], fields="id,md5checksum").execute()
+        except HttpError as e:
+            expect_eq((e.status_code, http_reason(e)), (400, "invalidParameter"), "fields with an unknown member")
+        else:
+            raise CheckFailed("fields=id,md5checksum (a typo) succeeded")
         try:
             self.drive.files().list(q="fullText contains 'x'", fields="files(id)").execute()
         except HttpError as e:

@@ -87,6 +87,7 @@ pub(crate) async fn about(
                         "me": true,
                     },
                 }),
+                wire::Schema::About,
                 &q,
             )
         })
@@ -256,7 +257,7 @@ pub(crate) async fn files_list(
                 {
                     obj.insert("nextPageToken".into(), json!(format!("{PAGE_PREFIX}{}", offset + size)));
                 }
-                wire::json_fields(body, q)
+                wire::json_fields(body, wire::Schema::FileList, q)
             })
         })
         .await
@@ -302,6 +303,7 @@ pub(crate) async fn start_page_token(
                 }
                 wire::json_fields(
                     json!({ "kind": "drive#startPageToken", "startPageToken": inner.seq.to_string() }),
+                    wire::Schema::StartPageToken,
                     q,
                 )
             })
@@ -401,7 +403,7 @@ pub(crate) async fn changes_list(
                         _ => obj.insert("newStartPageToken".into(), json!(inner.seq.to_string())),
                     };
                 }
-                wire::json_fields(body, q)
+                wire::json_fields(body, wire::Schema::ChangeList, q)
             })
         })
         .await
@@ -440,7 +442,7 @@ pub(crate) async fn drives_list(
                 {
                     obj.insert("nextPageToken".into(), json!(format!("{PAGE_PREFIX}{}", offset + size)));
                 }
-                wire::json_fields(body, q)
+                wire::json_fields(body, wire::Schema::DriveList, q)
             })
         })
         .await

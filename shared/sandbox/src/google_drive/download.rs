@@ -59,7 +59,7 @@ pub(crate) async fn files_get(
             st.faults
                 .guarded(Endpoint::FilesGet, async {
                     match visible(&st, &headers, &id, all_drives) {
-                        Ok((_, json, _)) => wire::json_fields(json, &q),
+                        Ok((_, json, _)) => wire::json_fields(json, wire::Schema::File, &q),
                         Err(r) => r,
                     }
                 })

@@ -682,3 +682,37 @@ async fn media_is_served_as_the_files_own_type() {
     let r = env.get(&format!("files/{}", bin.id), &[("alt", "media")]).await;
     assert_eq!(r.header("content-type").as_deref(), Some("application/octet-stream"));
 }
+
+#[tokio::test]
+async fn fields_naming_an_unknown_member_is_invalid_like_drive() {
+    let env = env().await;
+    let f = env.gd.add_file(&env.acct, "root", "a.txt", Content::text("hi")).expect("add");
+    for (path, fields, bad) in [
+        (format!("files/{}", f.id), "id,nmae", "nmae"),
+        ("files".to_string(), "nextPageToken,files(id,md5checksum)", "md5checksum"),
+        ("files".to_string(), "fileList", "fileList"),
+        ("drives".to_string(), "drives(id,title)", "title"),
+        ("about".to_string(), "user(email)", "email"),
+    ] {
+        let r = env.get(&path, &[("fields", fields)]).await;
+        assert_eq!((r.status, r.reason()), (400, "invalidParameter".to_string()), "{path} {fields}");
+        assert_eq!(r.json()["error"]["message"], format!("Invalid field selection {bad}"));
+    }
+    let token = env.start_token(&[]).await;
+    let r =
+        env.get("changes", &[("pageToken", token.as_str()), ("fields", "changes(file(id,sizeBytes))")]).await;
+    assert_eq!((r.status, r.reason()), (400, "invalidParameter".to_string()));
+    // Every name Drive has is accepted, populated or not; sub-members of unmodelled
+    // objects are not checked; `*` selects everything.
+    let ok = [
+        "id,description,starred,owners(displayName),capabilities/canDownload,shortcutDetails/targetId",
+        "*",
+        "kind,files/id",
+    ];
+    for fields in ok {
+        let path = if fields.contains("files") { "files".to_string() } else { format!("files/{}", f.id) };
+        assert_eq!(env.get(&path, &[("fields", fields)]).await.status, 200, "{fields}");
+    }
+    let v = env.get(&format!("files/{}", f.id), &[("fields", "id,description,starred")]).await.json();
+    assert_eq!(v, json!({"id": f.id}));
+}

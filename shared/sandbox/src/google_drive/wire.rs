@@ -102,21 +102,201 @@ impl FieldMask {
     }
 }
 
-/// A 200 JSON answer with the request's `fields` applied (all members without
-/// `fields`); a malformed selector is Drive's 400 `invalidParameter` on `fields`.
-pub(crate) fn json_fields(mut v: Value, q: &super::Query) -> Response {
-    if let Some(f) = q.get("fields") {
-        match FieldMask::parse(f) {
-            Ok(mask) => mask.apply(&mut v),
-            Err(_) => {
-                return error_with(
-                    400,
-                    "global",
-                    "invalidParameter",
-                    &format!("Invalid field selection {f}"),
-                    Some(("parameter", "fields")),
-                );
+/// The Drive v3 resources a `fields` selector is checked against, with their member
+/// names as Google's discovery document lists them (`drive.v3.json`, revision 20261106).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Schema {
+    File,
+    FileList,
+    Change,
+    ChangeList,
+    About,
+    User,
+    Drive,
+    DriveList,
+    StartPageToken,
+}
+
+impl Schema {
+    fn members(self) -> &'static [&'static str] {
+        match self {
+            Schema::File => &[
+                "appProperties",
+                "capabilities",
+                "clientEncryptionDetails",
+                "contentHints",
+                "contentRestrictions",
+                "copyRequiresWriterPermission",
+                "createdTime",
+                "description",
+                "downloadRestrictions",
+                "driveId",
+                "explicitlyTrashed",
+                "exportLinks",
+                "fileExtension",
+                "folderColorRgb",
+                "fullFileExtension",
+                "hasAugmentedPermissions",
+                "hasThumbnail",
+                "headRevisionId",
+                "iconLink",
+                "id",
+                "imageMediaMetadata",
+                "inheritedPermissionsDisabled",
+                "isAppAuthorized",
+                "kind",
+                "labelInfo",
+                "lastModifyingUser",
+                "linkShareMetadata",
+                "md5Checksum",
+                "mimeType",
+                "modifiedByMe",
+                "modifiedByMeTime",
+                "modifiedTime",
+                "name",
+                "originalFilename",
+                "ownedByMe",
+                "owners",
+                "parents",
+                "permissionIds",
+                "permissions",
+                "properties",
+                "quotaBytesUsed",
+                "resourceKey",
+                "sha1Checksum",
+                "sha256Checksum",
+                "shared",
+                "sharedWithMeTime",
+                "sharingUser",
+                "shortcutDetails",
+                "size",
+                "spaces",
+                "starred",
+                "teamDriveId",
+                "thumbnailLink",
+                "thumbnailVersion",
+                "trashed",
+                "trashedTime",
+                "trashingUser",
+                "version",
+                "videoMediaMetadata",
+                "viewedByMe",
+                "viewedByMeTime",
+                "viewersCanCopyContent",
+                "webContentLink",
+                "webViewLink",
+                "writersCanShare",
+            ],
+            Schema::FileList => &["files", "incompleteSearch", "kind", "nextPageToken"],
+            Schema::Change => &[
+                "changeType",
+                "drive",
+                "driveId",
+                "file",
+                "fileId",
+                "kind",
+                "removed",
+                "teamDrive",
+                "teamDriveId",
+                "time",
+                "type",
+            ],
+            Schema::ChangeList => &["changes", "kind", "newStartPageToken", "nextPageToken"],
+            Schema::About => &[
+                "appInstalled",
+                "canCreateDrives",
+                "canCreateTeamDrives",
+                "driveThemes",
+                "exportFormats",
+                "folderColorPalette",
+                "importFormats",
+                "kind",
+                "maxImportSizes",
+                "maxUploadSize",
+                "storageQuota",
+                "teamDriveThemes",
+                "user",
+            ],
+            Schema::User => &["displayName", "emailAddress", "kind", "me", "permissionId", "photoLink"],
+            Schema::Drive => &[
+                "backgroundImageFile",
+                "backgroundImageLink",
+                "capabilities",
+                "colorRgb",
+                "createdTime",
+                "hidden",
+                "id",
+                "kind",
+                "name",
+                "orgUnitId",
+                "restrictions",
+                "themeId",
+            ],
+            Schema::DriveList => &["drives", "kind", "nextPageToken"],
+            Schema::StartPageToken => &["kind", "startPageToken"],
+        }
+    }
+
+    /// The resource a member holds, when the emulator checks names inside it too.
+    fn child(self, member: &str) -> Option<Schema> {
+        match (self, member) {
+            (Schema::FileList, "files") | (Schema::Change, "file") => Some(Schema::File),
+            (Schema::ChangeList, "changes") => Some(Schema::Change),
+            (Schema::DriveList, "drives") | (Schema::Change, "drive") => Some(Schema::Drive),
+            (Schema::About, "user")
+            | (Schema::File, "lastModifyingUser" | "owners" | "sharingUser" | "trashingUser") => {
+                Some(Schema::User)
             }
+            _ => None,
+        }
+    }
+}
+
+impl FieldMask {
+    /// The first selected name that `schema` does not have (Drive answers 400
+    /// "Invalid field selection" for it); members of objects the emulator does not
+    /// model (`capabilities/…`, `shortcutDetails/…`) are not checked.
+    pub(crate) fn unknown(&self, schema: Schema) -> Option<String> {
+        for (name, sub) in &self.0 {
+            if name == "*" {
+                continue;
+            }
+            if !schema.members().contains(&name.as_str()) {
+                return Some(name.clone());
+            }
+            if let Some(child) = schema.child(name)
+                && let Some(bad) = sub.unknown(child)
+            {
+                return Some(bad);
+            }
+        }
+        None
+    }
+}
+
+/// A 200 JSON answer of `schema` with the request's `fields` applied (all members
+/// without `fields`); a malformed selector, or one naming a member `schema` does not
+/// have, is Drive's 400 `invalidParameter` on `fields`.
+pub(crate) fn json_fields(mut v: Value, schema: Schema, q: &super::Query) -> Response {
+    if let Some(f) = q.get("fields") {
+        let bad = match FieldMask::parse(f) {
+            Ok(mask) => match mask.unknown(schema) {
+                None => {
+                    mask.apply(&mut v);
+                    None
+                }
+                Some(name) => Some(name),
+            },
+            Err(_) => Some(f.clone()),
+        };
+        if let Some(name) = bad {
+            return error_with(
+                400,
+                "global",
+                "invalidParameter",
+                &format!("Invalid field selection {name}"),
+                Some(("parameter", "fields")),
+            );
         }
     }
     json_ok(&v)

@@ -405,7 +405,8 @@ def tiny_docx(text: str) -> bytes:
             'package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/'
             'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
         )
-        z.writestr("word/document.xml", f"<w:document><w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body></w:document>")
+        body = f"<w:document><w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body></w:document>"
+        z.writestr("word/document.xml", body)
     return buf.getvalue()
 
 
@@ -680,7 +681,9 @@ class Fidelity:
         expect_eq(gone.get("removed"), True, "permanent delete: removed")
         expect("file" not in gone, "a removed change carries a file")
         trashed = by_id[self.ids["twin1"]]
-        expect_eq((trashed.get("removed"), trashed["file"].get("trashed")), (False, True), "trash: removed, file.trashed")
+        expect_eq(
+            (trashed.get("removed"), trashed["file"].get("trashed")), (False, True), "trash: removed, file.trashed"
+        )
         mod = by_id[self.ids["readme"]]["file"]
         expect_eq(mod.get("md5Checksum"), hashlib.md5(b"v2 of the readme\n").hexdigest(), "modified file md5")
         expect_eq(mod.get("size"), str(modified["size"]), "modified file size")
@@ -720,8 +723,9 @@ class Fidelity:
             q=f"'{self.drive_id}' in parents and mimeType = '{FOLDER}' and trashed = false", corpora="drive",
             driveId=self.drive_id, supportsAllDrives=True, includeItemsFromAllDrives=True, fields=PICKER_FIELDS,
         ).execute()
-        expect_eq(res.get("files"), [{"id": self.ids["teamfolder"], "name": "Team folder",
-                                      "parents": [self.drive_id], "driveId": self.drive_id}], "picker in a shared drive")
+        folder = self.ids["teamfolder"]
+        want = [{"id": folder, "name": "Team folder", "parents": [self.drive_id], "driveId": self.drive_id}]
+        expect_eq(res.get("files"), want, "picker in a shared drive")
         # Shared-drive items stay out of a My Drive listing and need supportsAllDrives.
         try:
             self.drive.files().get(fileId=self.ids["teamfile"], fields="id").execute()
@@ -820,11 +824,14 @@ class Fidelity:
             o["files"][blob]["size"] = int(o["files"][blob]["size"])
 
         deviations = {
-            "an unknown field in a File": ("FileList", doctored(listing, lambda o: o["files"][blob].update(colour="blue"))),
+            "an unknown field in a File": (
+                "FileList", doctored(listing, lambda o: o["files"][blob].update(colour="blue"))),
             "an unknown top-level field": ("FileList", doctored(listing, lambda o: o.update(total=3))),
             "a size sent as a JSON number": ("FileList", doctored(listing, number_size)),
-            "a version that is not digits": ("FileList", doctored(listing, lambda o: o["files"][blob].update(version="v1"))),
-            "a boolean sent as a string": ("FileList", doctored(listing, lambda o: o["files"][blob].update(trashed="false"))),
+            "a version that is not digits": (
+                "FileList", doctored(listing, lambda o: o["files"][blob].update(version="v1"))),
+            "a boolean sent as a string": (
+                "FileList", doctored(listing, lambda o: o["files"][blob].update(trashed="false"))),
             "a nested object that is not an object": (
                 "FileList", doctored(listing, lambda o: o["files"][blob].update(capabilities=True))),
             "an unknown field inside a nested $ref": (

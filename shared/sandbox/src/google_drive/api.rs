@@ -50,7 +50,7 @@ fn page_size(q: &Query, default: usize, max: usize) -> Result<usize, Response> {
     }
 }
 
-/// `GET /drive/v3/about` (`fields=user` and more; all are returned).
+/// `GET /drive/v3/about` (`fields` is required, as on Drive; `user` is what it knows).
 pub(crate) async fn about(
     State(st): State<Arc<DriveState>>,
     headers: HeaderMap,
@@ -65,17 +65,31 @@ pub(crate) async fn about(
             let Some(p) = st.oauth.account(&account) else {
                 return wire::auth_error();
             };
-            let _ = raw;
-            wire::json_ok(&json!({
-                "kind": "drive#about",
-                "user": {
-                    "kind": "drive#user",
-                    "displayName": p.display_name,
-                    "emailAddress": p.email,
-                    "permissionId": account,
-                    "me": true,
-                },
-            }))
+            // Drive requires `fields` on about.get.
+            let q = query(raw.as_deref());
+            if !q.contains_key("fields") {
+                return wire::error_with(
+                    400,
+                    "global",
+                    "required",
+                    "The 'fields' parameter is required for this method.",
+                    Some(("parameter", "fields")),
+                );
+            }
+            wire::json_fields(
+                json!({
+                    "kind": "drive#about",
+                    "user": {
+                        "kind": "drive#user",
+                        "displayName": p.display_name,
+                        "emailAddress": p.email,
+                        "permissionId": account,
+                        "me": true,
+                    },
+                }),
+                wire::Schema::About,
+                &q,
+            )
         })
         .await
 }
@@ -243,7 +257,7 @@ pub(crate) async fn files_list(
                 {
                     obj.insert("nextPageToken".into(), json!(format!("{PAGE_PREFIX}{}", offset + size)));
                 }
-                wire::json_ok(&body)
+                wire::json_fields(body, wire::Schema::FileList, q)
             })
         })
         .await
@@ -287,8 +301,10 @@ pub(crate) async fn start_page_token(
                 if let Err(r) = drive_param(a, q) {
                     return r;
                 }
-                wire::json_ok(
-                    &json!({ "kind": "drive#startPageToken", "startPageToken": inner.seq.to_string() }),
+                wire::json_fields(
+                    json!({ "kind": "drive#startPageToken", "startPageToken": inner.seq.to_string() }),
+                    wire::Schema::StartPageToken,
+                    q,
                 )
             })
         })
@@ -387,7 +403,7 @@ pub(crate) async fn changes_list(
                         _ => obj.insert("newStartPageToken".into(), json!(inner.seq.to_string())),
                     };
                 }
-                wire::json_ok(&body)
+                wire::json_fields(body, wire::Schema::ChangeList, q)
             })
         })
         .await
@@ -426,7 +442,7 @@ pub(crate) async fn drives_list(
                 {
                     obj.insert("nextPageToken".into(), json!(format!("{PAGE_PREFIX}{}", offset + size)));
                 }
-                wire::json_ok(&body)
+                wire::json_fields(body, wire::Schema::DriveList, q)
             })
         })
         .await

@@ -59,7 +59,7 @@ pub(crate) async fn files_get(
             st.faults
                 .guarded(Endpoint::FilesGet, async {
                     match visible(&st, &headers, &id, all_drives) {
-                        Ok((_, json, _)) => wire::json_ok(&json),
+                        Ok((_, json, _)) => wire::json_fields(json, wire::Schema::File, &q),
                         Err(r) => r,
                     }
                 })
@@ -97,7 +97,8 @@ async fn media(st: &DriveState, id: &str, headers: &HeaderMap, all_drives: bool)
     let Some(blob) = file.blob().cloned() else {
         return wire::not_found(id);
     };
-    serve(blob, headers, "application/octet-stream", true)
+    // Drive serves the bytes as the file's own type (`text/plain`, `application/pdf`, …).
+    serve(blob, headers, &file.mime_type, true)
 }
 
 /// Streams a blob; `ranged` honours `Range` (206 + `Content-Range`, 416 outside).

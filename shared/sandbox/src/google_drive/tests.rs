@@ -151,7 +151,7 @@ fn ids(v: &[Value]) -> Vec<String> {
 async fn file_resource_has_string_sizes_and_versions_and_real_hashes() {
     let env = env().await;
     let f = env.gd.add_file(&env.acct, "root", "hello.txt", Content::text("hello world")).expect("add");
-    let r = env.get(&format!("files/{}", f.id), &[("fields", "id,size")]).await;
+    let r = env.get(&format!("files/{}", f.id), &[]).await;
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["kind"], "drive#file");
@@ -447,6 +447,7 @@ async fn oauth_round_trip_with_pkce_refresh_without_rotation_and_revoke() {
     let who = reply(
         env.http
             .get(format!("{}/drive/v3/about", env.urls.api_base))
+            .query(&[("fields", "user")])
             .bearer_auth(&at)
             .send()
             .await
@@ -556,4 +557,162 @@ async fn faults_counters_and_the_neutral_control() {
     .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["name"], "Doc");
+}
+
+/// The connector's `File` selector (shared/providers/src/google_drive/wire.rs `FILE_FIELDS`).
+const CONNECTOR_FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,sha256Checksum,modifiedTime,parents,\
+trashed,driveId,version,headRevisionId,shortcutDetails,capabilities/canDownload,exportLinks,resourceKey";
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    k.sort();
+    k
+}
+
+#[test]
+fn field_masks_parse_google_partial_response_syntax() {
+    use super::wire::FieldMask;
+    let mask =
+        FieldMask::parse("nextPageToken,files(id,capabilities/canDownload,file(id,name))").expect("mask");
+    let mut v = json!({
+        "kind": "drive#fileList",
+        "nextPageToken": "t",
+        "incompleteSearch": false,
+        "files": [{"id": "1", "name": "n", "capabilities": {"canDownload": true, "canEdit": false},
+                   "file": {"id": "2", "name": "m", "size": "3"}}],
+    });
+    mask.apply(&mut v);
+    assert_eq!(
+        v,
+        json!({"nextPageToken": "t", "files": [{"id": "1", "capabilities": {"canDownload": true},
+               "file": {"id": "2", "name": "m"}}]})
+    );
+    let mut all = json!({"a": 1, "b": {"c": 2}});
+    FieldMask::parse("*").expect("star").apply(&mut all);
+    assert_eq!(all, json!({"a": 1, "b": {"c": 2}}));
+    for bad in ["files(id", "id,,name", "id)", "", "files()", "a//b"] {
+        assert!(FieldMask::parse(bad).is_err(), "{bad:?} parsed");
+    }
+}
+
+#[tokio::test]
+async fn fields_selects_exactly_the_members_asked_for() {
+    let env = env().await;
+    let f = env.gd.add_file(&env.acct, "root", "hello.txt", Content::text("hello world")).expect("add");
+    let folder = env.gd.add_folder(&env.acct, "root", "Folder").expect("folder");
+
+    // files.get: only the selected members; those that do not apply (a folder's size) are absent.
+    let v = env.get(&format!("files/{}", f.id), &[("fields", "id,size")]).await.json();
+    assert_eq!(v, json!({"id": f.id, "size": "11"}));
+    let v = env.get(&format!("files/{}", f.id), &[("fields", CONNECTOR_FILE_FIELDS)]).await.json();
+    let want = [
+        "capabilities",
+        "headRevisionId",
+        "id",
+        "md5Checksum",
+        "mimeType",
+        "modifiedTime",
+        "name",
+        "parents",
+        "sha256Checksum",
+        "size",
+        "trashed",
+        "version",
+    ];
+    assert_eq!(keys(&v), want);
+    assert_eq!(v["capabilities"], json!({"canDownload": true}));
+    let v = env.get(&format!("files/{}", folder.id), &[("fields", "id,size,md5Checksum")]).await.json();
+    assert_eq!(v, json!({"id": folder.id}));
+
+    // files.list: the page's members and each file's.
+    let q = format!("'{}' in parents", env.root);
+    let fields = format!("nextPageToken,incompleteSearch,files({CONNECTOR_FILE_FIELDS})");
+    let v =
+        env.get("files", &[("q", q.as_str()), ("pageSize", "1"), ("fields", fields.as_str())]).await.json();
+    assert_eq!(keys(&v), ["files", "incompleteSearch", "nextPageToken"]);
+    assert!(v["files"][0].get("kind").is_none() && v["files"][0].get("explicitlyTrashed").is_none(), "{v}");
+    let v = env.get("files", &[("q", q.as_str()), ("fields", "files(id)")]).await.json();
+    assert_eq!(v, json!({"files": [{"id": folder.id}, {"id": f.id}]}));
+
+    // changes.list: `changes(…,file(…))`.
+    let token = env.start_token(&[]).await;
+    env.gd.modify_file(&env.acct, &f.id, Content::text("v2")).expect("modify");
+    let fields = "newStartPageToken,changes(fileId,removed,file(id,size))";
+    let v = env.get("changes", &[("pageToken", token.as_str()), ("fields", fields)]).await.json();
+    assert_eq!(keys(&v), ["changes", "newStartPageToken"]);
+    assert_eq!(v["changes"], json!([{"fileId": f.id, "removed": false, "file": {"id": f.id, "size": "2"}}]));
+
+    // drives.list and startPageToken.
+    env.gd.add_shared_drive(&env.acct, "Team").expect("drive");
+    let v = env.get("drives", &[("fields", "nextPageToken,drives(id,name)")]).await.json();
+    assert_eq!(keys(&v["drives"][0]), ["id", "name"]);
+    let v = env.get("changes/startPageToken", &[("fields", "startPageToken")]).await.json();
+    assert_eq!(keys(&v), ["startPageToken"]);
+
+    // Without `fields`, every member the emulator knows; a malformed selector is a 400.
+    assert_eq!(env.get(&format!("files/{}", f.id), &[]).await.json()["kind"], "drive#file");
+    let r = env.get("files", &[("fields", "files(id")]).await;
+    assert_eq!((r.status, r.reason()), (400, "invalidParameter".to_string()));
+    assert_eq!(r.json()["error"]["errors"][0]["location"], "fields");
+}
+
+#[tokio::test]
+async fn about_requires_fields_like_drive() {
+    let env = env().await;
+    let r = env.get("about", &[]).await;
+    assert_eq!((r.status, r.reason()), (400, "required".to_string()));
+    assert_eq!(r.json()["error"]["errors"][0]["location"], "fields");
+    let v = env.get("about", &[("fields", "user")]).await.json();
+    assert_eq!(keys(&v), ["user"]);
+    assert_eq!(v["user"]["permissionId"], json!(env.acct));
+    let v = env.get("about", &[("fields", "user/emailAddress")]).await.json();
+    assert_eq!(v, json!({"user": {"emailAddress": "ada@example.com"}}));
+}
+
+#[tokio::test]
+async fn media_is_served_as_the_files_own_type() {
+    let env = env().await;
+    let txt =
+        env.gd.add_file_typed(&env.acct, "root", "a.txt", "text/plain", Content::text("hi")).expect("add");
+    let bin = env.gd.add_file(&env.acct, "root", "b.bin", Content::text("hi")).expect("add");
+    let r = env.get(&format!("files/{}", txt.id), &[("alt", "media")]).await;
+    assert_eq!((r.status, r.header("content-type").as_deref()), (200, Some("text/plain")));
+    let r = env.get_with(&format!("files/{}", txt.id), &[("alt", "media")], "bytes=0-0").await;
+    assert_eq!((r.status, r.header("content-type").as_deref()), (206, Some("text/plain")));
+    let r = env.get(&format!("files/{}", bin.id), &[("alt", "media")]).await;
+    assert_eq!(r.header("content-type").as_deref(), Some("application/octet-stream"));
+}
+
+#[tokio::test]
+async fn fields_naming_an_unknown_member_is_invalid_like_drive() {
+    let env = env().await;
+    let f = env.gd.add_file(&env.acct, "root", "a.txt", Content::text("hi")).expect("add");
+    for (path, fields, bad) in [
+        (format!("files/{}", f.id), "id,nmae", "nmae"),
+        ("files".to_string(), "nextPageToken,files(id,md5checksum)", "md5checksum"),
+        ("files".to_string(), "fileList", "fileList"),
+        ("drives".to_string(), "drives(id,title)", "title"),
+        ("about".to_string(), "user(email)", "email"),
+    ] {
+        let r = env.get(&path, &[("fields", fields)]).await;
+        assert_eq!((r.status, r.reason()), (400, "invalidParameter".to_string()), "{path} {fields}");
+        assert_eq!(r.json()["error"]["message"], format!("Invalid field selection {bad}"));
+    }
+    let token = env.start_token(&[]).await;
+    let r =
+        env.get("changes", &[("pageToken", token.as_str()), ("fields", "changes(file(id,sizeBytes))")]).await;
+    assert_eq!((r.status, r.reason()), (400, "invalidParameter".to_string()));
+    // Every name Drive has is accepted, populated or not; sub-members of unmodelled
+    // objects are not checked; `*` selects everything.
+    let ok = [
+        "id,description,starred,owners(displayName),capabilities/canDownload,shortcutDetails/targetId",
+        "*",
+        "kind,files/id",
+    ];
+    for fields in ok {
+        let path = if fields.contains("files") { "files".to_string() } else { format!("files/{}", f.id) };
+        assert_eq!(env.get(&path, &[("fields", fields)]).await.status, 200, "{fields}");
+    }
+    let v = env.get(&format!("files/{}", f.id), &[("fields", "id,description,starred")]).await.json();
+    assert_eq!(v, json!({"id": f.id}));
 }

@@ -321,8 +321,11 @@ async fn a_shared_drive_connection_imports_and_syncs_like_my_drive() {
     b.synced("my drive, untouched").await;
     assert!(!b.items().contains_key(&added));
 
-    // The whole shared drive, connected at its root (the picker's drive entry is selectable).
+    // The whole shared drive, connected at its root (the picker's drive entry is selectable;
+    // the API re-reads it with `drives.get` when the connection is created).
     assert!(entry.selectable);
+    let root = b.provider.folder(&b.tokens.access_token, &entry.locator).await.expect("drives.get");
+    assert_eq!((root.name.as_str(), &root.locator), ("Marketing", &entry.locator));
     let whole = b.mem.connect_at(&b.grant, entry.locator.clone(), "Marketing").await;
     assert_eq!(b.mem.sync(&b.ports, &whole).await, RunStatus::Succeeded);
     let live = b.control.list_files(&b.account, &drive).expect("list");

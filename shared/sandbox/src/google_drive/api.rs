@@ -409,6 +409,34 @@ pub(crate) async fn changes_list(
         .await
 }
 
+/// `GET /drive/v3/drives/{id}`: a shared drive the account is a member of (404 otherwise).
+pub(crate) async fn drives_get(
+    State(st): State<Arc<DriveState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    st.faults
+        .guarded(Endpoint::DrivesGet, async {
+            with_account(&st, &headers, raw.as_deref(), |_, a, q| {
+                match a.drives.iter().find(|d| d.id == id) {
+                    Some(d) => {
+                        let body = json!({ "kind": "drive#drive", "id": d.id, "name": d.name });
+                        wire::json_fields(body, wire::Schema::Drive, q)
+                    }
+                    None => wire::error_with(
+                        404,
+                        "global",
+                        "notFound",
+                        &format!("Shared drive not found: {id}"),
+                        Some(("parameter", "driveId")),
+                    ),
+                }
+            })
+        })
+        .await
+}
+
 /// `GET /drive/v3/drives` (default 10, max 100 per page).
 pub(crate) async fn drives_list(
     State(st): State<Arc<DriveState>>,

@@ -17,14 +17,21 @@
 //! |---|---|---|
 //! | `accounts.google.com` | `{base}/google_drive/accounts` | `GET /o/oauth2/v2/auth` (consent page), `POST /o/oauth2/v2/auth/decision` |
 //! | `oauth2.googleapis.com` | `{base}/google_drive/oauth2` | `POST /token`, `POST /revoke` |
-//! | `www.googleapis.com` | `{base}/google_drive/www` | `GET /drive/v3/about`, `/drive/v3/files`, `/drive/v3/files/{id}` (`alt=media` downloads), `/drive/v3/files/{id}/export`, `/drive/v3/files/{id}/revisions`, `/drive/v3/changes/startPageToken`, `/drive/v3/changes`, `/drive/v3/drives` |
+//! | `www.googleapis.com` | `{base}/google_drive/www` | `GET /drive/v3/about`, `/drive/v3/files`, `/drive/v3/files/{id}` (`alt=media` downloads), `/drive/v3/files/{id}/export`, `/drive/v3/files/{id}/revisions`, `/drive/v3/changes/startPageToken`, `/drive/v3/changes`, `/drive/v3/drives`, `/drive/v3/drives/{id}` |
 //!
 //! ## Fidelity notes (choices where provider-apis.md is silent or unverified)
 //!
-//! - `fields` is ignored: every response carries all the fields the emulator knows,
-//!   under their real names (`size`, `version` as strings; `md5Checksum`,
-//!   `sha256Checksum`, `headRevisionId` for blobs only; `parents`, `driveId`,
-//!   `trashed`, `capabilities.canDownload`, `shortcutDetails`, `exportLinks`).
+//! - `fields` is honoured with Google's selector syntax (`a,b(c,d),e/f`) on every JSON
+//!   answer; a member the resource does not have is a 400 `invalidParameter` ("Invalid
+//!   field selection"), as on Drive, and `about.get` requires `fields`. Without
+//!   `fields`, a response carries every field the emulator knows (Drive would send a
+//!   default subset), under their real names (`size`, `version` as strings;
+//!   `md5Checksum`, `sha256Checksum`, `headRevisionId` for blobs only; `parents`,
+//!   `driveId`, `trashed`, `capabilities.canDownload`, `shortcutDetails`, `exportLinks`).
+//! - `alt=media` answers carry the file's own `Content-Type`.
+//! - Revisions (`revisions.list`) are made by content changes only; whether a rename or a
+//!   move also moves `modifiedTime` is a per-account switch
+//!   (`set_metadata_touches_modified`, off by default), as the documentation leaves it open.
 //! - `q` understands `'<id>' in parents`, `trashed = true|false`, `mimeType = '…'`,
 //!   `mimeType != '…'` and `name = '…'`, joined by `and`; anything else is a 400
 //!   `invalid` on `q`. Without `trashed = false`, trashed files are listed.
@@ -153,6 +160,8 @@ pub enum Endpoint {
     DrivesList,
     /// `GET /drive/v3/files/{id}/revisions`.
     RevisionsList,
+    /// `GET /drive/v3/drives/{id}`.
+    DrivesGet,
 }
 
 impl Endpoint {
@@ -312,6 +321,7 @@ pub(crate) fn router(state: Arc<DriveState>) -> Router {
         .route("/google_drive/www/drive/v3/changes/startPageToken", get(api::start_page_token))
         .route("/google_drive/www/drive/v3/changes", get(api::changes_list))
         .route("/google_drive/www/drive/v3/drives", get(api::drives_list))
+        .route("/google_drive/www/drive/v3/drives/{id}", get(api::drives_get))
         .with_state(state)
 }
 

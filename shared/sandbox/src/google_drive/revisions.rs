@@ -61,7 +61,7 @@ pub(crate) async fn revisions_list(
             if start + size < f.revisions.len() {
                 body["nextPageToken"] = json!((start + size).to_string());
             }
-            wire::json_ok(&body)
+            wire::json_fields(body, wire::Schema::RevisionList, &q)
         })
         .await
 }

@@ -115,6 +115,8 @@ pub(crate) enum Schema {
     Drive,
     DriveList,
     StartPageToken,
+    Revision,
+    RevisionList,
 }
 
 impl Schema {
@@ -234,6 +236,23 @@ impl Schema {
             ],
             Schema::DriveList => &["drives", "kind", "nextPageToken"],
             Schema::StartPageToken => &["kind", "startPageToken"],
+            Schema::Revision => &[
+                "exportLinks",
+                "id",
+                "keepForever",
+                "kind",
+                "lastModifyingUser",
+                "md5Checksum",
+                "mimeType",
+                "modifiedTime",
+                "originalFilename",
+                "publishAuto",
+                "published",
+                "publishedLink",
+                "publishedOutsideDomain",
+                "size",
+            ],
+            Schema::RevisionList => &["kind", "nextPageToken", "revisions"],
         }
     }
 
@@ -243,6 +262,7 @@ impl Schema {
             (Schema::FileList, "files") | (Schema::Change, "file") => Some(Schema::File),
             (Schema::ChangeList, "changes") => Some(Schema::Change),
             (Schema::DriveList, "drives") | (Schema::Change, "drive") => Some(Schema::Drive),
+            (Schema::RevisionList, "revisions") => Some(Schema::Revision),
             (Schema::About, "user")
             | (Schema::File, "lastModifyingUser" | "owners" | "sharingUser" | "trashingUser") => {
                 Some(Schema::User)

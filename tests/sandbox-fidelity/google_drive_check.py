@@ -706,6 +706,19 @@ class Fidelity:
         expect_eq(res.get("drives"), [{"id": self.drive_id, "name": "Team Fidelity"}], "drives.list")
         res = self.drive.drives().list().execute()
         expect_eq([d.get("kind") for d in res["drives"]], ["drive#drive"], "drives.list without fields: kind")
+        # drives.get names a shared drive connected at its root.
+        res = self.drive.drives().get(driveId=self.drive_id, fields="id,name").execute()
+        expect_eq(res, {"id": self.drive_id, "name": "Team Fidelity"}, "drives.get")
+
+    def revisions_list(self) -> None:
+        # Edits make revisions, a rename does not: how the connector tells them apart.
+        fields = "nextPageToken,revisions(id,modifiedTime)"
+        before = self.drive.revisions().list(fileId=self.ids["doc"], fields=fields).execute()
+        revs = before.get("revisions", [])
+        expect(len(revs) >= 1 and all("id" in r and "modifiedTime" in r for r in revs), f"revisions: {before}")
+        self.ctl("move_entry", account_id=self.account_id, id=self.ids["doc"], name="Plan (renamed)")
+        after = self.drive.revisions().list(fileId=self.ids["doc"], fields=fields).execute()
+        expect_eq(after.get("revisions"), revs, "revisions after a rename")
 
     def shared_drive_listing(self) -> None:
         res = self.drive.files().list(
@@ -878,6 +891,7 @@ class Fidelity:
         "export_size_limit",
         "changes_to_new_start_page_token",
         "drives_list",
+        "revisions_list",
         "shared_drive_listing",
         "errors_are_two_level",
         "strict_validation_rejects_deviations",

@@ -507,6 +507,17 @@ mod tests {
         assert_eq!(s.drive_id.as_deref(), Some("0AD"));
     }
 
+    #[test]
+    fn an_export_is_named_with_its_format_extension_once() {
+        let docx = export_formats("application/vnd.google-apps.document").unwrap();
+        assert_eq!(export_name("Q3 plan", docx), "Q3 plan.docx");
+        assert_eq!(export_name("Brief.DOCX", docx), "Brief.DOCX", "already named so");
+        assert_eq!(export_name("notes.txt", docx), "notes.txt.docx");
+        let pdf = export_formats("application/vnd.google-apps.drawing").unwrap();
+        assert_eq!(export_name("Logo sketch", pdf), "Logo sketch.pdf");
+        assert_eq!(export_name("x", "text/plain"), "x", "an unknown format adds nothing");
+    }
+
     fn kind_of(mime: &str, can_download: Option<bool>) -> ItemKind {
         File {
             id: "x".into(),

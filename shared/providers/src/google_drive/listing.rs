@@ -218,38 +218,6 @@ fn to_page(list: ChangeList) -> Result<ListPage, ProviderError> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn q_literals_are_escaped() {
-        assert_eq!(q_literal("1AbC"), "'1AbC'");
-        assert_eq!(q_literal(r"a'b\c"), r"'a\'b\\c'");
-    }
-
-    #[test]
-    fn change_pages_carry_the_right_cursor() {
-        let mid: ChangeList =
-            serde_json::from_str(r#"{"nextPageToken":"p2","changes":[]}"#).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(to_page(mid), Ok(ListPage { changes: vec![], cursor: "p2".into(), has_more: true }));
-        let last: ChangeList = serde_json::from_str(
-            r#"{"newStartPageToken":"12399","changes":[{"changeType":"file","fileId":"1Gone","removed":true}]}"#,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            to_page(last),
-            Ok(ListPage {
-                changes: vec![Change::Deleted { id: Some("1Gone".into()), path_lower: None }],
-                cursor: "12399".into(),
-                has_more: false
-            })
-        );
-        let neither: ChangeList = serde_json::from_str(r#"{"changes":[]}"#).unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(to_page(neither), Err(ProviderError::Transient(_))));
-    }
-}
-
 /// Whether a native doc's content changed after `since` (the `modifiedTime` recorded as its
 /// content version): any revision made later. Revisions are made by edits only, never by a
 /// rename or a move, so this tells the two apart whatever `modifiedTime` does on a rename.
@@ -280,5 +248,37 @@ pub(super) async fn content_changed_since(
             Some(next) => page = Some(next),
             None => return Ok(seen.then_some(false)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q_literals_are_escaped() {
+        assert_eq!(q_literal("1AbC"), "'1AbC'");
+        assert_eq!(q_literal(r"a'b\c"), r"'a\'b\\c'");
+    }
+
+    #[test]
+    fn change_pages_carry_the_right_cursor() {
+        let mid: ChangeList =
+            serde_json::from_str(r#"{"nextPageToken":"p2","changes":[]}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(to_page(mid), Ok(ListPage { changes: vec![], cursor: "p2".into(), has_more: true }));
+        let last: ChangeList = serde_json::from_str(
+            r#"{"newStartPageToken":"12399","changes":[{"changeType":"file","fileId":"1Gone","removed":true}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            to_page(last),
+            Ok(ListPage {
+                changes: vec![Change::Deleted { id: Some("1Gone".into()), path_lower: None }],
+                cursor: "12399".into(),
+                has_more: false
+            })
+        );
+        let neither: ChangeList = serde_json::from_str(r#"{"changes":[]}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(to_page(neither), Err(ProviderError::Transient(_))));
     }
 }

@@ -23,7 +23,7 @@
 //! on it).
 //!
 //! Seeds `0..SEEDS` per provider; `MODEL_ANY_SEED=<n>` runs that one seed only (on every
-//! provider). A failure prints the provider, the seed and the history.
+//! provider) and prints its history. A failure prints the provider, the seed and the history.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -349,6 +349,9 @@ async fn run_seed(subject: &Subject, seed: u64) {
     })
     .catch_unwind()
     .await;
+    if std::env::var(SEED_VAR).is_ok() {
+        eprintln!("model_any: {} seed {seed}; history:\n  {}", b.name, log.join("\n  "));
+    }
     if let Err(panic) = result {
         eprintln!("model_any: {} seed {seed} ({SEED_VAR}={seed}) failed; history:\n  {}", b.name, log.join("\n  "));
         std::panic::resume_unwind(panic);

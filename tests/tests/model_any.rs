@@ -22,8 +22,16 @@
 //! that parent, and no folder outside the tree is live in the store (scope by ancestry relies
 //! on it).
 //!
-//! Seeds `0..SEEDS` per provider; `MODEL_ANY_SEED=<n>` runs that one seed only (on every
-//! provider) and prints its history. A failure prints the provider, the seed and the history.
+//! Seeds `0..SEEDS` per provider (150 x 60 steps each: about 9 s for both providers in a
+//! debug build); `MODEL_ANY_SEED=<n>` runs that one seed only (on every provider, known-bug
+//! seeds included) and prints its history. Every seed runs; a failure prints the provider,
+//! the seed and the history, and the test lists every failing (provider, seed).
+//!
+//! Known bug, kept out of the main test ([`KNOWN_BUG`]) and shown by ignored tests: on
+//! Dropbox, a file deleted (or replaced by a new file of the same name) inside a folder that
+//! was renamed or moved since the last sync stays `imported` at its old path
+//! (`a_file_deleted_in_a_renamed_folder_on_dropbox` is the minimal history). Google Drive
+//! passes every seed.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -156,7 +164,7 @@ impl History<'_> {
             24..=27 => {
                 // Something new outside, to be moved in later.
                 let Some(parent) = self.pick(&outside) else { return };
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     let name = format!("out{}.bin", n % 3);
                     let what = format!("add {}/{name}", self.show(&parent));
                     let r = ctl.add_file(acct, &parent, &name, Content::text(&format!("outside {n}")));
@@ -185,7 +193,7 @@ impl History<'_> {
                     .collect();
                 let unique = b.provider.capabilities().unique_paths;
                 let name = match self.pick(&siblings) {
-                    Some(taken) if !unique && n % 2 == 0 => taken,
+                    Some(taken) if !unique && n.is_multiple_of(2) => taken,
                     _ => format!("renamed{}.bin", n % 5),
                 };
                 let what = format!("rename {} -> {name}", self.show(&f.id));

@@ -135,6 +135,20 @@ impl History<'_> {
         }
     }
 
+    fn add_file(&mut self, parent: &str, name: &str, text: &str) {
+        let what = format!("add {}/{name}", self.show(parent));
+        let r = self.b.control.add_file(&self.b.account, parent, name, Content::text(text));
+        self.did(what, r);
+    }
+
+    fn add_folder(&mut self, parent: &str, name: &str) {
+        let what = format!("mkdir {}/{name}", self.show(parent));
+        let r = self.b.control.add_folder(&self.b.account, parent, name);
+        if let Some(node) = self.did(what, r) {
+            self.folders.push(node.id);
+        }
+    }
+
     /// One random operation on the sandbox.
     fn step(&mut self) {
         let b = self.b;
@@ -147,35 +161,19 @@ impl History<'_> {
         match self.rng.random_range(0..100) {
             0..=17 => {
                 let Some(parent) = self.pick(&inside) else { return };
-                let name = format!("file{}.bin", n % 5);
-                let what = format!("add {}/{name}", self.show(&parent));
-                let r = ctl.add_file(acct, &parent, &name, Content::text(&format!("content {n}")));
-                self.did(what, r);
+                self.add_file(&parent, &format!("file{}.bin", n % 5), &format!("content {n}"));
             }
             18..=23 => {
                 let Some(parent) = self.pick(&inside) else { return };
-                let name = format!("dir{}", n % 4);
-                let what = format!("mkdir {}/{name}", self.show(&parent));
-                let r = ctl.add_folder(acct, &parent, &name);
-                if let Some(node) = self.did(what, r) {
-                    self.folders.push(node.id);
-                }
+                self.add_folder(&parent, &format!("dir{}", n % 4));
             }
             24..=27 => {
                 // Something new outside, to be moved in later.
                 let Some(parent) = self.pick(&outside) else { return };
                 if n.is_multiple_of(2) {
-                    let name = format!("out{}.bin", n % 3);
-                    let what = format!("add {}/{name}", self.show(&parent));
-                    let r = ctl.add_file(acct, &parent, &name, Content::text(&format!("outside {n}")));
-                    self.did(what, r);
+                    self.add_file(&parent, &format!("out{}.bin", n % 3), &format!("outside {n}"));
                 } else {
-                    let name = format!("odir{}", n % 3);
-                    let what = format!("mkdir {}/{name}", self.show(&parent));
-                    let r = ctl.add_folder(acct, &parent, &name);
-                    if let Some(node) = self.did(what, r) {
-                        self.folders.push(node.id);
-                    }
+                    self.add_folder(&parent, &format!("odir{}", n % 3));
                 }
             }
             28..=38 => {

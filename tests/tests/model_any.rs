@@ -27,18 +27,16 @@
 //! seeds included) and prints its history. Every seed runs; a failure prints the provider,
 //! the seed and the history, and the test lists every failing (provider, seed).
 //!
-//! Known bug, kept out of the main test ([`KNOWN_BUG`]) and shown by ignored tests: on
-//! Dropbox, a file deleted (or replaced by a new file of the same name) inside a folder that
-//! was renamed or moved since the last sync stays `imported` at its old path
-//! (`a_file_deleted_in_a_renamed_folder_on_dropbox` is the minimal history). Google Drive
-//! passes every seed.
+//! It found that on Dropbox a file deleted (or replaced by a new file of the same name) inside
+//! a folder renamed or moved since the last sync stayed `imported` at its old path; fixed, and
+//! `a_file_deleted_in_a_renamed_folder_on_dropbox` keeps the minimal history.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use extconn_core::engine::{Engine, EngineConfig, EngineError, JobOutcome, Step};
 use extconn_core::ports::Clock;
-use extconn_core::{Item, Job, Trigger};
+use extconn_core::{AssetEventKind, Item, Job, Trigger};
 use extconn_sandbox::Service;
 use extconn_sandbox::{Content, ControlError, Node};
 use extconn_system_tests::CrashAt;
@@ -389,24 +387,11 @@ fn seeds() -> Vec<u64> {
     }
 }
 
-/// Seeds that fail by a known bug, left out of the main test and kept in
-/// `known_bug_seeds_on_dropbox`: on Dropbox, a file deleted (or replaced) inside a folder
-/// that was renamed or moved since the last sync stays `imported` at its old path (see
-/// `a_file_deleted_in_a_renamed_folder_on_dropbox`).
-const KNOWN_BUG: &[(Service, &[u64])] = &[(Service::Dropbox, &[8, 27, 62, 79, 109])];
-
-fn known_bug(service: Service) -> &'static [u64] {
-    KNOWN_BUG.iter().find(|(s, _)| *s == service).map_or(&[], |(_, seeds)| seeds)
-}
-
 #[tokio::test]
 async fn random_histories_on_every_provider_match_the_sandbox() {
     let mut failed = Vec::new();
     for subject in subjects() {
         for seed in seeds() {
-            if std::env::var(SEED_VAR).is_err() && known_bug(subject.service).contains(&seed) {
-                continue;
-            }
             if let Err(e) = run_seed(&subject, seed).await {
                 failed.push(e);
             }
@@ -415,17 +400,16 @@ async fn random_histories_on_every_provider_match_the_sandbox() {
     assert!(failed.is_empty(), "{} failing histories:\n{}", failed.len(), failed.join("\n"));
 }
 
-/// The minimal history behind the Dropbox failures of the random test (seeds 8, 27, 62, 79,
-/// 109 of 150): a synced folder `d` holding `a.bin` is renamed to `e`, then `e/a.bin` is
-/// deleted, then a sync. Expected: `a.bin`'s item `source_deleted`.
+/// The minimal history behind what were the Dropbox failures of the random test (seeds 8, 27,
+/// 62, 79, 109 of 150): a synced folder `d` holding `a.bin` is renamed to `e`, then `e/a.bin`
+/// is deleted, then a sync. Expected: `a.bin`'s item `source_deleted`.
 ///
-/// On Dropbox it stays `imported` at `/Connected/d/a.bin` (no `source_deleted` event; `e` and
-/// `e/b.bin` are right). The feed reports "deleted /connected/d" next to the folder's own id
-/// at `/connected/e` and every child still there; the engine takes a deleted path whose id
-/// reappears in the same page for a rename and skips the subtree deletion, and `a.bin` is
-/// never reported again. Later syncs keep it `imported`; a cursor reset (full listing) heals
-/// it. The same with a folder moved instead of renamed, or a file replaced instead of
-/// deleted (the random test's seeds in [`KNOWN_BUG`]).
+/// Dropbox's feed reports "deleted /connected/d", the folder's own id at `/connected/e` and
+/// every child still there at its new path, never `a.bin` again. The engine takes the deleted
+/// path whose id reappears for a rename; it used to leave `a.bin` `imported` at its old path
+/// until a cursor reset. Now what is left below a renamed folder and not reported again by
+/// the end of the listing is `source_deleted` (`note_renamed_below` in the engine), also when
+/// the step crashed and was redelivered after the folder was re-pathed (seed 79).
 async fn renamed_folder_then_a_file_deleted(subject: &Subject) -> Bench {
     let b = Bench::new(subject).await;
     let d = b.add_folder(&b.folder, "d");
@@ -445,21 +429,10 @@ async fn a_file_deleted_in_a_renamed_folder_on_google_drive() {
 }
 
 #[tokio::test]
-#[ignore = "known bug (Dropbox): a file deleted inside a renamed folder stays imported at its old path"]
 async fn a_file_deleted_in_a_renamed_folder_on_dropbox() {
     let b = renamed_folder_then_a_file_deleted(&conformance::subject(Service::Dropbox)).await;
     b.check("a file deleted in a renamed folder");
-}
-
-#[tokio::test]
-#[ignore = "known bug (Dropbox): a file deleted inside a renamed or moved folder stays imported"]
-async fn known_bug_seeds_on_dropbox() {
-    let subject = conformance::subject(Service::Dropbox);
-    let mut failed = Vec::new();
-    for &seed in known_bug(Service::Dropbox) {
-        if let Err(e) = run_seed(&subject, seed).await {
-            failed.push(e);
-        }
-    }
-    assert!(failed.is_empty(), "{} failing histories:\n{}", failed.len(), failed.join("\n"));
+    // Only the deleted file is reported gone: the renamed folder's other file just moved.
+    let gone = b.mem.events.all().into_iter().filter(|e| e.kind == AssetEventKind::SourceDeleted).count();
+    assert_eq!(gone, 1, "one deletion event");
 }

@@ -362,6 +362,9 @@ impl Engine {
                 _ => SyncPosition::Incremental { cursor: page.cursor.clone() },
             };
             let done = matches!(next, SyncPosition::Incremental { .. }) && !page.has_more;
+            if done {
+                self.settle_renamed_below(ctx).await?;
+            }
             self.checkpoint(ctx, next).await?;
             ctx.progressed = true;
             if done {
@@ -438,6 +441,7 @@ impl Engine {
             self.heartbeat(ctx).await?;
             match change {
                 Change::Upsert(item) => {
+                    ctx.renamed_below.remove(&item.id);
                     if let Some(folder) = self.apply_upsert(ctx, item, mode, &upserted).await? {
                         found.push(folder);
                     }
@@ -575,6 +579,9 @@ impl Engine {
             // old path, so the redelivered step sees the rename again and finishes the job.
             if renamed && !ctx.caps.listing_has_paths {
                 self.repath_subtree(ctx, &remote.id, &at.path).await?;
+            }
+            if ctx.caps.deletions_by_path && ctx.caps.listing_has_paths && matches!(mode, Mode::Changes) {
+                self.note_renamed_below(ctx, &remote.id, &at.path, in_page).await?;
             }
             if changed {
                 let item = self.item_from(remote, &at, old, ItemState::Imported, listing);
@@ -828,10 +835,60 @@ impl Engine {
             }
         }
         for old in victims {
-            if old.provider_id == root || !old.is_live() || upserted.contains(old.provider_id.as_str()) {
+            if old.provider_id == root || !old.is_live() {
+                continue;
+            }
+            if upserted.contains(old.provider_id.as_str()) {
+                // Renamed or moved (its old path deleted, the item at its new one): see
+                // `note_renamed_below` for what was below it.
                 continue;
             }
             self.delete_subtree(ctx, &old).await?;
+        }
+        Ok(())
+    }
+
+    /// A folder reported by a path-keyed feed (Dropbox): the live items below it whose stored
+    /// path is not under its path any more were left behind by a rename or move of it (or of
+    /// a folder above). Such a feed reports the old path deleted and everything still there
+    /// again at its new path, parents before children, in this page or a later one; an item
+    /// not reported again by the end of the listing was deleted meanwhile
+    /// (`settle_renamed_below`). Comparing paths, not remembering the rename, keeps this right
+    /// when a crashed step is redelivered after the folder itself was already re-pathed.
+    async fn note_renamed_below(
+        &self,
+        ctx: &mut RunCtx,
+        folder: &str,
+        path: &str,
+        upserted: &HashSet<&str>,
+    ) -> Result<(), Stop> {
+        let mut stack = vec![(folder.to_owned(), path.to_lowercase())];
+        while let Some((id, path)) = stack.pop() {
+            for child in self.children_of(ctx, &id).await? {
+                let expected = format!("{path}/{}", child.name.to_lowercase());
+                if !child.is_live() || child.path.to_lowercase() == expected {
+                    continue;
+                }
+                if child.is_folder() {
+                    stack.push((child.provider_id.clone(), expected));
+                }
+                if !upserted.contains(child.provider_id.as_str()) {
+                    ctx.renamed_below.insert(child.provider_id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end of a change listing: items below a renamed folder that were not reported
+    /// again are gone from the source.
+    async fn settle_renamed_below(&self, ctx: &mut RunCtx) -> Result<(), Stop> {
+        let key = ctx.fence.conn.clone();
+        for id in std::mem::take(&mut ctx.renamed_below) {
+            if let Some(old) = self.ports.items.get(&key, &id).await?.filter(Item::is_live) {
+                self.heartbeat(ctx).await?;
+                self.mark_deleted(ctx, &old).await?;
+            }
         }
         Ok(())
     }

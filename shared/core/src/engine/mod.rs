@@ -262,6 +262,10 @@ pub(crate) struct RunCtx {
     /// Change pages read ahead by the mass-delete guard, each with the cursor it was read
     /// from, and whether the guard already counted them.
     pub lookahead: std::collections::VecDeque<(String, crate::ports::ListPage)>,
+    /// Items below a folder renamed in this change listing (a path-keyed provider reports the
+    /// old path deleted and the folder at its new one), not yet reported again at their new
+    /// path: at the end of the listing they are gone from the source. Kept for one step.
+    pub renamed_below: std::collections::HashSet<String>,
 }
 
 impl RunCtx {
@@ -415,6 +419,7 @@ impl Engine {
             sink_failures: 0,
             progressed: false,
             lookahead: Default::default(),
+            renamed_below: Default::default(),
         };
         self.retry_failed(&mut ctx, run.retry_failed).await?;
         self.list_and_apply(&mut ctx).await?;

@@ -35,15 +35,12 @@ against the tokens minted here, and the last case checks that none of the sandbo
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
 import hashlib
 import json
 import logging
 import sys
-import time
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -57,13 +54,11 @@ from dropbox.common import UserRootInfo
 from dropbox.content_hash import DropboxContentHasher
 from dropbox.exceptions import ApiError, AuthError, InternalServerError, RateLimitError
 
+from harness import Check, CheckFailed, Control, arguments, expect, expect_eq
+
 BLOCK = 4 * 1024 * 1024
 ROOT = "/SDK Fidelity"
 UNICODE_NAME = "Café ünïcode — naïve ☃.txt"
-
-
-class CheckFailed(Exception):
-    """A case's expectation did not hold."""
 
 
 class StrictDecodeError(Exception):
@@ -72,16 +67,6 @@ class StrictDecodeError(Exception):
 
 class OffSandboxRequest(Exception):
     """The SDK tried to reach a host that is not an emulated Dropbox host."""
-
-
-def expect(cond: bool, msg: str) -> None:
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def expect_eq(got, want, what: str) -> None:
-    if got != want:
-        raise CheckFailed(f"{what}: got {got!r}, want {want!r}")
 
 
 def dropbox_content_hash(data: bytes) -> str:
@@ -211,42 +196,14 @@ class SandboxTransport(requests.adapters.HTTPAdapter):
 
 
 # ---------------------------------------------------------------------------------------------
-# The sandbox's control API (plain urllib: independent of the SDK's session)
-
-
-class Control:
-    def __init__(self, base: str) -> None:
-        self.base = base.rstrip("/") + "/_control/dropbox"
-        self.http = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxies
-
-    def urls(self) -> dict:
-        with self.http.open(self.base + "/urls", timeout=30) as r:
-            return json.load(r)
-
-    def __call__(self, op: str, **body):
-        req = urllib.request.Request(
-            f"{self.base}/{op}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with self.http.open(req, timeout=120) as r:
-                return json.load(r)
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode("utf-8", "replace")[:300]
-            raise CheckFailed(f"control op {op} failed: {e.code} {detail}") from None
-
-
-# ---------------------------------------------------------------------------------------------
 # The cases
 
 
-class Fidelity:
+class Fidelity(Check):
     def __init__(self, sandbox: str, client_id: str) -> None:
-        self.ctl = Control(sandbox)
+        super().__init__()
+        self.ctl = Control(sandbox, "dropbox")
         self.client_id = client_id
-        self.secrets: list[str] = []
         self.validator = StrictValidator()
         urls = self.ctl.urls()
         hosts = {
@@ -641,70 +598,18 @@ class Fidelity:
         "request_ids",
     ]
 
-    def say(self, text: str, err: bool = False) -> None:
-        """Prints a line with every token minted here redacted, and keeps it for the leak check."""
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "<redacted>")
-        self.printed.append(text)
-        print(text, file=sys.stderr if err else sys.stdout, flush=True)
-
-    def run(self, verbose: bool) -> int:
-        self.printed: list[str] = []
-        passed = failed = 0
-        try:
-            self.setup()
-        except Exception as e:  # noqa: BLE001 - report any setup failure
-            self.say(f"FAIL setup: {type(e).__name__}: {e}")
-            self.say("0 passed, 1 failed")
-            return 1
-        for name in self.CASES:
-            started = time.monotonic()
-            try:
-                getattr(self, name)()
-            except Exception as e:  # noqa: BLE001 - every failure is reported, then the next case runs
-                failed += 1
-                why = e if isinstance(e, CheckFailed) else f"{type(e).__name__}: {e}"
-                self.say(f"FAIL {name}: {why}")
-                if verbose and not isinstance(e, CheckFailed):
-                    self.say(traceback.format_exc(), err=True)
-            else:
-                passed += 1
-                self.say(f"PASS {name} ({time.monotonic() - started:.1f} s)")
-        decoded = sum(self.validator.decoded.values())
-        self.say(f"responses decoded strictly: {decoded} ({', '.join(sorted(self.validator.decoded))})")
-        if decoded == 0:
-            self.say("FAIL strict decoding: no response was decoded")
-            failed += 1
-        # The sandbox's canaries (every token, code and client secret it issued or saw) must not
-        # appear in anything printed above.
-        canaries = [c for c in self.ctl("canaries") if len(c) >= 8]
-        leaked = sum(1 for c in canaries if any(c in line for line in self.printed))
-        if leaked or not canaries:
-            self.say(f"FAIL no_secrets_printed: {leaked} of {len(canaries)} canaries printed")
-            failed += 1
-        else:
-            passed += 1
-            self.say(f"PASS no_secrets_printed ({len(canaries)} canaries)")
-        self.say(f"{passed} passed, {failed} failed")
-        return 1 if failed else 0
+    def tally(self) -> tuple[str, str, Counter]:
+        return "responses decoded strictly", "strict decoding: no response was decoded", self.validator.decoded
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sandbox", required=True, help="the sandbox's base URL, http://127.0.0.1:PORT")
-    ap.add_argument("--client-id", default="extconn-local", help="OAuth client id to mint tokens for")
-    ap.add_argument("-v", "--verbose", action="store_true", help="tracebacks for unexpected exceptions")
-    args = ap.parse_args()
+    args = arguments(__doc__.split("\n")[0])
+    if args is None:
+        return 2
     # The SDK logs a warning when it cannot refresh an expired token (none to refresh here).
     logging.getLogger("dropbox").setLevel(logging.ERROR)
-    host = urllib.parse.urlsplit(args.sandbox).hostname
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"refusing a sandbox that is not on loopback: {host}", file=sys.stderr)
-        return 2
     print(f"Dropbox sandbox fidelity with the official SDK (dropbox {dropbox.__version__}), strict types")
     return Fidelity(args.sandbox, args.client_id).run(args.verbose)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -40,7 +40,6 @@ against the tokens minted here, and the last case checks that none of the sandbo
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
 import hashlib
@@ -49,8 +48,6 @@ import json
 import os
 import re
 import sys
-import time
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -65,6 +62,8 @@ from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseDownload
+
+from harness import Check, CheckFailed, Control, arguments, expect, expect_eq
 
 FOLDER = "application/vnd.google-apps.folder"
 DOC = "application/vnd.google-apps.document"
@@ -82,26 +81,12 @@ PICKER_FIELDS = "nextPageToken,files(id,name,parents,driveId)"
 DRIVES_FIELDS = "nextPageToken,drives(id,name)"
 
 
-class CheckFailed(Exception):
-    """A case's expectation did not hold."""
-
-
 class SchemaError(Exception):
     """A sandbox response that Google's discovery document does not allow."""
 
 
 class OffSandboxRequest(Exception):
     """The client tried to reach a host that is not the emulated Drive API host."""
-
-
-def expect(cond: bool, msg: str) -> None:
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def expect_eq(got, want, what: str) -> None:
-    if got != want:
-        raise CheckFailed(f"{what}: got {got!r}, want {want!r}")
 
 
 def discovery_document() -> tuple[dict, str]:
@@ -367,34 +352,6 @@ class SandboxHttp(httplib2.Http):
         return resp, content
 
 
-# ---------------------------------------------------------------------------------------------
-# The sandbox's control API (plain urllib: independent of the client's transport)
-
-
-class Control:
-    def __init__(self, base: str) -> None:
-        self.base = base.rstrip("/") + "/_control/google_drive"
-        self.http = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxies
-
-    def urls(self) -> dict:
-        with self.http.open(self.base + "/urls", timeout=30) as r:
-            return json.load(r)
-
-    def __call__(self, op: str, **body):
-        req = urllib.request.Request(
-            f"{self.base}/{op}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with self.http.open(req, timeout=120) as r:
-                return json.load(r)
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode("utf-8", "replace")[:300]
-            raise CheckFailed(f"control op {op} failed: {e.code} {detail}") from None
-
-
 def tiny_docx(text: str) -> bytes:
     """A minimal .docx (a zip), the export body of the native doc."""
     buf = io.BytesIO()
@@ -419,11 +376,11 @@ def http_reason(e: HttpError) -> str:
 # The cases
 
 
-class Fidelity:
+class Fidelity(Check):
     def __init__(self, sandbox: str, client_id: str) -> None:
-        self.ctl = Control(sandbox)
+        super().__init__()
+        self.ctl = Control(sandbox, "google_drive")
         self.client_id = client_id
-        self.secrets: list[str] = []
         self.doc, self.doc_path = discovery_document()
         self.validator = Validator(self.doc)
         self.api_base = self.ctl.urls()["api_base"]
@@ -897,67 +854,16 @@ class Fidelity:
         "strict_validation_rejects_deviations",
     ]
 
-    def say(self, text: str, err: bool = False) -> None:
-        """Prints a line with every token minted here redacted, and keeps it for the leak check."""
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "<redacted>")
-        self.printed.append(text)
-        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+    def tally(self) -> tuple[str, str, Counter]:
+        return "JSON responses validated", "schema validation: no response was validated", self.validator.checked
 
-    def run(self, verbose: bool) -> int:
-        self.printed: list[str] = []
+    def preamble(self) -> None:
         self.say(f"discovery document: {self.doc_path} (revision {self.doc.get('revision')})")
-        passed = failed = 0
-        try:
-            self.setup()
-        except Exception as e:  # noqa: BLE001 - report any setup failure
-            self.say(f"FAIL setup: {type(e).__name__}: {e}")
-            if verbose:
-                self.say(traceback.format_exc(), err=True)
-            self.say("0 passed, 1 failed")
-            return 1
-        for name in self.CASES:
-            started = time.monotonic()
-            try:
-                getattr(self, name)()
-            except Exception as e:  # noqa: BLE001 - every failure is reported, then the next case runs
-                failed += 1
-                why = e if isinstance(e, CheckFailed) else f"{type(e).__name__}: {e}"
-                self.say(f"FAIL {name}: {why}")
-                if verbose and not isinstance(e, CheckFailed):
-                    self.say(traceback.format_exc(), err=True)
-            else:
-                passed += 1
-                self.say(f"PASS {name} ({time.monotonic() - started:.1f} s)")
-        checked = sum(self.validator.checked.values())
-        self.say(f"JSON responses validated: {checked} ({', '.join(sorted(self.validator.checked))})")
-        if checked == 0:
-            self.say("FAIL schema validation: no response was validated")
-            failed += 1
-        # The sandbox's canaries (every token, code and client secret it issued or saw) must not
-        # appear in anything printed above.
-        canaries = [c for c in self.ctl("canaries") if len(c) >= 8]
-        leaked = sum(1 for c in canaries if any(c in line for line in self.printed))
-        if leaked or not canaries:
-            self.say(f"FAIL no_secrets_printed: {leaked} of {len(canaries)} canaries printed")
-            failed += 1
-        else:
-            passed += 1
-            self.say(f"PASS no_secrets_printed ({len(canaries)} canaries)")
-        self.say(f"{passed} passed, {failed} failed")
-        return 1 if failed else 0
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sandbox", required=True, help="the sandbox's base URL, http://127.0.0.1:PORT")
-    ap.add_argument("--client-id", default="extconn-local", help="OAuth client id to mint tokens for")
-    ap.add_argument("-v", "--verbose", action="store_true", help="tracebacks for unexpected exceptions")
-    args = ap.parse_args()
-    host = urllib.parse.urlsplit(args.sandbox).hostname
-    if host not in ("127.0.0.1", "localhost"):
-        print(f"refusing a sandbox that is not on loopback: {host}", file=sys.stderr)
+    args = arguments(__doc__.split("\n")[0])
+    if args is None:
         return 2
     sandbox = args.sandbox.replace("://localhost", "://127.0.0.1")
     from googleapiclient import version
@@ -965,7 +871,6 @@ def main() -> int:
     print(f"Google Drive sandbox fidelity with Google's Python client "
           f"(google-api-python-client {version.__version__}), strict discovery schemas")
     return Fidelity(sandbox, args.client_id).run(args.verbose)
-
 
 if __name__ == "__main__":
     sys.exit(main())

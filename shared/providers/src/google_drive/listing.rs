@@ -72,11 +72,28 @@ pub(super) async fn browse_folders(
         q_literal(&parent.folder_id),
         q_literal(FOLDER_MIME)
     );
+    let list =
+        files_list(g, access, parent, &q, "nextPageToken,files(id,name,parents,driveId)", page).await?;
+    Ok(FolderPage {
+        folders: list.files.into_iter().map(File::into_entry).collect(),
+        next_page: list.next_page_token,
+    })
+}
+
+/// `files.list` of query `q` inside `parent`'s drive, one page of the configured size.
+async fn files_list(
+    g: &GoogleDrive,
+    access: &Secret,
+    parent: &FolderLocator,
+    q: &str,
+    fields: &str,
+    page: Option<&str>,
+) -> Result<FileList, ProviderError> {
     let page_size = g.cfg.page_size.to_string();
     let mut query = vec![
-        ("q", q.as_str()),
+        ("q", q),
         ("pageSize", page_size.as_str()),
-        ("fields", "nextPageToken,files(id,name,parents,driveId)"),
+        ("fields", fields),
         ("supportsAllDrives", "true"),
         ("includeItemsFromAllDrives", "true"),
     ];
@@ -84,11 +101,7 @@ pub(super) async fn browse_folders(
     if let Some(p) = page {
         query.push(("pageToken", p));
     }
-    let list: FileList = g.get(access, "files", &query).await?;
-    Ok(FolderPage {
-        folders: list.files.into_iter().map(File::into_entry).collect(),
-        next_page: list.next_page_token,
-    })
+    g.get(access, "files", &query).await
 }
 
 /// `files.get` with the connector's fields (`root` is My Drive's alias).
@@ -158,19 +171,7 @@ pub(super) async fn list_children(
 ) -> Result<ListPage, ProviderError> {
     let q = format!("{} in parents and trashed = false", q_literal(&parent.folder_id));
     let fields = format!("nextPageToken,incompleteSearch,files({FILE_FIELDS})");
-    let page_size = g.cfg.page_size.to_string();
-    let mut query = vec![
-        ("q", q.as_str()),
-        ("pageSize", page_size.as_str()),
-        ("fields", fields.as_str()),
-        ("supportsAllDrives", "true"),
-        ("includeItemsFromAllDrives", "true"),
-    ];
-    query.extend(corpus(parent));
-    if let Some(p) = page {
-        query.push(("pageToken", p));
-    }
-    let list: FileList = g.get(access, "files", &query).await?;
+    let list = files_list(g, access, parent, &q, &fields, page).await?;
     if list.incomplete_search {
         tracing::warn!("Drive answered a folder listing with incompleteSearch: true");
     }

@@ -155,6 +155,18 @@ impl GoogleDriveControl {
         account: &str,
         f: impl FnOnce(&mut Account, &mut u64, SystemTime) -> Result<String, ModelError>,
     ) -> Result<Node, ControlError> {
+        self.with_account(account, |a, seq, now| {
+            let id = f(a, seq, now).map_err(from_model)?;
+            a.files.get(&id).map(to_node).ok_or(ControlError::NotFound(id))
+        })
+    }
+
+    /// Runs `f` on the account, with the change sequence and the time, under the state lock.
+    fn with_account<T>(
+        &self,
+        account: &str,
+        f: impl FnOnce(&mut Account, &mut u64, SystemTime) -> Result<T, ControlError>,
+    ) -> Result<T, ControlError> {
         let now = self.state.now();
         let mut inner = self.state.lock();
         let inner = &mut *inner;
@@ -163,8 +175,7 @@ impl GoogleDriveControl {
             .iter_mut()
             .find(|a| a.id == account)
             .ok_or_else(|| ControlError::UnknownAccount(account.into()))?;
-        let id = f(a, &mut inner.seq, now).map_err(from_model)?;
-        a.files.get(&id).map(to_node).ok_or(ControlError::NotFound(id))
+        f(a, &mut inner.seq, now)
     }
 
     fn read<T>(
@@ -313,43 +324,24 @@ impl GoogleDriveControl {
 
     /// Deletes a file (a folder with its subtree) permanently: `removed` changes.
     pub fn delete(&self, account: &str, id: &str) -> Result<(), ControlError> {
-        let now = self.state.now();
-        let mut inner = self.state.lock();
-        let inner = &mut *inner;
-        let a = inner
-            .accounts
-            .iter_mut()
-            .find(|a| a.id == account)
-            .ok_or_else(|| ControlError::UnknownAccount(account.into()))?;
-        a.delete(&mut inner.seq, id, now).map_err(from_model)
+        self.with_account(account, |a, seq, now| a.delete(seq, id, now).map_err(from_model))
     }
 
     /// Creates a shared drive the account is a member of; returns its id (also the
     /// id of its root folder).
     pub fn add_shared_drive(&self, account: &str, name: &str) -> Result<String, ControlError> {
         check_name(name)?;
-        let now = self.state.now();
-        let mut inner = self.state.lock();
-        let a = inner
-            .accounts
-            .iter_mut()
-            .find(|a| a.id == account)
-            .ok_or_else(|| ControlError::UnknownAccount(account.into()))?;
-        Ok(a.add_drive(name, now))
+        self.with_account(account, |a, _, now| Ok(a.add_drive(name, now)))
     }
 
     /// Whether renames, moves, trashing and capability changes also move `modifiedTime` in
     /// this account (off by default: it follows content only). Drive's documentation leaves
     /// it open; a connector must be right either way.
     pub fn set_metadata_touches_modified(&self, account: &str, on: bool) -> Result<(), ControlError> {
-        let mut inner = self.state.lock();
-        let a = inner
-            .accounts
-            .iter_mut()
-            .find(|a| a.id == account)
-            .ok_or_else(|| ControlError::UnknownAccount(account.into()))?;
-        a.metadata_touches_modified = on;
-        Ok(())
+        self.with_account(account, |a, _, _| {
+            a.metadata_touches_modified = on;
+            Ok(())
+        })
     }
 
     /// Sets `capabilities.canDownload` (a new version; logged as a change).

@@ -468,11 +468,18 @@ impl Provider for FakeDrive {
                 content_type: Some("application/octet-stream".into()),
                 file_name: None,
                 stream,
+                warning: Default::default(),
             });
         }
         let from = usize::try_from(req.offset).unwrap_or(usize::MAX).min(n.content.len());
         let body = Bytes::copy_from_slice(&n.content[from..]);
         let stream = futures::stream::iter([Ok(body)]).boxed();
-        Ok(Download { item, content_type: Some("application/octet-stream".into()), file_name: None, stream })
+        Ok(Download {
+            item,
+            content_type: Some("application/octet-stream".into()),
+            file_name: None,
+            stream,
+            warning: Default::default(),
+        })
     }
 }

@@ -269,6 +269,26 @@ pub struct Download {
     /// name; the item keeps the source's name.
     pub file_name: Option<String>,
     pub stream: BoxStream<'static, Result<Bytes, ProviderError>>,
+    /// Set by the stream, before it ends without error, when the bytes were kept despite a
+    /// known provider quirk (SharePoint rewrites Office files, so their hash and size may not
+    /// match the listing's): the item is imported with this warning shown.
+    pub warning: DownloadWarning,
+}
+
+/// A write-once note a download's stream leaves for the engine (see [`Download::warning`]).
+/// Cheap to clone: the connector keeps one clone inside its stream.
+#[derive(Debug, Clone, Default)]
+pub struct DownloadWarning(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl DownloadWarning {
+    /// Records `text` (words shown to the admin, no secrets); the first call wins.
+    pub fn set(&self, text: impl Into<String>) {
+        let _ = self.0.set(text.into());
+    }
+
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
 }
 
 impl std::fmt::Debug for Download {

@@ -93,7 +93,7 @@ async fn start(dbx: &Dropbox, access: &Secret, req: &DownloadRequest) -> Result<
     };
     let expect = Expect { size: Some(size - req.offset), hash };
     let stream = verified(resp.bytes_stream().boxed(), expect);
-    Ok(Download { item, content_type, file_name: None, stream })
+    Ok(Download { item, content_type, file_name: None, stream, warning: Default::default() })
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Resul
     }
     let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let stream = verified(resp.bytes_stream().boxed(), expect);
-    Ok(Download { item, content_type, file_name, stream })
+    Ok(Download { item, content_type, file_name, stream, warning: Default::default() })
 }
 
 #[cfg(test)]

@@ -223,6 +223,7 @@ fn schemas() -> Value {
             "state": { "type": "string", "enum": ["imported", "skipped", "failed", "source_deleted"] },
             "reason": { "type": ["string", "null"], "description": "A stable code, e.g. access_denied, too_large" },
             "error": { "type": ["string", "null"], "description": "The last error in words" },
+            "warning": { "type": "string", "description": "imported: kept although the bytes differ from the listing (SharePoint rewrites Office files on download)" },
             "size": { "type": ["integer", "null"] }, "attempts": { "type": "integer" },
             "next_attempt_at": { "type": ["string", "null"], "format": "date-time", "description": "failed: when a later run tries it again" },
             "asset_key": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } }

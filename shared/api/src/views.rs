@@ -153,6 +153,10 @@ pub struct ItemView {
     pub reason: Option<String>,
     /// `failed` / `skipped`: the last error in words.
     pub error: Option<String>,
+    /// `imported`: kept despite a difference from the listing (SharePoint's rewritten Office
+    /// files), in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     pub size: Option<u64>,
     pub attempts: u32,
     /// `failed`: when a later run tries it again.
@@ -171,6 +175,7 @@ impl ItemView {
             state: i.state,
             reason: i.reason.clone(),
             error: i.error.clone(),
+            warning: i.warning.clone(),
             size: i.size,
             attempts: i.attempts,
             next_attempt_at: i.next_attempt_at,

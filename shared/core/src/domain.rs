@@ -330,6 +330,10 @@ pub struct Item {
     /// many invocations tried it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_in: Option<RunId>,
+    /// `imported`: the bytes were kept although they differ from what the listing announced
+    /// (SharePoint rewrites Office files on download), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     pub asset_key: Option<String>,
     /// The full listing that last saw it (see [`SyncPosition::FullListing`]).
     pub seen_in: Option<String>,

@@ -79,6 +79,7 @@ pub fn sample_item(id: &str, path: &str) -> Item {
         next_attempt_at: None,
         error: None,
         failed_in: None,
+        warning: None,
         asset_key: Some("k".into()),
         seen_in: None,
         updated_at: now(),

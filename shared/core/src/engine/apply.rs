@@ -185,6 +185,7 @@ impl Engine {
             next_attempt_at: None,
             error: None,
             failed_in: None,
+            warning: None,
             asset_key: old.and_then(|o| o.asset_key.clone()),
             seen_in: listing.map(str::to_owned).or_else(|| old.and_then(|o| o.seen_in.clone())),
             updated_at: self.ports.clock.now(),

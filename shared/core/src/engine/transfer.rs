@@ -24,6 +24,8 @@ const DOWNLOAD_ATTEMPTS: u32 = 3;
 struct Stored {
     item: RemoteItem,
     key: String,
+    /// The connector kept bytes that differ from the listing's (see `Download::warning`).
+    warning: Option<String>,
 }
 
 /// Why one file was not stored this time.
@@ -208,6 +210,7 @@ impl Engine {
                 }
             }
         }
+        let warning = d.warning.get().map(str::to_owned);
         drop(d);
         match upload.commit(&hex::encode(sha.finalize())).await {
             Ok(CommitOutcome::Created | CommitOutcome::AlreadyExists) => {}
@@ -217,7 +220,7 @@ impl Engine {
             Err(e) => return Ok(Err(FileFailure::Sink(e))),
         }
         self.hook(Step::SinkCommitted)?;
-        Ok(Ok(Stored { item: served, key }))
+        Ok(Ok(Stored { item: served, key, warning }))
     }
 
     async fn record_imported(
@@ -231,6 +234,10 @@ impl Engine {
         let mut item = self.item_from(&s.item, at, old, ItemState::Imported, listing);
         let updated = old.is_some_and(|o| o.asset_key.is_some());
         item.asset_key = Some(s.key);
+        if let Some(w) = s.warning {
+            tracing::warn!(item = %s.item.id, warning = %w, "imported with a warning");
+            item.warning = Some(w);
+        }
         let bytes = s.item.size.unwrap_or(0);
         let run_delta = if updated {
             RunCounters { scanned: 1, updated: 1, bytes, ..Default::default() }

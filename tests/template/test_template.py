@@ -65,12 +65,15 @@ _SHARED = {"TABLE_NAME", "RUST_LOG"}
 PROVIDERS = {
     "Dropbox": ("EXTCONN_DROPBOX", "dropbox"),
     "GoogleDrive": ("EXTCONN_GOOGLE_DRIVE", "google_drive"),
+    "SharePoint": ("EXTCONN_SHAREPOINT", "sharepoint"),
 }
 _PROVIDER_VARS = {
     f"{prefix}_{suffix}": f"{param}{suffix.title().replace('_', '')}"
     for param, (prefix, _) in PROVIDERS.items()
     for suffix in ("CLIENT_ID", "CLIENT_SECRET_ID")
 }
+# Provider settings that are neither the client id nor its secret: variable -> parameter.
+_PROVIDER_VARS["EXTCONN_SHAREPOINT_TENANT"] = "SharePointTenant"
 _SECRETS = {"SECRET_PREFIX", "PAGE_TOKEN_SECRET_ID"} | set(_PROVIDER_VARS)
 _HTTP = {"PUBLIC_BASE_URL", "CONSOLE_URL", "CLAIM_USER_ID", "CLAIM_CLIENT_ID", "CLAIM_DISPLAY_NAME",
          "CLAIM_ADMIN_FLAG", "CLAIM_ADMIN_LIST", "CLAIM_ADMIN_VALUE"}
@@ -716,6 +719,11 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
      _set(f"{R}.{WORKER}.Properties.Environment.Variables.EXTCONN_GOOGLE_DRIVE_CLIENT_ID", DELETE)),
     ("callback without the Google Drive secret id", "environment",
      _set(f"{R}.{CALLBACK}.Properties.Environment.Variables.EXTCONN_GOOGLE_DRIVE_CLIENT_SECRET_ID", DELETE)),
+    ("worker without the SharePoint tenant", "environment",
+     _set(f"{R}.{WORKER}.Properties.Environment.Variables.EXTCONN_SHAREPOINT_TENANT", DELETE)),
+    ("callback reads the SharePoint tenant from the wrong parameter", "environment",
+     _set(f"{R}.{CALLBACK}.Properties.Environment.Variables.EXTCONN_SHAREPOINT_TENANT", {"Ref": "SharePointClientId"})),
+    ("no SharePointNeedsItsSecret rule", "provider_parameters", _set("Rules.SharePointNeedsItsSecret", DELETE)),
     ("api cannot read the Google Drive client secret", "function_permissions",
      lambda raw: _role_statements(raw, "ConnectionsApiRole").__setitem__(
          slice(None), [s for s in _role_statements(raw, "ConnectionsApiRole")

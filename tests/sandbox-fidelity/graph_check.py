@@ -124,14 +124,16 @@ def tiny_docx(text: str) -> bytes:
             'package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/'
             'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
         )
-        z.writestr("word/document.xml", f"<w:document><w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body></w:document>")
+        body = f"<w:document><w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body></w:document>"
+        z.writestr("word/document.xml", body)
     return buf.getvalue()
 
 
 def shown(url: str) -> str:
     """A URL fit to print: no query (a download URL's query is a credential)."""
     u = urllib.parse.urlsplit(url)
-    return f"{u.scheme}://{u.netloc}{u.path}" + ("?…" if u.query else "")
+    origin = f"{u.scheme}://{u.netloc}" if u.scheme or u.netloc else ""
+    return f"{origin}{u.path}" + ("?…" if u.query else "")
 
 
 @dataclass
@@ -243,8 +245,8 @@ class Fidelity(Check):
                 return items, pages, body["@odata.deltaLink"]
             url = body["@odata.nextLink"]
 
-    def op(self, name: str, **body):
-        return self.ctl(OPS[name], **body)
+    def op(self, which: str, /, **body):
+        return self.ctl(OPS[which], **body)
 
     def mint(self, client_id: str) -> tuple[str, str]:
         t = self.op("mint_tokens", account_id=self.account_id, client_id=client_id)
@@ -378,7 +380,8 @@ class Fidelity(Check):
             k = label[i["id"]]
             if k in self.data:
                 expect_eq(i.get("size"), len(self.data[k]), f"size of {name!r}")
-                expect_eq(i["file"]["hashes"].get("quickXorHash"), quickxorhash(self.data[k]), f"quickXorHash of {name!r}")
+                expect_eq(i["file"]["hashes"].get("quickXorHash"), quickxorhash(self.data[k]),
+                          f"quickXorHash of {name!r}")
         sub = next(i for i in items if i["id"] == self.ids["sub"])
         expect_eq(sub.get("folder", {}).get("childCount"), 2, "childCount of Sub")
 
@@ -412,7 +415,8 @@ class Fidelity(Check):
 
     def delta_after_changes(self) -> None:
         expect(bool(self.delta_link), "no deltaLink from delta_from_scratch")
-        self.op("modify_file", account_id=self.account_id, id=self.ids["a"], content={"text": "alpha, second version\n"})
+        self.op("modify_file", account_id=self.account_id, id=self.ids["a"],
+                content={"text": "alpha, second version\n"})
         self.data["a"] = b"alpha, second version\n"
         self.add_bytes("new", self.ids["sub"], "new.txt", b"new after the token\n", "text/plain")
         self.op("move_entry", account_id=self.account_id, id=self.ids["sub"], name="Sub renamed")
@@ -497,8 +501,10 @@ class Fidelity(Check):
             expect_eq(r.status, 302, f"/content of {k}: status")
             loc = r.headers.get("location", "")
             u = urllib.parse.urlsplit(loc)
-            expect(u.scheme in ("http", "https") and bool(u.netloc), f"/content of {k}: Location {shown(loc)} not absolute")
-            expect(u.path.startswith("/sharepoint/download/"), f"/content of {k}: Location {shown(loc)} is not the download route")
+            expect(u.scheme in ("http", "https") and bool(u.netloc),
+                   f"/content of {k}: Location {shown(loc)} is not absolute")
+            expect(u.path.startswith("/sharepoint/download/"),
+                   f"/content of {k}: Location {shown(loc)} is not the download route")
             if u.query:
                 self.secrets.append(u.query)
             got = self.request("GET", loc)  # no Authorization
@@ -508,7 +514,8 @@ class Fidelity(Check):
             if len(data) > 20:
                 part = self.request("GET", loc, {"Range": "bytes=5-14"})
                 expect_eq(part.status, 206, f"ranged download of {k}: status")
-                expect_eq(part.headers.get("content-range"), f"bytes 5-14/{len(data)}", f"ranged download of {k}: Content-Range")
+                expect_eq(part.headers.get("content-range"), f"bytes 5-14/{len(data)}",
+                          f"ranged download of {k}: Content-Range")
                 expect_eq(part.body, data[5:15], f"ranged download of {k}: bytes")
                 tail = self.request("GET", loc, {"Range": f"bytes={len(data) - 7}-"})
                 expect_eq((tail.status, tail.body), (206, data[-7:]), f"open-ended range of {k}")

@@ -244,7 +244,8 @@ def required_members(kind: str, body, business: bool = True) -> list[str]:
         for k in ("createdDateTime", "lastModifiedDateTime", "webUrl"):
             need(obj, k, str, where)
         if ("file" in obj) == ("folder" in obj):
-            out.append(f"{where}: want exactly one of file/folder, got {sorted(k for k in ('file', 'folder') if k in obj)}")
+            facets = sorted(k for k in ("file", "folder") if k in obj)
+            out.append(f"{where}: want exactly one of file/folder, got {facets}")
         if "file" in obj:
             if not in_delta:  # ODB omits cTag in delta
                 need(obj, "cTag", str, where)

@@ -68,8 +68,9 @@ from harness import Check, CheckFailed, Control, arguments, expect, expect_eq
 # follow sp-contract.md ("Sandbox control") and, for bodies, the Google Drive control's table.
 # ALIGN HERE when the emulator names an op or a body member differently.
 OPS = {
-    # GET `urls` → {"login": "{base}/sharepoint/login", "graph": "{base}/sharepoint/graph", ...}
-    # (`login_base` / `graph_base` are accepted too).
+    # GET `urls` → {"login": "{base}/sharepoint/login", "graph": "{base}/sharepoint/graph",
+    # "download"?: "{base}/sharepoint/download", "tenant_id"?: GUID} (`login_base`, `graph_base`,
+    # `download_base` are accepted too; missing ones default to the contract's paths).
     "urls": "urls",
     # {display_name, email} → {"account_id", "root_id"}: the user and their OneDrive for Business
     # drive; root_id = that drive's root item.
@@ -170,7 +171,7 @@ class Fidelity(Check):
         self.ids: dict[str, str] = {}
         self.data: dict[str, bytes] = {}
         self.token = ""
-        self.login = self.graph = ""
+        self.login = self.graph = self.download = self.tenant_id = ""
         self.account_id = self.my_root = self.my_drive = ""
         self.site: dict = {}
         self.lib = self.lib_root = ""
@@ -267,6 +268,9 @@ class Fidelity(Check):
         urls = self.ctl.urls()
         self.login = (urls.get("login") or urls.get("login_base") or f"{self.sandbox}/sharepoint/login").rstrip("/")
         self.graph = (urls.get("graph") or urls.get("graph_base") or f"{self.sandbox}/sharepoint/graph").rstrip("/")
+        self.download = (urls.get("download") or urls.get("download_base")
+                         or f"{self.sandbox}/sharepoint/download").rstrip("/")
+        self.tenant_id = urls.get("tenant_id") or ""
         acct = self.op("create_account", display_name="Graph Fidelity", email="graph-fidelity@example.com")
         self.account_id, self.my_root = acct["account_id"], acct["root_id"]
         self.token, _ = self.mint(self.client_id)
@@ -503,8 +507,8 @@ class Fidelity(Check):
             u = urllib.parse.urlsplit(loc)
             expect(u.scheme in ("http", "https") and bool(u.netloc),
                    f"/content of {k}: Location {shown(loc)} is not absolute")
-            expect(u.path.startswith("/sharepoint/download/"),
-                   f"/content of {k}: Location {shown(loc)} is not the download route")
+            expect(loc.startswith(self.download + "/"),
+                   f"/content of {k}: Location {shown(loc)} is not under the download base {self.download}")
             if u.query:
                 self.secrets.append(u.query)
             got = self.request("GET", loc)  # no Authorization
@@ -546,8 +550,15 @@ class Fidelity(Check):
         client_id = self.client_id
         if not secret:
             client_id, secret = "graph-fidelity", "graph-fidelity-secret-" + pysecrets.token_hex(12)
-            self.op("register_client", client_id=client_id, client_secret=secret,
-                    redirect_uris=["http://127.0.0.1/graph-fidelity/callback"])
+            try:
+                self.op("register_client", client_id=client_id, client_secret=secret,
+                        redirect_uris=["http://127.0.0.1/graph-fidelity/callback"])
+            except CheckFailed as e:
+                raise CheckFailed(
+                    "the token endpoint needs a client secret this check knows: set "
+                    "EXTCONN_SANDBOX_CLIENT_SECRET (the secret of --client-id) or give the control an op "
+                    f"{OPS['register_client']!r} {{client_id, client_secret, redirect_uris}} ({e})"
+                ) from None
         self.secrets.append(secret)
         _, rt0 = self.mint(client_id)
 
@@ -576,6 +587,8 @@ class Fidelity(Check):
         expect(t2["refresh_token"] not in (rt0, t1["refresh_token"]), "the second refresh reused a refresh_token")
         t3 = refresh(rt0, what="refresh with the first, already used, refresh_token")
         expect(t3["refresh_token"] not in (rt0, t1["refresh_token"], t2["refresh_token"]), "a reused refresh_token")
+        if self.tenant_id:
+            refresh(t3["refresh_token"], tenant=self.tenant_id, what="refresh with the tenant id as {tenant}")
         r = token(TENANT, grant_type="refresh_token", refresh_token="0.not-a-refresh-token", client_id=client_id,
                   client_secret=secret, scope=SCOPE)
         expect_eq(r.status, 400, "an unknown refresh_token: status")

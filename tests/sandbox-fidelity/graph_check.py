@@ -5,7 +5,10 @@ types (npm `@microsoft/microsoft-graph-types`, compiled by `tsc`; see graph_type
 Usage: graph_check.py --sandbox http://127.0.0.1:PORT [--client-id ID] [-v]
        graph_check.py --self-test [--keep DIR]
 (`scripts/check-sandbox-fidelity` runs `npm ci` in graph/, the self-test, then this against a
-sandbox it starts; see there.)
+sandbox it starts; see there.) `GRAPH_FIDELITY_KEEP=DIR` (live run) or `--keep DIR` (self-test)
+keeps the generated responses.ts for a look at what tsc saw. The token endpoint case needs a
+client secret it knows: `EXTCONN_SANDBOX_CLIENT_SECRET` (the secret of --client-id), else it
+registers its own client with the control op `OPS["register_client"]`.
 
 What it does against a running sandbox (the contract: sp-contract.md): creates an account
 through the control API, mints tokens, builds a site with a document library, folders and files

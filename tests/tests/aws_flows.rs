@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 //! The system on its AWS adapters, through the Lambda handlers, against the AWS emulator (moto)
-//! and the provider sandbox (Dropbox, Google Drive): API Gateway HTTP API v2 events into the API,
+//! and the provider sandbox (Dropbox, Google Drive, SharePoint): API Gateway HTTP API v2 events into the API,
 //! SQS batches into the worker, the scheduler's tick. These tests fail, never skip, without the
 //! emulator.
 
@@ -90,6 +90,7 @@ fn service(kind: ProviderKind) -> Service {
     match kind {
         ProviderKind::Dropbox => Service::Dropbox,
         ProviderKind::GoogleDrive => Service::GoogleDrive,
+        ProviderKind::Sharepoint => Service::Sharepoint,
         other => panic!("the sandbox does not emulate {other:?}"),
     }
 }
@@ -891,6 +892,131 @@ async fn aws_google_drive_connection_through_the_handlers() {
         assert_eq!(runs.body["items"].as_array().unwrap().len(), 2, "{}", runs.body);
         assert_eq!(runs.body["items"][0]["trigger"], "schedule", "{}", runs.body);
         assert_eq!(runs.body["items"][0]["status"], "succeeded", "{}", runs.body);
+    }
+    a.assert_no_leaks().await;
+}
+
+/// SharePoint through the handlers: Microsoft sign-in, the picker's site → library → folder, the
+/// import into S3 and a sync of changes; then twenty connections on the one grant take their
+/// initial imports at once, on twenty workers, with the access token expired: one refresh
+/// (the lock in DynamoDB), and the rotated refresh token is what Secrets Manager holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_sharepoint_connection_and_one_rotating_refresh_for_twenty_workers() {
+    use extconn_core::ports::{GrantStore, TokenVault};
+    use extconn_sandbox::sharepoint::Endpoint as Graph;
+
+    let mut a = aws_for(ProviderKind::Sharepoint, false, 60).await;
+    let sp = a.sandbox.sharepoint();
+    let account = a.account.clone();
+    let file = |parent: &str, name: &str, content: Content| sp.add_file(&account, parent, name, content).unwrap().id;
+    let site = sp.add_site("Marketing");
+    sp.add_site("Sales");
+    let library = sp.default_library(&site.id).unwrap();
+    a.folder = sp.add_folder(&account, &library.root_id, "Campaign assets").unwrap().id;
+    let folder = a.folder.clone();
+    let social = sp.add_folder(&account, &folder, "Social").unwrap().id;
+    let poster = file(&folder, "poster.png", Content::generated(50_000, 1));
+    file(&folder, "plan.pdf", Content::generated(51_000, 2));
+    let square = file(&social, "square.png", Content::generated(52_000, 3));
+    file(&folder, "film.mp4", Content::generated(9 * 1024 * 1024 + 3, 42));
+    let other = sp.add_folder(&account, &library.root_id, "Other team").unwrap().id;
+    let budget = file(&other, "budget.csv", Content::text("not connected"));
+
+    // The picker: the user's OneDrive and the sites; a site's libraries; the library's folders.
+    let grant = a.grant().await;
+    let top = a.folders(&grant, None).await;
+    let marketing = top.iter().find(|f| f["name"] == "Marketing").unwrap_or_else(|| panic!("{top:?}"));
+    assert_eq!((&marketing["kind"], &marketing["selectable"]), (&json!("site"), &json!(false)), "{marketing}");
+    assert!(top.iter().any(|f| f["kind"] == "drive"), "the user's own OneDrive: {top:?}");
+    let libraries = a.folders(&grant, Some(marketing)).await;
+    let documents = libraries.iter().find(|f| f["drive_id"] == library.drive_id.as_str()).unwrap();
+    assert_eq!(documents["kind"], "drive", "{documents}");
+    let inside = a.folders(&grant, Some(documents)).await;
+    let mut names: Vec<&str> = inside.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Campaign assets", "Other team"], "folders only, one level: {inside:?}");
+    let entry = inside.iter().find(|f| f["id"] == folder.as_str()).unwrap();
+    assert_eq!(entry["drive_id"], library.drive_id.as_str(), "the drive id travels with the folder: {entry}");
+    let id = a.create(&grant, entry).await;
+    a.drain().await;
+    a.assert_assets_of(&id, &folder).await;
+    let details = a.get(&format!("/v1/connections/{id}")).await;
+    assert_eq!(details.body["recent_runs"][0]["status"], "succeeded", "{}", details.body);
+    assert_eq!(details.body["counters"]["files"], 4, "{}", details.body);
+
+    // Changes: the subfolder renamed, a file added and one deleted, another team's file edited.
+    let items = a.items(&id).await;
+    let square_asset = items[&square]["asset_key"].clone();
+    sp.rename(&account, &social, "Social 2026").unwrap();
+    let added = file(&folder, "press kit.zip", Content::generated(53_000, 4));
+    sp.delete(&account, &poster).unwrap();
+    sp.modify_file(&account, &budget, Content::text("edited elsewhere")).unwrap();
+    sp.reset_counters();
+    assert_eq!(a.tick(&[&id]).await, 1);
+    a.drain().await;
+    a.assert_assets_of(&id, &folder).await;
+    assert_eq!(sp.calls(Graph::Download), 1, "only the added file is downloaded");
+    let items = a.items(&id).await;
+    assert_eq!(items[&added]["state"], "imported", "{}", items[&added]);
+    assert_eq!(items[&poster]["state"], "source_deleted", "{}", items[&poster]);
+    assert_eq!(items[&square]["asset_key"], square_asset, "a renamed folder's file keeps its asset");
+    assert_eq!(items[&square]["path"], "/Campaign assets/Social 2026/square.png", "{}", items[&square]);
+    assert!(!items.contains_key(&budget), "nothing outside the folder is recorded");
+
+    // Twenty more connections on the same grant, their initial imports delivered at once to
+    // twenty workers while the stored access token has expired.
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let f = sp.add_folder(&account, &library.root_id, &format!("Team {i}")).unwrap().id;
+        file(&f, "a.txt", Content::text(&format!("team {i}")));
+        // As the picker offers it inside the library (the API checks it at Graph).
+        let entry = json!({"id": f, "drive_id": library.drive_id, "selectable": true});
+        ids.push(a.create(&grant, &entry).await);
+    }
+    let client = ClientId::parse("acme").unwrap();
+    let g = a.ports.grants.get(&client, &extconn_core::GrantId::parse(&grant).unwrap()).await.unwrap().unwrap();
+    let current = a.ports.vault.get(&g.secret_ref).await.unwrap().unwrap();
+    let original = current.tokens.refresh_token.clone().unwrap();
+    let mut expired = current.tokens.clone();
+    expired.expires_at = Some(chrono::Utc::now() - chrono::Duration::minutes(1));
+    a.ports.vault.put(&g.secret_ref, &expired, Some(current.version)).await.unwrap();
+    sp.expire_access_tokens();
+    sp.reset_counters();
+    let mut messages = Vec::new();
+    while messages.len() < 20 {
+        let out = a
+            .sqs
+            .receive_message()
+            .queue_url(&a.queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        assert!(!out.messages().is_empty(), "20 initial imports queued, got {}", messages.len());
+        messages.extend(out.messages().iter().cloned());
+    }
+    let deadline = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let runs = messages.iter().map(|m| {
+        let event = json!({"Records": [{"messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs"}]});
+        let worker = Worker::new(a.ports.clone(), EngineConfig::default());
+        async move { worker.handle(event, deadline).await }
+    });
+    for r in futures::future::join_all(runs).await {
+        assert_eq!(r.unwrap()["batchItemFailures"], json!([]));
+    }
+    for m in &messages {
+        a.sqs.delete_message().queue_url(&a.queue).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+    }
+    assert_eq!(sp.calls(Graph::Token), 1, "exactly one refresh for twenty workers");
+    let stored = a.ports.vault.get(&g.secret_ref).await.unwrap().unwrap();
+    let rotated = stored.tokens.refresh_token.clone().unwrap();
+    assert_ne!(rotated.expose(), original.expose(), "the rotated refresh token replaced the old one");
+    assert_eq!(Some(rotated.expose().to_owned()), sp.latest_refresh_token(&account), "and it is the newest");
+    for c in &ids {
+        let d = a.get(&format!("/v1/connections/{c}")).await;
+        assert_eq!(d.body["recent_runs"][0]["status"], "succeeded", "{}", d.body);
+        assert_eq!(d.body["counters"]["files"], 1, "{}", d.body);
     }
     a.assert_no_leaks().await;
 }

@@ -436,3 +436,9 @@ async fn a_file_deleted_in_a_renamed_folder_on_dropbox() {
     let gone = b.mem.events.all().into_iter().filter(|e| e.kind == AssetEventKind::SourceDeleted).count();
     assert_eq!(gone, 1, "one deletion event");
 }
+
+#[tokio::test]
+async fn a_file_deleted_in_a_renamed_folder_on_sharepoint() {
+    let b = renamed_folder_then_a_file_deleted(&conformance::subject(Service::Sharepoint)).await;
+    b.check("a file deleted in a renamed folder");
+}

@@ -28,7 +28,7 @@ const PAGE: &str = r#"<!doctype html>
 </section>
 <section>
  <h2>Connections</h2>
- <button id="connect">Add Dropbox connection</button> <button id="connect-drive">Add Google Drive connection</button> <button id="reload">Reload</button>
+ <button id="connect">Add Dropbox connection</button> <button id="connect-drive">Add Google Drive connection</button> <button id="connect-sharepoint">Add SharePoint connection</button> <button id="reload">Reload</button>
  <table><thead><tr><th>Provider</th><th>Folder Name</th><th>Last Synced</th><th>Synced by</th><th>Auto sync</th><th>Status</th><th>Files</th><th></th></tr></thead>
  <tbody id="rows"></tbody></table>
 </section>
@@ -44,7 +44,7 @@ const api = async (method, path, body) => {
 };
 const text = s => document.createTextNode(s == null ? '—' : String(s));
 const when = t => t ? new Date(t).toLocaleString() : null;
-const PROVIDERS = {dropbox: 'Dropbox', google_drive: 'Google Drive'};
+const PROVIDERS = {dropbox: 'Dropbox', google_drive: 'Google Drive', sharepoint: 'SharePoint'};
 async function rows() {
   const pages = await Promise.all(Object.keys(PROVIDERS).map(p => api('GET', '/v1/connections?provider=' + p)));
   const body = $('rows'); body.replaceChildren();
@@ -71,6 +71,7 @@ const connect = provider => async () => {
 };
 $('connect').onclick = connect('dropbox');
 $('connect-drive').onclick = connect('google_drive');
+$('connect-sharepoint').onclick = connect('sharepoint');
 $('reload').onclick = rows;
 const params = new URLSearchParams(location.search);
 let chosen = null;

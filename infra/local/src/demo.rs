@@ -214,6 +214,7 @@ impl LocalSystem {
         ok(format!("deleted; the grant was revoked at Dropbox; the {objects} imported asset files stay"));
         table(&http.expect(M::GET, "/v1/connections?provider=dropbox", None, 200).await?);
         self.google_drive_demo(&mut http, &mut n).await?;
+        self.sharepoint_demo(&mut http, &mut n).await?;
         println!(
             "\nAssets: {}/objects   index by source path: {}/index   events: {}/events.jsonl",
             self.data_dir.display(),
@@ -230,6 +231,7 @@ impl LocalSystem {
         let name = match service {
             Service::Dropbox => "Dropbox",
             Service::GoogleDrive => "Google Drive",
+            Service::Sharepoint => "SharePoint",
             other => other.as_str(),
         };
         step(n, &format!("Ana (client admin of acme) starts connecting {name}"));
@@ -347,6 +349,137 @@ impl LocalSystem {
         }
         ok("deleted; the grant was revoked at Google; the imported assets stay");
         Ok(())
+    }
+
+    /// The SharePoint part: Microsoft sign-in, the picker's site → document library → folder,
+    /// the initial import verified byte for byte (sha256 and Graph's quickXorHash), then a
+    /// renamed folder, an addition, a deletion and a change in another team's folder of the same
+    /// library, which the library-wide delta reports and which must cost no download.
+    async fn sharepoint_demo(&self, http: &mut Http, n: &mut u32) -> Result<(), String> {
+        use extconn_sandbox::sharepoint::Endpoint as Graph;
+        use reqwest::Method as M;
+        let (sp, acct) = (&self.sharepoint, self.sharepoint_account.as_str());
+        let grant = self.authorize(http, n, Service::Sharepoint).await?;
+
+        step(n, "Folder picker: the OneDrive and the sites, then site › library › folder");
+        let list = |page: &Value| page["items"].as_array().cloned().unwrap_or_default();
+        let open = |f: &Value| {
+            let mut q = format!("/v1/grants/{grant}/folders?parent={}", f["id"].as_str().unwrap_or_default());
+            if let Some(d) = f["drive_id"].as_str() {
+                q.push_str(&format!("&drive={d}"));
+            }
+            q
+        };
+        let top = list(&http.expect(M::GET, &format!("/v1/grants/{grant}/folders"), None, 200).await?);
+        let names: Vec<&str> = top.iter().filter_map(|f| f["name"].as_str()).collect();
+        println!("    top level: {}", names.join(", "));
+        let site = top
+            .iter()
+            .find(|f| f["name"] == "Marketing" && f["kind"] == "site")
+            .ok_or("the site Marketing is not offered")?;
+        let libraries = list(&http.expect(M::GET, &open(site), None, 200).await?);
+        println!("    Marketing's libraries: {}", names_of(&json!({ "items": libraries })).join(", "));
+        let library = libraries.iter().find(|f| f["name"] == "Documents").ok_or("no Documents library")?;
+        let inside = list(&http.expect(M::GET, &open(library), None, 200).await?);
+        println!("    Documents: {}", names_of(&json!({ "items": inside })).join(", "));
+        let folder = inside
+            .iter()
+            .find(|f| f["name"] == "Campaign assets" && f["selectable"] == true)
+            .ok_or("Campaign assets not offered")?
+            .clone();
+        let folder_id = folder["id"].as_str().ok_or("no id")?.to_owned();
+
+        step(n, "Create the connection on Marketing › Documents › Campaign assets (initial import)");
+        let body = json!({"grant_id": grant, "folder_id": folder_id, "drive_id": folder["drive_id"], "auto_sync": true});
+        let created = http.expect(M::POST, "/v1/connections", Some(body), 201).await?;
+        let id = created["id"].as_str().ok_or("no id")?.to_owned();
+        let total = || sp.list_files(acct, &folder_id).map(|f| f.len()).unwrap_or(0);
+        let first = created["current_run_id"].as_str().unwrap_or_default().to_owned();
+        self.wait_run(http, &id, &first, total()).await?;
+        let assets = self.verify_sharepoint(http, &id, &folder_id).await?;
+        ok(format!("{} files; each asset matches the source: sha256, and Graph's quickXorHash", assets.len()));
+        table(&http.expect(M::GET, "/v1/connections?provider=sharepoint", None, 200).await?);
+
+        step(n, "Changes at SharePoint: \"Social\" renamed, a file added, one deleted, another team's file edited");
+        let files = sp.list_files(acct, &folder_id).map_err(|e| e.to_string())?;
+        let social = files
+            .iter()
+            .find_map(|f| f.parent_id.clone().filter(|p| *p != folder_id))
+            .ok_or("no Social folder")?;
+        sp.rename(acct, &social, "Social 2026").map_err(|e| e.to_string())?;
+        sp.add_file(acct, &folder_id, "press-kit.zip", Content::generated(88_003, 70)).map_err(|e| e.to_string())?;
+        let deleted = files.iter().find(|f| f.name == "banner-wide.png").ok_or("no banner")?.id.clone();
+        sp.delete(acct, &deleted).map_err(|e| e.to_string())?;
+        let site_id = site["id"].as_str().ok_or("no site id")?;
+        let root = sp.default_library(site_id).map_err(|e| e.to_string())?.root_id;
+        let other = sp
+            .list_files(acct, &root)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|f| f.name == "budget.csv")
+            .ok_or("no budget.csv")?;
+        sp.modify_file(acct, &other.id, Content::generated(9_500, 71)).map_err(|e| e.to_string())?;
+        let before = sp.calls(Graph::Download);
+        let r = http.expect(M::POST, &format!("/v1/connections/{id}/refresh"), None, 202).await?;
+        self.wait_run(http, &id, r["run_id"].as_str().unwrap_or_default(), total()).await?;
+        let after = self.verify_sharepoint(http, &id, &folder_id).await?;
+        let downloads = sp.calls(Graph::Download) - before;
+        if downloads != 1 {
+            return Err(format!("the refresh downloaded {downloads} files; only the new one was due"));
+        }
+        let moved: Vec<&String> = files.iter().filter(|f| f.parent_id.as_deref() == Some(social.as_str())).map(|f| &f.id).collect();
+        if moved.iter().any(|m| assets.get(*m) != after.get(*m)) {
+            return Err("the files of the renamed folder got new assets".into());
+        }
+        ok("Refresh Items: one download (the new file); the renamed folder's files keep their assets");
+        let items = self.items(http, &id).await?;
+        if items.get(&deleted).map(|i| &i["state"]) != Some(&json!("source_deleted")) {
+            return Err("the deleted banner-wide.png is not source_deleted".into());
+        }
+        ok("the deleted file is source_deleted, its asset kept; the other team's edit cost nothing");
+
+        step(n, "Refresh Items with nothing changed");
+        let graph_calls = sp.call_log().len();
+        let r = http.expect(M::POST, &format!("/v1/connections/{id}/refresh"), None, 202).await?;
+        self.wait_run(http, &id, r["run_id"].as_str().unwrap_or_default(), total()).await?;
+        let idle = sp.call_log().len() - graph_calls;
+        if idle > 2 {
+            return Err(format!("a sync that changes nothing made {idle} Graph calls"));
+        }
+        ok(format!("{idle} Graph call(s): one delta page, whatever the library's size"));
+        table(&http.expect(M::GET, "/v1/connections?provider=sharepoint", None, 200).await?);
+
+        step(n, "Delete the SharePoint connection");
+        http.expect(M::DELETE, &format!("/v1/connections/{id}"), None, 204).await?;
+        ok("deleted; Microsoft has no per-token revocation, so the grant's stored tokens were deleted; the assets stay");
+        Ok(())
+    }
+
+    /// Every live file below `folder` at SharePoint: imported, its asset's bytes those of the
+    /// source (sha256, and the quickXorHash Graph lists, computed here over the stored bytes).
+    /// Returns each file's asset key.
+    async fn verify_sharepoint(&self, http: &mut Http, id: &str, folder: &str) -> Result<BTreeMap<String, String>, String> {
+        let (sp, acct) = (&self.sharepoint, self.sharepoint_account.as_str());
+        let items = self.items(http, id).await?;
+        let mut out = BTreeMap::new();
+        for f in sp.list_files(acct, folder).map_err(|e| e.to_string())? {
+            let item = items.get(&f.id).ok_or(format!("{} was not imported", f.name))?;
+            if item["state"] != "imported" {
+                return Err(format!("{} is {}", f.name, item["state"]));
+            }
+            let key = item["asset_key"].as_str().ok_or("no asset key")?.to_owned();
+            let bytes = std::fs::read(self.data_dir.join("objects").join(&key)).map_err(|e| e.to_string())?;
+            if Some(hex::encode(Sha256::digest(&bytes))) != f.sha256 {
+                return Err(format!("{}: the asset differs from the source", f.name));
+            }
+            let listed = sp.quick_xor_hash(acct, &f.id).map_err(|e| e.to_string())?;
+            let computed = extconn_providers::hash::quick_xor_base64(&bytes);
+            if computed != listed {
+                return Err(format!("{}: quickXorHash {computed} is not Graph's {listed}", f.name));
+            }
+            out.insert(f.id, key);
+        }
+        Ok(out)
     }
 
     /// Every live file below `folder` at Drive: imported, its asset's bytes those of the source

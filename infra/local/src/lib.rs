@@ -28,6 +28,7 @@ use extconn_core::{ClientId, Ports, ProviderKind, Secret, UserId};
 use extconn_providers::registry::{AppSettings, PROVIDERS, RegistrySettings};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl};
 use extconn_sandbox::google_drive::{GoogleDriveControl, office};
+use extconn_sandbox::sharepoint::SharePointControl;
 use extconn_sandbox::{ControlError, OAuthClient, ProviderControl, Sandbox, SandboxConfig, Service};
 use rand::RngCore;
 
@@ -82,6 +83,9 @@ pub struct LocalSystem {
     pub drive: GoogleDriveControl,
     /// The seeded Google Drive account that logs in at Google's consent page.
     pub drive_account: String,
+    pub sharepoint: SharePointControl,
+    /// The seeded Microsoft account that signs in at the sandbox's Microsoft consent page.
+    pub sharepoint_account: String,
     pub data_dir: PathBuf,
     pub ports: Ports,
     pub store: Arc<MemoryStore>,
@@ -148,6 +152,9 @@ impl LocalSystem {
         let drive_account = accounts.remove(Service::GoogleDrive.as_str()).unwrap_or_default();
         let drive = sandbox.google_drive();
         seed_google_drive(&drive, &drive_account.account, &drive_account.brand)?;
+        let sp_account = accounts.remove(Service::Sharepoint.as_str()).unwrap_or_default();
+        let sharepoint = sandbox.sharepoint();
+        seed_sharepoint(&sharepoint, &sp_account.account)?;
         let dbx = sandbox.dropbox();
         let account = AccountId(accounts.remove(Service::Dropbox.as_str()).unwrap_or_default().account);
         for d in emulated {
@@ -222,6 +229,8 @@ impl LocalSystem {
             account,
             drive,
             drive_account: drive_account.account,
+            sharepoint,
+            sharepoint_account: sp_account.account,
             data_dir: opts.data_dir,
             ports,
             store,
@@ -293,7 +302,8 @@ impl LocalSystem {
             b,
             "  Open the console, add a connection, approve at the provider (the sandbox signs in its seeded\n  \
              account: pick \"Brand Assets\"; in Google Drive it is in My Drive, and the shared drive\n  \
-             \"Marketing\" holds \"Campaign assets\")."
+             \"Marketing\" holds \"Campaign assets\"; in SharePoint it is in the OneDrive, and the site\n  \
+             \"Marketing\" has it in its \"Documents\" library)."
         );
         let _ = writeln!(b, "  Auto sync runs every minute here; Ctrl-C stops.");
         b
@@ -381,5 +391,30 @@ fn seed_google_drive(drive: &GoogleDriveControl, account: &str, brand: &str) -> 
     let shared = drive.add_shared_drive(account, "Marketing").map_err(io)?;
     let campaign = drive.add_folder(account, &shared, "Campaign assets").map_err(io)?.id;
     drive.add_file(account, &campaign, "poster.png", Content::generated(150_001, 41)).map_err(io)?;
+    Ok(())
+}
+
+/// What only SharePoint has: a site, "Marketing", whose "Documents" library holds "Campaign
+/// assets" (with a subfolder and an Office file) and another team's folder in the same library,
+/// whose changes the library-wide delta feed reports too.
+fn seed_sharepoint(sp: &SharePointControl, account: &str) -> std::io::Result<()> {
+    let io = |e: ControlError| std::io::Error::other(e.to_string());
+    let site = sp.add_site("Marketing");
+    let library = sp.default_library(&site.id).map_err(io)?;
+    let campaign = sp.add_folder(account, &library.root_id, "Campaign assets").map_err(io)?.id;
+    let social = sp.add_folder(account, &campaign, "Social").map_err(io)?.id;
+    let other = sp.add_folder(account, &library.root_id, "Other team").map_err(io)?.id;
+    let files: [(&str, &str, u64); 6] = [
+        (&campaign, "poster.png", 150_001),
+        (&campaign, "banner-wide.png", 221_003),
+        (&campaign, "Launch plan.pdf", 1_048_576 + 13),
+        (&social, "square.png", 64_007),
+        (&social, "story.mp4", 3 * 1024 * 1024 + 1),
+        (&other, "budget.csv", 9_001),
+    ];
+    for (i, (parent, name, size)) in files.into_iter().enumerate() {
+        sp.add_file(account, parent, name, Content::generated(size, 60 + i as u64)).map_err(io)?;
+    }
+    sp.add_site("Sales");
     Ok(())
 }

@@ -5,8 +5,8 @@
 //! clone-able handle. The server emulates the parts of each provider's API the
 //! connectors use, following `shared/reference/provider-apis.md` (wire shapes, error
 //! bodies, cursors, OAuth with PKCE). Emulated today: **Dropbox API v2**
-//! ([`dropbox`]) and **Google Drive API v3** ([`google_drive`]); Microsoft Graph will
-//! join as a sibling module.
+//! ([`dropbox`]), **Google Drive API v3** ([`google_drive`]) and **Microsoft Graph**
+//! for SharePoint / OneDrive for Business ([`sharepoint`]).
 //!
 //! This crate depends on no other workspace crate on purpose: it is an independent
 //! oracle, so a misunderstanding in a connector cannot be mirrored here.
@@ -23,7 +23,8 @@
 //!
 //! Tests drive an emulator through a provider-neutral handle
 //! ([`Sandbox::control`] → `Arc<dyn ProviderControl>`), through its own richer
-//! handle ([`Sandbox::dropbox`] → [`DropboxControl`]), or over HTTP.
+//! handle ([`Sandbox::dropbox`] → [`DropboxControl`], [`Sandbox::google_drive`],
+//! [`Sandbox::sharepoint`] → [`SharePointControl`]), or over HTTP.
 //!
 //! ## URL layout
 //!
@@ -40,6 +41,10 @@
 //! | `oauth2.googleapis.com` | `{base}/google_drive/oauth2` | `POST /token`, `POST /revoke` |
 //! | `www.googleapis.com` | `{base}/google_drive/www` | `GET /drive/v3/about`, `/drive/v3/files[/{id}[/export]]`, `/drive/v3/changes[/startPageToken]`, `/drive/v3/drives` |
 //! | (none) | `{base}/_control/google_drive` | HTTP control API, see [`google_drive::control`] |
+//! | `login.microsoftonline.com` | `{base}/sharepoint/login` | `GET /{tenant}/oauth2/v2.0/authorize` (consent page), `POST /{tenant}/oauth2/v2.0/token` |
+//! | `graph.microsoft.com` | `{base}/sharepoint/graph` | `GET /v1.0/me`, `/v1.0/me/drive[/root[/children\|/delta]]`, `/v1.0/sites?search=`, `/v1.0/sites/{id}[/drives]`, `/v1.0/drives/{id}[/root[/children\|/delta]]`, `/v1.0/drives/{id}/items/{id}[/children\|/delta\|/content]` |
+//! | `{tenant}.sharepoint.com` | `{base}/sharepoint/download` | `GET /{opaque}?…&tempauth=…` (pre-authenticated, `Range`) |
+//! | (none) | `{base}/_control/sharepoint` | HTTP control API, see [`sharepoint::control`] |
 //!
 //! [`DropboxControl::urls`] returns the four bases (and [`ProviderControl::urls`] the
 //! same as a map `www`/`api`/`content`/`notify`), so a connector configured with
@@ -93,6 +98,7 @@ pub mod dropbox;
 mod faults;
 pub mod google_drive;
 mod oauth;
+pub mod sharepoint;
 mod time;
 
 use std::fmt;
@@ -111,6 +117,7 @@ pub use dropbox::{
 };
 pub use faults::{CallRecord, Fault};
 pub use google_drive::GoogleDriveControl;
+pub use sharepoint::SharePointControl;
 pub use time::{ManualClock, format_timestamp};
 
 /// A time source: returns "now". Tests pass a virtual clock (see [`ManualClock`]).
@@ -125,17 +132,20 @@ pub enum Service {
     Dropbox,
     /// Google Drive API v3.
     GoogleDrive,
+    /// Microsoft Graph v1.0 (SharePoint, OneDrive for Business).
+    Sharepoint,
 }
 
 impl Service {
     /// Every emulated service.
-    pub const ALL: &'static [Service] = &[Service::Dropbox, Service::GoogleDrive];
+    pub const ALL: &'static [Service] = &[Service::Dropbox, Service::GoogleDrive, Service::Sharepoint];
 
-    /// The service's URL prefix and name: `dropbox`, `google_drive`.
+    /// The service's URL prefix and name: `dropbox`, `google_drive`, `sharepoint`.
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Dropbox => "dropbox",
             Service::GoogleDrive => "google_drive",
+            Service::Sharepoint => "sharepoint",
         }
     }
 }
@@ -185,7 +195,7 @@ pub struct SandboxConfig {
     /// `None` = `SystemTime::now`.
     pub now: Option<TimeSource>,
     /// Lifetime of issued access tokens; `None` = each provider's own (Dropbox:
-    /// 14400 s, Google: 3599 s).
+    /// 14400 s, Google and Microsoft: 3599 s).
     pub access_token_ttl: Option<Duration>,
 }
 
@@ -213,6 +223,7 @@ struct SandboxInner {
     addr: SocketAddr,
     dropbox: DropboxControl,
     google_drive: GoogleDriveControl,
+    sharepoint: SharePointControl,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
 }
 
@@ -243,12 +254,15 @@ impl Sandbox {
         let base_url = format!("http://{addr}");
         let clock: TimeSource = config.now.clone().unwrap_or_else(|| Arc::new(SystemTime::now));
         let dropbox = DropboxControl::new(&base_url, Arc::clone(&clock), &config);
-        let google_drive = GoogleDriveControl::new(&base_url, clock, &config);
+        let google_drive = GoogleDriveControl::new(&base_url, Arc::clone(&clock), &config);
+        let sharepoint = SharePointControl::new(&base_url, clock, &config);
         let app = axum::Router::new()
             .merge(dropbox::router(dropbox.state()))
             .merge(dropbox::control::router(dropbox.clone()))
             .merge(google_drive::router(google_drive.state()))
-            .merge(google_drive::control::http::router(google_drive.clone()));
+            .merge(google_drive::control::http::router(google_drive.clone()))
+            .merge(sharepoint::router(sharepoint.state()))
+            .merge(sharepoint::control::http::router(sharepoint.clone()));
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -267,6 +281,7 @@ impl Sandbox {
                 addr,
                 dropbox,
                 google_drive,
+                sharepoint,
                 shutdown: Mutex::new(Some(tx)),
             }),
         })
@@ -294,12 +309,19 @@ impl Sandbox {
         self.inner.google_drive.clone()
     }
 
+    /// The Microsoft Graph (SharePoint / OneDrive for Business) emulator's own control
+    /// handle (sites, libraries, delta-feed quirks, link base, tokens, faults by endpoint).
+    pub fn sharepoint(&self) -> SharePointControl {
+        self.inner.sharepoint.clone()
+    }
+
     /// A provider-neutral control handle of one service's emulator (same state as the
     /// provider's own handle).
     pub fn control(&self, service: Service) -> Arc<dyn ProviderControl> {
         match service {
             Service::Dropbox => Arc::new(self.inner.dropbox.clone()),
             Service::GoogleDrive => Arc::new(self.inner.google_drive.clone()),
+            Service::Sharepoint => Arc::new(self.inner.sharepoint.clone()),
         }
     }
 
@@ -344,5 +366,7 @@ mod tests {
         assert_eq!(Service::Dropbox.to_string(), "dropbox");
         assert_eq!(serde_json::to_value(Service::Dropbox).ok(), Some(serde_json::json!("dropbox")));
         assert!(Service::ALL.contains(&Service::Dropbox));
+        assert_eq!(Service::Sharepoint.to_string(), "sharepoint");
+        assert_eq!(serde_json::to_value(Service::Sharepoint).ok(), Some(serde_json::json!("sharepoint")));
     }
 }

@@ -53,6 +53,8 @@ pub(crate) fn server(clients: Vec<OAuthClient>, ttl: Duration, clock: crate::Tim
         code_prefix: "CANARY-CODE-",
         offline,
         denied_description: "The user chose not to give your app access to their Dropbox account.",
+        rotate_refresh: false,
+        refresh_ttl: None,
     };
     OAuthServer::new(settings, clients, clock)
 }

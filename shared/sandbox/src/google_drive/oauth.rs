@@ -54,6 +54,8 @@ pub(crate) fn server(clients: Vec<OAuthClient>, ttl: Duration, clock: crate::Tim
         code_prefix: "4/CANARY-CODE-",
         offline,
         denied_description: "access_denied",
+        rotate_refresh: false,
+        refresh_ttl: None,
     };
     OAuthServer::new(settings, clients, clock)
 }

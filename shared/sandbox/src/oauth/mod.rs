@@ -21,8 +21,11 @@
 //!   body or HTTP Basic. A client registered with a non-empty secret must always send
 //!   it; a public client (empty secret) sends only `client_id` and relies on PKCE;
 //! - a refresh token is issued only when the provider's `offline` rule says the
-//!   authorize request asked for one; refreshing never rotates it, and it lives until
-//!   revoked;
+//!   authorize request asked for one. By default refreshing never rotates it and it
+//!   lives until revoked; a provider may instead rotate (`rotate_refresh`: every
+//!   refresh answers a new refresh token, the old one keeps working) and give each
+//!   refresh token a lifetime (`refresh_ttl`, counted from its issue: with rotation
+//!   this is an idle timeout of the chain);
 //! - revoking an access token also revokes its refresh token and every access token
 //!   minted from that refresh token; revoking a refresh token revokes it and its
 //!   access tokens;
@@ -76,6 +79,11 @@ pub(crate) struct OAuthSettings {
     pub(crate) offline: fn(&Params) -> Result<bool, String>,
     /// `error_description` sent back when the user clicks Deny.
     pub(crate) denied_description: &'static str,
+    /// Every refresh answers a new refresh token; the one used stays valid until its
+    /// own expiry (Microsoft identity platform).
+    pub(crate) rotate_refresh: bool,
+    /// Lifetime of each refresh token from its issue (`None`: until revoked).
+    pub(crate) refresh_ttl: Option<Duration>,
 }
 
 /// A person who can log in at the consent page.
@@ -151,6 +159,10 @@ struct RefreshGrant {
     account: String,
     scope: String,
     revoked: bool,
+    /// `None`: lives until revoked.
+    expires_at: Option<SystemTime>,
+    /// Set by `expire_all_refresh()`, independent of the time source.
+    force_expired: bool,
 }
 
 struct AccessGrant {
@@ -206,7 +218,14 @@ impl State {
         code
     }
 
-    fn new_refresh(&mut self, prefix: &str, client_id: &str, account: &str, scope: &str) -> String {
+    fn new_refresh(
+        &mut self,
+        prefix: &str,
+        client_id: &str,
+        account: &str,
+        scope: &str,
+        expires_at: Option<SystemTime>,
+    ) -> String {
         let rt = format!("{prefix}{}", random_token(40));
         self.record_canary(&rt);
         self.refresh.insert(
@@ -216,6 +235,8 @@ impl State {
                 account: account.to_string(),
                 scope: scope.to_string(),
                 revoked: false,
+                expires_at,
+                force_expired: false,
             },
         );
         rt
@@ -381,11 +402,13 @@ impl OAuthServer {
     /// browser flow; `None` for an unknown account. The client id need not be
     /// registered, but refreshing authenticates it like any other request.
     pub(crate) fn mint(&self, account: &str, client_id: &str) -> Option<MintedTokens> {
-        let expires_at = self.now() + self.settings.access_token_ttl;
+        let now = self.now();
+        let expires_at = now + self.settings.access_token_ttl;
         let s = &self.settings;
         let mut st = self.lock();
         st.account(account)?;
-        let rt = st.new_refresh(s.refresh_prefix, client_id, account, s.default_scope);
+        let rt_expiry = s.refresh_ttl.map(|ttl| now + ttl);
+        let rt = st.new_refresh(s.refresh_prefix, client_id, account, s.default_scope, rt_expiry);
         let at = st.new_access(s.access_prefix, account, s.default_scope, Some(&rt), expires_at);
         Some(MintedTokens { access_token: at, refresh_token: rt })
     }
@@ -396,6 +419,19 @@ impl OAuthServer {
         for g in self.lock().access.values_mut() {
             g.force_expired = true;
         }
+    }
+
+    /// Every refresh token issued so far now fails as expired (new ones are fine).
+    pub(crate) fn expire_all_refresh(&self) {
+        for g in self.lock().refresh.values_mut() {
+            g.force_expired = true;
+        }
+    }
+
+    /// Records a secret the provider issued outside this server (a download URL's
+    /// signature, …) for leak scans.
+    pub(crate) fn record_canary(&self, secret: &str) {
+        self.lock().record_canary(secret);
     }
 
     /// Revokes every access and refresh token issued so far.
@@ -450,6 +486,8 @@ pub(crate) mod tests {
                 Some(other) => Err(format!("bad access_type {other}")),
             },
             denied_description: "no",
+            rotate_refresh: false,
+            refresh_ttl: None,
         };
         let s = OAuthServer::new(settings, clients, Arc::new(|| T0));
         s.add_account(Principal { id: "u1".into(), display_name: "Ada".into(), email: "ada@x".into() });

@@ -165,7 +165,9 @@ impl OAuthServer {
                 if st.account(&account).is_none() {
                     return Err(invalid_grant("account no longer exists"));
                 }
-                let rt = offline.then(|| st.new_refresh(s.refresh_prefix, &client_id, &account, &scope));
+                let rt_expiry = s.refresh_ttl.map(|ttl| now + ttl);
+                let rt = offline
+                    .then(|| st.new_refresh(s.refresh_prefix, &client_id, &account, &scope, rt_expiry));
                 let at = st.new_access(s.access_prefix, &account, &scope, rt.as_deref(), now + ttl);
                 Ok(Issued {
                     grant: GrantType::AuthorizationCode,
@@ -183,17 +185,28 @@ impl OAuthServer {
                     form.get("refresh_token").ok_or_else(|| invalid_request("No refresh_token given."))?;
                 let (account, scope) = match st.refresh.get(rt) {
                     Some(g) if g.revoked => return Err(invalid_grant("refresh token has been revoked")),
+                    Some(g) if g.force_expired || g.expires_at.is_some_and(|e| now >= e) => {
+                        return Err(invalid_grant("refresh token has expired"));
+                    }
                     Some(g) if g.client_id != client_id => {
                         return Err(invalid_grant("refresh token was issued to a different client"));
                     }
                     Some(g) => (g.account.clone(), g.scope.clone()),
                     None => return Err(invalid_grant("refresh token is malformed")),
                 };
-                let at = st.new_access(s.access_prefix, &account, &scope, Some(rt), now + ttl);
+                let rt = rt.clone();
+                // A rotated token starts a new grant for revocation purposes; the one
+                // used stays valid (until its own expiry) as Microsoft's does.
+                let rotated = s.rotate_refresh.then(|| {
+                    let expiry = s.refresh_ttl.map(|ttl| now + ttl);
+                    st.new_refresh(s.refresh_prefix, &client_id, &account, &scope, expiry)
+                });
+                let parent = rotated.as_deref().unwrap_or(&rt);
+                let at = st.new_access(s.access_prefix, &account, &scope, Some(parent), now + ttl);
                 Ok(Issued {
                     grant: GrantType::RefreshToken,
                     access_token: at,
-                    refresh_token: None,
+                    refresh_token: rotated,
                     expires_in: ttl.as_secs(),
                     scope,
                     account,

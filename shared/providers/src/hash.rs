@@ -130,6 +130,124 @@ impl StreamHasher for Md5Hasher {
     }
 }
 
+/// Microsoft's `quickXorHash` (provider-apis.md §4.2): a 160-bit state where byte `i` of the
+/// stream is XORed in at bit `(i * 11) mod 160` (the overflow of its top bits wrapping from
+/// byte 19 to byte 0), then the total length (u64, little-endian) XORed into the last 8 bytes.
+/// Graph prints it in base64. Streaming: the position is the absolute offset, so chunk
+/// boundaries do not matter.
+#[derive(Debug, Clone, Default)]
+pub struct QuickXorHasher {
+    state: [u8; 20],
+    len: u64,
+}
+
+impl QuickXorHasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        // (i * 11) mod 160 depends only on i mod 160.
+        let mut bit = ((self.len % 160) * 11 % 160) as usize;
+        for &b in data {
+            let (idx, sh) = (bit / 8, bit % 8);
+            let v = u16::from(b) << sh;
+            self.state[idx] ^= v as u8;
+            self.state[(idx + 1) % 20] ^= (v >> 8) as u8;
+            bit = (bit + 11) % 160;
+        }
+        self.len += data.len() as u64;
+    }
+
+    /// The 20 bytes of the hash.
+    pub fn finalize_bytes(mut self) -> [u8; 20] {
+        for (k, b) in self.len.to_le_bytes().iter().enumerate() {
+            self.state[12 + k] ^= b;
+        }
+        self.state
+    }
+
+    /// The hash as Graph prints it: standard base64 with padding.
+    pub fn finalize(self) -> String {
+        base64_encode(&self.finalize_bytes())
+    }
+
+    /// One-shot convenience (base64).
+    pub fn digest(data: &[u8]) -> String {
+        let mut h = Self::new();
+        h.update(data);
+        h.finalize()
+    }
+
+    /// A listed `quickXorHash` in the form the [`StreamHasher`] of this type prints (lowercase
+    /// hex of the 20 bytes): Graph sends base64, and hex was seen from OneDrive personal
+    /// (§4.2), so both are read. `None` for anything that is not 20 bytes in either form.
+    ///
+    /// Hex, not base64, is the compared form because the verifier compares case-insensitively
+    /// (for the hex digests of the other providers), which base64 does not allow.
+    pub fn normalize(listed: &str) -> Option<String> {
+        let t = listed.trim();
+        if t.len() == 40 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(t.to_ascii_lowercase());
+        }
+        let bytes = base64_decode(t)?;
+        (bytes.len() == 20).then(|| hex::encode(bytes))
+    }
+}
+
+impl StreamHasher for QuickXorHasher {
+    fn update(&mut self, data: &[u8]) {
+        QuickXorHasher::update(self, data);
+    }
+    /// Lowercase hex (see [`QuickXorHasher::normalize`]).
+    fn finish(self: Box<Self>) -> String {
+        hex::encode(self.finalize_bytes())
+    }
+    fn name(&self) -> &'static str {
+        "quickXorHash"
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648 §4). Hashes only: a handful of bytes.
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64, padding optional; `None` on any other character or a bad length.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let t = text.trim_end_matches('=');
+    if t.len() % 4 == 1 || text.len() - t.len() > 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(t.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in t.bytes() {
+        let v = B64.iter().position(|&x| x == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +361,47 @@ mod tests {
         h.update(&[]);
         h.update(&data[DROPBOX_BLOCK_SIZE..]);
         assert_eq!(h.finalize(), "8f553da8d00d0bf509d8470e242888be33019c20c0544811f5b2b89e98360b92");
+    }
+
+    #[test]
+    fn quickxor_vectors_from_provider_apis_4_2() {
+        assert_eq!(QuickXorHasher::digest(b""), "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        assert_eq!(QuickXorHasher::digest(&[0x4A]), "SgAAAAAAAAAAAAAAAQAAAAAAAAA=");
+        assert_eq!(QuickXorHasher::digest(b"hello world"), "aCgDG9jwBhDc4Q1yawMZAAAAAAA=");
+        let mut h = QuickXorHasher::new();
+        h.update(b"hello world");
+        assert_eq!(h.finalize_bytes(), [104, 40, 3, 27, 216, 240, 6, 16, 220, 225, 13, 114, 107, 3, 25, 0, 0, 0, 0, 0]);
+        let rclone = base64_decode("QuzaF0+5ooig6OLEWeibZUENl8EaiXAQvK9UjBEauMeuFFDCtNcGs25BDtJGGbX90gH4VZvCCDNCq4s=")
+            .unwrap_or_default();
+        assert_eq!(rclone.len(), 59);
+        assert_eq!(QuickXorHasher::digest(&rclone), "rggokuJq1OGNOfB6aDp2g4rdPgw=");
+        // Streamed in odd chunks (and past the 160-byte period), through the trait.
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let whole = QuickXorHasher::digest(&data);
+        let mut s: Box<dyn StreamHasher> = Box::new(QuickXorHasher::new());
+        for part in data.chunks(37) {
+            s.update(part);
+            s.update(&[]);
+        }
+        assert_eq!(s.name(), "quickXorHash");
+        let hex = s.finish();
+        assert_eq!(Some(hex.clone()), QuickXorHasher::normalize(&whole));
+        assert_eq!(hex::decode(&hex).ok().map(|b| base64_encode(&b)), Some(whole));
+    }
+
+    #[test]
+    fn quickxor_listed_forms() {
+        let hex = "6828031bd8f00610dce10d726b03190000000000";
+        assert_eq!(QuickXorHasher::normalize("aCgDG9jwBhDc4Q1yawMZAAAAAAA=").as_deref(), Some(hex));
+        assert_eq!(QuickXorHasher::normalize("aCgDG9jwBhDc4Q1yawMZAAAAAAA").as_deref(), Some(hex));
+        assert_eq!(QuickXorHasher::normalize(&hex.to_uppercase()).as_deref(), Some(hex));
+        for bad in ["", "aCgD", "not base64!", "aCgDG9jwBhDc4Q1yawMZAAAAAAAA", "===="] {
+            assert_eq!(QuickXorHasher::normalize(bad), None, "{bad:?}");
+        }
+        for n in 0..8usize {
+            let data: Vec<u8> = (0..n as u8).map(|b| b.wrapping_mul(37)).collect();
+            assert_eq!(base64_decode(&base64_encode(&data)), Some(data));
+        }
+        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
     }
 }

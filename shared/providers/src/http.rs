@@ -51,6 +51,33 @@ pub fn build_client(cfg: &HttpConfig) -> Result<reqwest::Client, ProviderError> 
         })
 }
 
+/// The `Authorization: Bearer` value, marked sensitive so `http` never prints it. A token that
+/// cannot be a header value is refused like a rejected one.
+pub fn bearer(access: &extconn_core::Secret) -> Result<reqwest::header::HeaderValue, ProviderError> {
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", access.expose()))
+        .map_err(|_| ProviderError::Unauthorized)?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Drops trailing slashes from configured base URLs (paths are appended with a leading `/`).
+pub fn trim_bases<'a>(bases: impl IntoIterator<Item = &'a mut String>) {
+    for base in bases {
+        while base.ends_with('/') {
+            base.pop();
+        }
+    }
+}
+
+/// A download resumed from a non-zero offset must be answered `206 Partial Content`: a `200`
+/// would be the whole file, appended after the bytes already stored.
+pub fn require_partial(offset: u64, status: StatusCode) -> Result<(), ProviderError> {
+    if offset > 0 && status != StatusCode::PARTIAL_CONTENT {
+        return Err(ProviderError::Transient(format!("a ranged download was answered {status}, not 206")));
+    }
+    Ok(())
+}
+
 /// Largest JSON body a connector accepts (a 2000-entry listing page is ~1 MB).
 pub const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
 /// How much of an error body is read for classification; the rest is dropped.

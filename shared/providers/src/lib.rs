@@ -2,8 +2,10 @@
 //!
 //! - [`dropbox`]: Dropbox API v2 ([`Dropbox`], configured by [`DropboxConfig`]).
 //! - [`google_drive`]: Google Drive API v3 ([`GoogleDrive`], configured by [`GoogleDriveConfig`]).
+//! - [`sharepoint`]: SharePoint / OneDrive for Business over Microsoft Graph v1.0
+//!   ([`SharePoint`], configured by [`SharePointConfig`]).
 //! - [`hash`]: provider content hashes computed while streaming ([`DropboxContentHasher`],
-//!   [`hash::Md5Hasher`], [`hash::Sha256Hasher`]).
+//!   [`hash::Md5Hasher`], [`hash::Sha256Hasher`], [`hash::QuickXorHasher`]).
 //! - [`retry`]: `Retry-After` parsing ([`parse_retry_after`]).
 //! - [`http`]: the shared `reqwest` client and the error classification common to providers.
 //! - [`oauth`]: the token-endpoint adapter, token-error classification and token sets every
@@ -24,6 +26,7 @@ pub mod http;
 pub mod oauth;
 pub mod registry;
 pub mod retry;
+pub mod sharepoint;
 pub mod verify;
 
 pub use dropbox::{Dropbox, DropboxConfig};
@@ -31,3 +34,4 @@ pub use google_drive::{GoogleDrive, GoogleDriveConfig};
 pub use hash::DropboxContentHasher;
 pub use http::HttpConfig;
 pub use retry::parse_retry_after;
+pub use sharepoint::{SharePoint, SharePointConfig};

@@ -90,13 +90,31 @@ pub async fn refresh(
     tokens: &TokenSet,
     client_secret: &Secret,
 ) -> Result<TokenSet, ProviderError> {
+    refresh_with_scopes(client, http, now, tokens, client_secret, &[]).await
+}
+
+/// [`refresh`] sending `scope` too (Microsoft's v2 token endpoint expects the scopes on a
+/// refresh; an empty list sends none).
+pub async fn refresh_with_scopes(
+    client: &OAuthClient,
+    http: &TokenHttp<'_>,
+    now: Timestamp,
+    tokens: &TokenSet,
+    client_secret: &Secret,
+    scopes: &[&str],
+) -> Result<TokenSet, ProviderError> {
     let Some(refresh_token) = &tokens.refresh_token else {
         return Err(ProviderError::Reauth("no refresh token".into()));
     };
     let secrets = [refresh_token.expose(), tokens.access_token.expose(), client_secret.expose()];
     let result = async {
         let rt = RefreshToken::new(refresh_token.expose().to_owned());
-        let resp = client.exchange_refresh_token(&rt).request_async(http).await.map_err(token_error)?;
+        let resp = client
+            .exchange_refresh_token(&rt)
+            .add_scopes(scopes.iter().map(|s| oauth2::Scope::new((*s).to_owned())))
+            .request_async(http)
+            .await
+            .map_err(token_error)?;
         Ok(token_set(now, &resp, Some(refresh_token)))
     }
     .await;
@@ -178,14 +196,17 @@ fn is_oauth_error(body: &[u8]) -> bool {
 
 /// `invalid_grant` (revoked, expired or unknown code/refresh token) → `Reauth`: the user must
 /// reconnect; so is Google's `admin_policy_enforced` (a Workspace admin restricted the app or
-/// the scope: only a new consent helps). `invalid_client` / `unauthorized_client` → `Config`:
+/// the scope: only a new consent helps), and OpenID Connect's `interaction_required` /
+/// `consent_required` (Microsoft: Conditional Access or a consent the user must give again). `invalid_client` / `unauthorized_client` → `Config`:
 /// our app is refused, which no user can fix (ARCHITECTURE §7 "Configuration errors"). Other
 /// OAuth errors → `Permanent`.
 pub fn token_error(e: RequestTokenError<ProviderError, BasicErrorResponse>) -> ProviderError {
     match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant => ProviderError::Reauth(r.error().as_ref().to_owned()),
-            BasicErrorResponseType::Extension(code) if code == "admin_policy_enforced" => {
+            BasicErrorResponseType::Extension(code)
+                if matches!(code.as_str(), "admin_policy_enforced" | "interaction_required" | "consent_required") =>
+            {
                 ProviderError::Reauth(code.clone())
             }
             BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
@@ -284,6 +305,12 @@ mod tests {
             ProviderError::Config("invalid_client".into()),
             "our app refused is not the user's to fix"
         );
+        for code in ["interaction_required", "consent_required"] {
+            assert_eq!(
+                token_error(server_error(&format!(r#"{{"error":"{code}","error_codes":[50076]}}"#))),
+                ProviderError::Reauth(code.into())
+            );
+        }
         assert!(matches!(
             token_error(server_error(r#"{"error":"invalid_request","error_description":"No auth function available"}"#)),
             ProviderError::Permanent(m) if m.contains("invalid_request")

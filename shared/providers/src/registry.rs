@@ -5,8 +5,9 @@
 //! [`ProviderDescriptor`] a row: its environment prefix, the base-URL settings with their
 //! defaults (the real hosts; paths are appended under each base), where the sandbox emulates it,
 //! and how to build its connector. Rows: Dropbox (`EXTCONN_DROPBOX`: `AUTHORIZE_BASE`,
-//! `API_BASE`, `CONTENT_BASE`) and Google Drive (`EXTCONN_GOOGLE_DRIVE`: `AUTHORIZE_BASE`,
-//! `TOKEN_BASE`, `API_BASE`). SharePoint becomes a row here.
+//! `API_BASE`, `CONTENT_BASE`), Google Drive (`EXTCONN_GOOGLE_DRIVE`: `AUTHORIZE_BASE`,
+//! `TOKEN_BASE`, `API_BASE`) and SharePoint (`EXTCONN_SHAREPOINT`: `LOGIN_BASE`, `GRAPH_BASE`,
+//! and the non-URL setting `TENANT`, default `organizations`).
 //!
 //! Reading is two steps so that the crate needs no AWS dependency:
 //! 1. [`RegistrySettings::from_lookup`] reads and validates every provider's settings through a
@@ -23,10 +24,12 @@
 //! | `P_CLIENT_SECRET` | the app's client secret itself (local mode) |
 //! | `P_CLIENT_SECRET_ID` | or: the id (name or ARN) of the secret holding it (the Lambdas, Secrets Manager) |
 //! | `P_<BASE>` | optional host overrides, see [`ProviderDescriptor::bases`] |
+//! | `P_<SETTING>` | optional other settings with a default, see [`ProviderDescriptor::extras`] (SharePoint: `EXTCONN_SHAREPOINT_TENANT`) |
 //!
 //! A provider is **enabled** when its client id and a secret are configured, and absent when
-//! none of its variables is set. Anything in between (an id without a secret, a secret or a base
-//! URL without an id, both secret forms, a base URL that does not parse) is a [`RegistryError`]
+//! none of its variables is set. Anything in between (an id without a secret, a secret, a base
+//! URL or another setting without an id, both secret forms, a base URL that does not parse, a
+//! setting its provider refuses) is a [`RegistryError`]
 //! naming the variable: a startup error, never a silently disabled provider. Values are trimmed
 //! of surrounding whitespace (a secret pasted with its newline), and an empty or blank value
 //! counts as unset (CloudFormation passes `""` for an unset parameter).
@@ -43,6 +46,7 @@ use extconn_core::{ProviderKind, Secret};
 
 use crate::dropbox::{Dropbox, DropboxConfig};
 use crate::google_drive::{GoogleDrive, GoogleDriveConfig};
+use crate::sharepoint::{SharePoint, SharePointConfig, valid_tenant};
 
 /// One provider's row in [`PROVIDERS`].
 pub struct ProviderDescriptor {
@@ -51,6 +55,8 @@ pub struct ProviderDescriptor {
     pub env_prefix: &'static str,
     /// Its base-URL settings, in the order its build function receives their values.
     pub bases: &'static [BaseSetting],
+    /// Its other settings (not URLs), in the order its build function receives their values.
+    pub extras: &'static [ExtraSetting],
     /// Builds the connector from a complete configuration.
     build: fn(AppConfig<'_>) -> Result<Arc<dyn Provider>, ProviderError>,
 }
@@ -69,12 +75,27 @@ pub struct BaseSetting {
     pub sandbox_path: Option<&'static str>,
 }
 
+/// A setting that is not a base URL: variable `{env_prefix}_{suffix}`, with a default and a
+/// validity check (a value it refuses is a [`RegistryError::InvalidSetting`] naming the
+/// variable).
+#[derive(Debug, Clone, Copy)]
+pub struct ExtraSetting {
+    /// e.g. `TENANT`.
+    pub suffix: &'static str,
+    pub default: &'static str,
+    /// What a valid value is, for the error message.
+    pub expected: &'static str,
+    pub valid: fn(&str) -> bool,
+}
+
 /// What a descriptor's `build` function receives: a complete, validated configuration.
 struct AppConfig<'a> {
     client_id: &'a str,
     client_secret: Secret,
     /// Values of the descriptor's `bases`, in order, without a trailing slash.
     bases: &'a [String],
+    /// Values of the descriptor's `extras`, in order.
+    extras: &'a [String],
 }
 
 /// Every provider this build can connect to.
@@ -99,6 +120,7 @@ pub static PROVIDERS: &[ProviderDescriptor] = &[
                 sandbox_path: Some("/dropbox/content"),
             },
         ],
+        extras: &[],
         build: build_dropbox,
     },
     ProviderDescriptor {
@@ -121,7 +143,31 @@ pub static PROVIDERS: &[ProviderDescriptor] = &[
                 sandbox_path: Some("/google_drive/www"),
             },
         ],
+        extras: &[],
         build: build_google_drive,
+    },
+    ProviderDescriptor {
+        kind: ProviderKind::Sharepoint,
+        env_prefix: "EXTCONN_SHAREPOINT",
+        bases: &[
+            BaseSetting {
+                suffix: "LOGIN_BASE",
+                default: SharePointConfig::LOGIN_BASE,
+                sandbox_path: Some("/sharepoint/login"),
+            },
+            BaseSetting {
+                suffix: "GRAPH_BASE",
+                default: SharePointConfig::GRAPH_BASE,
+                sandbox_path: Some("/sharepoint/graph"),
+            },
+        ],
+        extras: &[ExtraSetting {
+            suffix: "TENANT",
+            default: SharePointConfig::DEFAULT_TENANT,
+            expected: "common, organizations, consumers, a tenant GUID or a domain name",
+            valid: valid_tenant,
+        }],
+        build: build_sharepoint,
     },
 ];
 
@@ -148,6 +194,21 @@ fn google_drive_config(app: AppConfig<'_>) -> Result<GoogleDriveConfig, Provider
 
 fn build_google_drive(app: AppConfig<'_>) -> Result<Arc<dyn Provider>, ProviderError> {
     Ok(Arc::new(GoogleDrive::try_new(google_drive_config(app)?)?))
+}
+
+fn sharepoint_config(app: AppConfig<'_>) -> Result<SharePointConfig, ProviderError> {
+    let ([login, graph], [tenant]) = (app.bases, app.extras) else {
+        return Err(ProviderError::Permanent(format!(
+            "SharePoint takes 2 base URLs and a tenant, got {} and {}",
+            app.bases.len(),
+            app.extras.len()
+        )));
+    };
+    Ok(SharePointConfig::new(app.client_id, app.client_secret).with_bases(login, graph).with_tenant(tenant))
+}
+
+fn build_sharepoint(app: AppConfig<'_>) -> Result<Arc<dyn Provider>, ProviderError> {
+    Ok(Arc::new(SharePoint::try_new(sharepoint_config(app)?)?))
 }
 
 /// The row of `kind`, if this build knows the provider.
@@ -179,10 +240,11 @@ impl ProviderDescriptor {
         let secret = opt("CLIENT_SECRET");
         let secret_id = opt("CLIENT_SECRET_ID");
         let bases = self.bases.iter().map(|b| opt(b.suffix)).collect::<Vec<_>>();
+        let extras = self.extras.iter().map(|x| opt(x.suffix)).collect::<Vec<_>>();
 
         let Some((_, client_id)) = id else {
             // Any other variable of the provider without the id is a half configuration.
-            let set = [&secret, &secret_id].into_iter().chain(&bases).flatten().next();
+            let set = [&secret, &secret_id].into_iter().chain(&bases).chain(&extras).flatten().next();
             return match set {
                 Some((name, _)) => {
                     Err(RegistryError::Incomplete { missing: self.var("CLIENT_ID"), set: name.clone() })
@@ -218,7 +280,18 @@ impl ProviderDescriptor {
                 }
             });
         }
-        Ok(Some(AppSettings { descriptor: self, client_id, client_secret, bases: values }))
+        let mut extra_values = Vec::with_capacity(self.extras.len());
+        for (setting, value) in self.extras.iter().zip(extras) {
+            extra_values.push(match value {
+                Some((variable, v)) if !(setting.valid)(&v) => {
+                    // Not echoed, like base URLs: a misplaced secret must not reach a log.
+                    return Err(RegistryError::InvalidSetting { variable, expected: setting.expected });
+                }
+                Some((_, v)) => v,
+                None => setting.default.to_owned(),
+            });
+        }
+        Ok(Some(AppSettings { descriptor: self, client_id, client_secret, bases: values, extras: extra_values }))
     }
 }
 
@@ -228,6 +301,7 @@ impl fmt::Debug for ProviderDescriptor {
             .field("kind", &self.kind)
             .field("env_prefix", &self.env_prefix)
             .field("bases", &self.bases)
+            .field("extras", &self.extras.iter().map(|x| x.suffix).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -282,6 +356,8 @@ pub struct AppSettings {
     client_secret: ClientSecret,
     /// In the order of `descriptor.bases`.
     bases: Vec<String>,
+    /// In the order of `descriptor.extras`.
+    extras: Vec<String>,
 }
 
 impl AppSettings {
@@ -304,6 +380,7 @@ impl AppSettings {
             client_id: client_id.into(),
             client_secret: ClientSecret::Value(client_secret),
             bases,
+            extras: descriptor.extras.iter().map(|x| x.default.to_owned()).collect(),
         })
     }
 
@@ -329,6 +406,12 @@ impl AppSettings {
         self.bases.get(i).map(String::as_str)
     }
 
+    /// The value of the other setting with this suffix (e.g. `TENANT`), its default if unset.
+    pub fn extra(&self, suffix: &str) -> Option<&str> {
+        let i = self.descriptor.extras.iter().position(|x| x.suffix == suffix)?;
+        self.extras.get(i).map(String::as_str)
+    }
+
     /// Every base setting with its value, in the descriptor's order.
     pub fn bases(&self) -> impl Iterator<Item = (&'static BaseSetting, &str)> {
         self.descriptor.bases.iter().zip(self.bases.iter().map(String::as_str))
@@ -340,7 +423,8 @@ impl AppSettings {
         if client_secret.expose().is_empty() {
             return Err(RegistryError::EmptySecret { provider: self.kind() });
         }
-        let app = AppConfig { client_id: &self.client_id, client_secret, bases: &self.bases };
+        let app =
+            AppConfig { client_id: &self.client_id, client_secret, bases: &self.bases, extras: &self.extras };
         (self.descriptor.build)(app)
             .map_err(|e| RegistryError::Connector { provider: self.kind(), reason: e.to_string() })
     }
@@ -353,6 +437,7 @@ impl fmt::Debug for AppSettings {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("bases", &self.bases)
+            .field("extras", &self.extras)
             .finish()
     }
 }
@@ -499,6 +584,8 @@ pub enum RegistryError {
     Conflict { variable: String, other: String },
     #[error("{variable}: {reason}")]
     InvalidBase { variable: String, reason: String },
+    #[error("{variable}: invalid value, expected {expected}")]
+    InvalidSetting { variable: String, expected: &'static str },
     #[error("{variable} names a stored secret, which only the AWS functions can read: set {direct} instead")]
     UnresolvedSecret { variable: String, direct: String },
     #[error("{variable}: cannot read the secret {secret_id}: {reason}")]
@@ -618,6 +705,7 @@ mod tests {
             client_id: app.client_id(),
             client_secret: Secret::new(SECRET),
             bases: &app.bases,
+            extras: &app.extras,
         })
         .unwrap();
         assert_eq!(config.client_id, ID);
@@ -647,6 +735,7 @@ mod tests {
             client_id: app.client_id(),
             client_secret: Secret::new(SECRET),
             bases: &app.bases,
+            extras: &app.extras,
         })
         .unwrap();
         assert_eq!(config.client_id, ID);
@@ -664,6 +753,80 @@ mod tests {
                 ("API_BASE", "https://www.googleapis.com")
             ]
         );
+    }
+
+    #[test]
+    fn sharepoint_is_configured_with_a_tenant() {
+        let s = settings(&[
+            ("EXTCONN_SHAREPOINT_CLIENT_ID", ID),
+            ("EXTCONN_SHAREPOINT_CLIENT_SECRET", SECRET),
+            ("EXTCONN_SHAREPOINT_LOGIN_BASE", "http://127.0.0.1:1/sharepoint/login/"),
+            ("EXTCONN_SHAREPOINT_GRAPH_BASE", "http://127.0.0.1:1/sharepoint/graph"),
+        ])
+        .unwrap();
+        let app = s.get(ProviderKind::Sharepoint).unwrap();
+        assert_eq!(app.extra("TENANT"), Some("organizations"), "the default");
+        assert_eq!(app.extra("NOPE"), None);
+        assert!(app.descriptor().has_sandbox());
+        assert_no_secret(&format!("{s:?}"));
+        let config = sharepoint_config(AppConfig {
+            client_id: app.client_id(),
+            client_secret: Secret::new(SECRET),
+            bases: &app.bases,
+            extras: &app.extras,
+        })
+        .unwrap();
+        assert_eq!(
+            (config.login_base.as_str(), config.graph_base.as_str(), config.tenant.as_str()),
+            ("http://127.0.0.1:1/sharepoint/login", "http://127.0.0.1:1/sharepoint/graph", "organizations")
+        );
+        let registry = s.build().unwrap();
+        assert_eq!(registry.get(ProviderKind::Sharepoint).map(|p| p.kind()), Some(ProviderKind::Sharepoint));
+
+        let with = |tenant: &'static str| {
+            settings(&[
+                ("EXTCONN_SHAREPOINT_CLIENT_ID", ID),
+                ("EXTCONN_SHAREPOINT_CLIENT_SECRET", SECRET),
+                ("EXTCONN_SHAREPOINT_TENANT", tenant),
+                ("EXTCONN_SHAREPOINT_LOGIN_BASE", "http://127.0.0.1:1"),
+                ("EXTCONN_SHAREPOINT_GRAPH_BASE", "http://127.0.0.1:2"),
+            ])
+        };
+        for ok in ["common", "consumers", "contoso.onmicrosoft.com", " 72f988bf-86f1-41af-91ab-2d7cd011db47 "] {
+            let s = with(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(s.get(ProviderKind::Sharepoint).and_then(|a| a.extra("TENANT")), Some(ok.trim()));
+        }
+        for bad in ["contoso", "a/b", "CANARY-app-secret", "https://login.microsoftonline.com"] {
+            let e = with(bad).expect_err(bad);
+            assert_eq!(
+                e,
+                RegistryError::InvalidSetting {
+                    variable: "EXTCONN_SHAREPOINT_TENANT".into(),
+                    expected: "common, organizations, consumers, a tenant GUID or a domain name"
+                }
+            );
+            assert!(!e.to_string().contains(bad), "{e}");
+        }
+        // A tenant alone is a half configuration.
+        let e = err(&[("EXTCONN_SHAREPOINT_TENANT", "common")]);
+        assert_eq!(
+            e,
+            RegistryError::Incomplete {
+                missing: "EXTCONN_SHAREPOINT_CLIENT_ID".into(),
+                set: "EXTCONN_SHAREPOINT_TENANT".into()
+            }
+        );
+        let d = descriptor(ProviderKind::Sharepoint).unwrap();
+        assert_eq!(
+            d.bases.iter().map(|b| (b.suffix, b.default, b.sandbox_path)).collect::<Vec<_>>(),
+            [
+                ("LOGIN_BASE", "https://login.microsoftonline.com", Some("/sharepoint/login")),
+                ("GRAPH_BASE", "https://graph.microsoft.com", Some("/sharepoint/graph"))
+            ]
+        );
+        let app = AppSettings::sandbox(d, "http://127.0.0.1:5/", ID, Secret::new(SECRET)).unwrap();
+        assert_eq!(app.base("GRAPH_BASE"), Some("http://127.0.0.1:5/sharepoint/graph"));
+        assert_eq!(app.extra("TENANT"), Some("organizations"));
     }
 
     #[test]
@@ -787,6 +950,10 @@ mod tests {
             );
             for b in d.bases {
                 assert!(b.default.starts_with("https://") && !b.default.ends_with('/'), "{}", b.default);
+            }
+            for x in d.extras {
+                assert!((x.valid)(x.default), "{:?}: the default of {} is valid", d.kind, x.suffix);
+                assert!(d.bases.iter().all(|b| b.suffix != x.suffix), "{}", x.suffix);
             }
         }
     }

@@ -4,7 +4,6 @@
 use extconn_core::Secret;
 use extconn_core::ports::{Download, DownloadRequest, ProviderError};
 use futures::stream::StreamExt;
-use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, RANGE};
 
 use super::Dropbox;
@@ -61,9 +60,7 @@ async fn start(dbx: &Dropbox, access: &Secret, req: &DownloadRequest) -> Result<
         let body = read_error_body(resp, MAX_ERROR_BODY).await;
         return Err(errors::classify(status, &headers, &body, dbx.now()));
     }
-    if req.offset > 0 && status != StatusCode::PARTIAL_CONTENT {
-        return Err(ProviderError::Transient(format!("a ranged download was answered {status}, not 206")));
-    }
+    crate::http::require_partial(req.offset, status)?;
     let served: FileMetadata = match resp.headers().get(API_RESULT) {
         Some(v) => serde_json::from_slice(v.as_bytes()).map_err(|e| {
             ProviderError::Transient(format!(

@@ -132,11 +132,7 @@ impl Dropbox {
     }
 
     pub fn try_new(mut config: DropboxConfig) -> Result<Self, ProviderError> {
-        for base in [&mut config.www_base, &mut config.api_base, &mut config.content_base] {
-            while base.ends_with('/') {
-                base.pop();
-            }
-        }
+        crate::http::trim_bases([&mut config.www_base, &mut config.api_base, &mut config.content_base]);
         config.page_limit = config.page_limit.clamp(1, 2000);
         let http = build_client(&config.http)?;
         Ok(Self { cfg: config, http })
@@ -183,13 +179,7 @@ impl Dropbox {
     }
 }
 
-/// The `Authorization` header value, marked sensitive so it is never printed by `http`.
-fn bearer(access: &Secret) -> Result<reqwest::header::HeaderValue, ProviderError> {
-    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", access.expose()))
-        .map_err(|_| ProviderError::Unauthorized)?;
-    v.set_sensitive(true);
-    Ok(v)
-}
+use crate::http::bearer;
 
 #[async_trait]
 impl Provider for Dropbox {

@@ -11,7 +11,6 @@
 use extconn_core::ports::{Download, DownloadRequest, ProviderError};
 use extconn_core::{FolderLocator, ItemKind, Secret};
 use futures::stream::StreamExt;
-use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RANGE};
 
 use super::wire::export_name;
@@ -95,9 +94,7 @@ async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Resul
         let body = read_error_body(resp, MAX_ERROR_BODY).await;
         return Err(errors::classify(status, &headers, &body, g.now()));
     }
-    if req.offset > 0 && status != StatusCode::PARTIAL_CONTENT {
-        return Err(ProviderError::Transient(format!("a ranged download was answered {status}, not 206")));
-    }
+    crate::http::require_partial(req.offset, status)?;
     let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let stream = verified(resp.bytes_stream().boxed(), expect);
     Ok(Download { item, content_type, file_name, stream, warning: Default::default() })

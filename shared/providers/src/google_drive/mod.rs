@@ -175,11 +175,7 @@ impl GoogleDrive {
     }
 
     pub fn try_new(mut config: GoogleDriveConfig) -> Result<Self, ProviderError> {
-        for base in [&mut config.authorize_base, &mut config.token_base, &mut config.api_base] {
-            while base.ends_with('/') {
-                base.pop();
-            }
-        }
+        crate::http::trim_bases([&mut config.authorize_base, &mut config.token_base, &mut config.api_base]);
         config.page_size = config.page_size.clamp(1, 1000);
         let http = build_client(&config.http)?;
         Ok(Self { cfg: config, http })
@@ -229,13 +225,7 @@ impl GoogleDrive {
     }
 }
 
-/// The `Authorization` header value, marked sensitive so it is never printed by `http`.
-fn bearer(access: &Secret) -> Result<reqwest::header::HeaderValue, ProviderError> {
-    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", access.expose()))
-        .map_err(|_| ProviderError::Unauthorized)?;
-    v.set_sensitive(true);
-    Ok(v)
-}
+use crate::http::bearer;
 
 /// A file id as one path segment: unreserved characters as they are, anything else
 /// percent-encoded (Drive ids are `[A-Za-z0-9_-]`, so this only matters for a hostile id).

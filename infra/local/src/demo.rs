@@ -473,7 +473,7 @@ impl LocalSystem {
                 return Err(format!("{}: the asset differs from the source", f.name));
             }
             let listed = sp.quick_xor_hash(acct, &f.id).map_err(|e| e.to_string())?;
-            let computed = extconn_providers::hash::quick_xor_base64(&bytes);
+            let computed = extconn_providers::hash::QuickXorHasher::digest(&bytes);
             if computed != listed {
                 return Err(format!("{}: quickXorHash {computed} is not Graph's {listed}", f.name));
             }

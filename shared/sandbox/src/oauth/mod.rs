@@ -187,6 +187,9 @@ struct State {
     access: HashMap<String, AccessGrant>,
     canaries: Vec<String>,
     canary_set: HashSet<String>,
+    /// The newest refresh token issued per account (what a client that never loses a rotated
+    /// token holds).
+    latest_refresh: HashMap<String, String>,
 }
 
 fn random_token(len: usize) -> String {
@@ -228,6 +231,7 @@ impl State {
     ) -> String {
         let rt = format!("{prefix}{}", random_token(40));
         self.record_canary(&rt);
+        self.latest_refresh.insert(account.to_string(), rt.clone());
         self.refresh.insert(
             rt.clone(),
             RefreshGrant {
@@ -415,6 +419,11 @@ impl OAuthServer {
 
     /// Every access token issued so far now fails as expired (refresh tokens stay
     /// valid; new access tokens are fine).
+    /// The newest refresh token issued for `account`, by any grant type.
+    pub(crate) fn latest_refresh(&self, account: &str) -> Option<String> {
+        self.lock().latest_refresh.get(account).cloned()
+    }
+
     pub(crate) fn expire_all_access(&self) {
         for g in self.lock().access.values_mut() {
             g.force_expired = true;

@@ -415,6 +415,12 @@ impl SharePointControl {
         self.state.oauth.mint(account, client_id).ok_or_else(|| ControlError::UnknownAccount(account.into()))
     }
 
+    /// The newest refresh token the token endpoint (or `mint_tokens`) issued for `account`:
+    /// with rotation, the one a client must have kept.
+    pub fn latest_refresh_token(&self, account: &str) -> Option<String> {
+        self.state.oauth.latest_refresh(account)
+    }
+
     /// Every access token issued so far now fails with 401.
     pub fn expire_access_tokens(&self) {
         self.state.oauth.expire_all_access();

@@ -68,7 +68,10 @@ impl Server {
                     let req = Seen { target, headers };
                     s.lock().unwrap_or_else(|p| p.into_inner()).push(req.clone());
                     let (status, headers, body) = handler(&req);
-                    let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+                    let mut out = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        body.len()
+                    );
                     for (k, v) in headers {
                         out.push_str(&format!("{k}: {v}\r\n"));
                     }
@@ -118,8 +121,10 @@ async fn links_to_a_foreign_host_are_refused_before_connecting() {
     let other = foreign().await;
     let next = format!("{}/sharepoint/graph/v1.0/drives/b!d/root/delta?token=CANARY-next", other.base);
     let n = next.clone();
-    let graph = Server::start(Arc::new(move |_: &Seen| json(200, serde_json::json!({"value": [], "@odata.nextLink": n}))))
-        .await;
+    let graph = Server::start(Arc::new(move |_: &Seen| {
+        json(200, serde_json::json!({"value": [], "@odata.nextLink": n}))
+    }))
+    .await;
     let sp = connector(&graph);
     let access = Secret::new(TOKEN);
 
@@ -135,14 +140,24 @@ async fn links_to_a_foreign_host_are_refused_before_connecting() {
     assert_refused(&e);
 
     // The first page itself came from the configured base, with the bearer.
-    let page = sp.list_changes(&access, &drive_loc("ROOT"), &format!("{}/sharepoint/graph/v1.0/drives/b!d/root/delta?token=1", graph.base))
+    let page = sp
+        .list_changes(
+            &access,
+            &drive_loc("ROOT"),
+            &format!("{}/sharepoint/graph/v1.0/drives/b!d/root/delta?token=1", graph.base),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(page.has_more && page.cursor == next);
     let seen = graph.seen();
-    assert!(seen[0].target.starts_with("/sharepoint/graph/v1.0/drives/b!d/root/delta?token=latest"), "{seen:?}");
+    assert!(
+        seen[0].target.starts_with("/sharepoint/graph/v1.0/drives/b!d/root/delta?token=latest"),
+        "{seen:?}"
+    );
     assert_eq!(seen[0].headers.get("authorization").map(String::as_str), Some("Bearer CANARY-access-token"));
-    assert!(seen[0].headers.get("user-agent").is_some_and(|u| u.starts_with("ISV|ExternalConnections|extconn/")));
+    assert!(
+        seen[0].headers.get("user-agent").is_some_and(|u| u.starts_with("ISV|ExternalConnections|extconn/"))
+    );
     assert_eq!(other.connections.load(Ordering::SeqCst), 0, "the foreign listener was reached");
 }
 
@@ -158,7 +173,11 @@ fn item_json(name: &str, hash: &str) -> serde_json::Value {
 }
 
 /// Graph (item, `/content` → 302) and the download host on one server, as the sandbox has them.
-async fn graph_with_download(name: &'static str, served: &'static [u8], location_base: Option<String>) -> Server {
+async fn graph_with_download(
+    name: &'static str,
+    served: &'static [u8],
+    location_base: Option<String>,
+) -> Server {
     let hash = QuickXorHasher::digest(CONTENT);
     let loc_base = Arc::new(Mutex::new(location_base));
     let self_base: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -168,18 +187,26 @@ async fn graph_with_download(name: &'static str, served: &'static [u8], location
         match path {
             "/sharepoint/graph/v1.0/drives/b!d/items/F1" => json(200, item_json(name, &hash)),
             "/sharepoint/graph/v1.0/drives/b!d/items/F1/content" => {
-                let base = loc_base.lock().ok().and_then(|b| b.clone()).or_else(|| sb.lock().ok().and_then(|b| b.clone()));
-                let location = format!("{}/sharepoint/download/blob1?tempauth={TEMPAUTH}", base.unwrap_or_default());
+                let base = loc_base
+                    .lock()
+                    .ok()
+                    .and_then(|b| b.clone())
+                    .or_else(|| sb.lock().ok().and_then(|b| b.clone()));
+                let location =
+                    format!("{}/sharepoint/download/blob1?tempauth={TEMPAUTH}", base.unwrap_or_default());
                 (302, vec![("Location".into(), location)], Vec::new())
             }
             "/sharepoint/download/blob1" => match req.headers.get("range") {
                 Some(r) => {
-                    let from: usize = r.trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap_or(0);
+                    let from: usize =
+                        r.trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap_or(0);
                     let rest = served[from.min(served.len())..].to_vec();
                     let range = format!("bytes {from}-{}/{}", served.len() - 1, served.len());
                     (206, vec![("Content-Range".into(), range)], rest)
                 }
-                None => (200, vec![("Content-Type".into(), "application/octet-stream".into())], served.to_vec()),
+                None => {
+                    (200, vec![("Content-Type".into(), "application/octet-stream".into())], served.to_vec())
+                }
             },
             _ => json(404, serde_json::json!({"error": {"code": "itemNotFound", "message": "no"}})),
         }
@@ -223,7 +250,10 @@ async fn the_download_follows_the_redirect_without_the_bearer() {
     let graph = graph_with_download("a.bin", CONTENT, None).await;
     let sp = connector(&graph);
     let access = Secret::new(TOKEN);
-    let d = sp.download(&access, &DownloadRequest::whole(&listed("a.bin"))).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = sp
+        .download(&access, &DownloadRequest::whole(&listed("a.bin")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!format!("{d:?}").contains(TEMPAUTH));
     let warning = d.warning.clone();
     let (bytes, err) = read_all(d).await;
@@ -232,7 +262,10 @@ async fn the_download_follows_the_redirect_without_the_bearer() {
     let seen = graph.seen();
     let content = seen.iter().find(|s| s.target.ends_with("/content")).unwrap_or_else(|| panic!("{seen:?}"));
     assert!(content.headers.contains_key("authorization"));
-    let blob = seen.iter().find(|s| s.target.contains("/sharepoint/download/")).unwrap_or_else(|| panic!("{seen:?}"));
+    let blob = seen
+        .iter()
+        .find(|s| s.target.contains("/sharepoint/download/"))
+        .unwrap_or_else(|| panic!("{seen:?}"));
     assert!(!blob.headers.contains_key("authorization"), "the bearer went to the download URL: {blob:?}");
     assert!(blob.target.ends_with(&format!("tempauth={TEMPAUTH}")), "the query is kept verbatim");
 
@@ -242,7 +275,8 @@ async fn the_download_follows_the_redirect_without_the_bearer() {
     let (bytes, err) = read_all(d).await;
     assert_eq!((bytes.as_slice(), err), (&CONTENT[6..], None));
     let seen = graph.seen();
-    let last = seen.iter().rev().find(|s| s.target.contains("/sharepoint/download/")).unwrap_or_else(|| panic!());
+    let last =
+        seen.iter().rev().find(|s| s.target.contains("/sharepoint/download/")).unwrap_or_else(|| panic!());
     assert_eq!(last.headers.get("range").map(String::as_str), Some("bytes=6-"));
     assert!(!last.headers.contains_key("authorization"));
 }

@@ -62,8 +62,16 @@ pub(super) async fn exchange_code(
 ) -> Result<TokenSet, ProviderError> {
     let client = oauth_client(&sp.cfg)?;
     let now = sp.cfg.clock.now();
-    oauth::exchange_code(&client, &token_http(sp), now, code, pkce_verifier, redirect_uri, &sp.cfg.client_secret)
-        .await
+    oauth::exchange_code(
+        &client,
+        &token_http(sp),
+        now,
+        code,
+        pkce_verifier,
+        redirect_uri,
+        &sp.cfg.client_secret,
+    )
+    .await
 }
 
 /// `grant_type=refresh_token` with `scope` (the v2 endpoint's refresh names the scopes again).

@@ -370,9 +370,13 @@ mod tests {
         assert_eq!(QuickXorHasher::digest(b"hello world"), "aCgDG9jwBhDc4Q1yawMZAAAAAAA=");
         let mut h = QuickXorHasher::new();
         h.update(b"hello world");
-        assert_eq!(h.finalize_bytes(), [104, 40, 3, 27, 216, 240, 6, 16, 220, 225, 13, 114, 107, 3, 25, 0, 0, 0, 0, 0]);
-        let rclone = base64_decode("QuzaF0+5ooig6OLEWeibZUENl8EaiXAQvK9UjBEauMeuFFDCtNcGs25BDtJGGbX90gH4VZvCCDNCq4s=")
-            .unwrap_or_default();
+        assert_eq!(
+            h.finalize_bytes(),
+            [104, 40, 3, 27, 216, 240, 6, 16, 220, 225, 13, 114, 107, 3, 25, 0, 0, 0, 0, 0]
+        );
+        let rclone =
+            base64_decode("QuzaF0+5ooig6OLEWeibZUENl8EaiXAQvK9UjBEauMeuFFDCtNcGs25BDtJGGbX90gH4VZvCCDNCq4s=")
+                .unwrap_or_default();
         assert_eq!(rclone.len(), 59);
         assert_eq!(QuickXorHasher::digest(&rclone), "rggokuJq1OGNOfB6aDp2g4rdPgw=");
         // Streamed in odd chunks (and past the 160-byte period), through the trait.

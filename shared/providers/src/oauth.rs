@@ -205,7 +205,10 @@ pub fn token_error(e: RequestTokenError<ProviderError, BasicErrorResponse>) -> P
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant => ProviderError::Reauth(r.error().as_ref().to_owned()),
             BasicErrorResponseType::Extension(code)
-                if matches!(code.as_str(), "admin_policy_enforced" | "interaction_required" | "consent_required") =>
+                if matches!(
+                    code.as_str(),
+                    "admin_policy_enforced" | "interaction_required" | "consent_required"
+                ) =>
             {
                 ProviderError::Reauth(code.clone())
             }

@@ -291,7 +291,13 @@ impl ProviderDescriptor {
                 None => setting.default.to_owned(),
             });
         }
-        Ok(Some(AppSettings { descriptor: self, client_id, client_secret, bases: values, extras: extra_values }))
+        Ok(Some(AppSettings {
+            descriptor: self,
+            client_id,
+            client_secret,
+            bases: values,
+            extras: extra_values,
+        }))
     }
 }
 
@@ -792,7 +798,8 @@ mod tests {
                 ("EXTCONN_SHAREPOINT_GRAPH_BASE", "http://127.0.0.1:2"),
             ])
         };
-        for ok in ["common", "consumers", "contoso.onmicrosoft.com", " 72f988bf-86f1-41af-91ab-2d7cd011db47 "] {
+        for ok in ["common", "consumers", "contoso.onmicrosoft.com", " 72f988bf-86f1-41af-91ab-2d7cd011db47 "]
+        {
             let s = with(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
             assert_eq!(s.get(ProviderKind::Sharepoint).and_then(|a| a.extra("TENANT")), Some(ok.trim()));
         }

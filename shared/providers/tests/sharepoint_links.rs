@@ -25,6 +25,7 @@ const TEMPAUTH: &str = "CANARY-tempauth";
 struct Seen {
     target: String,
     headers: BTreeMap<String, String>,
+    body: String,
 }
 
 type Reply = (u16, Vec<(String, String)>, Vec<u8>);
@@ -57,18 +58,31 @@ impl Server {
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
-                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                    let text = String::from_utf8_lossy(&buf[..end]).into_owned();
                     let mut lines = text.split("\r\n");
                     let target = lines.next().and_then(|l| l.split(' ').nth(1)).unwrap_or("").to_owned();
-                    let headers = lines
+                    let headers: BTreeMap<String, String> = lines
                         .take_while(|l| !l.is_empty())
                         .filter_map(|l| l.split_once(':'))
                         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
                         .collect();
-                    let req = Seen { target, headers };
+                    let length: usize =
+                        headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    while buf.len() < end + length {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[end..]).into_owned();
+                    let req = Seen { target, headers, body };
                     s.lock().unwrap_or_else(|p| p.into_inner()).push(req.clone());
                     let (status, headers, body) = handler(&req);
-                    let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+                    let mut out = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        body.len()
+                    );
                     for (k, v) in headers {
                         out.push_str(&format!("{k}: {v}\r\n"));
                     }
@@ -118,8 +132,10 @@ async fn links_to_a_foreign_host_are_refused_before_connecting() {
     let other = foreign().await;
     let next = format!("{}/sharepoint/graph/v1.0/drives/b!d/root/delta?token=CANARY-next", other.base);
     let n = next.clone();
-    let graph = Server::start(Arc::new(move |_: &Seen| json(200, serde_json::json!({"value": [], "@odata.nextLink": n}))))
-        .await;
+    let graph = Server::start(Arc::new(move |_: &Seen| {
+        json(200, serde_json::json!({"value": [], "@odata.nextLink": n}))
+    }))
+    .await;
     let sp = connector(&graph);
     let access = Secret::new(TOKEN);
 
@@ -135,14 +151,24 @@ async fn links_to_a_foreign_host_are_refused_before_connecting() {
     assert_refused(&e);
 
     // The first page itself came from the configured base, with the bearer.
-    let page = sp.list_changes(&access, &drive_loc("ROOT"), &format!("{}/sharepoint/graph/v1.0/drives/b!d/root/delta?token=1", graph.base))
+    let page = sp
+        .list_changes(
+            &access,
+            &drive_loc("ROOT"),
+            &format!("{}/sharepoint/graph/v1.0/drives/b!d/root/delta?token=1", graph.base),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(page.has_more && page.cursor == next);
     let seen = graph.seen();
-    assert!(seen[0].target.starts_with("/sharepoint/graph/v1.0/drives/b!d/root/delta?token=latest"), "{seen:?}");
+    assert!(
+        seen[0].target.starts_with("/sharepoint/graph/v1.0/drives/b!d/root/delta?token=latest"),
+        "{seen:?}"
+    );
     assert_eq!(seen[0].headers.get("authorization").map(String::as_str), Some("Bearer CANARY-access-token"));
-    assert!(seen[0].headers.get("user-agent").is_some_and(|u| u.starts_with("ISV|ExternalConnections|extconn/")));
+    assert!(
+        seen[0].headers.get("user-agent").is_some_and(|u| u.starts_with("ISV|ExternalConnections|extconn/"))
+    );
     assert_eq!(other.connections.load(Ordering::SeqCst), 0, "the foreign listener was reached");
 }
 
@@ -158,7 +184,11 @@ fn item_json(name: &str, hash: &str) -> serde_json::Value {
 }
 
 /// Graph (item, `/content` → 302) and the download host on one server, as the sandbox has them.
-async fn graph_with_download(name: &'static str, served: &'static [u8], location_base: Option<String>) -> Server {
+async fn graph_with_download(
+    name: &'static str,
+    served: &'static [u8],
+    location_base: Option<String>,
+) -> Server {
     let hash = QuickXorHasher::digest(CONTENT);
     let loc_base = Arc::new(Mutex::new(location_base));
     let self_base: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -168,18 +198,26 @@ async fn graph_with_download(name: &'static str, served: &'static [u8], location
         match path {
             "/sharepoint/graph/v1.0/drives/b!d/items/F1" => json(200, item_json(name, &hash)),
             "/sharepoint/graph/v1.0/drives/b!d/items/F1/content" => {
-                let base = loc_base.lock().ok().and_then(|b| b.clone()).or_else(|| sb.lock().ok().and_then(|b| b.clone()));
-                let location = format!("{}/sharepoint/download/blob1?tempauth={TEMPAUTH}", base.unwrap_or_default());
+                let base = loc_base
+                    .lock()
+                    .ok()
+                    .and_then(|b| b.clone())
+                    .or_else(|| sb.lock().ok().and_then(|b| b.clone()));
+                let location =
+                    format!("{}/sharepoint/download/blob1?tempauth={TEMPAUTH}", base.unwrap_or_default());
                 (302, vec![("Location".into(), location)], Vec::new())
             }
             "/sharepoint/download/blob1" => match req.headers.get("range") {
                 Some(r) => {
-                    let from: usize = r.trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap_or(0);
+                    let from: usize =
+                        r.trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap_or(0);
                     let rest = served[from.min(served.len())..].to_vec();
                     let range = format!("bytes {from}-{}/{}", served.len() - 1, served.len());
                     (206, vec![("Content-Range".into(), range)], rest)
                 }
-                None => (200, vec![("Content-Type".into(), "application/octet-stream".into())], served.to_vec()),
+                None => {
+                    (200, vec![("Content-Type".into(), "application/octet-stream".into())], served.to_vec())
+                }
             },
             _ => json(404, serde_json::json!({"error": {"code": "itemNotFound", "message": "no"}})),
         }
@@ -223,7 +261,10 @@ async fn the_download_follows_the_redirect_without_the_bearer() {
     let graph = graph_with_download("a.bin", CONTENT, None).await;
     let sp = connector(&graph);
     let access = Secret::new(TOKEN);
-    let d = sp.download(&access, &DownloadRequest::whole(&listed("a.bin"))).await.unwrap_or_else(|e| panic!("{e}"));
+    let d = sp
+        .download(&access, &DownloadRequest::whole(&listed("a.bin")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!format!("{d:?}").contains(TEMPAUTH));
     let warning = d.warning.clone();
     let (bytes, err) = read_all(d).await;
@@ -232,7 +273,10 @@ async fn the_download_follows_the_redirect_without_the_bearer() {
     let seen = graph.seen();
     let content = seen.iter().find(|s| s.target.ends_with("/content")).unwrap_or_else(|| panic!("{seen:?}"));
     assert!(content.headers.contains_key("authorization"));
-    let blob = seen.iter().find(|s| s.target.contains("/sharepoint/download/")).unwrap_or_else(|| panic!("{seen:?}"));
+    let blob = seen
+        .iter()
+        .find(|s| s.target.contains("/sharepoint/download/"))
+        .unwrap_or_else(|| panic!("{seen:?}"));
     assert!(!blob.headers.contains_key("authorization"), "the bearer went to the download URL: {blob:?}");
     assert!(blob.target.ends_with(&format!("tempauth={TEMPAUTH}")), "the query is kept verbatim");
 
@@ -242,7 +286,8 @@ async fn the_download_follows_the_redirect_without_the_bearer() {
     let (bytes, err) = read_all(d).await;
     assert_eq!((bytes.as_slice(), err), (&CONTENT[6..], None));
     let seen = graph.seen();
-    let last = seen.iter().rev().find(|s| s.target.contains("/sharepoint/download/")).unwrap_or_else(|| panic!());
+    let last =
+        seen.iter().rev().find(|s| s.target.contains("/sharepoint/download/")).unwrap_or_else(|| panic!());
     assert_eq!(last.headers.get("range").map(String::as_str), Some("bytes=6-"));
     assert!(!last.headers.contains_key("authorization"));
 }
@@ -283,4 +328,111 @@ async fn a_rewritten_office_file_is_kept_with_a_warning_and_a_pdf_is_not() {
     let (_, err) = read_all(d).await;
     assert!(matches!(err, Some(ProviderError::Integrity(_))), "{err:?}");
     assert_eq!(warning.get(), None);
+}
+
+fn form(body: &str) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_oauth_errors_are_classified() {
+    let server = Server::start(Arc::new(|req: &Seen| {
+        let f = form(&req.body);
+        if req.target != "/sharepoint/login/organizations/oauth2/v2.0/token" {
+            return json(404, serde_json::json!({}));
+        }
+        let error = |status: u16, code: &str| {
+            json(status, serde_json::json!({"error": code, "error_description": "AADSTS700082: expired",
+                "error_codes": [700082], "timestamp": "t", "trace_id": "x", "correlation_id": "y"}))
+        };
+        match f.get("refresh_token").map(String::as_str) {
+            Some("rt-expired") => error(400, "invalid_grant"),
+            Some("rt-mfa") => error(400, "interaction_required"),
+            Some("rt-badapp") => error(401, "invalid_client"),
+            _ => json(200, serde_json::json!({"token_type": "Bearer", "scope": "Files.Read.All Sites.Read.All User.Read",
+                "expires_in": 3599, "ext_expires_in": 3599, "access_token": "at-2", "refresh_token": "rt-2", "id_token": "x.y.z"})),
+        }
+    }))
+    .await;
+    let sp = connector(&server);
+    let tokens = |rt: &str| extconn_core::TokenSet {
+        access_token: Secret::new("at-1"),
+        refresh_token: Some(Secret::new(rt)),
+        expires_at: None,
+    };
+    let fresh = sp.refresh(&tokens("rt-1")).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fresh.access_token.expose(), "at-2");
+    assert_eq!(fresh.refresh_token.as_ref().map(Secret::expose), Some("rt-2"), "the rotated refresh token");
+    assert!(fresh.expires_at.is_some());
+    let sent = form(&server.seen()[0].body);
+    assert_eq!(sent.get("grant_type").map(String::as_str), Some("refresh_token"));
+    assert_eq!(
+        sent.get("scope").map(String::as_str),
+        Some("offline_access User.Read Files.Read.All Sites.Read.All")
+    );
+    assert_eq!(sent.get("client_id").map(String::as_str), Some("app"));
+
+    assert!(matches!(sp.refresh(&tokens("rt-expired")).await, Err(ProviderError::Reauth(_))));
+    assert!(matches!(sp.refresh(&tokens("rt-mfa")).await, Err(ProviderError::Reauth(_))));
+    assert!(matches!(sp.refresh(&tokens("rt-badapp")).await, Err(ProviderError::Config(_))));
+    // No per-token revocation: a no-op.
+    assert_eq!(sp.revoke(&tokens("rt-1")).await, Ok(()));
+}
+
+#[tokio::test]
+async fn account_and_picker_levels() {
+    let server = Server::start(Arc::new(|req: &Seen| {
+        let path = req.target.split('?').next().unwrap_or("");
+        match path {
+            "/sharepoint/graph/v1.0/me" => json(200, serde_json::json!({"id": "u-1", "displayName": "Megan Bowen",
+                "mail": null, "userPrincipalName": "megan@contoso.onmicrosoft.com"})),
+            "/sharepoint/graph/v1.0/me/drive" => json(200, serde_json::json!({"id": "b!me", "name": "OneDrive", "driveType": "business"})),
+            "/sharepoint/graph/v1.0/drives/b!me/root" => json(200, serde_json::json!({"id": "ROOT-ME"})),
+            "/sharepoint/graph/v1.0/drives/b!lib/root" => json(200, serde_json::json!({"id": "ROOT-LIB"})),
+            "/sharepoint/graph/v1.0/sites" => json(200, serde_json::json!({"value": [
+                {"id": "contoso.sharepoint.com,g1,g2", "name": "mkt", "displayName": "Marketing", "webUrl": "https://contoso.sharepoint.com/sites/mkt"}]})),
+            "/sharepoint/graph/v1.0/sites/contoso.sharepoint.com,g1,g2/drives" => json(200, serde_json::json!({"value": [
+                {"id": "b!lib", "name": "Documents", "driveType": "documentLibrary"}]})),
+            "/sharepoint/graph/v1.0/drives/b!lib/items/ROOT-LIB/children" => json(200, serde_json::json!({"value": [
+                {"id": "F", "name": "Reports", "folder": {"childCount": 1}, "parentReference": {"driveId": "b!lib", "id": "ROOT-LIB"}},
+                {"id": "N", "name": "Notebook", "package": {"type": "oneNote"}, "parentReference": {"driveId": "b!lib", "id": "ROOT-LIB"}},
+                {"id": "X", "name": "x.pdf", "file": {}, "size": 3, "parentReference": {"driveId": "b!lib", "id": "ROOT-LIB"}}]})),
+            _ => json(404, serde_json::json!({"error": {"code": "itemNotFound", "message": "no"}})),
+        }
+    }))
+    .await;
+    let sp = connector(&server);
+    let access = Secret::new(TOKEN);
+    let me = sp.account(&access).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (me.account_id.as_str(), me.display_name.as_str(), me.email.as_deref()),
+        ("u-1", "Megan Bowen", Some("megan@contoso.onmicrosoft.com"))
+    );
+    let top = sp.browse_folders(&access, None, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = top.folders.iter().map(|f| (f.name.as_str(), f.kind, f.selectable)).collect();
+    use extconn_core::ports::EntryKind;
+    assert_eq!(names, [("OneDrive", EntryKind::Drive, true), ("Marketing", EntryKind::Site, false)]);
+    assert_eq!(
+        top.folders[0].locator,
+        FolderLocator { folder_id: "ROOT-ME".into(), drive_id: Some("b!me".into()) }
+    );
+    let sites_query =
+        server.seen().into_iter().find(|s| s.target.starts_with("/sharepoint/graph/v1.0/sites?"));
+    assert_eq!(sites_query.map(|s| s.target), Some("/sharepoint/graph/v1.0/sites?search=*".to_owned()));
+    let libs = sp
+        .browse_folders(&access, Some(&top.folders[1].locator), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(libs.folders.len(), 1);
+    assert_eq!(
+        libs.folders[0].locator,
+        FolderLocator { folder_id: "ROOT-LIB".into(), drive_id: Some("b!lib".into()) }
+    );
+    let inside = sp
+        .browse_folders(&access, Some(&libs.folders[0].locator), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = inside.folders.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["Reports"], "folders only, no package, no file");
+    assert_eq!(inside.next_page, None);
 }

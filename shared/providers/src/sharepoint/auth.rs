@@ -1,5 +1,5 @@
 //! OAuth 2.0 on the Microsoft identity platform v2 (provider-apis.md §2.1): authorization code
-//! + PKCE S256, confidential client (id + secret in the form body), `offline_access` for a
+//! with PKCE S256, confidential client (id + secret in the form body), `offline_access` for a
 //! refresh token. Every refresh answers a **new** refresh token (the old one stays valid until
 //! its own expiry): the token set returned carries it, and the token use case stores it
 //! (single-flight per grant is its job).
@@ -62,8 +62,16 @@ pub(super) async fn exchange_code(
 ) -> Result<TokenSet, ProviderError> {
     let client = oauth_client(&sp.cfg)?;
     let now = sp.cfg.clock.now();
-    oauth::exchange_code(&client, &token_http(sp), now, code, pkce_verifier, redirect_uri, &sp.cfg.client_secret)
-        .await
+    oauth::exchange_code(
+        &client,
+        &token_http(sp),
+        now,
+        code,
+        pkce_verifier,
+        redirect_uri,
+        &sp.cfg.client_secret,
+    )
+    .await
 }
 
 /// `grant_type=refresh_token` with `scope` (the v2 endpoint's refresh names the scopes again).

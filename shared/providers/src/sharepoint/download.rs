@@ -25,8 +25,9 @@ use crate::verify::{Expect, verified};
 /// Extensions of the files SharePoint may rewrite on download (Office documents with
 /// properties it can promote/demote; provider-apis.md §2.4, rclone's docs).
 const OFFICE_EXTENSIONS: &[&str] = &[
-    "doc", "docx", "docm", "dot", "dotx", "dotm", "xls", "xlsx", "xlsm", "xlsb", "xlt", "xltx", "xltm", "ppt",
-    "pptx", "pptm", "pot", "potx", "potm", "pps", "ppsx", "ppsm", "one", "vsd", "vsdx", "vsdm", "mpp", "pub",
+    "doc", "docx", "docm", "dot", "dotx", "dotm", "xls", "xlsx", "xlsm", "xlsb", "xlt", "xltx", "xltm",
+    "ppt", "pptx", "pptm", "pot", "potx", "potm", "pps", "ppsx", "ppsm", "one", "vsd", "vsdx", "vsdm", "mpp",
+    "pub",
 ];
 
 /// Whether a mismatch of this file may be SharePoint's own rewrite rather than corruption.
@@ -70,23 +71,28 @@ async fn start(sp: &SharePoint, access: &Secret, req: &DownloadRequest) -> Resul
     }
     let size = item.size.unwrap_or(0);
     if req.offset > 0 && item.content_version() != req.item.content_version() {
-        return Err(ProviderError::Integrity("the file changed since its transfer began: it must start over".into()));
+        return Err(ProviderError::Integrity(
+            "the file changed since its transfer began: it must start over".into(),
+        ));
     }
     if req.offset > size {
-        return Err(ProviderError::Integrity(format!("offset {} beyond the file's {size} bytes", req.offset)));
+        return Err(ProviderError::Integrity(format!(
+            "offset {} beyond the file's {size} bytes",
+            req.offset
+        )));
     }
 
     // 1. /content with the bearer: a redirect to the pre-authenticated URL.
-    let url = sp.graph_url(&format!("drives/{}/items/{}/content", segment(&drive), segment(&item.id)), &[])?;
-    let resp = sp.http.get(url).header(AUTHORIZATION, bearer(access)?).send().await.map_err(transport_error)?;
+    let url =
+        sp.graph_url(&format!("drives/{}/items/{}/content", segment(&drive), segment(&item.id)), &[])?;
+    let resp =
+        sp.http.get(url).header(AUTHORIZATION, bearer(access)?).send().await.map_err(transport_error)?;
     let status = resp.status();
     let resp = if status.is_redirection() {
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| ProviderError::Transient(format!("/content answered {status} without a Location")))?;
+        let location =
+            resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(
+                || ProviderError::Transient(format!("/content answered {status} without a Location")),
+            )?;
         // 2. The pre-authenticated URL: allowlisted, no Authorization, Range when resuming.
         let target = sp.check_link(&location)?;
         let mut request = sp.http.get(target);
@@ -210,17 +216,26 @@ mod tests {
     async fn an_office_mismatch_keeps_the_bytes_with_a_warning() {
         let w = DownloadWarning::default();
         let served = b"rewritten by sharepoint";
-        let out: Vec<_> = tolerant(body(&[b"rewritten ", b"by sharepoint"]), Some(11), Some(hex_of(b"hello world")), true, w.clone())
-            .collect()
-            .await;
+        let out: Vec<_> = tolerant(
+            body(&[b"rewritten ", b"by sharepoint"]),
+            Some(11),
+            Some(hex_of(b"hello world")),
+            true,
+            w.clone(),
+        )
+        .collect()
+        .await;
         assert!(out.iter().all(Result::is_ok), "{out:?}");
-        let bytes: Vec<u8> = out.into_iter().flat_map(|r| r.map(|b| b.to_vec()).unwrap_or_default()).collect();
+        let bytes: Vec<u8> =
+            out.into_iter().flat_map(|r| r.map(|b| b.to_vec()).unwrap_or_default()).collect();
         assert_eq!(bytes, served);
         assert!(w.get().is_some_and(|t| t.contains("rewrites Office")));
         // Matching bytes: no warning.
         let w = DownloadWarning::default();
         let out: Vec<_> =
-            tolerant(body(&[b"hello", b" world"]), Some(11), Some(hex_of(b"hello world")), true, w.clone()).collect().await;
+            tolerant(body(&[b"hello", b" world"]), Some(11), Some(hex_of(b"hello world")), true, w.clone())
+                .collect()
+                .await;
         assert!(out.iter().all(Result::is_ok));
         assert_eq!(w.get(), None);
     }

@@ -58,6 +58,8 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], now: Syste
         410 => ProviderError::CursorReset,
         416 => ProviderError::Integrity(format!("HTTP 416: {}", describe())),
         509 => limited(),
+        // Not a passing failure: delta asked of a non-root folder of a business drive.
+        501 => ProviderError::Permanent(format!("HTTP 501: {}", describe())),
         400 if has(&["cannotSnapshotTree"]) => ProviderError::Transient(format!("HTTP 400: {}", describe())),
         _ => classify_common(status, headers, now)
             .unwrap_or_else(|| ProviderError::Permanent(format!("HTTP {status}: {}", describe()))),
@@ -78,7 +80,12 @@ mod tests {
     }
 
     fn run_h(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
-        classify(StatusCode::from_u16(status).unwrap_or_default(), headers, body.as_bytes(), SystemTime::now())
+        classify(
+            StatusCode::from_u16(status).unwrap_or_default(),
+            headers,
+            body.as_bytes(),
+            SystemTime::now(),
+        )
     }
 
     fn run(status: u16, body: &str) -> ProviderError {
@@ -97,7 +104,11 @@ mod tests {
             (410, String::new(), ProviderError::CursorReset),
             (400, body("invalidRequest", "resyncRequired"), ProviderError::CursorReset),
             (400, body("syncStateNotFound", "x"), ProviderError::CursorReset),
-            (403, body("accessDenied", "malwareDetected"), ProviderError::NotImportable { reason: "malware_detected".into() }),
+            (
+                403,
+                body("accessDenied", "malwareDetected"),
+                ProviderError::NotImportable { reason: "malware_detected".into() },
+            ),
             (429, body("activityLimitReached", "throttledRequest"), ProviderError::rate_limited(None)),
             (403, body("activityLimitReached", "x"), ProviderError::rate_limited(None)),
             (503, body("serviceNotAvailable", "x"), ProviderError::rate_limited(None)),
@@ -112,7 +123,10 @@ mod tests {
         assert!(matches!(&e, ProviderError::Permanent(m) if m.contains("notSupported")), "{e:?}");
         assert!(!e.is_retryable());
         assert!(matches!(run(400, &body("invalidRequest", "x")), ProviderError::Permanent(_)));
-        assert!(matches!(run(400, &body("invalidRequest", "cannotSnapshotTree")), ProviderError::Transient(_)));
+        assert!(matches!(
+            run(400, &body("invalidRequest", "cannotSnapshotTree")),
+            ProviderError::Transient(_)
+        ));
         assert!(matches!(run(416, &body("invalidRange", "x")), ProviderError::Integrity(_)));
         for s in [500u16, 502, 504, 408] {
             assert!(matches!(run(s, &body("generalException", "x")), ProviderError::Transient(_)), "{s}");
@@ -123,7 +137,8 @@ mod tests {
     #[test]
     fn the_message_never_decides() {
         // A message mentioning a code is not that code.
-        let b = r#"{"error":{"code":"accessDenied","message":"resyncRequired itemNotFound malwareDetected"}}"#;
+        let b =
+            r#"{"error":{"code":"accessDenied","message":"resyncRequired itemNotFound malwareDetected"}}"#;
         assert!(matches!(run(403, b), ProviderError::Forbidden(_)));
     }
 

@@ -13,7 +13,9 @@
 //! A drive entry's locator is its root **item** id with the drive id (what the delta feed's
 //! `parentReference.id` names), read with one `/drives/{d}/root` per drive.
 
-use extconn_core::ports::{AccountInfo, EntryKind, FolderEntry, FolderPage, ListPage, ProviderError, RemoteItem};
+use extconn_core::ports::{
+    AccountInfo, EntryKind, FolderEntry, FolderPage, ListPage, ProviderError, RemoteItem,
+};
 use extconn_core::{FolderLocator, Secret};
 
 use super::wire::{Collection, Drive, DriveItem, PICKER_SELECT, Site, User, to_changes};
@@ -37,7 +39,12 @@ async fn root_id(sp: &SharePoint, access: &Secret, drive: &str) -> Result<String
     Ok(root.id)
 }
 
-async fn drive_entry(sp: &SharePoint, access: &Secret, d: Drive, fallback: &str) -> Result<FolderEntry, ProviderError> {
+async fn drive_entry(
+    sp: &SharePoint,
+    access: &Secret,
+    d: Drive,
+    fallback: &str,
+) -> Result<FolderEntry, ProviderError> {
     let root = root_id(sp, access, &d.id).await?;
     Ok(FolderEntry {
         locator: FolderLocator { folder_id: root, drive_id: Some(d.id) },
@@ -97,7 +104,8 @@ pub(super) async fn browse_folders(
             let items: Collection<DriveItem> = match page {
                 Some(link) => sp.get_link(access, link).await?,
                 None => {
-                    let path = format!("drives/{}/items/{}/children", segment(drive), segment(&folder.folder_id));
+                    let path =
+                        format!("drives/{}/items/{}/children", segment(drive), segment(&folder.folder_id));
                     let top = sp.cfg.page_size.to_string();
                     sp.get(access, &path, &[("$top", top.as_str()), ("$select", PICKER_SELECT)]).await?
                 }
@@ -114,7 +122,11 @@ pub(super) async fn browse_folders(
 }
 
 /// `GET /drives/{d}/items/{i}`; a deleted item is `NotFound`.
-pub(super) async fn get_item(sp: &SharePoint, access: &Secret, locator: &FolderLocator) -> Result<DriveItem, ProviderError> {
+pub(super) async fn get_item(
+    sp: &SharePoint,
+    access: &Secret,
+    locator: &FolderLocator,
+) -> Result<DriveItem, ProviderError> {
     let drive = drive_of(locator)?;
     let path = format!("drives/{}/items/{}", segment(drive), segment(&locator.folder_id));
     let item: DriveItem = sp.get(access, &path, &[]).await?;
@@ -158,7 +170,10 @@ pub(super) async fn item(
     let mut item = raw.into_item(drive);
     if root {
         // A root item is called `root`: it is shown as its library.
-        item.name = self::drive(sp, access, item.drive_id.as_deref().unwrap_or(drive)).await?.name.unwrap_or_default();
+        item.name = self::drive(sp, access, item.drive_id.as_deref().unwrap_or(drive))
+            .await?
+            .name
+            .unwrap_or_default();
     }
     Ok(item)
 }
@@ -225,9 +240,9 @@ fn to_page(page: Collection<DriveItem>, drive: &str) -> Result<ListPage, Provide
     match (page.next_link, page.delta_link) {
         (Some(next), _) => Ok(ListPage { changes, cursor: next, has_more: true }),
         (None, Some(delta)) => Ok(ListPage { changes, cursor: delta, has_more: false }),
-        (None, None) => {
-            Err(ProviderError::Transient("a delta page carried neither @odata.nextLink nor @odata.deltaLink".into()))
-        }
+        (None, None) => Err(ProviderError::Transient(
+            "a delta page carried neither @odata.nextLink nor @odata.deltaLink".into(),
+        )),
     }
 }
 
@@ -238,8 +253,11 @@ mod tests {
 
     #[test]
     fn delta_pages_carry_the_right_cursor() {
-        let parse = |s: &str| serde_json::from_str::<Collection<DriveItem>>(s).unwrap_or_else(|e| panic!("{e}"));
-        let mid = parse(r#"{"value":[],"@odata.nextLink":"https://graph.microsoft.com/v1.0/drives/b!d/root/delta?token=p2"}"#);
+        let parse =
+            |s: &str| serde_json::from_str::<Collection<DriveItem>>(s).unwrap_or_else(|e| panic!("{e}"));
+        let mid = parse(
+            r#"{"value":[],"@odata.nextLink":"https://graph.microsoft.com/v1.0/drives/b!d/root/delta?token=p2"}"#,
+        );
         assert_eq!(
             to_page(mid, "b!d"),
             Ok(ListPage {

@@ -141,9 +141,10 @@ pub fn valid_tenant(tenant: &str) -> bool {
         return true;
     }
     let guid = tenant.len() == 36
-        && tenant.bytes().enumerate().all(|(i, b)| {
-            if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() }
-        });
+        && tenant
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() });
     if guid {
         return true;
     }
@@ -234,13 +235,17 @@ impl SharePoint {
     /// connection; a refusal is `Permanent` and names the host only (the query of a download
     /// URL is a credential).
     pub fn check_link(&self, link: &str) -> Result<Url, ProviderError> {
-        let url = Url::parse(link)
-            .map_err(|_| ProviderError::Permanent("Graph returned a link that is not an absolute URL".into()))?;
+        let url = Url::parse(link).map_err(|_| {
+            ProviderError::Permanent("Graph returned a link that is not an absolute URL".into())
+        })?;
         let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
             return Err(ProviderError::Permanent("Graph returned a link without a host".into()));
         };
-        let refused =
-            || ProviderError::Permanent(format!("refused to follow a link to the host {host}: not a Microsoft host"));
+        let refused = || {
+            ProviderError::Permanent(format!(
+                "refused to follow a link to the host {host}: not a Microsoft host"
+            ))
+        };
         if !url.username().is_empty() || url.password().is_some() {
             return Err(refused());
         }
@@ -249,11 +254,7 @@ impl SharePoint {
         }
         let microsoft = ALLOWED_HOSTS.contains(&host.as_str())
             || ALLOWED_HOST_SUFFIXES.iter().any(|s| host.ends_with(s) && host.len() > s.len());
-        if url.scheme() == "https" && url.port().is_none() && microsoft {
-            Ok(url)
-        } else {
-            Err(refused())
-        }
+        if url.scheme() == "https" && url.port().is_none() && microsoft { Ok(url) } else { Err(refused()) }
     }
 
     /// `{graph_base}/v1.0/{path}` with `query`.
@@ -435,15 +436,19 @@ mod tests {
 
     fn sp() -> SharePoint {
         SharePoint::new(
-            SharePointConfig::new("app", Secret::new("s"))
-                .with_bases("http://127.0.0.1:4000/sharepoint/login/", "http://127.0.0.1:4000/sharepoint/graph"),
+            SharePointConfig::new("app", Secret::new("s")).with_bases(
+                "http://127.0.0.1:4000/sharepoint/login/",
+                "http://127.0.0.1:4000/sharepoint/graph",
+            ),
         )
     }
 
     #[test]
     fn ids_segments_and_capabilities() {
         let s = sp();
-        for id in ["01BYE5RZ6QN3ZWBTUFOFD3GSPGOHDJD36K", "D4648F06C91D9D3D!54927", "contoso.sharepoint.com,a-b,c-d"] {
+        for id in
+            ["01BYE5RZ6QN3ZWBTUFOFD3GSPGOHDJD36K", "D4648F06C91D9D3D!54927", "contoso.sharepoint.com,a-b,c-d"]
+        {
             assert!(s.accepts_id(id), "{id}");
         }
         for id in ["", "a/b", "a b", "a?b", "a%2F", "root:/x"] {
@@ -454,7 +459,12 @@ mod tests {
         assert_eq!(segment("a/b?c"), "a%2Fb%3Fc");
         let caps = s.capabilities();
         assert_eq!(caps.feed_scope, FeedScope::Drive);
-        assert!(!caps.recursive_listing && !caps.listing_has_paths && !caps.deletions_by_path && !caps.unique_paths);
+        assert!(
+            !caps.recursive_listing
+                && !caps.listing_has_paths
+                && !caps.deletions_by_path
+                && !caps.unique_paths
+        );
         assert_eq!(caps.hash, HashAlgorithm::QuickXor);
         assert_eq!(s.config().graph_base, "http://127.0.0.1:4000/sharepoint/graph");
         assert!(s.config().http.user_agent.starts_with("ISV|ExternalConnections|extconn/"));
@@ -499,12 +509,28 @@ mod tests {
 
     #[test]
     fn tenants() {
-        for t in ["organizations", "common", "consumers", "contoso.onmicrosoft.com", "contoso.com",
-            "72f988bf-86f1-41af-91ab-2d7cd011db47", "72F988BF-86F1-41AF-91AB-2D7CD011DB47"] {
+        for t in [
+            "organizations",
+            "common",
+            "consumers",
+            "contoso.onmicrosoft.com",
+            "contoso.com",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "72F988BF-86F1-41AF-91AB-2D7CD011DB47",
+        ] {
             assert!(valid_tenant(t), "{t}");
         }
-        for t in ["", "Organizations ", "contoso", "a/b", "x.-y.com", "72f988bf86f141af91ab2d7cd011db47",
-            "contoso.com/oauth2", "c?.com", "12.34"] {
+        for t in [
+            "",
+            "Organizations ",
+            "contoso",
+            "a/b",
+            "x.-y.com",
+            "72f988bf86f141af91ab2d7cd011db47",
+            "contoso.com/oauth2",
+            "c?.com",
+            "12.34",
+        ] {
             assert!(!valid_tenant(t), "{t}");
         }
         let e = SharePoint::try_new(SharePointConfig::new("a", Secret::new("s")).with_tenant("../x")).err();

@@ -277,7 +277,8 @@ pub fn to_changes(items: Vec<DriveItem>, drive: &str) -> Vec<Change> {
     for (i, item) in items.iter().enumerate() {
         last.insert(item.id.as_str(), i);
     }
-    let keep: Vec<bool> = items.iter().enumerate().map(|(i, it)| last.get(it.id.as_str()) == Some(&i)).collect();
+    let keep: Vec<bool> =
+        items.iter().enumerate().map(|(i, it)| last.get(it.id.as_str()) == Some(&i)).collect();
     items
         .into_iter()
         .zip(keep)
@@ -342,8 +343,14 @@ mod tests {
             }
         );
         let Change::Upsert(folder) = &changes[1] else { panic!() };
-        assert_eq!((folder.kind.clone(), folder.size, folder.revision.clone()), (ItemKind::Folder, None, None));
-        assert_eq!(folder.locator(), FolderLocator { folder_id: "01DEF".into(), drive_id: Some("b!xyz".into()) });
+        assert_eq!(
+            (folder.kind.clone(), folder.size, folder.revision.clone()),
+            (ItemKind::Folder, None, None)
+        );
+        assert_eq!(
+            folder.locator(),
+            FolderLocator { folder_id: "01DEF".into(), drive_id: Some("b!xyz".into()) }
+        );
     }
 
     #[test]
@@ -355,7 +362,10 @@ mod tests {
         assert_eq!(changes.len(), 3);
         let Change::Upsert(f) = &changes[1] else { panic!() };
         // ODB omits cTag in delta: the eTag (absent here too) or nothing; the hash is the version.
-        assert_eq!((f.size, f.revision.as_deref(), f.content_version()), (Some(50_000), None, Some("SgAAAAAAAAAAAAAAAQAAAAAAAAA=")));
+        assert_eq!(
+            (f.size, f.revision.as_deref(), f.content_version()),
+            (Some(50_000), None, Some("SgAAAAAAAAAAAAAAAQAAAAAAAAA="))
+        );
         assert_eq!(changes[2], Change::Deleted { id: Some("01GONE".into()), path_lower: None });
     }
 
@@ -382,12 +392,7 @@ mod tests {
             .collect();
         assert_eq!(
             summary,
-            [
-                "-A",
-                "+B:b2.txt:File",
-                "+N:Notes:Other { reason: \"package\" }",
-                "+C:back.txt:File"
-            ]
+            ["-A", "+B:b2.txt:File", "+N:Notes:Other { reason: \"package\" }", "+C:back.txt:File"]
         );
         // No id is both upserted and deleted in one page.
         let Change::Upsert(b) = &changes[1] else { panic!() };
@@ -423,7 +428,10 @@ mod tests {
             r#"{"id":"87d349ed-44d7-43e1-9a83-5f2406dee5bd","displayName":"Megan Bowen","mail":null,"userPrincipalName":"MeganB@contoso.onmicrosoft.com"}"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((u.mail, u.user_principal_name.as_deref()), (None, Some("MeganB@contoso.onmicrosoft.com")));
+        assert_eq!(
+            (u.mail, u.user_principal_name.as_deref()),
+            (None, Some("MeganB@contoso.onmicrosoft.com"))
+        );
     }
 
     #[test]
@@ -435,8 +443,11 @@ mod tests {
         )
         .unwrap_or_else(|| panic!("error body"));
         assert_eq!(e.codes(), ["activityLimitReached", "throttledRequest", "resourceUnitLimit"]);
-        assert!(e.describe().starts_with("activityLimitReached/throttledRequest/resourceUnitLimit: The request"));
-        let lower = ErrorBody::parse(br#"{"error":{"code":"a","innererror":{"code":"b"}}}"#).unwrap_or_else(|| panic!());
+        assert!(
+            e.describe().starts_with("activityLimitReached/throttledRequest/resourceUnitLimit: The request")
+        );
+        let lower = ErrorBody::parse(br#"{"error":{"code":"a","innererror":{"code":"b"}}}"#)
+            .unwrap_or_else(|| panic!());
         assert_eq!(lower.codes(), ["a", "b"]);
         assert!(ErrorBody::parse(b"<html>").is_none());
         assert!(ErrorBody::parse(br#"{"error":"invalid_grant"}"#).is_none());

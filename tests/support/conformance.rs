@@ -78,7 +78,7 @@ pub fn subjects() -> Vec<Subject> {
                 let url =
                     |k: &str| urls.get(k).cloned().unwrap_or_else(|| panic!("the sandbox has no {k} URL"));
                 let mut cfg = extconn_providers::SharePointConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET))
-                    .with_bases(url("login_base"), url("graph_base"));
+                    .with_bases(url("login"), url("graph"));
                 cfg.page_size = 3;
                 cfg.clock = clock;
                 Arc::new(extconn_providers::SharePoint::new(cfg))
@@ -141,7 +141,9 @@ impl Bench {
             expires_at: Some(mem.clock.now() + chrono::Duration::hours(1)),
         };
         let grant = mem.grant(subject.kind, &account, &tokens).await;
-        let conn = mem.connect(&grant, &folder, "Connected").await;
+        let locator =
+            FolderLocator { folder_id: folder.clone(), drive_id: control.drive_of(&account, &folder) };
+        let conn = mem.connect_at(&grant, locator, "Connected").await;
         Bench {
             name: format!("{:?}", subject.service),
             sandbox,
@@ -277,7 +279,11 @@ pub async fn oauth_round_trip(subject: &Subject) {
     b.provider.revoke(&fresh).await.unwrap_or_else(|e| panic!("{}: revoke: {e}", b.name));
     let after = b.provider.refresh(&fresh).await;
     if subject.revocable {
-        assert!(matches!(after, Err(ProviderError::Reauth(_))), "{}: revoked means reauth: {after:?}", b.name);
+        assert!(
+            matches!(after, Err(ProviderError::Reauth(_))),
+            "{}: revoked means reauth: {after:?}",
+            b.name
+        );
     } else {
         // Nothing to revoke at the provider: the tokens live until deleted (the grant's secret).
         assert!(after.is_ok(), "{}: revoke is a no-op here: {after:?}", b.name);
@@ -486,7 +492,8 @@ pub async fn ranged_download(subject: &Subject) {
     let node =
         b.control.add_file(&b.account, &b.folder, "big.bin", Content::generated(size, 42)).expect("add file");
     let access = &b.tokens.access_token;
-    let loc = FolderLocator { folder_id: node.id.clone(), drive_id: None };
+    let loc =
+        FolderLocator { folder_id: node.id.clone(), drive_id: b.control.drive_of(&b.account, &node.id) };
     let item = b.provider.item(access, &loc).await.expect("item");
     assert_eq!(item.size, Some(size), "{}: the item's size", b.name);
     let read = |req: DownloadRequest| {

@@ -397,17 +397,24 @@ impl LocalSystem {
         let first = created["current_run_id"].as_str().unwrap_or_default().to_owned();
         self.wait_run(http, &id, &first, total()).await?;
         let assets = self.verify_sharepoint(http, &id, &folder_id).await?;
-        ok(format!("{} files; each asset matches the source: sha256, and Graph's quickXorHash", assets.len()));
+        ok(format!(
+            "{} files; each asset matches the source: sha256, and Graph's quickXorHash",
+            assets.len()
+        ));
         table(&http.expect(M::GET, "/v1/connections?provider=sharepoint", None, 200).await?);
 
-        step(n, "Changes at SharePoint: \"Social\" renamed, a file added, one deleted, another team's file edited");
+        step(
+            n,
+            "Changes at SharePoint: \"Social\" renamed, a file added, one deleted, another team's file edited",
+        );
         let files = sp.list_files(acct, &folder_id).map_err(|e| e.to_string())?;
         let social = files
             .iter()
             .find_map(|f| f.parent_id.clone().filter(|p| *p != folder_id))
             .ok_or("no Social folder")?;
         sp.rename(acct, &social, "Social 2026").map_err(|e| e.to_string())?;
-        sp.add_file(acct, &folder_id, "press-kit.zip", Content::generated(88_003, 70)).map_err(|e| e.to_string())?;
+        sp.add_file(acct, &folder_id, "press-kit.zip", Content::generated(88_003, 70))
+            .map_err(|e| e.to_string())?;
         let deleted = files.iter().find(|f| f.name == "banner-wide.png").ok_or("no banner")?.id.clone();
         sp.delete(acct, &deleted).map_err(|e| e.to_string())?;
         let site_id = site["id"].as_str().ok_or("no site id")?;
@@ -427,7 +434,8 @@ impl LocalSystem {
         if downloads != 1 {
             return Err(format!("the refresh downloaded {downloads} files; only the new one was due"));
         }
-        let moved: Vec<&String> = files.iter().filter(|f| f.parent_id.as_deref() == Some(social.as_str())).map(|f| &f.id).collect();
+        let moved: Vec<&String> =
+            files.iter().filter(|f| f.parent_id.as_deref() == Some(social.as_str())).map(|f| &f.id).collect();
         if moved.iter().any(|m| assets.get(*m) != after.get(*m)) {
             return Err("the files of the renamed folder got new assets".into());
         }
@@ -451,14 +459,21 @@ impl LocalSystem {
 
         step(n, "Delete the SharePoint connection");
         http.expect(M::DELETE, &format!("/v1/connections/{id}"), None, 204).await?;
-        ok("deleted; Microsoft has no per-token revocation, so the grant's stored tokens were deleted; the assets stay");
+        ok(
+            "deleted; Microsoft has no per-token revocation, so the grant's stored tokens were deleted; the assets stay",
+        );
         Ok(())
     }
 
     /// Every live file below `folder` at SharePoint: imported, its asset's bytes those of the
     /// source (sha256, and the quickXorHash Graph lists, computed here over the stored bytes).
     /// Returns each file's asset key.
-    async fn verify_sharepoint(&self, http: &mut Http, id: &str, folder: &str) -> Result<BTreeMap<String, String>, String> {
+    async fn verify_sharepoint(
+        &self,
+        http: &mut Http,
+        id: &str,
+        folder: &str,
+    ) -> Result<BTreeMap<String, String>, String> {
         let (sp, acct) = (&self.sharepoint, self.sharepoint_account.as_str());
         let items = self.items(http, id).await?;
         let mut out = BTreeMap::new();

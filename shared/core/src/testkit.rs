@@ -819,6 +819,33 @@ impl MemoryBench {
         }
     }
 
+    /// One sync job and its continuations (each delivered after its delay on the virtual
+    /// clock, at most `max_steps`), as a queue would redeliver them; the run's final status.
+    pub async fn sync_to_end(&self, ports: &crate::Ports, conn: &ConnKey, max_steps: usize) -> RunStatus {
+        let mut job = Job {
+            client_id: conn.client_id.clone(),
+            connection_id: conn.connection_id.clone(),
+            trigger: Trigger::Schedule,
+            run_id: None,
+            requested_by: None,
+            continuation: false,
+        };
+        let engine = crate::engine::Engine::new(ports.clone(), crate::engine::EngineConfig::default());
+        for _ in 0..max_steps {
+            let deadline = self.clock.now() + chrono::Duration::minutes(15);
+            match engine.run_job(&job, deadline).await.expect("sync step") {
+                crate::engine::JobOutcome::Finished { status, .. } => return status,
+                crate::engine::JobOutcome::Continued { run_id, delay } => {
+                    self.clock.advance(delay);
+                    job.run_id = Some(run_id);
+                    job.continuation = true;
+                }
+                other => panic!("the sync stopped: {other:?}"),
+            }
+        }
+        panic!("the sync did not finish in {max_steps} steps")
+    }
+
     /// No object was written twice (every stored object was created exactly once; a
     /// redelivered import finds it already there), and the DAM heard of every stored object
     /// (events are at least once: a crash between an event and its item write repeats it).

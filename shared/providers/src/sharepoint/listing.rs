@@ -76,6 +76,7 @@ pub(super) async fn browse_folders(
                 Some(link) => sp.get_link(access, link).await?,
                 None => sp.get(access, "sites", &[("search", "*")]).await?,
             };
+            let sites = sp.checked(sites)?;
             folders.extend(sites.value.into_iter().map(|s| FolderEntry {
                 name: s.display_name.or(s.name).unwrap_or_else(|| s.id.clone()),
                 locator: FolderLocator { folder_id: s.id, drive_id: None },
@@ -93,6 +94,7 @@ pub(super) async fn browse_folders(
                     sp.get(access, &path, &[("$select", "id,name,driveType")]).await?
                 }
             };
+            let drives = sp.checked(drives)?;
             let mut folders = Vec::with_capacity(drives.value.len());
             for d in drives.value {
                 folders.push(drive_entry(sp, access, d, "Documents").await?);
@@ -110,6 +112,7 @@ pub(super) async fn browse_folders(
                     sp.get(access, &path, &[("$top", top.as_str()), ("$select", PICKER_SELECT)]).await?
                 }
             };
+            let items = sp.checked(items)?;
             let folders = items
                 .value
                 .into_iter()
@@ -150,24 +153,13 @@ pub(super) async fn folder(
     if folder.drive_id.is_none() {
         return Err(ProviderError::Permanent("a site cannot be connected: pick one of its libraries".into()));
     }
-    let item = item(sp, access, folder).await?;
+    let drive = drive_of(folder)?;
+    let raw = get_item(sp, access, folder).await?;
+    let root = raw.is_root();
+    let mut item = raw.into_item(drive);
     if !item.is_folder() {
         return Err(ProviderError::Permanent("the connected item is not a folder".into()));
     }
-    let kind = if item.parent_ids.is_empty() { EntryKind::Drive } else { EntryKind::Folder };
-    Ok(FolderEntry { locator: item.locator(), name: item.name, path: None, kind, selectable: true })
-}
-
-/// One item by id; deleted → `NotFound`; a drive's root is named after the drive.
-pub(super) async fn item(
-    sp: &SharePoint,
-    access: &Secret,
-    locator: &FolderLocator,
-) -> Result<RemoteItem, ProviderError> {
-    let drive = drive_of(locator)?;
-    let raw = get_item(sp, access, locator).await?;
-    let root = raw.is_root();
-    let mut item = raw.into_item(drive);
     if root {
         // A root item is called `root`: it is shown as its library.
         item.name = self::drive(sp, access, item.drive_id.as_deref().unwrap_or(drive))
@@ -175,7 +167,20 @@ pub(super) async fn item(
             .name
             .unwrap_or_default();
     }
-    Ok(item)
+    let kind = if item.parent_ids.is_empty() { EntryKind::Drive } else { EntryKind::Folder };
+    Ok(FolderEntry { locator: item.locator(), name: item.name, path: None, kind, selectable: true })
+}
+
+/// One item by id; deleted → `NotFound`. A drive's root keeps Graph's name for it (`root`):
+/// the engine asks for unknown parents, and a root only ends the walk up, so naming it after
+/// its library (one more call) is left to [`folder`].
+pub(super) async fn item(
+    sp: &SharePoint,
+    access: &Secret,
+    locator: &FolderLocator,
+) -> Result<RemoteItem, ProviderError> {
+    let drive = drive_of(locator)?;
+    Ok(get_item(sp, access, locator).await?.into_item(drive))
 }
 
 /// The deltaLink of `root/delta?token=latest` (now, skipping history), taken before the
@@ -189,7 +194,8 @@ pub(super) async fn start_cursor(
     let mut page: Collection<DriveItem> =
         sp.get(access, &format!("drives/{}/root/delta", segment(drive)), &[("token", "latest")]).await?;
     for _ in 0..MAX_CURSOR_PAGES {
-        match (page.delta_link, page.next_link) {
+        let checked = sp.checked(page)?;
+        match (checked.delta_link, checked.next_link) {
             (Some(delta), _) => return Ok(delta),
             (None, Some(next)) => page = sp.get_link(access, &next).await?,
             (None, None) => break,
@@ -214,6 +220,7 @@ pub(super) async fn list_children(
             sp.get(access, &path, &[("$top", top.as_str())]).await?
         }
     };
+    let items = sp.checked(items)?;
     let changes = to_changes(items.value, drive);
     Ok(match items.next_link {
         Some(next) => ListPage { changes, cursor: next, has_more: true },
@@ -232,7 +239,7 @@ pub(super) async fn list_changes(
 ) -> Result<ListPage, ProviderError> {
     let drive = drive_of(folder)?;
     let page: Collection<DriveItem> = sp.get_link(access, cursor).await?;
-    to_page(page, drive)
+    to_page(sp.checked(page)?, drive)
 }
 
 fn to_page(page: Collection<DriveItem>, drive: &str) -> Result<ListPage, ProviderError> {

@@ -257,6 +257,16 @@ impl SharePoint {
         if url.scheme() == "https" && url.port().is_none() && microsoft { Ok(url) } else { Err(refused()) }
     }
 
+    /// A page whose `@odata.nextLink` / `@odata.deltaLink` pass [`SharePoint::check_link`]:
+    /// links are checked when they arrive, so a foreign one is never stored as a cursor (a
+    /// later run would resume from it), nor followed.
+    pub(crate) fn checked<T>(&self, page: wire::Collection<T>) -> Result<wire::Collection<T>, ProviderError> {
+        for link in [&page.next_link, &page.delta_link].into_iter().flatten() {
+            self.check_link(link)?;
+        }
+        Ok(page)
+    }
+
     /// `{graph_base}/v1.0/{path}` with `query`.
     fn graph_url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ProviderError> {
         let mut url = Url::parse(&format!("{}/v1.0/{path}", self.cfg.graph_base))
@@ -343,7 +353,9 @@ impl Provider for SharePoint {
             recursive_listing: false,
             listing_has_paths: false,
             deletions_by_path: false,
-            unique_paths: false,
+            // Graph refuses a second item with a name taken in its folder (case-insensitively);
+            // items are still tracked by id (no path index: deletions come by id).
+            unique_paths: true,
             hash: HashAlgorithm::QuickXor,
         }
     }
@@ -463,7 +475,7 @@ mod tests {
             !caps.recursive_listing
                 && !caps.listing_has_paths
                 && !caps.deletions_by_path
-                && !caps.unique_paths
+                && caps.unique_paths
         );
         assert_eq!(caps.hash, HashAlgorithm::QuickXor);
         assert_eq!(s.config().graph_base, "http://127.0.0.1:4000/sharepoint/graph");

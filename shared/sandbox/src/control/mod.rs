@@ -167,6 +167,12 @@ pub trait ProviderControl: Send + Sync + fmt::Debug {
     /// The ref of the account's root folder (Dropbox: `""`).
     fn root(&self, account: &str) -> Result<String, ControlError>;
 
+    /// The drive an entry lives in, where the provider addresses items by drive and id
+    /// (Graph's `driveId`, which a connection's locator carries); `None` elsewhere.
+    fn drive_of(&self, _account: &str, _id: &str) -> Option<String> {
+        None
+    }
+
     /// Creates a folder `name` in folder `parent_id`. Where names are unique in a
     /// folder (Dropbox), a taken name is a [`ControlError::Conflict`].
     fn add_folder(&self, account: &str, parent_id: &str, name: &str) -> Result<Node, ControlError>;

@@ -44,11 +44,22 @@ impl ProviderControl for SharePointControl {
         SharePointControl::root(self, account)
     }
 
+    fn drive_of(&self, account: &str, id: &str) -> Option<String> {
+        let item = self.item_json(account, id).ok()?;
+        item["parentReference"]["driveId"].as_str().map(str::to_owned)
+    }
+
     fn add_folder(&self, account: &str, parent_id: &str, name: &str) -> Result<Node, ControlError> {
         SharePointControl::add_folder(self, account, parent_id, name)
     }
 
-    fn add_file(&self, account: &str, parent_id: &str, name: &str, content: Content) -> Result<Node, ControlError> {
+    fn add_file(
+        &self,
+        account: &str,
+        parent_id: &str,
+        name: &str,
+        content: Content,
+    ) -> Result<Node, ControlError> {
         SharePointControl::add_file(self, account, parent_id, name, content)
     }
 
@@ -120,7 +131,9 @@ impl ProviderControl for SharePointControl {
     }
 
     fn inject(&self, op: Op, fault: Fault, times: u32) -> Result<(), ControlError> {
-        let ep = Endpoint::of(op).ok_or_else(|| ControlError::Unsupported(format!("{op:?}: Microsoft Graph has no such endpoint")))?;
+        let ep = Endpoint::of(op).ok_or_else(|| {
+            ControlError::Unsupported(format!("{op:?}: Microsoft Graph has no such endpoint"))
+        })?;
         SharePointControl::inject(self, ep, fault, times);
         Ok(())
     }

@@ -67,11 +67,7 @@ impl Route {
 
     /// Parses the path after `/v1.0/` (segments percent-decoded).
     pub(crate) fn parse(path: &str) -> Option<Route> {
-        let segs: Vec<String> = path
-            .trim_matches('/')
-            .split('/')
-            .map(|s| percent_decode(s))
-            .collect();
+        let segs: Vec<String> = path.trim_matches('/').split('/').map(|s| percent_decode(s)).collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         match segs.as_slice() {
             ["me"] => Some(Route::Me),
@@ -119,7 +115,8 @@ pub(crate) async fn graph(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let Some(route) = Route::parse(&rest) else {
-        let msg = format!("Resource not found for the segment '{}'.", rest.split('/').next().unwrap_or_default());
+        let msg =
+            format!("Resource not found for the segment '{}'.", rest.split('/').next().unwrap_or_default());
         return wire::error(400, "BadRequest", &msg, st.now());
     };
     let q = query(raw.as_deref());
@@ -219,7 +216,8 @@ fn handle(
             Ok(selected(wire::user_json(u)))
         }
         Route::Sites => {
-            let search = q.get("search").map(|s| s.trim().trim_matches('"').to_lowercase()).unwrap_or_default();
+            let search =
+                q.get("search").map(|s| s.trim().trim_matches('"').to_lowercase()).unwrap_or_default();
             let value: Vec<Value> = inner
                 .sites
                 .iter()
@@ -287,7 +285,10 @@ fn handle(
                 if let Some(s) = sel {
                     link.push_str(&format!("&$select={}", enc(s)));
                 }
-                link.push_str(&format!("&$skiptoken={}", URL_SAFE_NO_PAD.encode(format!("Paged=TRUE&p_ID={}", offset + top))));
+                link.push_str(&format!(
+                    "&$skiptoken={}",
+                    URL_SAFE_NO_PAD.encode(format!("Paged=TRUE&p_ID={}", offset + top))
+                ));
                 out["@odata.nextLink"] = json!(link);
             }
             Ok(out)
@@ -333,12 +334,16 @@ impl Token {
         let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(t).ok()?).ok()?;
         let parts: Vec<&str> = raw.splitn(4, ';').collect();
         match parts.as_slice() {
-            ["d", serial, seq, drive] => {
-                Some(Token::Delta { serial: serial.parse().ok()?, seq: seq.parse().ok()?, drive: drive.to_string() })
-            }
-            ["p", serial, feed, offset] => {
-                Some(Token::Page { serial: serial.parse().ok()?, feed: feed.parse().ok()?, offset: offset.parse().ok()? })
-            }
+            ["d", serial, seq, drive] => Some(Token::Delta {
+                serial: serial.parse().ok()?,
+                seq: seq.parse().ok()?,
+                drive: drive.to_string(),
+            }),
+            ["p", serial, feed, offset] => Some(Token::Page {
+                serial: serial.parse().ok()?,
+                feed: feed.parse().ok()?,
+                offset: offset.parse().ok()?,
+            }),
             _ => None,
         }
     }
@@ -390,8 +395,7 @@ fn delta(
             return Ok(json!({ "value": [], "@odata.deltaLink": delta_url(&base, &drive_id, &token) }));
         }
         Some(t) => {
-            let token =
-                Token::decode(t).ok_or_else(|| wire::invalid_request("Invalid delta token.", now))?;
+            let token = Token::decode(t).ok_or_else(|| wire::invalid_request("Invalid delta token.", now))?;
             if token.serial() < inner.token_floor {
                 return Err(resync(inner, &base, &drive_id, top, now));
             }
@@ -403,8 +407,7 @@ fn delta(
                     new_feed(inner, &drive_id, Some(seq), top, select, exclude_parent)
                 }
                 Token::Page { feed, offset, .. } => {
-                    let serial =
-                        inner.feeds.get(&feed).filter(|f| f.drive_id == drive_id).map(|f| f.serial);
+                    let serial = inner.feeds.get(&feed).filter(|f| f.drive_id == drive_id).map(|f| f.serial);
                     let Some(serial) = serial else {
                         return Err(resync(inner, &base, &drive_id, top, now));
                     };
@@ -481,10 +484,9 @@ fn new_feed(
     let serial = inner.next_serial();
     let id = inner.next_feed;
     inner.next_feed += 1;
-    inner.feeds.insert(
-        id,
-        Feed { drive_id: drive_id.to_string(), serial, items, upto: inner.seq, top, select },
-    );
+    inner
+        .feeds
+        .insert(id, Feed { drive_id: drive_id.to_string(), serial, items, upto: inner.seq, top, select });
     id
 }
 
@@ -566,7 +568,10 @@ mod unit {
     #[test]
     fn paths_parse() {
         assert_eq!(Route::parse("me"), Some(Route::Me));
-        assert_eq!(Route::parse("me/drive/root/children"), Some(Route::Children(DriveRef::Me, ItemRef::Root)));
+        assert_eq!(
+            Route::parse("me/drive/root/children"),
+            Some(Route::Children(DriveRef::Me, ItemRef::Root))
+        );
         assert_eq!(
             Route::parse("drives/b!x-_/items/01AB/delta"),
             Some(Route::Delta(DriveRef::Id("b!x-_".into()), ItemRef::Id("01AB".into())))
@@ -575,7 +580,10 @@ mod unit {
             Route::parse("sites/contoso.sharepoint.com,a,b/drives"),
             Some(Route::SiteDrives("contoso.sharepoint.com,a,b".into()))
         );
-        assert_eq!(Route::parse("drives/b%21x/root"), Some(Route::Item(DriveRef::Id("b!x".into()), ItemRef::Root)));
+        assert_eq!(
+            Route::parse("drives/b%21x/root"),
+            Some(Route::Item(DriveRef::Id("b!x".into()), ItemRef::Root))
+        );
         assert_eq!(Route::parse("drives/x/root/permissions"), None);
     }
 

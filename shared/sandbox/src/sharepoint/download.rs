@@ -22,7 +22,8 @@ use crate::content::{Blob, Content, stream_range};
 use crate::dropbox::download::{RangeSpec, parse_range};
 
 /// What SharePoint appends, in spirit, when it rewrites an Office document.
-const OFFICE_REWRITE: &[u8] = b"\n<!-- sandbox: SharePoint updated this document's properties on download -->\n";
+const OFFICE_REWRITE: &[u8] =
+    b"\n<!-- sandbox: SharePoint updated this document's properties on download -->\n";
 
 /// Whether SharePoint may rewrite a file of this name on download.
 fn is_rewritten_office(name: &str) -> bool {

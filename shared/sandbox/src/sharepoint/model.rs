@@ -287,10 +287,11 @@ impl Drive {
     /// Names are unique in a folder, case-insensitively (`except`: the item being renamed).
     fn check_free(&self, parent: &str, name: &str, except: Option<&str>) -> Result<(), ModelError> {
         let lower = name.to_lowercase();
-        let taken = self
-            .items
-            .values()
-            .any(|i| i.parent.as_deref() == Some(parent) && i.name.to_lowercase() == lower && Some(i.id.as_str()) != except);
+        let taken = self.items.values().any(|i| {
+            i.parent.as_deref() == Some(parent)
+                && i.name.to_lowercase() == lower
+                && Some(i.id.as_str()) != except
+        });
         if taken {
             return Err(ModelError::Conflict(format!("an item named {name:?} already exists in the folder")));
         }

@@ -96,11 +96,19 @@ pub(crate) fn aad_error(status: StatusCode, error: &str, code: u32, text: &str, 
 /// `invalid_grant` with one of the codes above.
 pub(crate) fn invalid_grant_response(code: u32, now: SystemTime) -> Response {
     let text = match code {
-        700_082 => "The refresh token has expired due to inactivity. The token was issued on a date and was inactive for 90.00:00:00.",
+        700_082 => {
+            "The refresh token has expired due to inactivity. The token was issued on a date and was inactive for 90.00:00:00."
+        }
         50_173 => "The provided grant has expired due to it being revoked, a fresh auth token is needed.",
-        54_005 => "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
-        70_008 => "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
-        501_481 => "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        54_005 => {
+            "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."
+        }
+        70_008 => {
+            "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource."
+        }
+        501_481 => {
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request."
+        }
         _ => "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid.",
     };
     aad_error(StatusCode::BAD_REQUEST, "invalid_grant", code, text, now)
@@ -140,9 +148,13 @@ fn token_error(e: &TokenError, now: SystemTime) -> Response {
             "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
             now,
         ),
-        "unsupported_grant_type" => {
-            aad_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70_003, "The app requested an unsupported grant type.", now)
-        }
+        "unsupported_grant_type" => aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70_003,
+            "The app requested an unsupported grant type.",
+            now,
+        ),
         other => aad_error(e.status, other, 900_144, d, now),
     }
 }
@@ -183,7 +195,13 @@ pub(crate) async fn token(
         .guarded(Endpoint::Token, async {
             let now = st.now();
             if !known_tenant(&st, &tenant) {
-                return aad_error(StatusCode::BAD_REQUEST, "invalid_request", 90_002, "Tenant not found.", now);
+                return aad_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    90_002,
+                    "Tenant not found.",
+                    now,
+                );
             }
             match st.oauth.token(&headers, &body) {
                 Ok(issued) => token_body(&st, &issued, now),
@@ -219,7 +237,9 @@ fn token_body(st: &SpState, t: &Issued, now: SystemTime) -> Response {
     let scope: Vec<&str> = t
         .scope
         .split_whitespace()
-        .filter(|s| !["offline_access", "openid", "profile", "email"].iter().any(|o| o.eq_ignore_ascii_case(s)))
+        .filter(|s| {
+            !["offline_access", "openid", "profile", "email"].iter().any(|o| o.eq_ignore_ascii_case(s))
+        })
         .collect();
     let mut body = json!({
         "token_type": "Bearer",

@@ -87,7 +87,10 @@ mod tests {
         assert_eq!(quick_xor_hash(b"hello world"), "aCgDG9jwBhDc4Q1yawMZAAAAAAA=");
         let mut h = QuickXorHash::default();
         h.update(b"hello world");
-        assert_eq!(h.finish(), [104, 40, 3, 27, 216, 240, 6, 16, 220, 225, 13, 114, 107, 3, 25, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            h.finish(),
+            [104, 40, 3, 27, 216, 240, 6, 16, 220, 225, 13, 114, 107, 3, 25, 0, 0, 0, 0, 0]
+        );
         let input = STANDARD
             .decode("QuzaF0+5ooig6OLEWeibZUENl8EaiXAQvK9UjBEauMeuFFDCtNcGs25BDtJGGbX90gH4VZvCCDNCq4s=")
             .expect("vector");

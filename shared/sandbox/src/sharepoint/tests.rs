@@ -134,7 +134,8 @@ impl Env {
 fn pkce_pair() -> (String, String) {
     use sha2::Digest as _;
     let verifier = "sandbox-verifier-0123456789-abcdefghijklmnopqrstuvwxyz".to_string();
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let challenge =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 
@@ -204,7 +205,10 @@ async fn items_children_paging_select_and_errors() {
     assert!(item["cTag"].as_str().is_some_and(|t| t.starts_with("\"c:{")));
 
     // Children: 6 entries in pages of 4, `$select` honoured, absolute nextLink.
-    let mut url = format!("{}/v1.0/drives/{}/items/{docs}/children?$top=4&$select=id,name,size", e.urls.graph_base, e.drive);
+    let mut url = format!(
+        "{}/v1.0/drives/{}/items/{docs}/children?$top=4&$select=id,name,size",
+        e.urls.graph_base, e.drive
+    );
     let mut got = Vec::new();
     let mut pages = 0;
     loop {
@@ -233,7 +237,10 @@ async fn items_children_paging_select_and_errors() {
     let r = e.get(&format!("drives/{}/items/01NOPE", e.drive)).await;
     assert_eq!((r.status, r.code()), (404, "itemNotFound".to_string()));
     assert!(r.json()["error"]["innerError"]["request-id"].is_string());
-    let r = reply(e.http.get(format!("{}/v1.0/me", e.urls.graph_base)).bearer_auth("bogus").send().await.expect("send")).await;
+    let r = reply(
+        e.http.get(format!("{}/v1.0/me", e.urls.graph_base)).bearer_auth("bogus").send().await.expect("send"),
+    )
+    .await;
     assert_eq!((r.status, r.code()), (401, "InvalidAuthenticationToken".to_string()));
     e.sp.expire_access_tokens();
     let r = e.get("me").await;
@@ -383,7 +390,8 @@ async fn office_files_can_be_rewritten_on_download() {
     let f = e.file(&e.root, "Plan.DOCX", "pretend this is a docx");
     e.sp.set_rewrites_office_files(true);
     let listed = e.get(&format!("drives/{}/items/{f}", e.drive)).await.json();
-    let loc = e.get(&format!("drives/{}/items/{f}/content", e.drive)).await.header("location").expect("Location");
+    let loc =
+        e.get(&format!("drives/{}/items/{f}/content", e.drive)).await.header("location").expect("Location");
     let body = reply(e.http.get(&loc).send().await.expect("send")).await.body;
     assert_ne!(listed["size"].as_u64(), Some(body.len() as u64));
     assert_ne!(listed["file"]["hashes"]["quickXorHash"].as_str(), Some(quick_xor_hash(&body).as_str()));
@@ -401,7 +409,8 @@ async fn link_base_override_applies_to_every_link() {
     assert!(next.starts_with("https://graph.evil.example/sharepoint/graph/v1.0/drives/"), "{next}");
     let v = e.get("me/drive/root/children").await.json();
     assert!(v["@odata.nextLink"].as_str().is_some_and(|n| n.starts_with("https://graph.evil.example/")));
-    let loc = e.get(&format!("drives/{}/items/{f}/content", e.drive)).await.header("location").expect("Location");
+    let loc =
+        e.get(&format!("drives/{}/items/{f}/content", e.drive)).await.header("location").expect("Location");
     assert!(loc.starts_with("https://graph.evil.example/sharepoint/download/"), "{loc}");
     e.sp.set_link_base(None);
     let v = e.get(&format!("drives/{}/root/delta", e.drive)).await.json();
@@ -415,7 +424,10 @@ async fn faults_carry_retry_after_and_are_counted() {
     e.sp.inject(Endpoint::Delta, Fault::ServerError(503), 1);
     let path = format!("drives/{}/root/delta", e.drive);
     let r = e.get(&path).await;
-    assert_eq!((r.status, r.code(), r.header("retry-after")), (429, "activityLimitReached".into(), Some("7".into())));
+    assert_eq!(
+        (r.status, r.code(), r.header("retry-after")),
+        (429, "activityLimitReached".into(), Some("7".into()))
+    );
     let r = e.get(&path).await;
     assert_eq!((r.status, r.code()), (503, "serviceNotAvailable".to_string()));
     assert!(r.header("retry-after").is_some());
@@ -432,19 +444,22 @@ async fn refresh_rotates_and_old_refresh_tokens_keep_working() {
     let minted = e.sp.mint_tokens(&e.acct, CLIENT_ID).expect("tokens");
     let env_ref = &e;
     let refresh = |rt: String| async move {
-        env_ref.token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt.as_str()),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-            ("scope", "offline_access Files.Read.All"),
-        ])
-        .await
+        env_ref
+            .token_request(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+                ("scope", "offline_access Files.Read.All"),
+            ])
+            .await
     };
     let r = refresh(minted.refresh_token.clone()).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let v = r.json();
-    for k in ["token_type", "scope", "expires_in", "ext_expires_in", "access_token", "refresh_token", "id_token"] {
+    for k in
+        ["token_type", "scope", "expires_in", "ext_expires_in", "access_token", "refresh_token", "id_token"]
+    {
         assert!(v.get(k).is_some(), "{k} in {v}");
     }
     assert_eq!(v["token_type"], "Bearer");
@@ -456,7 +471,10 @@ async fn refresh_rotates_and_old_refresh_tokens_keep_working() {
         &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("b64"),
     )
     .expect("claims");
-    assert_eq!((claims["tid"].as_str(), claims["oid"].as_str()), (Some(e.sp.tenant_id().as_str()), Some(e.acct.as_str())));
+    assert_eq!(
+        (claims["tid"].as_str(), claims["oid"].as_str()),
+        (Some(e.sp.tenant_id().as_str()), Some(e.acct.as_str()))
+    );
     // The old one still works, and the new one too.
     assert_eq!(refresh(minted.refresh_token.clone()).await.status, 200);
     assert_eq!(refresh(rt2.clone()).await.status, 200);
@@ -499,20 +517,44 @@ async fn code_flow_with_pkce_consent_and_deny() {
     let page = reply(e.http.get(&authorize).send().await.expect("send")).await;
     assert_eq!(page.status, 200);
     let html = String::from_utf8_lossy(&page.body).to_string();
-    assert!(html.contains("id=\"allow\"") && html.contains("id=\"deny\"") && html.contains("Microsoft"), "{html}");
-    let pending = html.split("name=\"pending\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("pending");
+    assert!(
+        html.contains("id=\"allow\"") && html.contains("id=\"deny\"") && html.contains("Microsoft"),
+        "{html}"
+    );
+    let pending =
+        html.split("name=\"pending\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("pending");
     let action = html.split("action=\"").nth(1).and_then(|s| s.split('"').next()).expect("action");
     let decision = format!("{}{action}", e.sandbox.base_url());
 
     // Deny first (a second page), then allow.
-    let r = reply(e.http.post(&decision).form(&[("pending", pending), ("decision", "deny")]).send().await.expect("send")).await;
+    let r = reply(
+        e.http
+            .post(&decision)
+            .form(&[("pending", pending), ("decision", "deny")])
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     let loc = r.header("location").expect("redirect");
-    assert!(loc.starts_with(REDIRECT) && loc.contains("error=access_denied") && loc.contains("state=s1"), "{loc}");
+    assert!(
+        loc.starts_with(REDIRECT) && loc.contains("error=access_denied") && loc.contains("state=s1"),
+        "{loc}"
+    );
 
     let page = reply(e.http.get(&authorize).send().await.expect("send")).await;
     let html = String::from_utf8_lossy(&page.body).to_string();
-    let pending = html.split("name=\"pending\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("pending");
-    let r = reply(e.http.post(&decision).form(&[("pending", pending), ("decision", "allow")]).send().await.expect("send")).await;
+    let pending =
+        html.split("name=\"pending\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("pending");
+    let r = reply(
+        e.http
+            .post(&decision)
+            .form(&[("pending", pending), ("decision", "allow")])
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     let loc = r.header("location").expect("redirect");
     let code = url::Url::parse(&loc)
         .expect("url")
@@ -536,7 +578,12 @@ async fn code_flow_with_pkce_consent_and_deny() {
     e.sp.set_auto_approve(true);
     let r = reply(e.http.get(&authorize).send().await.expect("send")).await;
     let loc = r.header("location").expect("redirect");
-    let code = url::Url::parse(&loc).expect("url").query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+    let code = url::Url::parse(&loc)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
     let tenant_url = e.urls.token_url(&e.sp.tenant_id());
     let ok = reply(
         e.http
@@ -559,9 +606,20 @@ async fn code_flow_with_pkce_consent_and_deny() {
     assert!(v["refresh_token"].is_string());
     assert_eq!(v["scope"], "Files.Read.All Sites.Read.All User.Read");
     let at = v["access_token"].as_str().expect("at");
-    let me = reply(e.http.get(format!("{}/v1.0/me", e.urls.graph_base)).bearer_auth(at).send().await.expect("send")).await;
+    let me = reply(
+        e.http.get(format!("{}/v1.0/me", e.urls.graph_base)).bearer_auth(at).send().await.expect("send"),
+    )
+    .await;
     assert_eq!(me.json()["id"], e.acct.as_str());
-    let r = reply(e.http.post(e.urls.token_url("contoso-unknown")).form(&[("grant_type", "x")]).send().await.expect("send")).await;
+    let r = reply(
+        e.http
+            .post(e.urls.token_url("contoso-unknown"))
+            .form(&[("grant_type", "x")])
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(r.status, 400);
 }
 

@@ -27,7 +27,13 @@ pub(crate) fn json_ok(v: &Value) -> Response {
 
 /// Graph's error body; the inner error's code repeats the top-level one unless
 /// `inner_code` is given. Messages never carry tokens.
-pub(crate) fn error_with(status: u16, code: &str, inner_code: Option<&str>, message: &str, now: SystemTime) -> Response {
+pub(crate) fn error_with(
+    status: u16,
+    code: &str,
+    inner_code: Option<&str>,
+    message: &str,
+    now: SystemTime,
+) -> Response {
     let date = time(now);
     let body = json!({
         "error": {
@@ -81,7 +87,13 @@ pub(crate) fn unauthenticated(message: &str, now: SystemTime) -> Response {
 /// 429 `activityLimitReached` / 503 `serviceNotAvailable` with `Retry-After` seconds.
 pub(crate) fn throttled(status: u16, retry_after_secs: u64, now: SystemTime) -> Response {
     let mut r = if status == 429 {
-        error_with(429, "activityLimitReached", Some("throttledRequest"), "The request has been throttled", now)
+        error_with(
+            429,
+            "activityLimitReached",
+            Some("throttledRequest"),
+            "The request has been throttled",
+            now,
+        )
     } else {
         error(status, "serviceNotAvailable", "The service is temporarily unavailable.", now)
     };
@@ -111,7 +123,10 @@ pub(crate) enum Render {
 }
 
 fn url_path(path: &str) -> String {
-    path.split('/').map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20"))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The driveItem resource.

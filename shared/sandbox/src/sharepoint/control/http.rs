@@ -161,7 +161,9 @@ fn dispatch(ctl: &SharePointControl, op: &str, body: &[u8]) -> Result<Value, Str
                 name: Option<String>,
             }
             let a: A = arg(body)?;
-            to_json(ctl.move_entry(&a.account_id, &a.id, a.parent.as_deref(), a.name.as_deref()).map_err(err)?)
+            to_json(
+                ctl.move_entry(&a.account_id, &a.id, a.parent.as_deref(), a.name.as_deref()).map_err(err)?,
+            )
         }
         "delete" => {
             let a: AcctId = arg(body)?;

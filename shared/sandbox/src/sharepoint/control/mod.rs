@@ -142,8 +142,10 @@ impl SharePointControl {
         let id = model::new_guid();
         let now = self.state.now();
         let mut inner = self.state.lock();
-        let slug: String =
-            email.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        let slug: String = email
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect();
         let web_url = format!("https://contoso-my.sharepoint.com/personal/{slug}/Documents");
         let drive = Drive::new("OneDrive", DriveType::Business, Owner::User(id.clone()), web_url, now);
         let drive_id = drive.id.clone();
@@ -168,7 +170,11 @@ impl SharePointControl {
 
     /// Chooses the consent page's login account.
     pub fn set_login_account(&self, account: &str) -> Result<(), ControlError> {
-        if self.state.oauth.set_login(account) { Ok(()) } else { Err(ControlError::UnknownAccount(account.into())) }
+        if self.state.oauth.set_login(account) {
+            Ok(())
+        } else {
+            Err(ControlError::UnknownAccount(account.into()))
+        }
     }
 
     /// Auto-approve: the authorize endpoint redirects with a code at once.
@@ -179,7 +185,10 @@ impl SharePointControl {
     /// The user's OneDrive for Business drive id.
     pub fn user_drive(&self, account: &str) -> Result<String, ControlError> {
         let inner = self.state.lock();
-        inner.user(account).map(|u| u.drive_id.clone()).ok_or_else(|| ControlError::UnknownAccount(account.into()))
+        inner
+            .user(account)
+            .map(|u| u.drive_id.clone())
+            .ok_or_else(|| ControlError::UnknownAccount(account.into()))
     }
 
     /// Creates a site (visible to every account) with its default "Documents" library.
@@ -235,7 +244,11 @@ impl SharePointControl {
     /// The root item id of a drive.
     pub fn drive_root(&self, drive_id: &str) -> Result<String, ControlError> {
         let inner = self.state.lock();
-        inner.drives.get(drive_id).map(|d| d.root_id.clone()).ok_or_else(|| ControlError::NotFound(drive_id.into()))
+        inner
+            .drives
+            .get(drive_id)
+            .map(|d| d.root_id.clone())
+            .ok_or_else(|| ControlError::NotFound(drive_id.into()))
     }
 
     // -- items ----------------------------------------------------------------------
@@ -258,7 +271,8 @@ impl SharePointControl {
         let drive_id = inner.item_drive.get(id).cloned().ok_or_else(|| ControlError::NotFound(id.into()))?;
         let drive = inner.drives.get_mut(&drive_id).ok_or_else(|| ControlError::NotFound(id.into()))?;
         let out = f(drive, &mut inner.seq, now).map_err(from_model)?;
-        let node = drive.items.get(&out).map(|i| to_node(drive, i)).ok_or(ControlError::NotFound(out.clone()))?;
+        let node =
+            drive.items.get(&out).map(|i| to_node(drive, i)).ok_or(ControlError::NotFound(out.clone()))?;
         inner.item_drive.insert(out, drive_id);
         Ok(node)
     }
@@ -267,7 +281,11 @@ impl SharePointControl {
     pub fn root(&self, account: &str) -> Result<String, ControlError> {
         let inner = self.state.lock();
         let u = inner.user(account).ok_or_else(|| ControlError::UnknownAccount(account.into()))?;
-        inner.drives.get(&u.drive_id).map(|d| d.root_id.clone()).ok_or_else(|| ControlError::NotFound(u.drive_id.clone()))
+        inner
+            .drives
+            .get(&u.drive_id)
+            .map(|d| d.root_id.clone())
+            .ok_or_else(|| ControlError::NotFound(u.drive_id.clone()))
     }
 
     /// Creates a folder in folder `parent` (any drive; names unique per folder,
@@ -278,7 +296,13 @@ impl SharePointControl {
     }
 
     /// Creates a file (MIME type from the extension).
-    pub fn add_file(&self, account: &str, parent: &str, name: &str, content: Content) -> Result<Node, ControlError> {
+    pub fn add_file(
+        &self,
+        account: &str,
+        parent: &str,
+        name: &str,
+        content: Content,
+    ) -> Result<Node, ControlError> {
         check_name(name)?;
         let blob = hashed_blob(content);
         self.mutate(account, parent, |d, seq, now| d.add(seq, parent, name, Some(blob), mime_for(name), now))
@@ -333,7 +357,12 @@ impl SharePointControl {
         Ok(())
     }
 
-    fn read<T>(&self, account: &str, id: &str, f: impl FnOnce(&Inner, &Drive, &Item) -> T) -> Result<Option<T>, ControlError> {
+    fn read<T>(
+        &self,
+        account: &str,
+        id: &str,
+        f: impl FnOnce(&Inner, &Drive, &Item) -> T,
+    ) -> Result<Option<T>, ControlError> {
         let inner = self.state.lock();
         Self::check_account(&inner, account)?;
         let Some(drive) = inner.drive_of_item(id) else { return Ok(None) };
@@ -359,21 +388,31 @@ impl SharePointControl {
             if !i.is_folder() {
                 return Err(ControlError::NotAFolder(folder.into()));
             }
-            Ok(d.subtree(&i.id).iter().filter_map(|id| d.items.get(id)).filter(|i| !i.is_folder()).map(|i| to_node(d, i)).collect())
+            Ok(d.subtree(&i.id)
+                .iter()
+                .filter_map(|id| d.items.get(id))
+                .filter(|i| !i.is_folder())
+                .map(|i| to_node(d, i))
+                .collect())
         })?
         .ok_or_else(|| ControlError::NotFound(folder.into()))?
     }
 
     /// Lowercase hex SHA-256 of a file.
     pub fn sha256(&self, account: &str, id: &str) -> Result<String, ControlError> {
-        let blob = self.read(account, id, |_, _, i| i.blob.clone())?.ok_or_else(|| ControlError::NotFound(id.into()))?;
+        let blob = self
+            .read(account, id, |_, _, i| i.blob.clone())?
+            .ok_or_else(|| ControlError::NotFound(id.into()))?;
         blob.map(|b| b.sha256().to_string()).ok_or_else(|| ControlError::NotAFile(id.into()))
     }
 
     /// A file's `quickXorHash` (base64), as listed.
     pub fn quick_xor_hash(&self, account: &str, id: &str) -> Result<String, ControlError> {
-        let blob = self.read(account, id, |_, _, i| i.blob.clone())?.ok_or_else(|| ControlError::NotFound(id.into()))?;
-        blob.map(|b| super::quickxor::hex_to_base64(b.native_hash())).ok_or_else(|| ControlError::NotAFile(id.into()))
+        let blob = self
+            .read(account, id, |_, _, i| i.blob.clone())?
+            .ok_or_else(|| ControlError::NotFound(id.into()))?;
+        blob.map(|b| super::quickxor::hex_to_base64(b.native_hash()))
+            .ok_or_else(|| ControlError::NotAFile(id.into()))
     }
 
     // -- feed and download quirks ---------------------------------------------------
@@ -469,8 +508,15 @@ impl SharePointControl {
 
 fn add_library_locked(inner: &mut Inner, site_id: &str, name: &str, now: SystemTime) -> Library {
     let web = inner.site(site_id).map(|s| s.web_url.clone()).unwrap_or_default();
-    let segment = if name == "Documents" { "Shared%20Documents".to_string() } else { name.replace(' ', "%20") };
-    let drive = Drive::new(name, DriveType::DocumentLibrary, Owner::Site(site_id.to_string()), format!("{web}/{segment}"), now);
+    let segment =
+        if name == "Documents" { "Shared%20Documents".to_string() } else { name.replace(' ', "%20") };
+    let drive = Drive::new(
+        name,
+        DriveType::DocumentLibrary,
+        Owner::Site(site_id.to_string()),
+        format!("{web}/{segment}"),
+        now,
+    );
     let lib = Library { drive_id: drive.id.clone(), root_id: drive.root_id.clone() };
     inner.item_drive.insert(drive.root_id.clone(), drive.id.clone());
     inner.drives.insert(drive.id.clone(), drive);

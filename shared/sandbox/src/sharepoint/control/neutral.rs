@@ -48,7 +48,13 @@ impl ProviderControl for SharePointControl {
         SharePointControl::add_folder(self, account, parent_id, name)
     }
 
-    fn add_file(&self, account: &str, parent_id: &str, name: &str, content: Content) -> Result<Node, ControlError> {
+    fn add_file(
+        &self,
+        account: &str,
+        parent_id: &str,
+        name: &str,
+        content: Content,
+    ) -> Result<Node, ControlError> {
         SharePointControl::add_file(self, account, parent_id, name, content)
     }
 
@@ -120,7 +126,9 @@ impl ProviderControl for SharePointControl {
     }
 
     fn inject(&self, op: Op, fault: Fault, times: u32) -> Result<(), ControlError> {
-        let ep = Endpoint::of(op).ok_or_else(|| ControlError::Unsupported(format!("{op:?}: Microsoft Graph has no such endpoint")))?;
+        let ep = Endpoint::of(op).ok_or_else(|| {
+            ControlError::Unsupported(format!("{op:?}: Microsoft Graph has no such endpoint"))
+        })?;
         SharePointControl::inject(self, ep, fault, times);
         Ok(())
     }

@@ -67,7 +67,7 @@ impl Route {
 
     /// Parses the path after `/v1.0/` (segments percent-decoded).
     pub(crate) fn parse(path: &str) -> Option<Route> {
-        let segs: Vec<String> = path.trim_matches('/').split('/').map(|s| percent_decode(s)).collect();
+        let segs: Vec<String> = path.trim_matches('/').split('/').map(percent_decode).collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         match segs.as_slice() {
             ["me"] => Some(Route::Me),

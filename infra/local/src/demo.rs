@@ -458,9 +458,16 @@ impl LocalSystem {
         table(&http.expect(M::GET, "/v1/connections?provider=sharepoint", None, 200).await?);
 
         step(n, "Delete the SharePoint connection");
+        let client = extconn_core::ClientId::parse("acme").map_err(|e| e.to_string())?;
+        let grant_id = extconn_core::GrantId::parse(&grant).map_err(|e| e.to_string())?;
+        let secret = self.ports.grants.get(&client, &grant_id).await.map_err(|e| e.to_string())?;
+        let secret = secret.ok_or("the grant is gone before its connection")?.secret_ref;
         http.expect(M::DELETE, &format!("/v1/connections/{id}"), None, 204).await?;
+        if self.ports.vault.get(&secret).await.map_err(|e| e.to_string())?.is_some() {
+            return Err("the grant's tokens outlived its last connection".into());
+        }
         ok(
-            "deleted; Microsoft has no per-token revocation, so the grant's stored tokens were deleted; the assets stay",
+            "deleted; Microsoft has no per-token revocation: the grant's stored tokens are deleted; the assets stay",
         );
         Ok(())
     }

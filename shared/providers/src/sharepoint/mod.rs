@@ -14,11 +14,13 @@
 //! - No recursive listing: `start_cursor` is the deltaLink of `root/delta?token=latest`, then
 //!   the engine lists folder by folder (`/items/{id}/children`).
 //! - The cursor is the full `@odata.deltaLink` / `@odata.nextLink` URL; every such link (and
-//!   every download redirect) is checked against [`SharePoint::check_link`]'s allowlist
-//!   *before* a connection is made, so a forged or foreign link never receives the bearer.
+//!   every download redirect) is checked against [`SharePoint::check_link`]'s allowlist as it
+//!   arrives and again *before* a connection is made, so a forged or foreign link never
+//!   receives the bearer, and is never stored as a cursor a later run would resume from.
 //! - Locators are `(item id, drive id)`, never paths; a library is connected by its root item.
-//! - Identity is the item id: `unique_paths` is false (names are unique per folder only
-//!   case-insensitively, and ids are what the core tracks).
+//! - Identity is the item id. Graph refuses a second item with a taken name in a folder
+//!   (case-insensitively), so `unique_paths` is true; with deletions by id there is no path
+//!   index, and nothing in the engine depends on paths for Graph.
 //!
 //! # Decisions where the reference leaves room
 //! - A 410 on a delta link is `CursorReset`: the engine re-lists by parent from a fresh
@@ -26,8 +28,9 @@
 //!   re-enumerates the whole drive) is not followed: the port has no drive-wide full listing,
 //!   and re-listing only the connected subtree is cheaper.
 //! - The drive's root item (the `root` facet) is left out of the change feed: its metadata moves
-//!   with every change below it, and its name is `root`, not the library's. `item`/`folder`
-//!   name a root after its drive.
+//!   with every change below it, and its name is `root`, not the library's. `folder` (the
+//!   connected folder's identity) names a root after its drive; `item`, which the engine asks
+//!   for unknown parents, does not spend that call.
 //! - `package` items (OneNote notebooks) are `Other{package}`: not downloadable as one file,
 //!   and their inner files are out of scope (their parent is not a folder).
 //! - Downloads read the item first (its current hash, size and drive type), like Drive.

@@ -1051,4 +1051,43 @@ mod tests {
         assert_eq!((info.account_id.as_str(), info.display_name.as_str()), (acct.as_str(), "Grace Hopper"));
         sandbox.shutdown();
     }
+
+    #[tokio::test]
+    async fn sharepoint_sandbox_settings_reach_the_sandbox() {
+        let redirect = "http://127.0.0.1:9/v1/oauth/sharepoint/callback";
+        let sandbox = extconn_sandbox::Sandbox::start(extconn_sandbox::SandboxConfig {
+            clients: vec![extconn_sandbox::OAuthClient {
+                service: extconn_sandbox::Service::Sharepoint,
+                client_id: ID.into(),
+                client_secret: SECRET.into(),
+                redirect_uris: vec![redirect.into()],
+            }],
+            ..Default::default()
+        })
+        .await;
+        let sp = sandbox.sharepoint();
+        let urls = sp.urls();
+        let d = descriptor(ProviderKind::Sharepoint).unwrap();
+        assert!(d.has_sandbox());
+        let app = AppSettings::sandbox(d, sandbox.base_url(), ID, Secret::new(SECRET)).unwrap();
+        assert_eq!(app.base("LOGIN_BASE"), Some(urls.login_base.as_str()));
+        assert_eq!(app.base("GRAPH_BASE"), Some(urls.graph_base.as_str()));
+        let mut s = RegistrySettings::default();
+        assert!(s.insert_if_absent(app));
+        let registry = s.build().unwrap();
+        let provider = registry.get(ProviderKind::Sharepoint).unwrap();
+        let url = provider
+            .authorize_url(&AuthorizeRequest {
+                state: Secret::new("state"),
+                pkce_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+                redirect_uri: redirect.into(),
+            })
+            .unwrap();
+        assert!(url.starts_with(&urls.authorize_url("organizations")), "{url}");
+        let acct = sp.create_account("Grace Hopper", "grace@example.com");
+        let minted = sp.mint_tokens(&acct, ID).unwrap();
+        let info = provider.account(&Secret::new(minted.access_token)).await.unwrap();
+        assert_eq!((info.account_id.as_str(), info.display_name.as_str()), (acct.as_str(), "Grace Hopper"));
+        sandbox.shutdown();
+    }
 }

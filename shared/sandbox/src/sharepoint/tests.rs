@@ -281,6 +281,29 @@ async fn delta_pages_end_with_one_link_and_report_latest_state() {
     assert_eq!(items[1]["name"], "Documents");
     assert_eq!(items[2]["size"], 5, "the latest state");
 
+    // `Prefer: deltaExcludeParent` leaves the ancestors out; `/me/drive` and `$select` work.
+    let deep = e.file(&docs, "deep.txt", "x");
+    let url = format!("{delta_link}&$select=id,name");
+    let r = reply(
+        e.http
+            .get(&url)
+            .bearer_auth(&e.token)
+            .header("Prefer", "deltaExcludeParent")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    let v = r.json();
+    let only: Vec<&Value> = v["value"].as_array().expect("value").iter().collect();
+    assert_eq!(only.len(), 1, "{v}");
+    assert_eq!(only[0]["id"], deep.as_str());
+    assert_eq!(only[0].as_object().map(|o| o.len()), Some(2), "$select: {v}");
+    let r = e.get("me/drive/root/delta?token=latest").await;
+    assert!(
+        r.json()["@odata.deltaLink"].as_str().is_some_and(|l| l.contains(&format!("/drives/{}/", e.drive)))
+    );
+
     // `token=latest` skips history.
     e.file(&docs, "skipped.txt", "x");
     let latest = e.latest().await;

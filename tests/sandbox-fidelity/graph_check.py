@@ -10,7 +10,7 @@ keeps the generated responses.ts for a look at what tsc saw. The token endpoint 
 client secret it knows: `EXTCONN_SANDBOX_CLIENT_SECRET` (the secret of --client-id), else it
 registers its own client with the control op `OPS["register_client"]`.
 
-What it does against a running sandbox (the contract: sp-contract.md): creates an account
+What it does against a running sandbox (its control API: shared/sandbox/src/sharepoint/control/http.rs): creates an account
 through the control API, mints tokens, builds a site with a document library, folders and files
 (a .docx among them), then drives Graph's own URLs over plain urllib (no redirects followed, no
 proxies, nothing off 127.0.0.1): `/me`, `/me/drive`, `/sites?search=`, `/sites/{id}`,
@@ -68,12 +68,11 @@ from harness import Check, CheckFailed, Control, arguments, expect, expect_eq
 # ---------------------------------------------------------------------------------------------
 # The control API as this check assumes it: `POST {base}/_control/sharepoint/<op>` with a JSON
 # body, answering JSON (the scaffolding the Dropbox and Google Drive controls share). Op names
-# follow sp-contract.md ("Sandbox control") and, for bodies, the Google Drive control's table.
-# ALIGN HERE when the emulator names an op or a body member differently.
+# are those of shared/sandbox/src/sharepoint/control/http.rs; a renamed op is changed here only.
 OPS = {
     # GET `urls` → {"login": "{base}/sharepoint/login", "graph": "{base}/sharepoint/graph",
     # "download"?: "{base}/sharepoint/download", "tenant_id"?: GUID} (`login_base`, `graph_base`,
-    # `download_base` are accepted too; missing ones default to the contract's paths).
+    # `download_base` are accepted too; missing ones default to the sandbox's paths).
     "urls": "urls",
     # {display_name, email} → {"account_id", "root_id"}: the user and their OneDrive for Business
     # drive; root_id = that drive's root item.
@@ -103,7 +102,7 @@ OPS = {
     # {endpoint, fault, times} → {}; endpoint an `Endpoint` variant name ("Item", "Children", ...)
     "inject": "inject",
     "clear_faults": "clear_faults",
-    # NOT IN THE CONTRACT: {client_id, client_secret, redirect_uris} → {}. The token endpoint
+    # {client_id, client_secret, redirect_uris} → {}. The token endpoint
     # needs a client secret the check knows; `extconn-local serve` registers its client with a
     # random one. Used only when EXTCONN_SANDBOX_CLIENT_SECRET is not set (then the check uses
     # --client-id with that secret instead).

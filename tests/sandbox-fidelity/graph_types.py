@@ -208,7 +208,7 @@ def _is(v, t) -> bool:
 
 
 def required_members(kind: str, body, business: bool = True) -> list[str]:
-    """Problems with the members the contract (sp-contract.md, "Wire shapes") requires."""
+    """Problems with the members the contract (the Graph wire shapes the connector reads) requires."""
     out: list[str] = []
 
     def need(obj, key: str, t, where: str) -> None:

@@ -1,4 +1,4 @@
-//! The literal Graph v1.0 JSON shapes (provider-apis.md §2, /work/sp-contract.md), and their
+//! The literal Graph v1.0 JSON shapes (provider-apis.md §2), and their
 //! mapping to the port's types. Only the fields the connector uses are declared; unknown fields
 //! are ignored. `size` is a JSON number (unlike Drive's strings).
 

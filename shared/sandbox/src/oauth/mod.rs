@@ -295,7 +295,9 @@ impl State {
 /// One provider's authorization server.
 pub(crate) struct OAuthServer {
     settings: OAuthSettings,
-    clients: Vec<OAuthClient>,
+    /// Registered at start, or later through the control API (a check that needs a secret it
+    /// knows registers its own app).
+    clients: Mutex<Vec<OAuthClient>>,
     clock: TimeSource,
     state: Mutex<State>,
 }
@@ -306,7 +308,7 @@ impl fmt::Debug for OAuthServer {
         let st = self.lock();
         f.debug_struct("OAuthServer")
             .field("provider", &self.settings.provider)
-            .field("clients", &self.clients)
+            .field("clients", &self.clients.lock().map(|c| c.len()).unwrap_or_default())
             .field("accounts", &st.accounts.len())
             .field("access_tokens", &st.access.len())
             .field("refresh_tokens", &st.refresh.len())
@@ -322,7 +324,7 @@ impl OAuthServer {
         for c in &clients {
             state.record_canary(&c.client_secret);
         }
-        OAuthServer { settings, clients, clock, state: Mutex::new(state) }
+        OAuthServer { settings, clients: Mutex::new(clients), clock, state: Mutex::new(state) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -333,8 +335,17 @@ impl OAuthServer {
         (self.clock)()
     }
 
-    fn client(&self, client_id: &str) -> Option<&OAuthClient> {
-        self.clients.iter().find(|c| c.client_id == client_id)
+    fn client(&self, client_id: &str) -> Option<OAuthClient> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.iter().find(|c| c.client_id == client_id).cloned()
+    }
+
+    /// Registers (or replaces) an app; its secret becomes a canary.
+    pub(crate) fn register_client(&self, client: OAuthClient) {
+        self.lock().record_canary(&client.client_secret);
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.retain(|c| c.client_id != client.client_id);
+        clients.push(client);
     }
 
     // -- accounts and the consent page ----------------------------------------------

@@ -241,17 +241,13 @@ fn handle(
                 .drives
                 .iter()
                 .filter_map(|d| inner.drives.get(d))
-                .map(|d| selected(wire::drive_json(d, &inner.users, Some(s))))
+                .map(|d| selected(wire::drive_json(d, &inner.users)))
                 .collect();
             Ok(json!({ "value": value }))
         }
         Route::Drive(d) => {
             let drive = resolve_drive(inner, account, d, now)?;
-            let site = match &drive.owner {
-                Owner::Site(s) => inner.site(s),
-                Owner::User(_) => None,
-            };
-            Ok(selected(wire::drive_json(drive, &inner.users, site)))
+            Ok(selected(wire::drive_json(drive, &inner.users)))
         }
         Route::Item(d, i) => {
             let drive = resolve_drive(inner, account, d, now)?;

@@ -1,6 +1,6 @@
 //! Microsoft Graph emulator for SharePoint and OneDrive for Business
-//! (provider-apis.md §2, §2.9, §4.2; the contract with the connector is
-//! `sp-contract.md`).
+//! (provider-apis.md §2, §2.9, §4.2: the team's notes on Graph v1.0; the wire shapes below are
+//! also checked against Microsoft's Graph types by `tests/sandbox-fidelity/graph_check.py`).
 //!
 //! Files:
 //! - `model`: the tenant's users (each with a OneDrive for Business drive), sites

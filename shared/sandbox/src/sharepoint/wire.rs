@@ -194,20 +194,19 @@ pub(crate) fn tombstone_json(drive: &Drive, id: &str, parent: &str) -> Value {
 }
 
 /// The drive resource.
-pub(crate) fn drive_json(drive: &Drive, users: &[User], site: Option<&SiteRec>) -> Value {
+pub(crate) fn drive_json(drive: &Drive, users: &[User]) -> Value {
     let owner = match &drive.owner {
         Owner::User(uid) => {
             let u = users.iter().find(|u| &u.id == uid);
             json!({ "user": {
                 "id": uid,
                 "displayName": u.map(|u| u.display_name.as_str()).unwrap_or_default(),
-                "email": u.map(|u| u.mail.as_str()).unwrap_or_default(),
             }})
         }
-        Owner::Site(_) => json!({ "group": {
-            "id": site.map(|s| s.id.split(',').nth(1).unwrap_or_default()).unwrap_or_default(),
-            "displayName": site.map(|s| s.display_name.as_str()).unwrap_or_default(),
-        }}),
+        // A site's library: Graph's v1.0 `identitySet` has no `group` member (the richer
+        // `sharepointIdentitySet` is not what `drive.owner` is typed as), and libraries of
+        // sites without a Microsoft 365 group answer with SharePoint's system account.
+        Owner::Site(_) => json!({ "user": { "displayName": "System Account" } }),
     };
     json!({
         "id": drive.id,

@@ -34,6 +34,7 @@
 //! | `calls` | `{endpoint}` | `{"count"}` |
 //! | `call_log` | – | `[{"endpoint","at_unix_ms","status"}]` |
 //! | `canaries` | – | `["..."]` |
+//! | `register_client` | `{client_id, client_secret, redirect_uris?}` | `{}`: an app whose secret the caller knows |
 //!
 //! `endpoint` is the [`crate::sharepoint::Endpoint`] variant name (`"Delta"`,
 //! `"Download"`, …).
@@ -282,6 +283,18 @@ fn dispatch(ctl: &SharePointControl, op: &str, body: &[u8]) -> Result<Value, Str
         }
         "call_log" => Ok(call_log_json(ctl.call_log())),
         "canaries" => to_json(ctl.canaries()),
+        "register_client" => {
+            #[derive(Deserialize)]
+            struct A {
+                client_id: String,
+                client_secret: String,
+                #[serde(default)]
+                redirect_uris: Vec<String>,
+            }
+            let a: A = arg(body)?;
+            ctl.register_client(a.client_id, a.client_secret, a.redirect_uris);
+            done
+        }
         other => Err(format!("unknown control operation {other:?}")),
     }
 }

@@ -454,6 +454,17 @@ impl SharePointControl {
         self.state.oauth.mint(account, client_id).ok_or_else(|| ControlError::UnknownAccount(account.into()))
     }
 
+    /// Registers (or replaces) an OAuth app with a secret the caller knows (the fidelity
+    /// check drives the token endpoint with its own app); the secret becomes a canary.
+    pub fn register_client(&self, client_id: String, client_secret: String, redirect_uris: Vec<String>) {
+        self.state.oauth.register_client(crate::OAuthClient {
+            service: Service::Sharepoint,
+            client_id,
+            client_secret,
+            redirect_uris,
+        });
+    }
+
     /// The newest refresh token the token endpoint (or `mint_tokens`) issued for `account`:
     /// with rotation, the one a client must have kept.
     pub fn latest_refresh_token(&self, account: &str) -> Option<String> {

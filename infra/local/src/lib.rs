@@ -305,7 +305,12 @@ impl LocalSystem {
              \"Marketing\" holds \"Campaign assets\"; in SharePoint it is in the OneDrive, and the site\n  \
              \"Marketing\" has it in its \"Documents\" library)."
         );
-        let _ = writeln!(b, "  Auto sync runs every minute here; Ctrl-C stops.");
+        let _ = writeln!(
+            b,
+            "  The scheduler ticks every minute: an Auto sync connection syncs when due, {} minutes after\n  \
+             its last sync (Refresh Items syncs at once). Ctrl-C stops.",
+            extconn_core::connections::SYNC_INTERVAL_SECS / 60
+        );
         b
     }
 

@@ -22,9 +22,12 @@ pub(crate) fn dispatch(op: &str, filter: MethodFilter) -> MethodRouter<AppState>
     match op {
         "listProviders" => on(filter, providers),
         "startAuthorization" => on(filter, oauth::start),
-        // Every answer of the callback route carries its security headers, the extractors'
-        // rejections included.
-        "oauthCallback" => on(filter, oauth::callback).layer(axum::middleware::map_response(oauth::harden)),
+        // Every answer of the callback route carries its security headers: the extractors'
+        // rejections, and its 405 (the route's own fallback, set here so that the layer wraps
+        // it; the router's `method_not_allowed_fallback` only fills in routes without one).
+        "oauthCallback" => on(filter, oauth::callback)
+            .fallback(method_not_allowed)
+            .layer(axum::middleware::map_response(oauth::harden)),
         "listFolders" => on(filter, grants::folders),
         "createConnection" => on(filter, connections::create),
         "listConnections" => on(filter, connections::list),

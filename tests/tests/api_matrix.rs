@@ -244,6 +244,41 @@ async fn bad_input_is_a_named_problem_with_no_side_effect() {
             "payload-too-large",
             None,
         ),
+        // A body is an object: an array (which serde would take as the fields in order) or a
+        // scalar is refused, naming the body.
+        (
+            raw(Method::POST, "/v1/connections/authorize", &t, json, "[\"dropbox\"]"),
+            400,
+            "invalid-request",
+            Some("/"),
+        ),
+        (
+            raw(Method::POST, "/v1/connections/authorize", &t, json, "\"dropbox\""),
+            400,
+            "invalid-request",
+            Some("/"),
+        ),
+        (raw(Method::POST, "/v1/connections/authorize", &t, json, " 42 "), 400, "invalid-request", Some("/")),
+        (
+            raw(Method::POST, "/v1/connections/authorize", &t, json, "[\"dropbox\""),
+            400,
+            "malformed-json",
+            None,
+        ),
+        (
+            raw(Method::POST, "/v1/connections", &t, json, json!([grant, "id:abc", null, true]).to_string()),
+            400,
+            "invalid-request",
+            Some("/"),
+        ),
+        (
+            raw(Method::PATCH, &format!("/v1/connections/{conn}"), &t, json, "[false]"),
+            400,
+            "invalid-request",
+            Some("/"),
+        ),
+        (raw(Method::POST, &confirm, &t, json, "[\"discard\"]"), 400, "invalid-request", Some("/")),
+        (raw(Method::POST, &confirm, &t, json, "null"), 400, "invalid-request", Some("/")),
         // No body is `apply`; this connection holds nothing to apply.
         (raw(Method::POST, &confirm, &t, json, ""), 409, "nothing-to-review", None),
         (
@@ -371,6 +406,33 @@ async fn the_openapi_document_lists_exactly_the_routes() {
     documented.sort();
     routed.sort();
     assert_eq!(documented, routed);
+    // As strict as the server: the provider's outage where a provider is called, the HTTP
+    // layer's limits everywhere, and no query parameter that may be empty.
+    let paths = &doc.body["paths"];
+    for (path, method) in [
+        ("/v1/oauth/{provider}/callback", "get"),
+        ("/v1/grants/{grant}/folders", "get"),
+        ("/v1/connections", "post"),
+    ] {
+        assert!(paths[path][method]["responses"]["502"].is_object(), "{method} {path}: 502 documented");
+    }
+    for (path, ops) in paths.as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for code in ["400", "404", "414", "431", "500"] {
+                assert!(op["responses"][code].is_object(), "{method} {path}: {code} documented");
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let s = &p["schema"];
+                let bounded = s["minLength"].as_u64().is_some_and(|n| n >= 1)
+                    || s["minimum"].is_number()
+                    || s["enum"].is_array()
+                    || s["pattern"].is_string()
+                    || s["$ref"].is_string()
+                    || ["error", "error_description"].contains(&p["name"].as_str().unwrap());
+                assert!(bounded, "{method} {path}: {} may not be empty", p["name"]);
+            }
+        }
+    }
     // Every documented route reaches a handler (not the router's fallback).
     for (method, uri, body) in every_admin_route(&a) {
         let r = a.call(method.clone(), &uri, Some(&a.admin), body).await;
@@ -380,5 +442,68 @@ async fn the_openapi_document_lists_exactly_the_routes() {
     // The validator in scripts/test reads this file.
     if let Ok(out) = std::env::var("EXTCONN_OPENAPI_OUT") {
         std::fs::write(out, serde_json::to_vec_pretty(&doc.body).unwrap()).unwrap();
+    }
+}
+
+/// An array body carrying a valid connection, field by field, creates nothing; the same as an
+/// object does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_array_body_is_refused_and_creates_nothing() {
+    let a = ApiWorld::new(WorldOptions::default()).await;
+    let folder = a.w.dbx.add_folder(&a.w.account, "/Other");
+    let grant = a.w.grant.id.to_string();
+    let before = a.fingerprint();
+    let array = json!([grant, folder.id, null, true]).to_string();
+    let r = a.send(raw(Method::POST, "/v1/connections", &a.admin, "application/json", array)).await;
+    assert_eq!(
+        (r.status.as_u16(), r.problem_type()),
+        (400, format!("{P}invalid-request").as_str()),
+        "{}",
+        r.raw
+    );
+    assert_eq!(r.header("content-type"), "application/problem+json");
+    assert_eq!(r.body["invalid_params"][0]["name"], "/", "{}", r.raw);
+    assert_eq!(a.fingerprint(), before, "nothing created, nothing queued");
+    let object = json!({"grant_id": grant, "folder_id": folder.id, "auto_sync": true});
+    let r = a.call(Method::POST, "/v1/connections", Some(&a.admin), Some(object)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "the same fields as an object: {}", r.raw);
+}
+
+/// The HTTP layer's own refusals are problem+json in the catalog's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_layers_refusals_are_problems() {
+    let a = ApiWorld::new(WorldOptions::default()).await;
+    let t = a.admin.clone();
+    let get = |uri: &str| raw(Method::GET, uri, &t, "application/json", "");
+    let mut big_header = get("/v1/connections");
+    big_header.headers_mut().insert("x-padding", "p".repeat(17 * 1024).parse().unwrap());
+    let mut many_headers = get("/v1/connections");
+    for i in 0..70 {
+        many_headers
+            .headers_mut()
+            .insert(format!("x-h{i}").parse::<axum::http::HeaderName>().unwrap(), "1".parse().unwrap());
+    }
+    let cases = [
+        (get(&format!("/v1/connections?page={}", "a".repeat(9 * 1024))), 414, "uri-too-long"),
+        (get(&format!("/v1/{}", "a".repeat(9 * 1024))), 414, "uri-too-long"),
+        (big_header, 431, "headers-too-large"),
+        (many_headers, 431, "headers-too-large"),
+        (get("/v1/nothing-here"), 404, "not-found"),
+        (get("/"), 404, "not-found"),
+        (raw(Method::PUT, "/v1/providers", &t, "application/json", "{}"), 405, "method-not-allowed"),
+        (raw(Method::OPTIONS, "/v1/connections", &t, "application/json", ""), 405, "method-not-allowed"),
+        (raw(Method::POST, "/v1/connections", &t, "application/xml", "<a/>"), 415, "unsupported-media-type"),
+        (raw(Method::POST, "/v1/connections", &t, "application/json", "{"), 400, "malformed-json"),
+    ];
+    for (req, status, slug) in cases {
+        let uri = req.uri().to_string();
+        let what = format!("{} {}", req.method(), &uri[..uri.len().min(60)]);
+        let r = a.send(req).await;
+        assert_eq!(r.status.as_u16(), status, "{what}: {}", r.raw);
+        assert_eq!(r.header("content-type"), "application/problem+json", "{what}");
+        assert_eq!(r.problem_type(), format!("{P}{slug}"), "{what}");
+        assert_eq!(r.body["status"].as_u64(), Some(u64::from(status)), "{what}");
+        assert!(r.body["title"].as_str().is_some_and(|s| !s.is_empty()), "{what}: {}", r.raw);
+        assert!(r.body["detail"].as_str().is_some_and(|s| !s.is_empty()), "{what}: {}", r.raw);
     }
 }

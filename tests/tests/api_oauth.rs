@@ -1,5 +1,6 @@
 //! The OAuth connect flow through the admin API, against the Dropbox sandbox.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -24,7 +25,7 @@ async fn connect_pick_a_folder_and_create() {
     let folder_id = fresh_account(&a);
     let (url, cookie) = a.authorize(&a.admin).await;
     assert!(url.contains("code_challenge_method=S256") && url.contains("token_access_type=offline"), "{url}");
-    assert!(cookie.starts_with("extconn_oauth_binding="));
+    assert!(cookie.starts_with("extconn_oauth_binding_"), "{cookie}");
     let cb = a.consent(&url).await;
     let r = a.callback(&cb, &cookie).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.raw);
@@ -173,4 +174,128 @@ async fn reconnecting_the_same_account_updates_its_grant_and_revives_connections
     let out = a.w.engine().run_job(job, a.w.deadline()).await.unwrap();
     assert!(matches!(out, extconn_core::engine::JobOutcome::Finished { .. }), "{out:?}");
     let _ = ConnectionStore::update(a.w.store.as_ref(), &a.w.conn, &ConnectionPatch::default()).await;
+}
+
+/// One browser's cookie jar for the API's origin: what `Set-Cookie` stores (`Max-Age=0`
+/// removes), sent back whole on every request, as a browser does for `Path=/v1`.
+#[derive(Default)]
+struct Jar(BTreeMap<String, String>);
+
+impl Jar {
+    fn take(&mut self, r: &extconn_system_tests::api::Response) {
+        for v in r.headers.get_all("set-cookie") {
+            let v = v.to_str().expect("ascii");
+            let attrs: Vec<&str> = v.split(';').map(str::trim).collect();
+            assert!(attrs.contains(&"Path=/v1") && attrs.contains(&"HttpOnly"), "{v}");
+            assert!(attrs.contains(&"SameSite=Lax"), "{v}");
+            let (name, value) = attrs[0].split_once('=').expect("name=value");
+            if attrs.contains(&"Max-Age=0") {
+                self.0.remove(name);
+            } else {
+                assert!(attrs.contains(&"Max-Age=600"), "as long as the state lives: {v}");
+                self.0.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+    fn header(&self) -> String {
+        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+    fn bindings(&self) -> usize {
+        self.0.keys().filter(|k| k.starts_with("extconn_oauth_binding_")).count()
+    }
+    /// POST /v1/connections/authorize from this browser; the authorization URL.
+    async fn authorize(&mut self, a: &ApiWorld, token: &str) -> String {
+        let req = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/v1/connections/authorize")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("cookie", self.header())
+            .body(axum::body::Body::from(r#"{"provider":"dropbox"}"#))
+            .expect("request");
+        let r = a.send(req).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+        self.take(&r);
+        r.body["authorization_url"].as_str().expect("url").to_owned()
+    }
+    async fn callback(&mut self, a: &ApiWorld, path_and_query: &str) -> extconn_system_tests::api::Response {
+        let r = a.callback(path_and_query, &self.header()).await;
+        self.take(&r);
+        r
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_of_one_browser_authorize_at_once_and_both_complete() {
+    let a = ApiWorld::new(WorldOptions::default()).await;
+    fresh_account(&a);
+    let mut browser = Jar::default();
+    // Tab 1 and tab 2 both start before either comes back.
+    let url1 = browser.authorize(&a, &a.admin).await;
+    let url2 = browser.authorize(&a, &a.admin).await;
+    assert_eq!(browser.bindings(), 2, "one binding per authorization request");
+    let cb1 = a.consent(&url1).await;
+    let cb2 = a.consent(&url2).await;
+    // They come back in the other order; each callback clears its own binding only.
+    let r2 = browser.callback(&a, &cb2).await;
+    assert_eq!(r2.status, StatusCode::SEE_OTHER, "{}", r2.raw);
+    assert_eq!(browser.bindings(), 1, "tab 1's binding is still there");
+    let r1 = browser.callback(&a, &cb1).await;
+    assert_eq!(r1.status, StatusCode::SEE_OTHER, "{}", r1.raw);
+    assert_eq!(browser.bindings(), 0);
+    // The same account both times: one grant, reconnected by the second callback.
+    assert_eq!(r1.header("location"), r2.header("location"));
+    assert_eq!(a.w.calls(Ep::Token), 2);
+    // A replay, even with the cookie it once had, is refused (the state is single-use).
+    let r = browser.callback(&a, &cb1).await;
+    assert_eq!(r.problem_type(), "https://extconn.dev/problems/oauth/invalid-state", "{}", r.raw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_holds_a_bounded_number_of_bindings_the_oldest_forgotten() {
+    let a = ApiWorld::new(WorldOptions::default()).await;
+    fresh_account(&a);
+    let mut browser = Jar::default();
+    let first = browser.authorize(&a, &a.admin).await;
+    let mut last = String::new();
+    for _ in 0..10 {
+        a.w.clock.advance(Duration::from_secs(1));
+        last = browser.authorize(&a, &a.admin).await;
+    }
+    assert_eq!(browser.bindings(), 8, "at most 8 authorization requests in flight per browser");
+    let size = browser.header().len();
+    assert!(size < 1024, "the Cookie header stays small: {size} bytes");
+    let cb = a.consent(&first).await;
+    let r = browser.callback(&a, &cb).await;
+    assert_eq!(
+        r.problem_type(),
+        "https://extconn.dev/problems/oauth/invalid-state",
+        "the oldest was forgotten"
+    );
+    let cb = a.consent(&last).await;
+    assert_eq!(browser.callback(&a, &cb).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.bindings(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_of_the_callback_route_carries_its_security_headers() {
+    let a = ApiWorld::new(WorldOptions::default()).await;
+    let before = a.fingerprint();
+    let cases = [
+        // A query that fails to parse (a repeated parameter).
+        (Method::GET, "/v1/oauth/dropbox/callback?state=a&state=b", 400),
+        (Method::GET, "/v1/oauth/nowhere/callback?state=a", 404),
+        (Method::GET, "/v1/oauth/dropbox/callback", 400),
+        (Method::POST, "/v1/oauth/dropbox/callback?state=a", 405),
+    ];
+    for (method, uri, status) in cases {
+        let req =
+            axum::http::Request::builder().method(method.clone()).uri(uri).body(axum::body::Body::empty());
+        let r = a.send(req.unwrap()).await;
+        assert_eq!(r.status.as_u16(), status, "{method} {uri}: {}", r.raw);
+        assert_eq!(r.header("content-type"), "application/problem+json", "{method} {uri}");
+        assert_eq!(r.header("referrer-policy"), "no-referrer", "{method} {uri}");
+        assert_eq!(r.header("cache-control"), "no-store", "{method} {uri}");
+    }
+    assert_eq!(a.fingerprint(), before);
 }

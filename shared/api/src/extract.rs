@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 
 use crate::problem::{ApiResult, Problem, ProblemKind};
@@ -68,7 +69,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
         if !is_json(&req) {
-            return Err(Problem::new(ProblemKind::UnsupportedMediaType));
+            return Err(unsupported_media_type());
         }
         let bytes = read_limited(req).await?;
         Ok(JsonBody(parse(&bytes)?))
@@ -91,10 +92,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
             return Ok(OptionalJsonBody(None));
         }
         if !json {
-            return Err(Problem::new(ProblemKind::UnsupportedMediaType));
+            return Err(unsupported_media_type());
         }
         Ok(OptionalJsonBody(Some(parse(&bytes)?)))
     }
+}
+
+fn unsupported_media_type() -> Problem {
+    Problem::new(ProblemKind::UnsupportedMediaType).detail("send the body as application/json")
 }
 
 fn is_json(req: &Request) -> bool {
@@ -118,14 +123,21 @@ async fn read_limited(req: Request) -> ApiResult<axum::body::Bytes> {
         .map_err(|_| Problem::new(ProblemKind::PayloadTooLarge).detail("the limit is 16 KiB"))
 }
 
-/// Exactly one JSON value of type `T`.
+/// Exactly one JSON **object**, of type `T`. Serde's derived structs also accept an array of
+/// their fields in order (`["gra_…", "id:…", null, true]`); every body of this API is an object
+/// with named fields, so anything else — an array, a string, a number, `true`, `null` — is
+/// refused, naming the body (`/`), before `T` sees it.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    // Syntax first, so that a broken document is `malformed-json` whatever it starts with.
+    let mut check = serde_json::Deserializer::from_slice(bytes);
+    serde::de::IgnoredAny::deserialize(&mut check)
+        .and_then(|_| check.end())
+        .map_err(|_| Problem::new(ProblemKind::MalformedJson).detail("the body must be one JSON object"))?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::invalid("/", "the body must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(body_problem)?;
-    de.end().map_err(|_| {
-        Problem::new(ProblemKind::MalformedJson).detail("trailing data after the JSON object")
-    })?;
-    Ok(value)
+    serde_path_to_error::deserialize(&mut de).map_err(body_problem)
 }
 
 /// The path parameters as raw strings; a malformed path is a 404 (it cannot name anything).
@@ -230,6 +242,22 @@ mod tests {
         assert_eq!(p.invalid_params[0].name, "/grant_id");
         assert_eq!(err(r#"{"grant_id": "#).kind, ProblemKind::MalformedJson);
         assert_eq!(err("[]").kind, ProblemKind::InvalidRequest);
+    }
+
+    /// A body is one JSON object: serde's derive would take an array of the fields in order.
+    #[test]
+    fn only_an_object_is_a_body() {
+        let named = |b: &str| {
+            let p = parse::<Body>(b.as_bytes()).unwrap_err();
+            (p.kind, p.invalid_params.first().map(|i| i.name.clone()))
+        };
+        let body = (ProblemKind::InvalidRequest, Some("/".to_owned()));
+        for b in [r#"["g", true]"#, r#" "g" "#, "1", "true", "null", "[]"] {
+            assert_eq!(named(b), body, "{b}");
+        }
+        assert_eq!(named(r#"["g", true"#).0, ProblemKind::MalformedJson);
+        assert_eq!(named(r#"{"grant_id":"g","auto_sync":true} {}"#).0, ProblemKind::MalformedJson);
+        assert!(parse::<Body>(br#" {"grant_id":"g","auto_sync":true} "#).is_ok());
     }
 
     #[derive(Debug, Default, serde::Deserialize)]

@@ -130,4 +130,5 @@ pub fn router(state: AppState) -> Router {
     r.fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(handlers::limits))
 }

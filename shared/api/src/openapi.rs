@@ -45,12 +45,41 @@ fn r(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-fn path_param(name: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+fn path_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
 }
 
-fn query(name: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } })
+/// A generated id (`extconn_core::ids`): the prefix, `_`, 26 base32 characters. Another shape
+/// names nothing (404).
+fn generated_id(prefix: &str) -> Value {
+    json!({ "type": "string", "pattern": format!("^{prefix}_[a-z2-7]{{26}}$") })
+}
+
+/// An optional query parameter as strict as the server: every one of them refuses an empty
+/// value (400), so each schema says what a value must be.
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+/// A non-empty string of at most `max` bytes.
+fn text(max: usize) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": max })
+}
+
+/// A page token as issued (`paging`): non-empty base64url with one `.`.
+fn page_token() -> Value {
+    json!({ "type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$" })
+}
+
+/// A provider folder id as the connectors accept them (each service's own shape is narrower:
+/// another service's id is a 400 naming the parameter).
+fn folder_id() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[A-Za-z0-9_!.,:-]+$" })
+}
+
+/// A drive id: printable ASCII, no spaces.
+fn drive_id() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[!-~]+$" })
 }
 
 fn page_of(item: &str) -> Value {
@@ -61,9 +90,13 @@ fn page_of(item: &str) -> Value {
 
 /// (summary, parameters, request body, success status, success response) per operation.
 fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str, Value) {
-    let conn = || path_param("id", "Connection id");
-    let paging =
-        || vec![query("page", "Page token from the previous page"), query("limit", "1–200, default 50")];
+    let conn = || path_param("id", "Connection id", generated_id("con"));
+    let paging = || {
+        vec![
+            query("page", "Page token from the previous page", page_token()),
+            query("limit", "1–200, default 50", json!({ "type": "integer", "minimum": 1, "maximum": 200 })),
+        ]
+    };
     match op {
         "listProviders" => {
             ("Services and whether each is configured", vec![], None, "200", ok("Providers", r("Providers")))
@@ -78,11 +111,16 @@ fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str
         "oauthCallback" => (
             "OAuth redirect target (public): consumes the state, stores the grant, redirects to the folder picker",
             vec![
-                path_param("provider", &listing(provider_ids(), "or")),
-                query("state", "The state of the authorization request"),
-                query("code", "Authorization code"),
-                query("error", "Provider error code, e.g. access_denied"),
-                query("error_description", "Provider error text (never shown)"),
+                path_param("provider", &listing(provider_ids(), "or"), r("Provider")),
+                {
+                    // Without a state the callback is refused (400 oauth/invalid-state).
+                    let mut p = query("state", "The state of the authorization request", text(4096));
+                    p["required"] = json!(true);
+                    p
+                },
+                query("code", "Authorization code; required unless error is given", text(4096)),
+                query("error", "Provider error code, e.g. access_denied", json!({ "type": "string" })),
+                query("error_description", "Provider error text (never shown)", json!({ "type": "string" })),
             ],
             None,
             "303",
@@ -91,13 +129,18 @@ fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str
         "listFolders" => (
             "Folder picker: one level of folders",
             vec![
-                path_param("grant", "Grant id"),
-                query("parent", "Provider folder id; absent = the top level (account root, drives or sites)"),
+                path_param("grant", "Grant id", generated_id("gra")),
+                query(
+                    "parent",
+                    "Provider folder id; absent = the top level (account root, drives or sites)",
+                    folder_id(),
+                ),
                 query(
                     "drive",
                     "The parent's drive id, as the picker returned it (SharePoint libraries, shared drives)",
+                    drive_id(),
                 ),
-                query("page", "Page token"),
+                query("page", "Page token", page_token()),
             ],
             None,
             "200",
@@ -111,7 +154,7 @@ fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str
             ok("The new connection", r("ConnectionDetails")),
         ),
         "listConnections" => {
-            let mut p = vec![query("provider", "Only this service")];
+            let mut p = vec![query("provider", "Only this service", r("Provider"))];
             p.extend(paging());
             ("The management table", p, None, "200", ok("Rows", page_of("ConnectionRow")))
         }
@@ -163,7 +206,14 @@ fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str
             ("Sync history, newest first", p, None, "200", ok("Runs", page_of("Run")))
         }
         "listItems" => {
-            let mut p = vec![conn(), query("state", "imported, skipped, failed or source_deleted")];
+            let mut p = vec![
+                conn(),
+                query(
+                    "state",
+                    "imported, skipped, failed or source_deleted",
+                    json!({ "type": "string", "enum": ["imported", "skipped", "failed", "source_deleted"] }),
+                ),
+            ];
             p.extend(paging());
             ("Per-file state", p, None, "200", ok("Items", page_of("Item")))
         }
@@ -193,8 +243,8 @@ fn schemas() -> Value {
             "id": { "type": "string" }, "drive_id": { "type": "string" }, "name": { "type": "string" }, "path": { "type": "string" },
             "kind": { "type": "string", "enum": ["folder", "drive", "site"] }, "selectable": { "type": "boolean" } } },
         "CreateConnection": { "type": "object", "additionalProperties": false, "required": ["grant_id", "folder_id", "auto_sync"], "properties": {
-            "grant_id": { "type": "string" }, "folder_id": { "type": "string", "maxLength": 512 },
-            "drive_id": { "type": "string", "maxLength": 512 }, "auto_sync": { "type": "boolean" } } },
+            "grant_id": generated_id("gra"), "folder_id": folder_id(),
+            "drive_id": drive_id(), "auto_sync": { "type": "boolean" } } },
         "UpdateConnection": { "type": "object", "additionalProperties": false, "required": ["auto_sync"], "properties": { "auto_sync": { "type": "boolean" } } },
         "ConnectionRow": { "type": "object", "required": ["id", "provider", "folder_name", "auto_sync", "status"], "properties": {
             "id": { "type": "string" }, "provider": r("Provider"), "folder_name": { "type": "string" }, "folder_path": { "type": "string" },
@@ -241,7 +291,14 @@ pub fn document() -> Value {
         let (summary, parameters, request, status, success) = operation(op);
         let mut responses = Map::new();
         responses.insert(status.into(), success);
-        for (code, what) in [("400", "Invalid request"), ("404", "Not found"), ("500", "Internal error")] {
+        // What every operation can answer: the HTTP layer's limits (`handlers::limits`) included.
+        for (code, what) in [
+            ("400", "Invalid request"),
+            ("404", "Not found"),
+            ("414", "Path and query over 8 KiB"),
+            ("431", "Headers over 16 KiB or 64 fields"),
+            ("500", "Internal error"),
+        ] {
             responses.insert(code.into(), problem(what));
         }
         if !is_public(op) {
@@ -260,8 +317,14 @@ pub fn document() -> Value {
                 | "retryFailed"
                 | "confirmDeletions"
                 | "listFolders"
+                | "oauthCallback"
         ) {
             responses.insert("409".into(), problem("Conflict with the current state"));
+        }
+        // The operations that call the provider (`extconn_core`: the code exchange and account,
+        // a folder listing, the folder check; a token refresh on the way).
+        if matches!(*op, "oauthCallback" | "listFolders" | "createConnection") {
+            responses.insert("502".into(), problem("The service is unavailable or rate limiting"));
         }
         let mut operation = json!({ "operationId": op, "summary": summary, "responses": responses });
         if !parameters.is_empty() {

@@ -31,6 +31,8 @@ catalog! {
     NotFound => ("not-found", StatusCode::NOT_FOUND, "Not found"),
     MethodNotAllowed => ("method-not-allowed", StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
     UnsupportedMediaType => ("unsupported-media-type", StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json"),
+    UriTooLong => ("uri-too-long", StatusCode::URI_TOO_LONG, "Request URI too long"),
+    HeadersTooLarge => ("headers-too-large", StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request headers too large"),
     PayloadTooLarge => ("payload-too-large", StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
     MalformedJson => ("malformed-json", StatusCode::BAD_REQUEST, "Request body is not valid JSON"),
     InvalidRequest => ("invalid-request", StatusCode::BAD_REQUEST, "The request has invalid parameters"),

@@ -22,7 +22,12 @@ pub(crate) fn dispatch(op: &str, filter: MethodFilter) -> MethodRouter<AppState>
     match op {
         "listProviders" => on(filter, providers),
         "startAuthorization" => on(filter, oauth::start),
-        "oauthCallback" => on(filter, oauth::callback),
+        // Every answer of the callback route carries its security headers: the extractors'
+        // rejections, and its 405 (the route's own fallback, set here so that the layer wraps
+        // it; the router's `method_not_allowed_fallback` only fills in routes without one).
+        "oauthCallback" => on(filter, oauth::callback)
+            .fallback(method_not_allowed)
+            .layer(axum::middleware::map_response(oauth::harden)),
         "listFolders" => on(filter, grants::folders),
         "createConnection" => on(filter, connections::create),
         "listConnections" => on(filter, connections::list),
@@ -44,7 +49,38 @@ pub(crate) async fn not_found() -> Problem {
 }
 
 pub(crate) async fn method_not_allowed() -> Problem {
-    Problem::new(ProblemKind::MethodNotAllowed)
+    Problem::new(ProblemKind::MethodNotAllowed).detail("this route does not take this method")
+}
+
+/// Longest accepted request target (path and query), in bytes.
+pub const MAX_URI: usize = 8 * 1024;
+/// Largest accepted header section (names and values, in bytes) and most header fields.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+pub const MAX_HEADERS: usize = 64;
+
+/// The HTTP layer's own limits, answered as problem+json (414, 431) before any route runs.
+/// They sit below the server's (hyper answers 414 / 431 itself, with no body, past a 64 KiB
+/// URI, 100 header fields or its ~400 KiB read buffer; API Gateway answers its own past its
+/// 10 KiB of request line and headers), so that what reaches the router is refused in the
+/// catalog's words.
+pub(crate) async fn limits(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > MAX_URI {
+        return Problem::new(ProblemKind::UriTooLong)
+            .detail("the limit is 8 KiB of path and query")
+            .into_response();
+    }
+    let headers = req.headers();
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Problem::new(ProblemKind::HeadersTooLarge)
+            .detail("the limits are 16 KiB of headers and 64 header fields")
+            .into_response();
+    }
+    next.run(req).await
 }
 
 async fn openapi() -> impl IntoResponse {

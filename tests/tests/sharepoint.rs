@@ -200,6 +200,14 @@ async fn office_files_rewritten_by_sharepoint_are_kept_with_a_warning() {
     assert!(warning.contains("SharePoint"), "the rewritten Office file carries a warning: {warning:?}");
     assert_eq!(items[&pdf].state, ItemState::Imported);
     assert_eq!(items[&pdf].warning, None);
+    // The warning belongs to the asset: a rename keeps both.
+    sp.rename(&b.account, &docx, "Q3 plan (final).docx").expect("rename");
+    assert_eq!(b.sync().await, RunStatus::Succeeded);
+    let renamed = &b.items()[&docx];
+    assert_eq!(
+        (renamed.asset_key.clone(), renamed.warning.clone()),
+        (items[&docx].asset_key.clone(), Some(warning))
+    );
 }
 
 #[tokio::test]

@@ -185,7 +185,8 @@ impl Engine {
             next_attempt_at: None,
             error: None,
             failed_in: None,
-            warning: None,
+            // Belongs to the asset, which a metadata-only record (a rename) keeps.
+            warning: old.and_then(|o| o.warning.clone()),
             asset_key: old.and_then(|o| o.asset_key.clone()),
             seen_in: listing.map(str::to_owned).or_else(|| old.and_then(|o| o.seen_in.clone())),
             updated_at: self.ports.clock.now(),

@@ -234,10 +234,11 @@ impl Engine {
         let mut item = self.item_from(&s.item, at, old, ItemState::Imported, listing);
         let updated = old.is_some_and(|o| o.asset_key.is_some());
         item.asset_key = Some(s.key);
-        if let Some(w) = s.warning {
+        // A new asset: its own warning, or none.
+        if let Some(w) = &s.warning {
             tracing::warn!(item = %s.item.id, warning = %w, "imported with a warning");
-            item.warning = Some(w);
         }
+        item.warning = s.warning;
         let bytes = s.item.size.unwrap_or(0);
         let run_delta = if updated {
             RunCounters { scanned: 1, updated: 1, bytes, ..Default::default() }

@@ -42,7 +42,10 @@ pub struct Env {
     pub providers: RegistrySettings,
     pub page_token_secret_id: Option<String>,
     pub public_base_url: Option<String>,
+    /// Where the OAuth callback sends the browser; None: this API's own page, `/console`.
     pub console_url: Option<String>,
+    /// `DAM_ORIGINS`: the DAM origins that may embed the console and hand it a user's token.
+    pub dam_origins: Vec<String>,
     pub claims: ClaimNames,
 }
 
@@ -78,6 +81,8 @@ impl Env {
             page_token_secret_id: opt("PAGE_TOKEN_SECRET_ID"),
             public_base_url: opt("PUBLIC_BASE_URL"),
             console_url: opt("CONSOLE_URL"),
+            dam_origins: extconn_api::console::parse_origins(&opt("DAM_ORIGINS").unwrap_or_default())
+                .map_err(|e| format!("environment variable DAM_ORIGINS: {e}"))?,
             claims,
         })
     }
@@ -157,7 +162,7 @@ pub async fn ports(env: &Env, sdk: &aws_config::SdkConfig) -> Result<Ports, Erro
 pub async fn http_app(env: &Env, ports: Ports, sdk: &aws_config::SdkConfig) -> Result<axum::Router, Error> {
     // No PUBLIC_BASE_URL: redirect URIs follow the request's host (the API's own domain).
     let base = env.public_base_url.clone().unwrap_or_default();
-    let console = env.console_url.clone().ok_or("environment variable CONSOLE_URL is required")?;
+    let console = env.console_url.clone().unwrap_or_else(|| "/console".into());
     let pages = match &env.page_token_secret_id {
         Some(id) => {
             PageTokens::new(secret_string(&aws_sdk_secretsmanager::Client::new(sdk), id).await?.into_bytes())
@@ -167,7 +172,9 @@ pub async fn http_app(env: &Env, ports: Ports, sdk: &aws_config::SdkConfig) -> R
             PageTokens::random()
         }
     };
-    let state = AppState::new(ports, ApiConfig::new(base, console), pages);
+    let mut config = ApiConfig::new(base, console);
+    config.console.dam_origins = env.dam_origins.clone();
+    let state = AppState::new(ports, config, pages);
     Ok(extconn_api::router(state)
         .layer(axum::middleware::from_fn_with_state(Arc::new(env.claims.clone()), identity_from_authorizer)))
 }

@@ -9,9 +9,10 @@
 //! - the providers from the registry ([`extconn_providers::registry`]): a provider whose app is
 //!   configured in [`Options::providers`] (`EXTCONN_<PROVIDER>_*` in the environment) talks to
 //!   that app's hosts; every other provider the sandbox emulates talks to the sandbox;
-//! - a minimal built-in console ([`console`]) until the real admin console exists.
+//! - the admin console page of the API router (`/console`), with a "signed in as" switch
+//!   between the demo users, and a check of every request's `Host` header: a page of another
+//!   site that reaches 127.0.0.1 through DNS rebinding gets 421, never a dev token.
 
-pub mod console;
 pub mod demo;
 pub mod queue;
 
@@ -20,7 +21,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use extconn_api::{ApiConfig, AppState, DevAuth, Identity, PageTokens};
+use extconn_api::{
+    ApiConfig, AppState, ConsolePage, DevAuth, Identity, LocalUser, PageTokens, Problem, ProblemKind,
+};
 use extconn_core::local::{JsonLinesEvents, LocalAssetSink};
 use extconn_core::memory::{MemoryStore, MemoryVault};
 use extconn_core::ports::{Clock, SystemClock};
@@ -40,6 +43,8 @@ pub struct Options {
     pub workers: usize,
     /// Run a scheduler tick this often (None = only when [`LocalSystem::tick`] is called).
     pub tick_every: Option<Duration>,
+    /// Seconds between two auto syncs of a new connection (None: a deployment's 15 minutes).
+    pub sync_interval_secs: Option<u64>,
     /// Provider apps configured from outside (`serve`: the process environment). Empty = every
     /// provider the sandbox emulates talks to the sandbox.
     pub providers: RegistrySettings,
@@ -91,6 +96,10 @@ pub struct LocalSystem {
     pub store: Arc<MemoryStore>,
     pub tokens: DevTokens,
     pub queue: queue::ChannelQueue,
+    /// Seconds between two auto syncs of a new connection.
+    pub sync_interval_secs: u64,
+    /// How often the scheduler ticks (None: only when [`LocalSystem::tick`] is called).
+    pub tick_every: Option<Duration>,
 }
 
 impl std::fmt::Debug for LocalSystem {
@@ -100,6 +109,28 @@ impl std::fmt::Debug for LocalSystem {
             .field("data_dir", &self.data_dir)
             .finish_non_exhaustive()
     }
+}
+
+/// Answers only requests addressed to this server: `Host` must be `127.0.0.1:port` or
+/// `localhost:port`. A page of another site whose name an attacker points at 127.0.0.1 (DNS
+/// rebinding) would otherwise read the console's dev tokens and call the API as an admin.
+async fn only_this_host(
+    axum::extract::State(port): axum::extract::State<u16>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = req.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let ours = ["127.0.0.1", "localhost"].iter().any(|name| {
+        host.eq_ignore_ascii_case(&format!("{name}:{port}"))
+            || (port == 80 && host.eq_ignore_ascii_case(name))
+    });
+    if !ours {
+        return Problem::new(ProblemKind::WrongHost)
+            .detail(format!("use http://127.0.0.1:{port} or http://localhost:{port}"))
+            .into_response();
+    }
+    next.run(req).await
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -121,7 +152,11 @@ impl LocalSystem {
     pub async fn start(opts: Options) -> std::io::Result<LocalSystem> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let api_url = format!("http://{}", listener.local_addr()?);
-        let api_config = ApiConfig::new(&api_url, format!("{api_url}/console/connect"));
+        let port = listener.local_addr()?.port();
+        let mut api_config = ApiConfig::new(&api_url, format!("{api_url}/console"));
+        if let Some(secs) = opts.sync_interval_secs {
+            api_config.sync_interval_secs = secs;
+        }
         let redirect_uri = |kind| api_config.redirect_uri(kind, &axum::http::HeaderMap::new());
 
         // The sandbox stands in for every provider it emulates that has no configured app.
@@ -212,10 +247,26 @@ impl LocalSystem {
             viewer: dev.issue(&identity("vic", "Vic Viewer", "acme", false), now, day),
             other_client_admin: dev.issue(&identity("eve", "Eve Admin", "globex", true), now, day),
         };
+        api_config.console = ConsolePage {
+            dam_origins: Vec::new(),
+            local_users: [
+                ("ana", "Ana Admin — client admin of acme", &tokens.admin),
+                ("vic", "Vic Viewer — acme, not an admin", &tokens.viewer),
+                ("eve", "Eve Admin — client admin of globex", &tokens.other_client_admin),
+            ]
+            .into_iter()
+            .map(|(id, label, token)| LocalUser {
+                id: id.into(),
+                label: label.into(),
+                token: Secret::new(token),
+            })
+            .collect(),
+        };
+        let sync_interval_secs = api_config.sync_interval_secs;
         let state = AppState::new(ports.clone(), api_config, PageTokens::random());
         let app = extconn_api::router(state)
-            .merge(console::router(tokens.admin.clone()))
-            .layer(axum::middleware::from_fn_with_state(dev, DevAuth::layer));
+            .layer(axum::middleware::from_fn_with_state(dev, DevAuth::layer))
+            .layer(axum::middleware::from_fn_with_state(port, only_this_host));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "API server stopped");
@@ -236,6 +287,8 @@ impl LocalSystem {
             store,
             tokens,
             queue,
+            sync_interval_secs,
+            tick_every: opts.tick_every,
         };
         if let Some(every) = opts.tick_every {
             let ports = system.ports.clone();
@@ -261,7 +314,10 @@ impl LocalSystem {
             "External Connections — local mode. State lives in memory: it is gone when this stops."
         );
         let _ = writeln!(b);
-        let _ = writeln!(b, "  Console (built-in)   {api}/console");
+        let _ = writeln!(
+            b,
+            "  Console              {api}/console   (\"signed in as\" switches between the users below)"
+        );
         let _ = writeln!(b, "  API                  {api}/v1   (OpenAPI: {api}/v1/openapi.json)");
         let _ = writeln!(
             b,
@@ -305,11 +361,13 @@ impl LocalSystem {
              \"Marketing\" holds \"Campaign assets\"; in SharePoint it is in the OneDrive, and the site\n  \
              \"Marketing\" has it in its \"Documents\" library)."
         );
+        let every = |d: u64| if d % 60 == 0 { format!("{} min", d / 60) } else { format!("{d} s") };
         let _ = writeln!(
             b,
-            "  The scheduler ticks every minute: an Auto sync connection syncs when due, {} minutes after\n  \
-             its last sync (Refresh Items syncs at once). Ctrl-C stops.",
-            extconn_core::connections::SYNC_INTERVAL_SECS / 60
+            "  Auto sync: a connection with Auto sync ON syncs every {} here (a deployment: every 15 min),\n  \
+             checked by a scheduler tick every {}; Refresh Items syncs at once. Ctrl-C stops.",
+            every(self.sync_interval_secs),
+            self.tick_every.map_or("— (no ticks)".into(), |t| every(t.as_secs()))
         );
         b
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use extconn_local::{LocalSystem, Options};
 use extconn_providers::registry::RegistrySettings;
 
-const USAGE: &str = "usage: extconn-local serve [--port N] [--data-dir DIR] | demo [--data-dir DIR]";
+const USAGE: &str = "usage: extconn-local serve [--port N (0: any free port; default 8080)] [--data-dir DIR] [--sync-every SECS] | demo [--data-dir DIR]";
 
 fn parse() -> Result<(String, Options), String> {
     let mut args = std::env::args().skip(1);
@@ -16,13 +16,21 @@ fn parse() -> Result<(String, Options), String> {
         data_dir: PathBuf::new(),
         workers: 2,
         tick_every: None,
+        sync_interval_secs: None,
         providers: Default::default(),
     };
     let mut data_dir = None;
+    let mut port = None;
+    let mut sync_every = 60;
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--port" => {
-                opts.port = args.next().and_then(|p| p.parse().ok()).ok_or("--port needs a number")?
+            "--port" => port = Some(args.next().and_then(|p| p.parse().ok()).ok_or("--port needs a number")?),
+            "--sync-every" => {
+                sync_every = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .filter(|s| *s > 0)
+                    .ok_or("--sync-every needs a number of seconds above 0")?
             }
             "--data-dir" => data_dir = Some(PathBuf::from(args.next().ok_or("--data-dir needs a path")?)),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
@@ -30,10 +38,11 @@ fn parse() -> Result<(String, Options), String> {
     }
     match cmd.as_str() {
         "serve" => {
-            if opts.port == 0 {
-                opts.port = 8080;
-            }
-            opts.tick_every = Some(Duration::from_secs(60));
+            opts.port = port.unwrap_or(8080);
+            // A person should see auto sync work: connections are due every minute here (every
+            // 15 in a deployment), checked every few seconds.
+            opts.sync_interval_secs = Some(sync_every);
+            opts.tick_every = Some(Duration::from_secs(sync_every.clamp(1, 10)));
             opts.data_dir = data_dir.unwrap_or_else(|| PathBuf::from("extconn-data"));
             opts.providers = RegistrySettings::from_env().map_err(|e| e.to_string())?;
         }

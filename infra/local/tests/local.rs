@@ -13,6 +13,7 @@ async fn start() -> (LocalSystem, tempfile::TempDir) {
         data_dir: dir.path().to_owned(),
         workers: 2,
         tick_every: None,
+        sync_interval_secs: None,
         providers: Default::default(),
     })
     .await

@@ -6,6 +6,7 @@
 //! - Identity comes from a request extension ([`identity`]); errors are problem+json
 //!   ([`problem`]); bodies, paths and queries are extracted strictly ([`extract`]).
 
+pub mod console;
 pub mod extract;
 mod handlers;
 pub mod identity;
@@ -24,6 +25,7 @@ use extconn_core::oauth::OAuthFlow;
 use extconn_core::tokens::{TokenPolicy, Tokens};
 use http::Method;
 
+pub use console::{ConsolePage, LocalUser};
 pub use identity::{ClaimNames, DevAuth, Identity};
 pub use paging::PageTokens;
 pub use problem::{Problem, ProblemKind};
@@ -36,11 +38,16 @@ pub struct ApiConfig {
     /// Empty: `https://` + the request's `Host` (behind API Gateway, the API's own domain; a
     /// forged Host only yields a redirect URI the provider refuses).
     pub public_base_url: String,
-    /// Where a successful callback sends the browser (the console's folder picker); it gets
-    /// `?provider=…&grant_id=…` appended.
+    /// Where the callback sends the browser (the console, [`console`]): `?provider=…&grant_id=…`
+    /// (and `&reconnected=1` when an existing grant was reconnected) after consent, or
+    /// `?provider=…&error=<problem type slug>` when a browser's authorization failed.
     pub console_url: String,
     /// Lifetime of an authorization request (state + PKCE verifier).
     pub state_ttl: chrono::Duration,
+    /// Seconds between two auto syncs of a new connection.
+    pub sync_interval_secs: u64,
+    /// The console page's setup.
+    pub console: ConsolePage,
 }
 
 impl ApiConfig {
@@ -49,6 +56,8 @@ impl ApiConfig {
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
             console_url: console_url.into(),
             state_ttl: extconn_core::oauth::DEFAULT_STATE_TTL,
+            sync_interval_secs: extconn_core::connections::SYNC_INTERVAL_SECS,
+            console: ConsolePage::default(),
         }
     }
 
@@ -81,7 +90,8 @@ struct Inner {
 impl AppState {
     pub fn new(ports: Ports, config: ApiConfig, pages: PageTokens) -> Self {
         let tokens = Tokens::new(ports.clone(), TokenPolicy::default());
-        let connections = Connections::new(ports.clone(), tokens);
+        let connections =
+            Connections::new(ports.clone(), tokens).with_sync_interval(config.sync_interval_secs);
         let oauth = OAuthFlow::new(ports.clone(), config.state_ttl);
         Self { inner: Arc::new(Inner { ports, connections, oauth, config, pages }) }
     }
@@ -119,16 +129,18 @@ pub const ROUTES: &[(Method, &str, &str)] = &[
     (Method::GET, "/v1/openapi.json", "openapi"),
 ];
 
-/// The one router. Identity must be put in the request extensions by an outer layer
-/// ([`DevAuth::layer`] locally, the Lambda adapter on AWS).
+/// The one router: the API and the console page. Identity must be put in the request
+/// extensions by an outer layer ([`DevAuth::layer`] locally, the Lambda adapter on AWS).
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new();
     for (method, path, op) in ROUTES {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
         r = r.route(path, handlers::dispatch(op, filter));
     }
-    r.fallback(handlers::not_found)
+    r.merge(console::router())
+        .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)
         .layer(axum::middleware::from_fn(handlers::limits))
+        .layer(axum::middleware::map_response(handlers::security_headers))
 }

@@ -51,6 +51,7 @@ catalog! {
     ProviderError => ("oauth/provider-error", StatusCode::BAD_REQUEST, "The service reported an error"),
     ExchangeFailed => ("oauth/exchange-failed", StatusCode::BAD_REQUEST, "The authorization could not be completed"),
     ProviderUnavailable => ("provider-unavailable", StatusCode::BAD_GATEWAY, "The service is unavailable; try again later"),
+    WrongHost => ("wrong-host", StatusCode::MISDIRECTED_REQUEST, "This server does not answer for that host"),
     Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
 }
 

@@ -19,7 +19,8 @@ use crate::ports::{ConnectionPatch, FolderPage, Provider, StoreError};
 use crate::secret::Secret;
 use crate::tokens::Tokens;
 
-/// v1's fixed sync interval.
+/// The sync interval of new connections: a deployment's is fixed; local mode may shorten it
+/// ([`Connections::with_sync_interval`]) so a person sees auto sync work.
 pub const SYNC_INTERVAL_SECS: u64 = 900;
 
 /// How many runs and failed items [`Connections::details`] returns.
@@ -73,11 +74,19 @@ pub struct RefreshOutcome {
 pub struct Connections {
     ports: Ports,
     tokens: Tokens,
+    sync_interval_secs: u64,
 }
 
 impl Connections {
     pub fn new(ports: Ports, tokens: Tokens) -> Self {
-        Self { ports, tokens }
+        Self { ports, tokens, sync_interval_secs: SYNC_INTERVAL_SECS }
+    }
+
+    /// New connections auto-sync every `secs` seconds (at least one) instead of
+    /// [`SYNC_INTERVAL_SECS`].
+    pub fn with_sync_interval(mut self, secs: u64) -> Self {
+        self.sync_interval_secs = secs.max(1);
+        self
     }
 
     /// The actor's client's connection; anything else is `NotFound`.
@@ -129,7 +138,7 @@ impl Connections {
         let id = ConnectionId::generate();
         let key = ConnKey { client_id: actor.client_id.clone(), connection_id: id.clone() };
         let run = new_run(key, Trigger::Initial, actor, now);
-        let interval = chrono::Duration::seconds(SYNC_INTERVAL_SECS as i64);
+        let interval = chrono::Duration::seconds(self.sync_interval_secs as i64);
         let conn = Connection {
             client_id: actor.client_id.clone(),
             id,
@@ -139,7 +148,7 @@ impl Connections {
             folder_path: folder.path.unwrap_or_else(|| format!("/{}", folder.name)),
             folder_name: folder.name,
             auto_sync: new.auto_sync,
-            sync_interval_secs: SYNC_INTERVAL_SECS,
+            sync_interval_secs: self.sync_interval_secs,
             status: ConnectionStatus::Active,
             // Set before the run record exists: see `open_run`.
             current_run_id: Some(run.id.clone()),

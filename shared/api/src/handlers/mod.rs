@@ -83,6 +83,19 @@ pub(crate) async fn limits(
     next.run(req).await
 }
 
+/// What every answer carries unless its route set its own (the console page sets a CSP of its
+/// own, [`crate::console`]): never sniffed, never cached (answers name users, folders and
+/// accounts), never rendered or framed.
+pub(crate) async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    use http::{HeaderValue, header};
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    resp
+}
+
 async fn openapi() -> impl IntoResponse {
     Json(crate::openapi::document())
 }

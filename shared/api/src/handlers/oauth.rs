@@ -161,8 +161,13 @@ pub(crate) async fn callback(
     q: QueryParams,
 ) -> ApiResult<Response> {
     let kind = path.0.first().and_then(|p| ProviderKind::parse(p)).ok_or_else(Problem::not_found)?;
-    let state =
-        q.get("state").filter(|s| !s.is_empty()).ok_or_else(|| Problem::new(ProblemKind::InvalidState))?;
+    let Some(state) = q.get("state").filter(|s| !s.is_empty()) else {
+        let lost = Problem::new(ProblemKind::InvalidState);
+        if wants_html(&headers) {
+            return to_console(&st, &format!("provider={kind}&error={}", lost.kind.slug()));
+        }
+        return Err(lost);
+    };
     let cookie = binding_cookie_name(state);
     let binding = binding_for(&headers, state);
     let callback = Callback {
@@ -182,15 +187,13 @@ pub(crate) async fn callback(
     };
     let mut resp = match outcome {
         Ok(done) => {
-            let sep = if st.config().console_url.contains('?') { '&' } else { '?' };
-            let location =
-                format!("{}{sep}provider={}&grant_id={}", st.config().console_url, kind, done.grant.id);
-            let mut resp = StatusCode::SEE_OTHER.into_response();
-            resp.headers_mut().insert(
-                header::LOCATION,
-                HeaderValue::from_str(&location).map_err(|e| Problem::internal(&e))?,
-            );
-            resp
+            let again = if done.reconnected { "&reconnected=1" } else { "" };
+            to_console(&st, &format!("provider={kind}&grant_id={}{again}", done.grant.id))?
+        }
+        // A person's browser goes back to the console, which says what happened in plain words;
+        // an API client gets the problem itself.
+        Err(e) if wants_html(&headers) => {
+            to_console(&st, &format!("provider={kind}&error={}", Problem::from(e).kind.slug()))?
         }
         Err(e) => Problem::from(e).into_response(),
     };
@@ -198,6 +201,24 @@ pub(crate) async fn callback(
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(resp)
+}
+
+/// A 303 to the console with `query` (made of slugs and ids: nothing to escape).
+fn to_console(st: &AppState, query: &str) -> ApiResult<Response> {
+    let console = &st.config().console_url;
+    let sep = if console.contains('?') { '&' } else { '?' };
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let location =
+        HeaderValue::from_str(&format!("{console}{sep}{query}")).map_err(|e| Problem::internal(&e))?;
+    resp.headers_mut().insert(header::LOCATION, location);
+    Ok(resp)
+}
+
+/// Whether the request is a browser's navigation (it asks for HTML), not an API client's.
+fn wants_html(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|m| m.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html")))
+    })
 }
 
 #[cfg(test)]
@@ -209,6 +230,20 @@ mod tests {
         let v: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         h.insert(header::COOKIE, v.join("; ").parse().unwrap());
         h
+    }
+
+    #[test]
+    fn a_browser_is_told_by_its_accept_header() {
+        let h = |v: &str| {
+            let mut m = http::HeaderMap::new();
+            m.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(wants_html(&h("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")));
+        assert!(wants_html(&h("Text/HTML; q=1")));
+        assert!(!wants_html(&h("application/json")));
+        assert!(!wants_html(&h("*/*")));
+        assert!(!wants_html(&http::HeaderMap::new()));
     }
 
     #[test]

@@ -1,0 +1,1 @@
+// The console page (being written).

@@ -45,6 +45,8 @@ pub struct Options {
     pub tick_every: Option<Duration>,
     /// Seconds between two auto syncs of a new connection (None: a deployment's 15 minutes).
     pub sync_interval_secs: Option<u64>,
+    /// Origins that may frame the console and hand it a token, as a DAM does in a deployment.
+    pub dam_origins: Vec<String>,
     /// Provider apps configured from outside (`serve`: the process environment). Empty = every
     /// provider the sandbox emulates talks to the sandbox.
     pub providers: RegistrySettings,
@@ -248,7 +250,7 @@ impl LocalSystem {
             other_client_admin: dev.issue(&identity("eve", "Eve Admin", "globex", true), now, day),
         };
         api_config.console = ConsolePage {
-            dam_origins: Vec::new(),
+            dam_origins: opts.dam_origins.clone(),
             local_users: [
                 ("ana", "Ana Admin — client admin of acme", &tokens.admin),
                 ("vic", "Vic Viewer — acme, not an admin", &tokens.viewer),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use extconn_local::{LocalSystem, Options};
 use extconn_providers::registry::RegistrySettings;
 
-const USAGE: &str = "usage: extconn-local serve [--port N (0: any free port; default 8080)] [--data-dir DIR] [--sync-every SECS] | demo [--data-dir DIR]";
+const USAGE: &str = "usage: extconn-local serve [--port N (0: any free port; default 8080)] [--data-dir DIR] [--sync-every SECS] [--dam-origin ORIGIN]... | demo [--data-dir DIR]";
 
 fn parse() -> Result<(String, Options), String> {
     let mut args = std::env::args().skip(1);
@@ -17,6 +17,7 @@ fn parse() -> Result<(String, Options), String> {
         workers: 2,
         tick_every: None,
         sync_interval_secs: None,
+        dam_origins: Vec::new(),
         providers: Default::default(),
     };
     let mut data_dir = None;
@@ -25,6 +26,11 @@ fn parse() -> Result<(String, Options), String> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = Some(args.next().and_then(|p| p.parse().ok()).ok_or("--port needs a number")?),
+            // A page of this origin may frame the console and hand it a token (as the DAM does).
+            "--dam-origin" => {
+                let list = args.next().ok_or("--dam-origin needs an origin")?;
+                opts.dam_origins.extend(extconn_api::console::parse_origins(&list)?);
+            }
             "--sync-every" => {
                 sync_every = args
                     .next()

@@ -14,6 +14,7 @@ async fn start() -> (LocalSystem, tempfile::TempDir) {
         workers: 2,
         tick_every: None,
         sync_interval_secs: None,
+        dam_origins: Vec::new(),
         providers: Default::default(),
     })
     .await

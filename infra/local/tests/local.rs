@@ -89,3 +89,39 @@ async fn progress_is_visible_through_the_api_mid_run() {
     }
     assert!(seen_mid_run, "the API showed 0 < imported < total during the run");
 }
+
+/// Local mode's console holds dev tokens (its "signed in as" switch), so the server answers
+/// only requests addressed to it: a page of another site whose name resolves to 127.0.0.1 (DNS
+/// rebinding) gets 421, never the tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_requests_for_this_host_are_answered() {
+    let (s, _dir) = start().await;
+    let port = s.api_url.rsplit(':').next().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let get = |host: String| {
+        let r = http.get(format!("{}/console/config.json", s.api_url)).header("Host", host);
+        async move {
+            let resp = r.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let (status, body) = get(format!("127.0.0.1:{port}")).await;
+    assert_eq!(status, 200, "{body}");
+    let config: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(config["mode"], "local");
+    let users: Vec<&str> =
+        config["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(users, ["ana", "vic", "eve"]);
+    assert_eq!(config["users"][0]["token"], s.tokens.admin.as_str());
+    assert_eq!(get(format!("localhost:{port}")).await.0, 200);
+    for host in [
+        format!("evil.example:{port}"),
+        "127.0.0.1".into(),
+        format!("127.0.0.1.evil.example:{port}"),
+        String::new(),
+    ] {
+        let (status, body) = get(host.clone()).await;
+        assert_eq!(status, 421, "{host}: {body}");
+        assert!(body.contains("wrong-host") && !body.contains(s.tokens.admin.as_str()), "{body}");
+    }
+}

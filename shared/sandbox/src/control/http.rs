@@ -10,6 +10,11 @@
 //!   `{"truncate":{"after_bytes":N}}`, `"corrupt_same_length"`, `"short_chunked"`,
 //!   `"invalid_grant"`, `"expired_token"`, `{"latency_ms":N}`;
 //! - call log entries: `{"endpoint", "at_unix_ms", "status"}`.
+//!
+//! The control API is for tools (tests, scripts, curl), never for web pages: a request a
+//! browser sends for a page of another origin (its `Origin` or `Sec-Fetch-Site` says so), or
+//! one addressed to another host name than 127.0.0.1 / localhost (DNS rebinding), is refused
+//! with 403 before any op runs ([`only_tools`]).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -47,7 +52,29 @@ pub(crate) fn router<C: Clone + Send + Sync + 'static>(
 ) -> Router {
     Router::new()
         .route(&format!("{prefix}/{{op}}"), post(run_post::<C>).get(run_get::<C>))
+        .route_layer(axum::middleware::from_fn(only_tools))
         .with_state(Mounted { ctl, dispatch, read_only })
+}
+
+/// Refuses what a web page could send: see the module doc.
+async fn only_tools(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let h = req.headers();
+    let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    let host = get("host").unwrap_or("");
+    let name =
+        host.rsplit_once(':').map_or(host, |(n, port)| if port.parse::<u16>().is_ok() { n } else { host });
+    let loopback = ["127.0.0.1", "localhost", "[::1]"].iter().any(|n| name.eq_ignore_ascii_case(n));
+    // Same-origin: the Origin's authority is the Host the request was sent to.
+    let same_origin =
+        |origin: &str| origin.split_once("://").is_some_and(|(_, a)| a.eq_ignore_ascii_case(host));
+    let from_page = get("origin").is_some_and(|o| !same_origin(o))
+        || get("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none");
+    if !loopback || from_page {
+        let msg =
+            "the control API takes requests from tools on this machine, not from web pages of other origins";
+        return (StatusCode::FORBIDDEN, axum::Json(json!({ "error": msg }))).into_response();
+    }
+    next.run(req).await
 }
 
 async fn run_post<C: Clone + Send + Sync + 'static>(

@@ -100,3 +100,32 @@ async fn control_routes_drive_the_same_state() {
     assert_eq!(r.status, 405);
     assert_eq!(env.rpc("users/get_current_account", None).await.status, 200);
 }
+
+/// A web page of another origin cannot drive the sandbox (a browser says where it comes from),
+/// nor can one reached through a rebound DNS name; tools (no Origin) and the sandbox's own
+/// pages can.
+#[tokio::test]
+async fn web_pages_of_other_origins_are_refused() {
+    let env = env().await;
+    let port = env.sandbox.addr().port();
+    let own = format!("http://127.0.0.1:{port}");
+    let revoke = |headers: Vec<(&'static str, String)>| {
+        let mut b =
+            env.http.post(format!("{}/_control/dropbox/revoke_all", env.sandbox.base_url())).body("{}");
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        async move { b.send().await.expect("send").status().as_u16() }
+    };
+    assert_eq!(revoke(vec![("Origin", "http://127.0.0.1:1".into())]).await, 403);
+    assert_eq!(revoke(vec![("Origin", "null".into())]).await, 403);
+    assert_eq!(revoke(vec![("Sec-Fetch-Site", "same-site".into())]).await, 403);
+    assert_eq!(revoke(vec![("Sec-Fetch-Site", "cross-site".into())]).await, 403);
+    assert_eq!(revoke(vec![("Host", format!("evil.example:{port}"))]).await, 403);
+    // Refused means not run: the account still works.
+    assert_eq!(env.rpc("users/get_current_account", None).await.status, 200);
+
+    assert_eq!(revoke(vec![("Origin", own), ("Sec-Fetch-Site", "same-origin".into())]).await, 200);
+    assert_eq!(env.rpc("users/get_current_account", None).await.status, 401);
+    assert_eq!(revoke(vec![("Host", format!("localhost:{port}"))]).await, 200);
+}

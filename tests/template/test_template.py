@@ -54,7 +54,8 @@ ADMIN_ROUTES = {
     ("GET", "/v1/connections/{id}/runs"),
     ("GET", "/v1/connections/{id}/items"),
 }
-PUBLIC_ROUTES = {("GET", "/v1/oauth/{provider}/callback"), ("GET", "/v1/openapi.json")}
+PUBLIC_ROUTES = {("GET", "/v1/oauth/{provider}/callback"), ("GET", "/v1/openapi.json"),
+                 ("GET", "/console"), ("GET", "/console/{file}")}
 EXPENSIVE_ROUTES = {"POST /v1/connections/authorize", "POST /v1/connections/{id}/refresh"}
 
 _SHARED = {"TABLE_NAME", "RUST_LOG"}
@@ -75,7 +76,7 @@ _PROVIDER_VARS = {
 # Provider settings that are neither the client id nor its secret: variable -> parameter.
 _PROVIDER_VARS["EXTCONN_SHAREPOINT_TENANT"] = "SharePointTenant"
 _SECRETS = {"SECRET_PREFIX", "PAGE_TOKEN_SECRET_ID"} | set(_PROVIDER_VARS)
-_HTTP = {"PUBLIC_BASE_URL", "CONSOLE_URL", "CLAIM_USER_ID", "CLAIM_CLIENT_ID", "CLAIM_DISPLAY_NAME",
+_HTTP = {"PUBLIC_BASE_URL", "CONSOLE_URL", "DAM_ORIGINS", "CLAIM_USER_ID", "CLAIM_CLIENT_ID", "CLAIM_DISPLAY_NAME",
          "CLAIM_ADMIN_FLAG", "CLAIM_ADMIN_LIST", "CLAIM_ADMIN_VALUE"}
 ENVIRONMENT = {
     API: _SHARED | {"QUEUE_URL"} | _SECRETS | _HTTP,
@@ -329,7 +330,7 @@ def admin_routes_jwt(t: Template) -> None:
 
 @check
 def public_routes_none(t: Template) -> None:
-    """NONE exactly on the OAuth callback and the OpenAPI document, served by oauth-callback."""
+    """NONE exactly on the OAuth callback, the OpenAPI document and the console page, served by oauth-callback."""
     deployed = routes(t)
     public = {r for r, sec in deployed.items() if sec != [{"JwtAuthorizer": []}]}
     assert public == PUBLIC_ROUTES, f"routes without the JWT authorizer: {sorted(public)}, expected {sorted(PUBLIC_ROUTES)}"

@@ -160,6 +160,7 @@ async fn aws_for(kind: ProviderKind, manual_clock: bool, visibility_secs: i32) -
         ("PAGE_TOKEN_SECRET_ID".into(), page_secret),
         // No PUBLIC_BASE_URL (the template's default): redirect URIs follow the request's host.
         ("CONSOLE_URL".into(), "https://dam.test/settings/external-connections".into()),
+        ("DAM_ORIGINS".into(), "https://dam.test, https://dam-eu.test".into()),
         ("CLAIM_CLIENT_ID".into(), "custom:client".into()),
     ]);
     // The provider registry's variables, as the template sets them (the app secret comes from
@@ -556,6 +557,11 @@ async fn aws_connect_import_change_refresh_through_the_handlers() {
     let details = call(&a.app, apigw("GET", &format!("/v1/connections/{id}"), None, Some("ana"), None)).await;
     assert_eq!(details.body["recent_runs"][0]["status"], "succeeded", "{}", details.body);
     assert_eq!(details.body["counters"]["files"], 6);
+    // The console page is public (no identity) and only the DAM origins may frame it.
+    let page = call(&a.app, apigw("GET", "/console", None, None, None)).await;
+    assert_eq!(page.status, 200);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.ends_with("frame-ancestors https://dam.test https://dam-eu.test"), "{csp}");
 
     // A change at Dropbox, then Refresh Items.
     a.dbx.modify_file(&a.dbx_account(), &format!("{FOLDER}/logo.png"), Content::text("logo v2"));
@@ -719,6 +725,16 @@ async fn aws_the_app_secret_comes_from_secrets_manager_at_startup() {
         Env::from_lookup(|k| if k == "SECRET_PREFIX" { None } else { vars.get(k).cloned() }).unwrap();
     let ports = extconn_lambda::ports(&scheduler, &sdk).await.unwrap();
     assert!(ports.providers.is_empty(), "{:?}", ports.providers.keys().collect::<Vec<_>>());
+
+    // A DAM origin that is not one fails at start-up, naming the variable.
+    let bad = Env::from_lookup(|k| {
+        if k == "DAM_ORIGINS" { Some("https://dam.test/x".into()) } else { vars.get(k).cloned() }
+    });
+    let e = bad.map(|_| ()).unwrap_err();
+    assert!(
+        e.starts_with("environment variable DAM_ORIGINS: \"https://dam.test/x\" is not an origin"),
+        "{e}"
+    );
 
     // A half configuration fails before anything is called.
     let half =

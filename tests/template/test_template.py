@@ -75,15 +75,18 @@ _PROVIDER_VARS = {
 }
 # Provider settings that are neither the client id nor its secret: variable -> parameter.
 _PROVIDER_VARS["EXTCONN_SHAREPOINT_TENANT"] = "SharePointTenant"
-_SECRETS = {"SECRET_PREFIX", "PAGE_TOKEN_SECRET_ID"} | set(_PROVIDER_VARS)
+_SECRETS = {"SECRET_PREFIX"} | set(_PROVIDER_VARS)
 _HTTP = {"PUBLIC_BASE_URL", "CONSOLE_URL", "DAM_ORIGINS", "CLAIM_USER_ID", "CLAIM_CLIENT_ID", "CLAIM_DISPLAY_NAME",
          "CLAIM_ADMIN_FLAG", "CLAIM_ADMIN_LIST", "CLAIM_ADMIN_VALUE"}
 ENVIRONMENT = {
-    API: _SHARED | {"QUEUE_URL"} | _SECRETS | _HTTP,
-    CALLBACK: _SHARED | {"QUEUE_URL"} | _SECRETS | _HTTP,
+    # Only the HTTP functions sign page tokens.
+    API: _SHARED | {"QUEUE_URL", "PAGE_TOKEN_SECRET_ID"} | _SECRETS | _HTTP,
+    CALLBACK: _SHARED | {"QUEUE_URL", "PAGE_TOKEN_SECRET_ID"} | _SECRETS | _HTTP,
     SCHEDULER: _SHARED | {"QUEUE_URL"},
     WORKER: _SHARED | {"QUEUE_URL"} | _SECRETS | {"BUCKET_NAME", "EVENT_BUS_NAME"},
 }
+
+XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 OUTPUTS = {"ApiUrl", "TableName", "BucketName", "QueueUrl", "DeadLetterQueueUrl", "EventBusName"}
 
@@ -380,7 +383,9 @@ def least_privilege(t: Template) -> None:
             for a in listify(s.get("Action", [])):
                 assert "*" not in str(a), f"{role} ({fn}): wildcard action {a!r}"
             for r in listify(s.get("Resource", [])):
-                assert r != "*", f"{role} ({fn}): Resource '*' for {s.get('Action')!r}"
+                # X-Ray's two write actions take no resource ARN: '*' for exactly them.
+                xray_only = set(listify(s.get("Action", []))) <= XRAY_WRITE
+                assert r != "*" or xray_only, f"{role} ({fn}): Resource '*' for {s.get('Action')!r}"
                 if isinstance(r, str):
                     assert not r.startswith("arn:"), f"{role}: hard-coded ARN {r!r}"
 
@@ -412,13 +417,16 @@ def function_permissions(t: Template) -> None:
     assert granted(WORKER, "events:putevents", '"AssetEventBus"'), f"{WORKER}: events:PutEvents on the bus"
     for fn in (API, CALLBACK, WORKER):
         assert granted(fn, "secretsmanager:getsecretvalue", ":secret:${SecretPrefix}*"), f"{fn}: grant secrets"
-        assert granted(fn, "secretsmanager:getsecretvalue", '"PageTokenSecret"'), f"{fn}: page-token key"
+        assert granted(fn, "secretsmanager:getsecretvalue", '"PageTokenSecret"') == (fn != WORKER), (
+            f"{fn}: the page-token key is for the HTTP functions only")
         for p in PROVIDERS:
             assert granted(fn, "secretsmanager:getsecretvalue", f"${{{p}ClientSecretId}}-??????"), f"{fn}: {p} app secret"
         assert granted(fn, "dynamodb:updateitem", '"Table"'), f"{fn}: table writes"
     for fn in (API, CALLBACK):
         for a in ("createsecret", "tagresource", "putsecretvalue", "deletesecret"):
             assert granted(fn, f"secretsmanager:{a}", ":secret:${SecretPrefix}*"), f"{fn}: secretsmanager:{a} on the prefix"
+    for fn in FUNCTIONS:  # nothing calls DescribeSecret
+        assert not any("secretsmanager:describesecret" in acts for acts, _ in _actions_on(t, fn)), f"{fn}: DescribeSecret"
     for fn in FUNCTIONS:  # only the worker touches S3 and the bus
         if fn != WORKER:
             for acts, _ in _actions_on(t, fn):
@@ -530,6 +538,92 @@ def dlq_alarm(t: Template) -> None:
     assert fires_at_one, f"{name}: {p.get('ComparisonOperator')} {p.get('Threshold')} does not fire at one message"
     assert p.get("Statistic") in ("Maximum", "Sum") or p.get("ExtendedStatistic"), f"{name}: Statistic {p.get('Statistic')!r}"
     assert "AlarmTopicArn" in json.dumps(p.get("AlarmActions")), f"{name}: AlarmActions do not use the AlarmTopicArn parameter"
+
+
+def _alarm_on(t: Template, namespace: str, metric: str, dim: str, target: Any) -> list[tuple[str, dict]]:
+    out = []
+    for name, r in t.of_type("AWS::CloudWatch::Alarm").items():
+        p = r["Properties"]
+        dims = {d["Name"]: d["Value"] for d in p.get("Dimensions", [])}
+        if p.get("Namespace") == namespace and p.get("MetricName") == metric and dims.get(dim) == target:
+            out.append((name, p))
+    return out
+
+
+def _notifies(name: str, p: dict) -> None:
+    assert "AlarmTopicArn" in json.dumps(p.get("AlarmActions")), f"{name}: AlarmActions do not use the AlarmTopicArn parameter"
+    assert p.get("TreatMissingData") == "notBreaching", f"{name}: TreatMissingData {p.get('TreatMissingData')!r}"
+
+
+@check
+def operations_alarms(t: Template) -> None:
+    """Each function's errors and throttles, the sync queue's oldest message, the API's 5xx, and
+    failed scheduled invocations (an OnFailure destination with its own alarm) each raise an alarm."""
+    for fn in FUNCTIONS:
+        for metric in ("Errors", "Throttles"):
+            found = _alarm_on(t, "AWS/Lambda", metric, "FunctionName", {"Ref": fn})
+            assert len(found) == 1, f"{fn}: {len(found)} alarms on {metric}"
+            name, p = found[0]
+            assert p.get("Statistic") == "Sum" and p.get("ComparisonOperator") == "GreaterThanThreshold" \
+                and p.get("Threshold") == 0, f"{name}: does not fire at the first {metric.lower()[:-1]}"
+            _notifies(name, p)
+    found = _alarm_on(t, "AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", {"Fn::GetAtt": ["SyncQueue", "QueueName"]})
+    assert len(found) == 1, f"alarms on the sync queue's oldest message: {len(found)}"
+    name, p = found[0]
+    assert p.get("Statistic") == "Maximum" and 0 < p.get("Threshold", 0) <= 3600, f"{name}: {p.get('Statistic')} {p.get('Threshold')}"
+    _notifies(name, p)
+    found = _alarm_on(t, "AWS/ApiGateway", "5xx", "ApiId", {"Ref": "HttpApi"})
+    assert len(found) == 1, f"alarms on the API's 5xx: {len(found)}"
+    _notifies(*found[0])
+    for fn in (SCHEDULER, WORKER):  # the tick and the grant sweep are asynchronous invocations
+        cfg = t.raw_fn(fn)["Properties"].get("EventInvokeConfig", {})
+        dest = cfg.get("DestinationConfig", {}).get("OnFailure", {})
+        assert dest.get("Type") == "SQS" and getatt(dest.get("Destination")) == ("ScheduleFailureQueue", "Arn"), (
+            f"{fn}: OnFailure {dest!r}")
+        granted = any("sqs:sendmessage" in acts and any("ScheduleFailureQueue" in json.dumps(r) for r in res)
+                      for acts, res in _actions_on(t, fn))
+        assert granted, f"{fn}: its role cannot send to its OnFailure destination"
+    found = _alarm_on(t, "AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName",
+                      {"Fn::GetAtt": ["ScheduleFailureQueue", "QueueName"]})
+    assert len(found) == 1, f"alarms on the schedule failures: {len(found)}"
+    name, p = found[0]
+    assert p.get("ComparisonOperator") == "GreaterThanThreshold" and p.get("Threshold") == 0, f"{name}: not at one"
+    _notifies(name, p)
+
+
+@check
+def tracing(t: Template) -> None:
+    """X-Ray on every function, and each role may write its traces."""
+    for fn in FUNCTIONS:
+        mode = t.fn(fn).get("TracingConfig", {}).get("Mode")
+        assert mode == "Active", f"{fn}: tracing {mode!r}"
+        assert any(XRAY_WRITE <= {a for a in listify(s.get("Action", []))} for s in t.statements(t.role_of(fn))), (
+            f"{fn}: its role cannot put trace segments")
+
+
+@check
+def tenant_claim(t: Template) -> None:
+    """The tenant claim has no default, and a rule refuses the OAuth client's claims (client_id, azp)."""
+    p = t.raw["Parameters"]["ClaimClientId"]
+    assert "Default" not in p, f"ClaimClientId has a default: {p.get('Default')!r}"
+    rules = json.dumps(t.raw.get("Rules", {}))
+    for claim in ("client_id", "azp"):
+        assert f'"{claim}"' in rules and '"ClaimClientId"' in rules, f"no rule refuses ClaimClientId={claim}"
+
+
+@check
+def bucket_retention(t: Template) -> None:
+    """Noncurrent asset versions expire; the assets bucket logs access to a private, retained log bucket."""
+    p = t.res["AssetsBucket"]["Properties"]
+    days = [r["NoncurrentVersionExpiration"].get("NoncurrentDays") for r in p.get("LifecycleConfiguration", {}).get("Rules", [])
+            if r.get("Status") == "Enabled" and "NoncurrentVersionExpiration" in r]
+    assert len(days) == 1 and 1 <= days[0] <= 90, f"noncurrent version expiry {days!r}"
+    log = p.get("LoggingConfiguration", {})
+    assert log.get("DestinationBucketName") == {"Ref": "AccessLogsBucket"}, f"access logging {log!r}"
+    lb = t.res["AccessLogsBucket"]["Properties"]
+    assert all(lb.get("PublicAccessBlockConfiguration", {}).get(k) is True
+               for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")), "log bucket public"
+    assert t.raw["Resources"]["AccessLogsBucket"].get("DeletionPolicy") == "Retain", "access logs must survive a stack delete"
 
 
 @check
@@ -662,7 +756,9 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
     ("no default authorizer", "admin_routes_jwt", _all(  # NONE needs a default authorizer: drop both
         _set(f"{R}.HttpApi.Properties.Auth.DefaultAuthorizer", DELETE),
         _set(f"{R}.{CALLBACK}.Properties.Events.Callback.Properties.Auth", DELETE),
-        _set(f"{R}.{CALLBACK}.Properties.Events.OpenApi.Properties.Auth", DELETE))),
+        _set(f"{R}.{CALLBACK}.Properties.Events.OpenApi.Properties.Auth", DELETE),
+        _set(f"{R}.{CALLBACK}.Properties.Events.Console.Properties.Auth", DELETE),
+        _set(f"{R}.{CALLBACK}.Properties.Events.ConsoleFile.Properties.Auth", DELETE))),
     ("runs route missing", "admin_routes_jwt", _set(f"{R}.{API}.Properties.Events.ListRuns", DELETE)),
     ("audience hard-coded", "admin_routes_jwt",
      _set(f"{R}.HttpApi.Properties.Auth.Authorizers.JwtAuthorizer.JwtConfiguration.audience", ["x"])),
@@ -670,6 +766,8 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
      _set(f"{R}.{CALLBACK}.Properties.Events.Callback.Properties.Auth", DELETE)),
     ("openapi behind the JWT authorizer", "public_routes_none",
      _set(f"{R}.{CALLBACK}.Properties.Events.OpenApi.Properties.Auth", DELETE)),
+    ("console behind the JWT authorizer", "public_routes_none",
+     _set(f"{R}.{CALLBACK}.Properties.Events.ConsoleFile.Properties.Auth", DELETE)),
     ("providers public", "public_routes_none",
      _set(f"{R}.{API}.Properties.Events.ListProviders.Properties.Auth", {"Authorizer": "NONE"})),
     ("scheduler reads secrets", "scheduler_no_secrets",
@@ -770,6 +868,34 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
      _set(f"{R}.HttpApi.Properties.RouteSettings.POST /v1/connections/{{id}}/refresh", DELETE)),
     ("no default throttling", "throttling", _set(f"{R}.HttpApi.Properties.DefaultRouteSettings", DELETE)),
     ("no QueueUrl output", "outputs", _set("Outputs.QueueUrl", DELETE)),
+    ("no throttles alarm on the worker", "operations_alarms", _set(f"{R}.SyncWorkerThrottlesAlarm", DELETE)),
+    ("api errors alarm at 5", "operations_alarms", _set(f"{R}.ConnectionsApiErrorsAlarm.Properties.Threshold", 5)),
+    ("no queue age alarm", "operations_alarms", _set(f"{R}.QueueAgeAlarm", DELETE)),
+    ("no 5xx alarm", "operations_alarms", _set(f"{R}.ApiServerErrorsAlarm", DELETE)),
+    ("scheduler failures vanish", "operations_alarms", _set(f"{R}.{SCHEDULER}.Properties.EventInvokeConfig", DELETE)),
+    ("scheduler cannot send its failures", "operations_alarms",
+     lambda raw: _role_statements(raw, "SyncSchedulerRole").__setitem__(
+         slice(None), [s for s in _role_statements(raw, "SyncSchedulerRole")
+                       if not (isinstance(s, dict) and s.get("Sid") == "ScheduleFailures")])),
+    ("no tracing on the worker", "tracing", _set(f"{R}.{WORKER}.Properties.Tracing", "PassThrough")),
+    ("X-Ray statement missing on the api", "tracing",
+     lambda raw: _role_statements(raw, "ConnectionsApiRole").__setitem__(
+         slice(None), [s for s in _role_statements(raw, "ConnectionsApiRole")
+                       if not (isinstance(s, dict) and s.get("Sid") == "Tracing")])),
+    ("X-Ray's '*' used for sqs too", "least_privilege",
+     lambda raw: [s["Action"].append("sqs:SendMessage") for s in _role_statements(raw, "SyncWorkerRole")
+                  if isinstance(s, dict) and s.get("Sid") == "Tracing"]),
+    ("tenant claim defaults to client_id", "tenant_claim", _set("Parameters.ClaimClientId.Default", "client_id")),
+    ("no tenant-claim rule", "tenant_claim", _set("Rules.TenantClaimIsNotTheOAuthClient", DELETE)),
+    ("noncurrent versions kept forever", "bucket_retention",
+     _set(f"{R}.AssetsBucket.Properties.LifecycleConfiguration.Rules.1", DELETE)),
+    ("no access logging", "bucket_retention", _set(f"{R}.AssetsBucket.Properties.LoggingConfiguration", DELETE)),
+    ("worker reads the page-token key", "function_permissions",
+     lambda raw: _role_statements(raw, "SyncWorkerRole").append(
+         {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "PageTokenSecret"}})),
+    ("api may describe secrets", "function_permissions",
+     lambda raw: [s["Action"].append("secretsmanager:DescribeSecret") for s in _role_statements(raw, "ConnectionsApiRole")
+                  if isinstance(s, dict) and s.get("Sid") == "GrantSecrets"]),
     ("no GoogleDriveNeedsItsSecret rule", "provider_parameters", _set("Rules.GoogleDriveNeedsItsSecret", DELETE)),
     ("Google Drive rule checks the client id", "provider_parameters",
      _set("Rules.GoogleDriveNeedsItsSecret.Assertions.0.Assert",

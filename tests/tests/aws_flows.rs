@@ -726,6 +726,26 @@ async fn aws_the_app_secret_comes_from_secrets_manager_at_startup() {
     let ports = extconn_lambda::ports(&scheduler, &sdk).await.unwrap();
     assert!(ports.providers.is_empty(), "{:?}", ports.providers.keys().collect::<Vec<_>>());
 
+    // The tenant claim: the OAuth client's claims are refused; the HTTP functions need one.
+    for claim in ["client_id", "azp"] {
+        let e =
+            Env::from_lookup(
+                |k| if k == "CLAIM_CLIENT_ID" { Some(claim.into()) } else { vars.get(k).cloned() },
+            )
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "environment variable CLAIM_CLIENT_ID is \"{claim}\", which names the OAuth client"
+            )),
+            "{e}"
+        );
+    }
+    let untenanted =
+        Env::from_lookup(|k| if k == "CLAIM_CLIENT_ID" { None } else { vars.get(k).cloned() }).unwrap();
+    let e = extconn_lambda::http_app(&untenanted, ports, &sdk).await.map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("CLAIM_CLIENT_ID is required"), "{e}");
+
     // A DAM origin that is not one fails at start-up, naming the variable.
     let bad = Env::from_lookup(|k| {
         if k == "DAM_ORIGINS" { Some("https://dam.test/x".into()) } else { vars.get(k).cloned() }

@@ -46,8 +46,15 @@ pub struct Env {
     pub console_url: Option<String>,
     /// `DAM_ORIGINS`: the DAM origins that may embed the console and hand it a user's token.
     pub dam_origins: Vec<String>,
+    /// The claim names of the identity; `tenant_claim_set` says whether `CLAIM_CLIENT_ID` was
+    /// given (the HTTP functions require it: no default names the tenant everywhere).
     pub claims: ClaimNames,
+    pub tenant_claim_set: bool,
 }
+
+/// Claims that name the OAuth client that requested a token (Cognito and RFC 9068 access
+/// tokens), never the DAM client (tenant) the user belongs to.
+pub const NOT_TENANT_CLAIMS: [&str; 2] = ["client_id", "azp"];
 
 impl Env {
     pub fn from_env() -> Result<Env, String> {
@@ -71,6 +78,14 @@ impl Env {
                 *slot = v;
             }
         }
+        let tenant_claim_set = opt("CLAIM_CLIENT_ID").is_some();
+        if tenant_claim_set && NOT_TENANT_CLAIMS.contains(&claims.client_id.as_str()) {
+            return Err(format!(
+                "environment variable CLAIM_CLIENT_ID is {:?}, which names the OAuth client that requested the \
+                 token, not the DAM client (tenant): set it to the claim holding the tenant id (docs/deploy.md)",
+                claims.client_id
+            ));
+        }
         Ok(Env {
             table: req("TABLE_NAME")?,
             queue_url: req("QUEUE_URL")?,
@@ -84,6 +99,7 @@ impl Env {
             dam_origins: extconn_api::console::parse_origins(&opt("DAM_ORIGINS").unwrap_or_default())
                 .map_err(|e| format!("environment variable DAM_ORIGINS: {e}"))?,
             claims,
+            tenant_claim_set,
         })
     }
 }
@@ -160,6 +176,9 @@ pub async fn ports(env: &Env, sdk: &aws_config::SdkConfig) -> Result<Ports, Erro
 /// The admin API (connections-api and oauth-callback serve the same router): identity from
 /// API Gateway's JWT authorizer claims.
 pub async fn http_app(env: &Env, ports: Ports, sdk: &aws_config::SdkConfig) -> Result<axum::Router, Error> {
+    if !env.tenant_claim_set {
+        return Err("environment variable CLAIM_CLIENT_ID is required: the JWT claim holding the DAM client (tenant) id".into());
+    }
     // No PUBLIC_BASE_URL: redirect URIs follow the request's host (the API's own domain).
     let base = env.public_base_url.clone().unwrap_or_default();
     let console = env.console_url.clone().unwrap_or_else(|| "/console".into());

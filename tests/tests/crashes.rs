@@ -46,7 +46,7 @@ async fn crash_at_every_step_then_rerun_loses_and_duplicates_nothing() {
             );
             w.assert_invariants().await;
             assert_eq!(w.objects().len(), 12, "{step:?}#{nth}: one object per file");
-            let runs = w.store.list(&w.conn, 10).await.unwrap();
+            let runs = w.store.list(&w.conn, None, 10).await.unwrap();
             assert_eq!(runs.len(), 1, "{step:?}#{nth}: the re-run continued the crashed run");
             assert_eq!(runs[0].counters.imported, 12, "{step:?}#{nth}: exact counters across the crash");
             assert_eq!(w.connection().await.counters.files, 12);

@@ -257,7 +257,7 @@ async fn user_rate_limit_is_retried_within_the_run_and_a_forbidden_file_fails_al
     assert_eq!((d.state, d.reason.as_deref()), (ItemState::Failed, Some("access_denied")));
     assert!(d.error.as_deref().is_some_and(|e| e.contains("insufficientFilePermissions")), "{:?}", d.error);
     assert!(!b.mem.clock.sleeps().is_empty(), "backed off before retrying");
-    let runs = RunStore::list(b.mem.store.as_ref(), &b.conn, 1).await.expect("runs");
+    let runs = RunStore::list(b.mem.store.as_ref(), &b.conn, None, 1).await.expect("runs");
     assert_eq!(runs[0].counters.failed, 1);
 
     // Access granted later: the failed file is retried when due, like any failed item.

@@ -936,14 +936,51 @@ impl RunStore for DynamoStore {
             .map(|(r, _)| r))
     }
 
-    async fn list(&self, conn: &ConnKey, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
-        let mut v = Vec::new();
-        for a in self.query_prefix(child_pk(conn), "RUN#").await? {
-            v.push(run_from(&a)?.0);
+    /// One Query, newest first, reading `limit` runs (plus `before` itself): run ids sort by
+    /// creation time, so the key order is the time order.
+    async fn list(
+        &self,
+        conn: &ConnKey,
+        before: Option<&RunId>,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
         }
-        v.sort_by(|a, b| b.queued_at.cmp(&a.queued_at).then(b.id.cmp(&a.id)));
-        v.truncate(limit);
-        Ok(v)
+        // `RUN$` is the first key after every `RUN#…`; BETWEEN is inclusive, so `before` itself
+        // is read and dropped.
+        let hi = before.map_or_else(|| "RUN$".to_owned(), |b| format!("RUN#{b}"));
+        let want = limit + usize::from(before.is_some());
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(child_pk(conn)))
+                .expression_attribute_values(":lo", s("RUN#"))
+                .expression_attribute_values(":hi", s(hi.clone()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(want - out.len()).unwrap_or(i32::MAX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(err)?;
+            for a in page.items.unwrap_or_default() {
+                let (run, _) = run_from(&a)?;
+                if Some(&run.id) != before {
+                    out.push(run);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() >= limit {
+                out.truncate(limit);
+                return Ok(out);
+            }
+        }
     }
 
     async fn update(

@@ -187,7 +187,7 @@ impl Connections {
     pub async fn details(&self, connection: Connection) -> Result<Details, UseCaseError> {
         let key = connection.key();
         let grant = self.ports.grants.get(&connection.client_id, &connection.grant_id).await?;
-        let recent_runs = self.ports.runs.list(&key, RECENT_RUNS).await?;
+        let recent_runs = self.ports.runs.list(&key, None, RECENT_RUNS).await?;
         // Through the failed-items index (every failed item is due by the end of time).
         let failed_items = self
             .ports

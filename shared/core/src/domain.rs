@@ -446,7 +446,7 @@ impl SyncRun {
     pub fn queued(conn: ConnKey, trigger: Trigger, actor: Option<UserId>, now: Timestamp) -> Self {
         Self {
             conn,
-            id: RunId::generate(),
+            id: RunId::generate_at(now),
             trigger,
             actor,
             status: RunStatus::Queued,

@@ -338,11 +338,23 @@ pub async fn item_and_run_store(
         .expect("update");
     assert_eq!((done.status, done.invocations), (RunStatus::Succeeded, 1));
 
-    let mut newer = sample_run(&key);
-    newer.queued_at = run.queued_at + chrono::Duration::seconds(5);
+    let newer =
+        SyncRun::queued(key.clone(), Trigger::Manual, None, run.queued_at + chrono::Duration::seconds(5));
     runs.create(&newer).await.expect("create");
-    let listed: Vec<RunId> = runs.list(&key, 10).await.expect("list").into_iter().map(|r| r.id).collect();
-    assert_eq!(listed, [newer.id.clone(), run.id.clone()], "runs newest first");
+    let newest =
+        SyncRun::queued(key.clone(), Trigger::Manual, None, run.queued_at + chrono::Duration::hours(1));
+    runs.create(&newest).await.expect("create");
+    // Another connection's runs sit in the same store and never show.
+    let other_conn = ConnKey { client_id: key.client_id.clone(), connection_id: ConnectionId::generate() };
+    runs.create(&SyncRun::queued(other_conn, Trigger::Manual, None, run.queued_at)).await.expect("create");
+    let ids = |v: Vec<SyncRun>| v.into_iter().map(|r| r.id).collect::<Vec<RunId>>();
+    let listed = ids(runs.list(&key, None, 10).await.expect("list"));
+    assert_eq!(listed, [newest.id.clone(), newer.id.clone(), run.id.clone()], "runs newest first");
+    assert_eq!(ids(runs.list(&key, None, 2).await.expect("list")), [newest.id.clone(), newer.id.clone()]);
+    let page2 = ids(runs.list(&key, Some(&newer.id), 2).await.expect("list"));
+    assert_eq!(page2, [run.id.clone()], "older than the cursor, the cursor itself excluded");
+    assert_eq!(runs.list(&key, Some(&run.id), 2).await.expect("list"), Vec::new());
+    assert_eq!(runs.list(&key, None, 0).await.expect("list"), Vec::new());
     let other = ConnKey { client_id: client(), connection_id: key.connection_id.clone() };
     assert_eq!(runs.get(&other, &run.id).await.expect("get"), None, "runs are scoped by client");
     assert_eq!(items.get(&other, "id:1").await.expect("get"), None, "items are scoped by client");

@@ -208,7 +208,7 @@ async fn one_bad_file_is_one_failed_item() {
     for id in &fine {
         assert_eq!(h.item(id).state, ItemState::Imported);
     }
-    let run = RunStore::list(h.bench.store.as_ref(), &h.conn, 1).await.unwrap().remove(0);
+    let run = RunStore::list(h.bench.store.as_ref(), &h.conn, None, 1).await.unwrap().remove(0);
     assert_eq!((run.counters.imported, run.counters.failed), (3, 2));
 }
 

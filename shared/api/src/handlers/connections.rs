@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use extconn_core::connections::{NewConnection, RefreshOutcome};
-use extconn_core::{Actor, Connection, FolderLocator, GrantId, ItemState, ProviderKind};
+use extconn_core::{Actor, Connection, FolderLocator, GrantId, ItemState, ProviderKind, RunId};
 use serde::Deserialize;
 
 use super::grants::{check_drive_id, check_id};
@@ -207,12 +207,21 @@ pub(crate) async fn runs(
     let c = st.connections().get(&who, &path.id()?).await?;
     let limit = q.limit()?;
     let scope = format!("runs:{}", c.id);
-    let offset = offset(&st, &who, &scope, &q)?;
-    let mut all = st.ports().runs.list(&c.key(), offset + limit + 1).await?;
-    let more = all.len() > offset + limit;
-    let items: Vec<RunView> = all.drain(..).skip(offset).take(limit).map(|r| RunView::new(&r)).collect();
-    let next = more.then(|| st.inner.pages.issue(&who.client_id, &scope, &(offset + limit).to_string()));
-    Ok(Json(Page { items, next_page: next }))
+    // The page token holds the last run id shown: the next page is the runs older than it.
+    let before = match q.get("page") {
+        None => None,
+        Some(t) => Some(
+            RunId::parse(&st.inner.pages.open(&who.client_id, &scope, t)?)
+                .map_err(|_| Problem::new(ProblemKind::InvalidPageToken))?,
+        ),
+    };
+    let mut runs = st.ports().runs.list(&c.key(), before.as_ref(), limit + 1).await?;
+    let more = runs.len() > limit;
+    runs.truncate(limit);
+    let next = more
+        .then(|| runs.last().map(|r| st.inner.pages.issue(&who.client_id, &scope, r.id.as_str())))
+        .flatten();
+    Ok(Json(Page { items: runs.iter().map(RunView::new).collect(), next_page: next }))
 }
 
 /// GET /v1/connections/{id}/items?state=&page=&limit=

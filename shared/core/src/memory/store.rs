@@ -327,12 +327,19 @@ impl RunStore for MemoryStore {
         Ok(self.lock().runs.get(conn).and_then(|m| m.get(id)).cloned())
     }
 
-    async fn list(&self, conn: &ConnKey, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
-        let mut v: Vec<SyncRun> =
-            self.lock().runs.get(conn).map(|m| m.values().cloned().collect()).unwrap_or_default();
-        v.sort_by(|a, b| b.queued_at.cmp(&a.queued_at).then(b.id.cmp(&a.id)));
-        v.truncate(limit);
-        Ok(v)
+    async fn list(
+        &self,
+        conn: &ConnKey,
+        before: Option<&RunId>,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        let st = self.lock();
+        let Some(runs) = st.runs.get(conn) else { return Ok(Vec::new()) };
+        let older = match before {
+            Some(b) => runs.range(..b.clone()),
+            None => runs.range(..),
+        };
+        Ok(older.rev().take(limit).map(|(_, r)| r.clone()).collect())
     }
 
     async fn update(

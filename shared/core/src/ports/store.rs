@@ -260,8 +260,14 @@ pub trait RunStore: Send + Sync {
     /// Conflict when the id exists.
     async fn create(&self, run: &SyncRun) -> Result<(), StoreError>;
     async fn get(&self, conn: &ConnKey, id: &RunId) -> Result<Option<SyncRun>, StoreError>;
-    /// Newest first.
-    async fn list(&self, conn: &ConnKey, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
+    /// Newest first, by id (run ids sort by creation time, [`RunId::generate_at`]): at most
+    /// `limit` runs older than `before` (all when None). Reads no more than that.
+    async fn list(
+        &self,
+        conn: &ConnKey,
+        before: Option<&RunId>,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError>;
     /// Fenced when `fence` is given (worker writes); NotFound when absent.
     async fn update(
         &self,

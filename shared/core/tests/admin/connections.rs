@@ -197,7 +197,7 @@ async fn two_clicks_racing_start_one_run() {
     assert!(bob_r.started && !ana_r.started);
     assert_eq!(ana_r.run_id, bob_r.run_id, "ana is answered with bob's run");
     assert_eq!(w.queue.drain().len(), 1);
-    let runs = extconn_core::ports::RunStore::list(w.store.as_ref(), &c.key(), 10).await.expect("runs");
+    let runs = extconn_core::ports::RunStore::list(w.store.as_ref(), &c.key(), None, 10).await.expect("runs");
     assert_eq!(runs.iter().filter(|r| r.status.is_open()).count(), 1);
 }
 

@@ -19,10 +19,11 @@ fn parse() -> Result<(String, Options), String> {
         providers: Default::default(),
     };
     let mut data_dir = None;
+    let mut port = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => {
-                opts.port = args.next().and_then(|p| p.parse().ok()).ok_or("--port needs a number")?
+                port = Some(args.next().and_then(|p| p.parse().ok()).ok_or("--port needs a number")?)
             }
             "--data-dir" => data_dir = Some(PathBuf::from(args.next().ok_or("--data-dir needs a path")?)),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
@@ -30,9 +31,8 @@ fn parse() -> Result<(String, Options), String> {
     }
     match cmd.as_str() {
         "serve" => {
-            if opts.port == 0 {
-                opts.port = 8080;
-            }
+            // `--port 0` asks for a free port (the banner names it); no `--port` means 8080.
+            opts.port = port.unwrap_or(8080);
             opts.tick_every = Some(Duration::from_secs(60));
             opts.data_dir = data_dir.unwrap_or_else(|| PathBuf::from("extconn-data"));
             opts.providers = RegistrySettings::from_env().map_err(|e| e.to_string())?;

@@ -22,9 +22,7 @@ fn parse() -> Result<(String, Options), String> {
     let mut port = None;
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--port" => {
-                port = Some(args.next().and_then(|p| p.parse().ok()).ok_or("--port needs a number")?)
-            }
+            "--port" => port = Some(args.next().and_then(|p| p.parse().ok()).ok_or("--port needs a number")?),
             "--data-dir" => data_dir = Some(PathBuf::from(args.next().ok_or("--data-dir needs a path")?)),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }

@@ -71,10 +71,11 @@ fn page_token() -> Value {
     json!({ "type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$" })
 }
 
-/// A provider folder id as the connectors accept them (each service's own shape is narrower:
-/// another service's id is a 400 naming the parameter).
+/// A provider folder id: the union of the shapes the connectors accept (`accepts_id`): Dropbox
+/// `id:` + base64url-ish, Google Drive `[A-Za-z0-9_-]`, SharePoint also `!.,`. Only the grant
+/// says which service an id must belong to, so another service's id is a 400 naming the field.
 fn folder_id() -> Value {
-    json!({ "type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[A-Za-z0-9_!.,:-]+$" })
+    json!({ "type": "string", "minLength": 1, "maxLength": 512, "pattern": "^(id:[A-Za-z0-9_-]+|[A-Za-z0-9_!.,-]+)$" })
 }
 
 /// A drive id: printable ASCII, no spaces.

@@ -25,6 +25,22 @@ let api; // Ana's API from node, to check what the page claims
 let account; // the sandbox's Dropbox account the consent page signs in
 const T = { timeout: 60_000 };
 
+// The scenarios build on each other (one server, one account): after a failure the dependent
+// ones are skipped, so the first failure is the one reported.
+let broken = null;
+function step(name, fn, independent = false) {
+  test(name, T, async (t) => {
+    if (broken && !independent) return t.skip(`after the failure of "${broken}"`);
+    try {
+      await fn(t);
+    } catch (e) {
+      if (!independent) broken = name;
+      if (page && !independent) await H.screenshot(page, 'failure-' + name.split('.')[0]).catch(() => {});
+      throw e;
+    }
+  });
+}
+
 const dropbox = (op, body) => H.control(server.sandboxUrl, 'dropbox', op, body);
 
 /** The table row of `folder` (its exact name). */
@@ -34,8 +50,11 @@ const row = (p, folder) => p.locator('#rows tr').filter({
 
 async function openConsole(p, user) {
   await p.goto(server.consoleUrl);
-  if (user) await p.selectOption('#user', { label: new RegExp(`^${user}`) });
-  await p.locator('#manage, #notice').first().waitFor();
+  if (user) {
+    const value = await p.locator('#user option', { hasText: new RegExp(`^${user}`) }).getAttribute('value');
+    await p.selectOption('#user', value);
+  }
+  await p.locator('#manage:not([hidden]), #notice:not([hidden])').first().waitFor();
 }
 
 async function showDropbox(p) {
@@ -82,7 +101,7 @@ before(async () => {
   const cfg = await (await fetch(`${server.origin}/console/config.json`)).json();
   dam.token = cfg.users.find((u) => u.label.startsWith('Ana')).token;
   browser = await H.launch();
-  ana = await H.newContext(browser);
+  ana = await H.newContext(browser, { sandboxUrl: server.sandboxUrl });
   page = await ana.newPage();
 });
 
@@ -92,7 +111,7 @@ after(async () => {
   if (dam) await dam.close();
 });
 
-test('1. connect a Dropbox folder: consent, picker (into a folder, back by breadcrumb, select the opened folder), import with progress', T, async () => {
+step('1. connect a Dropbox folder: consent, picker (into a folder, back by breadcrumb, select the opened folder), import with progress', async () => {
   await openConsole(page);
   assert.equal(await page.inputValue('#user'), (await page.locator('#user option').first().getAttribute('value')));
   assert.match(await page.locator('#user option:checked').textContent(), /^Ana/);
@@ -126,7 +145,7 @@ test('1. connect a Dropbox folder: consent, picker (into a folder, back by bread
   await r.locator('.progress progress').waitFor();
   assert.match(await r.locator('.progress').textContent(), /^Importing: \d+ files? done$/);
   assert.equal(await r.locator('.col-last').textContent(), 'Importing…');
-  await page.getByText('Connected Brand Assets: the initial import has started.').waitFor();
+  await page.locator('#messages').getByText('Connected Brand Assets: the initial import has started.').waitFor();
   await H.screenshot(page, 'importing');
   await idle(page, 'Brand Assets');
   await dropbox('clear_faults');
@@ -142,20 +161,20 @@ test('1. connect a Dropbox folder: consent, picker (into a folder, back by bread
   ana.check();
 });
 
-test('2. Auto sync off hides Refresh Items; on shows it again and it works', T, async () => {
+step('2. Auto sync off hides Refresh Items; on shows it again and it works', async () => {
   const r = row(page, 'Brand Assets');
   const sw = r.getByRole('switch', { name: 'Auto sync for Brand Assets' });
   assert.equal(await sw.getAttribute('aria-checked'), 'true');
   await r.getByRole('button', { name: 'Refresh Items of Brand Assets' }).waitFor();
   await sw.click();
-  await page.getByText('Auto sync turned off for Brand Assets.').waitFor();
+  await page.locator('#messages').getByText('Auto sync turned off for Brand Assets.').waitFor();
   assert.equal(await sw.getAttribute('aria-checked'), 'false');
   assert.equal(await sw.textContent(), 'Off');
   assert.equal(await r.locator('button.refresh').isVisible(), false);
   assert.equal((await connectionOf('Brand Assets')).auto_sync, false);
 
   await sw.click();
-  await page.getByText('Auto sync turned on for Brand Assets.').waitFor();
+  await page.locator('#messages').getByText('Auto sync turned on for Brand Assets.').waitFor();
   assert.equal(await sw.getAttribute('aria-checked'), 'true');
   const before = (await api('GET', `/v1/connections/${(await connectionOf('Brand Assets')).id}/runs`)).body.items.length;
   await dropbox('add_file', { account_id: account, path: '/Brand Assets/new-banner.png', content: { text: 'a new banner' } });
@@ -167,7 +186,7 @@ test('2. Auto sync off hides Refresh Items; on shows it again and it works', T, 
   ana.check();
 });
 
-test('3. a failing file: failed badge, details with the reason, Retry failed imports it', T, async () => {
+step('3. a failing file: failed badge, details with the reason, Retry failed imports it', async () => {
   const r = row(page, 'Brand Assets');
   await dropbox('add_file', { account_id: account, path: '/Brand Assets/broken.png', content: { text: 'bytes that arrive damaged' } });
   await dropbox('inject', { endpoint: 'Download', fault: 'corrupt_same_length', times: 5 });
@@ -197,7 +216,7 @@ test('3. a failing file: failed badge, details with the reason, Retry failed imp
   ana.check();
 });
 
-test('4. the account revoked at Dropbox: Reconnect shown, reconnect by clicks, active again without a picker', T, async () => {
+step('4. the account revoked at Dropbox: Reconnect shown, reconnect by clicks, active again without a picker', async () => {
   const r = row(page, 'Brand Assets');
   await dropbox('revoke_all');
   await r.getByRole('button', { name: 'Refresh Items of Brand Assets' }).click();
@@ -210,7 +229,7 @@ test('4. the account revoked at Dropbox: Reconnect shown, reconnect by clicks, a
   await page.waitForSelector('#allow');
   await page.click('#allow');
   await page.waitForURL((u) => u.pathname.startsWith('/console'));
-  await page.getByText('Reconnected Demo Designer: its connections sync again.').waitFor();
+  await page.locator('#messages').getByText('Reconnected Demo Designer: its connections sync again.').waitFor();
   assert.equal(await page.locator('#picker').isVisible(), false, 'no picker after a reconnect');
   assert.equal(new URL(page.url()).search, '');
   await idle(page, 'Brand Assets');
@@ -219,7 +238,7 @@ test('4. the account revoked at Dropbox: Reconnect shown, reconnect by clicks, a
   ana.check();
 });
 
-test('10. consent denied: a plain message, no raw problem', T, async () => {
+step('10. consent denied: a plain message, no raw problem', async () => {
   await consent(page, 'deny');
   await page.locator('#messages').getByText('You declined access at Dropbox; nothing was connected.').waitFor();
   assert.equal(new URL(page.url()).search, '');
@@ -232,7 +251,7 @@ test('10. consent denied: a plain message, no raw problem', T, async () => {
   ana.check();
 });
 
-test('8. two tabs add a connection at once: both consents complete, both pickers work', T, async () => {
+step('8. two tabs add a connection at once: both consents complete, both pickers work', async () => {
   const [a, b] = [await ana.newPage(), await ana.newPage()];
   await Promise.all([openConsole(a), openConsole(b)]);
   await Promise.all([showDropbox(a), showDropbox(b)]);
@@ -259,7 +278,7 @@ test('8. two tabs add a connection at once: both consents complete, both pickers
   ana.check();
 });
 
-test('9. a mass deletion is held: needs_review with the count, Confirm deletions from the page', T, async () => {
+step('9. a mass deletion is held: needs_review with the count, Confirm deletions from the page', async () => {
   await dropbox('seed_tree', { account_id: account, root: '/Mass', files: 120, files_per_folder: 10, size_each: 64 });
   await consent(page);
   await page.locator('#picker[open]').waitFor();
@@ -279,17 +298,20 @@ test('9. a mass deletion is held: needs_review with the count, Confirm deletions
   await H.screenshot(page, 'needs-review');
 
   await r.getByRole('button', { name: 'Confirm deletions' }).click();
-  await page.getByText('Confirmed the deletions of Mass; they are applied now.').waitFor();
+  await page.locator('#messages').getByText('Confirmed the deletions of Mass; they are applied now.').waitFor();
   await idle(page, 'Mass');
   await r.getByRole('button', { name: 'Confirm deletions' }).waitFor({ state: 'detached' });
   assert.equal((await connectionOf('Mass')).status, 'active');
   ana.check();
 });
 
-test('embedded: the DAM frames the console and hands it Ana\'s token; ADD CONNECTION runs in a popup', T, async () => {
+step('embedded: the DAM frames the console and hands it Ana\'s token; ADD CONNECTION runs in a popup', async () => {
   const p = await ana.newPage();
   await p.goto(dam.origin);
   const frame = p.frameLocator('#console');
+  await frame.locator('#manage').waitFor();
+  // A framed page's storage is the DAM site's partition: the service choice starts afresh.
+  await frame.locator('#service').selectOption('dropbox');
   await frame.locator('#rows tr', { hasText: 'Brand Assets' }).first().waitFor();
   assert.equal(await frame.locator('#user-switch').isVisible(), false, 'no user switch when framed');
   assert.equal(await p.locator('body').getAttribute('data-ready'), 'yes');
@@ -314,7 +336,7 @@ test('embedded: the DAM frames the console and hands it Ana\'s token; ADD CONNEC
   ana.expected.length = 0;
 });
 
-test('11. at 390 px: stacked cards, no sideways scroll, actions usable', T, async () => {
+step('11. at 390 px: stacked cards, no sideways scroll, actions usable', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.reload();
   const r = row(page, 'Brand Assets');
@@ -337,12 +359,12 @@ test('11. at 390 px: stacked cards, no sideways scroll, actions usable', T, asyn
   ana.check();
 });
 
-test('12. keyboard: Space toggles the switch; Escape closes the delete dialog and focus returns', T, async () => {
+step('12. keyboard: Space toggles the switch; Escape closes the delete dialog and focus returns', async () => {
   const r = row(page, 'Brand Assets');
   const sw = r.getByRole('switch', { name: 'Auto sync for Brand Assets' });
   await sw.focus();
   await page.keyboard.press('Space');
-  await page.getByText('Auto sync turned off for Brand Assets.').last().waitFor();
+  await page.locator('#messages').getByText('Auto sync turned off for Brand Assets.').last().waitFor();
   await H.until('switch off', async () => (await sw.getAttribute('aria-checked')) === 'false');
   await H.until('switch idle', async () => (await sw.getAttribute('aria-busy')) === null);
   await page.keyboard.press('Enter');
@@ -361,7 +383,7 @@ test('12. keyboard: Space toggles the switch; Escape closes the delete dialog an
   ana.check();
 });
 
-test('5. delete with the confirm dialog: Cancel keeps it, Delete removes it', T, async () => {
+step('5. delete with the confirm dialog: Cancel keeps it, Delete removes it', async () => {
   const r = row(page, 'Brand Assets');
   await r.getByRole('button', { name: 'Delete Brand Assets' }).click();
   const dialog = page.locator('#delete-dialog');
@@ -374,14 +396,14 @@ test('5. delete with the confirm dialog: Cancel keeps it, Delete removes it', T,
 
   await r.getByRole('button', { name: 'Delete Brand Assets' }).click();
   await dialog.getByRole('button', { name: 'Delete' }).click();
-  await page.getByText('Deleted Brand Assets. Its imported assets stay in the DAM.').waitFor();
+  await page.locator('#messages').getByText('Deleted Brand Assets. Its imported assets stay in the DAM.').waitFor();
   await r.waitFor({ state: 'detached' });
   assert.equal(await connectionOf('Brand Assets'), undefined);
   ana.check();
 });
 
-test('6. Vic (not a client admin) sees the explanation and no actions', T, async () => {
-  const vic = await H.newContext(browser);
+step('6. Vic (not a client admin) sees the explanation and no actions', async () => {
+  const vic = await H.newContext(browser, { sandboxUrl: server.sandboxUrl });
   vic.expectStatus(403); // GET /v1/providers answers 403: that is how the page knows
   const p = await vic.newPage();
   await openConsole(p, 'Vic');
@@ -395,10 +417,10 @@ test('6. Vic (not a client admin) sees the explanation and no actions', T, async
   assert.match(await p.locator('#user option:checked').textContent(), /^Vic/);
   vic.check();
   await vic.close();
-});
+}, true);
 
-test('7. Eve (admin of another client) sees none of Ana\'s rows', T, async () => {
-  const eve = await H.newContext(browser);
+step('7. Eve (admin of another client) sees none of Ana\'s rows', async () => {
+  const eve = await H.newContext(browser, { sandboxUrl: server.sandboxUrl });
   const p = await eve.newPage();
   await openConsole(p, 'Eve');
   await showDropbox(p);

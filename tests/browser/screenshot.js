@@ -11,7 +11,7 @@ async function main() {
   const server = await H.startServer(bin);
   const browser = await H.launch();
   try {
-    const context = await H.newContext(browser);
+    const context = await H.newContext(browser, { sandboxUrl: server.sandboxUrl });
     const page = await context.newPage();
     await page.goto(server.consoleUrl);
     await page.locator('#manage').waitFor();

@@ -305,6 +305,18 @@ step('9. a mass deletion is held: needs_review with the count, Confirm deletions
   ana.check();
 });
 
+step('the connected folder deleted at Dropbox: the row says the folder is unavailable, and why', async () => {
+  const r = row(page, '2019');
+  await dropbox('delete', { account_id: account, path: '/Archive/2019' });
+  await r.getByRole('button', { name: 'Refresh Items of 2019' }).click();
+  await r.locator('.pill', { hasText: 'Folder unavailable' }).waitFor({ timeout: 30_000 });
+  const reason = (await r.locator('.attention-box p').first().textContent()).trim();
+  assert.ok(reason.length > 10, `a reason in words: ${reason}`);
+  assert.match(await r.locator('.attention-box').textContent(), /Restore the folder/);
+  assert.equal((await connectionOf('2019')).status, 'folder_unavailable');
+  ana.check();
+});
+
 step('embedded: the DAM frames the console and hands it Ana\'s token; ADD CONNECTION runs in a popup', async () => {
   const p = await ana.newPage();
   await p.goto(dam.origin);

@@ -17,7 +17,7 @@ import { createApi, withQuery } from './api.js';
 import { $, h, icon, announce, showMessage, openDialog } from './dom.js';
 import {
   SERVICE_ORDER, serviceName, oauthErrorText, problemText, relativeTime, exactTime, files, bytes,
-  statusText,
+  statusText, sentence,
 } from './words.js';
 import { openPicker } from './picker.js';
 import { openDetails } from './details.js';
@@ -555,8 +555,10 @@ function updateRow(id, els) {
   els.sw.setAttribute('aria-checked', String(row.auto_sync));
   els.sw.setAttribute('aria-label', `Auto sync for ${folder}`);
   els.sw.querySelector('.switch-label').textContent = row.auto_sync ? 'On' : 'Off';
-  // Refresh Items exists only while Auto sync is on (the API refuses it otherwise).
-  els.refresh.hidden = !row.auto_sync;
+  // Refresh Items exists only while Auto sync is on (the API refuses it otherwise), and not
+  // while the account must be reconnected or deletions wait for review: the row's own action
+  // (Reconnect, Confirm deletions) is what unblocks it then.
+  els.refresh.hidden = !row.auto_sync || row.status === 'reauth_required' || row.status === 'needs_review';
   els.refresh.setAttribute('aria-label', `Refresh Items of ${folder}`);
   els.details.setAttribute('aria-label', `Details for ${folder}`);
   els.del.setAttribute('aria-label', `Delete ${folder}`);
@@ -578,7 +580,7 @@ function updateRow(id, els) {
 }
 
 function attentionFor(id, row, folder) {
-  const reason = row.status_reason ? h('p', {}, row.status_reason) : null;
+  const reason = row.status_reason ? h('p', {}, sentence(row.status_reason)) : null;
   switch (row.status) {
     case 'reauth_required': {
       const btn = h('button', { type: 'button', class: 'btn btn-primary btn-small' }, 'Reconnect');

@@ -7,7 +7,7 @@ import { withQuery } from './api.js';
 import { $, h, showMessage, openDialog } from './dom.js';
 import {
   serviceName, problemText, reasonText, relativeTime, exactTime, files, bytes, statusText,
-  runStatusText, triggerText,
+  runStatusText, triggerText, sentence,
 } from './words.js';
 
 const POLL_MS = 1500;
@@ -60,7 +60,7 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
       : 'Unknown (the account was disconnected)';
     const dl = (pairs) => h('dl', { class: 'facts' }, ...pairs.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
     const status = [h('span', { class: `pill pill-${d.status}` }, statusText(d.status))];
-    if (d.status_reason) status.push(' ', d.status_reason);
+    if (d.status_reason) status.push(' ', sentence(d.status_reason));
     if (d.status === 'needs_review') status.push(` (${files(d.held_deletions || 0)} would be marked deleted)`);
 
     const summary = dl([
@@ -111,7 +111,7 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
       : h('p', { class: 'muted' }, empty);
     const more = (page) => (page.next_page ? h('p', { class: 'muted' }, 'Showing the first 50.') : null);
 
-    body.replaceChildren(
+    body.replaceChildren(...[
       messages,
       summary,
       h('section', { class: 'detail-section' },
@@ -129,7 +129,7 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
         h('h3', {}, `Imported with a warning (${warned.length})`),
         fileList(warned, '', (i) => i.warning)) : null,
       h('section', { class: 'detail-section' }, h('h3', {}, 'Recent runs'), runs),
-    );
+    ].filter(Boolean));
     if (keepFocus) {
       const again = body.querySelector(`[data-focus-key="${keepFocus}"]`);
       if (again && !again.disabled) again.focus(); else dialog.focus();

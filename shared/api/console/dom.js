@@ -70,6 +70,11 @@ export function showMessage(container, text, kind = 'error', onClose) {
     msg.remove();
     if (onClose) onClose();
   });
+  // A confirmation replaces the previous ones of its container (they are history by then);
+  // errors and warnings stay until dismissed.
+  if (kind === 'success' || kind === 'info') {
+    for (const old of container.querySelectorAll(':scope > .msg-success, :scope > .msg-info')) old.remove();
+  }
   container.append(msg);
   announce(text);
   return msg;

@@ -56,14 +56,17 @@ export function openPicker({ api, grantId, provider, opener, onCreated }) {
     $('picker-here').textContent = stack.length === 1 ? `Top level of ${svc}` : cur.name;
     const selHere = $('picker-select-here');
     selHere.hidden = stack.length === 1;
-    selHere.disabled = !cur.selectable;
-    selHere.textContent = cur.selectable ? 'Select this folder' : 'This cannot be connected; open a folder in it';
+    const chosen = selected && selected.id === cur.id && (selected.drive_id || null) === (cur.drive_id || null);
+    selHere.disabled = !cur.selectable || chosen;
+    selHere.textContent = !cur.selectable ? 'This cannot be connected; open a folder in it'
+      : chosen ? 'Selected' : 'Select this folder';
   }
 
   function select(entry, label) {
     selected = { id: entry.id, drive_id: entry.drive_id || null, label };
     confirmErrors.replaceChildren();
     renderSelection();
+    renderNav();
   }
 
   function entryRow(entry) {

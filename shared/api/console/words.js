@@ -132,3 +132,6 @@ const RUN_STATUS = {
 export const runStatusText = (s) => RUN_STATUS[s] || s;
 const TRIGGER = { initial: 'Initial import', manual: 'Refresh Items', schedule: 'Auto sync', webhook: 'Change notification' };
 export const triggerText = (t) => TRIGGER[t] || (t ? t.replace(/_/g, ' ') : '');
+
+/** The API's reasons are lowercase clauses ("the account's authorization was revoked…"). */
+export const sentence = (s) => (s ? s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.') : '');

@@ -317,7 +317,10 @@ step('the connected folder deleted at Dropbox: the row says the folder is unavai
   ana.check();
 });
 
-step('embedded: the DAM frames the console and hands it Ana\'s token; ADD CONNECTION runs in a popup', async () => {
+step('embedded: the DAM frames the console and hands it Ana\'s token (a stale one first); ADD CONNECTION runs in a popup', async () => {
+  // The DAM's first token is not accepted (401): the console asks for another one and goes on.
+  dam.firstToken = 'expired.' + dam.token.split('.').slice(1).join('.');
+  ana.expectStatus(401);
   const p = await ana.newPage();
   await p.goto(dam.origin);
   const frame = p.frameLocator('#console');
@@ -327,6 +330,7 @@ step('embedded: the DAM frames the console and hands it Ana\'s token; ADD CONNEC
   await frame.locator('#rows tr', { hasText: 'Brand Assets' }).first().waitFor();
   assert.equal(await frame.locator('#user-switch').isVisible(), false, 'no user switch when framed');
   assert.equal(await p.locator('body').getAttribute('data-ready'), 'yes');
+  assert.equal(await p.locator('body').getAttribute('data-expired'), 'yes', 'the console reported the expired token');
 
   const popupSeen = p.waitForEvent('popup');
   await frame.locator('#add').click();

@@ -144,21 +144,23 @@ async function until(what, fn, ms = 10_000) {
 
 /**
  * A stand-in for the DAM: an http server on http://localhost:<port> whose page frames the
- * console and answers its `extconn:ready` with `token` (and again whenever it asks).
+ * console and answers its `extconn:ready` with a token: first `firstToken` when set (say an
+ * expired one), then `token`, also whenever the console says `extconn:token-expired`.
  */
 function startDam() {
-  const state = { consoleUrl: null, token: null };
+  const state = { consoleUrl: null, token: null, firstToken: null };
   const server = http.createServer((req, res) => {
     if (req.url === '/dam.js') {
       res.writeHead(200, { 'Content-Type': 'text/javascript', 'Cache-Control': 'no-store' });
       res.end(`
         const frame = document.getElementById('console');
         const origin = new URL(frame.src).origin;
-        let token = ${JSON.stringify(state.token)};
+        const tokens = ${JSON.stringify([state.firstToken, state.token].filter(Boolean))};
         window.addEventListener('message', (e) => {
           if (e.source !== frame.contentWindow || e.origin !== origin) return;
           if (e.data && (e.data.type === 'extconn:ready' || e.data.type === 'extconn:token-expired')) {
             document.body.dataset[e.data.type === 'extconn:ready' ? 'ready' : 'expired'] = 'yes';
+            const token = tokens.length > 1 ? tokens.shift() : tokens[0];
             frame.contentWindow.postMessage({ type: 'extconn:token', token }, origin);
           }
         });`);

@@ -34,6 +34,7 @@ const state = {
   framed: window.parent !== window,
   token: null,
   tokenOrigin: null, // the DAM origin the token came from (framed)
+  expired: false, // a call answered 401 with the current token
   gen: 0, // bumped on every (re)start: answers of an older start are dropped
   providers: [],
   service: null,
@@ -151,10 +152,13 @@ function embedded() {
     if (!msg || typeof msg !== 'object') return;
     if (event.source === window.parent && origins.includes(event.origin)) {
       if (msg.type === 'extconn:token' && typeof msg.token === 'string' && msg.token) {
-        const first = !state.token;
+        // The first token starts the page; a later one replaces it, and starts the page again
+        // if the old one had expired on the way.
+        const again = !state.token || state.expired;
         state.token = msg.token;
         state.tokenOrigin = event.origin;
-        if (first) {
+        state.expired = false;
+        if (again) {
           start().then(() => {
             const r = state.pendingReturn;
             state.pendingReturn = null;
@@ -184,6 +188,7 @@ function embedded() {
 }
 
 function onUnauthorized() {
+  state.expired = true;
   if (state.framed && state.tokenOrigin) {
     window.parent.postMessage({ type: 'extconn:token-expired' }, state.tokenOrigin);
   }

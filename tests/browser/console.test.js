@@ -352,6 +352,52 @@ step('embedded: the DAM frames the console and hands it Ana\'s token (a stale on
   ana.expected.length = 0;
 });
 
+step('13. Google Drive and SharePoint: the picker opens drives (My Drive, a shared drive) and sites (site › library › folder)', async () => {
+  await page.selectOption('#service', 'google_drive');
+  await page.getByText('No Google Drive folders connected yet.').waitFor();
+  await consent(page);
+  await page.locator('#picker[open]').waitFor();
+  assert.equal(await page.locator('#picker-title').textContent(), 'Choose a Google Drive folder');
+  const myDrive = page.locator('#picker-list li', { has: page.locator('button[aria-label="Open My Drive"]') });
+  await myDrive.locator('.kind', { hasText: 'Drive' }).waitFor();
+  await openPath(page, ['Marketing']);
+  // An entry of the list can be selected without opening it.
+  await page.click('#picker-list button[aria-label="Select Campaign assets"]');
+  assert.equal(await page.locator('#picker-selected').textContent(), 'Selected: Marketing › Campaign assets');
+  await page.click('#picker-confirm');
+  const g = row(page, 'Campaign assets');
+  await g.waitFor();
+  await H.until('the Drive import', async () => {
+    const list = await api('GET', '/v1/connections?provider=google_drive');
+    const c = list.body.items.find((x) => x.folder_name === 'Campaign assets');
+    return c && !c.current_run_id && c.counters.files === 1;
+  }, 30_000);
+  await g.locator('.count', { hasText: /^1 file · / }).waitFor();
+
+  await page.selectOption('#service', 'sharepoint');
+  await page.getByText('No SharePoint folders connected yet.').waitFor();
+  await consent(page);
+  await page.locator('#picker[open]').waitFor();
+  const site = page.locator('#picker-list li', { has: page.locator('button[aria-label="Open Marketing"]') });
+  await site.locator('.kind', { hasText: 'Site' }).waitFor();
+  await openPath(page, ['Marketing', 'Documents', 'Campaign assets']);
+  await page.click('#picker-select-here');
+  assert.equal(await page.locator('#picker-selected').textContent(), 'Selected: Marketing › Documents › Campaign assets');
+  await page.click('#picker-confirm');
+  const s = row(page, 'Campaign assets');
+  await s.waitFor();
+  await H.until('the SharePoint import', async () => {
+    const list = await api('GET', '/v1/connections?provider=sharepoint');
+    const c = list.body.items.find((x) => x.folder_name === 'Campaign assets');
+    return c && !c.current_run_id && c.counters.files === 5;
+  }, 30_000);
+  await s.locator('.count', { hasText: /^5 files · / }).waitFor();
+  await H.screenshot(page, 'sharepoint');
+  await page.selectOption('#service', 'dropbox');
+  await row(page, 'Brand Assets').waitFor();
+  ana.check();
+});
+
 step('11. at 390 px: stacked cards, no sideways scroll, actions usable', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.reload();

@@ -104,11 +104,17 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
       }
     });
 
-    const fileList = (items, empty, extra) => items.length
+    // A file: its path, why in plain words, the service's or our error text (technical,
+    // smaller), and for a failed file how often it was tried and when it is tried again.
+    const fileList = (items, empty, why) => (items.length
       ? h('ul', { class: 'file-list' }, ...items.map((i) => h('li', {},
         h('span', { class: 'file-name' }, i.path || i.name),
-        h('span', { class: 'file-why' }, extra(i)))))
-      : h('p', { class: 'muted' }, empty);
+        ...why(i))))
+      : h('p', { class: 'muted' }, empty));
+    const reasonLines = (i) => [
+      h('span', { class: 'file-why' }, reasonText(i.reason) || 'No reason was recorded.'),
+      i.error ? h('span', { class: 'file-error' }, i.error) : null,
+    ];
     const more = (page) => (page.next_page ? h('p', { class: 'muted' }, 'Showing the first 50.') : null);
 
     body.replaceChildren(...[
@@ -117,17 +123,20 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
       h('section', { class: 'detail-section' },
         h('div', { class: 'section-head' }, h('h3', {}, `Failed files (${failed.items.length}${failed.next_page ? '+' : ''})`), retry),
         fileList(failed.items, 'No failed files.', (i) => [
-          reasonText(i.reason), i.error ? ` ${i.error}` : '', ` Tried ${i.attempts}×.`,
-          i.next_attempt_at ? ` Next try ${relativeTime(i.next_attempt_at)}.` : '',
-        ].join('')),
+          ...reasonLines(i),
+          h('span', { class: 'file-when' }, [
+            i.attempts === 1 ? 'Tried once' : `Tried ${i.attempts} times`,
+            i.next_attempt_at ? `; tried again automatically ${relativeTime(i.next_attempt_at)}` : '',
+          ].join('') + '.'),
+        ]),
         more(failed)),
       h('section', { class: 'detail-section' },
         h('h3', {}, `Skipped files (${skipped.items.length}${skipped.next_page ? '+' : ''})`),
-        fileList(skipped.items, 'No skipped files.', (i) => [reasonText(i.reason), i.error ? ` ${i.error}` : ''].join('')),
+        fileList(skipped.items, 'No skipped files.', reasonLines),
         more(skipped)),
       warned.length ? h('section', { class: 'detail-section' },
         h('h3', {}, `Imported with a warning (${warned.length})`),
-        fileList(warned, '', (i) => i.warning)) : null,
+        fileList(warned, '', (i) => [h('span', { class: 'file-why' }, i.warning)])) : null,
       h('section', { class: 'detail-section' }, h('h3', {}, 'Recent runs'), runs),
     ].filter(Boolean));
     if (keepFocus) {

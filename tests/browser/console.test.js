@@ -24,6 +24,11 @@ let page; // her main tab
 let api; // Ana's API from node, to check what the page claims
 let account; // the sandbox's Dropbox account the consent page signs in
 const T = { timeout: 60_000 };
+// The whole suite is bounded too (it takes under a minute here).
+setTimeout(() => {
+  console.error('browser tests: over 3 minutes, stopped');
+  process.exit(1);
+}, 180_000).unref();
 
 // The scenarios build on each other (one server, one account): after a failure the dependent
 // ones are skipped, so the first failure is the one reported.
@@ -417,6 +422,21 @@ step('11. at 390 px: stacked cards, no sideways scroll, actions usable', async (
   const d = await page.locator('#details').boundingBox();
   assert.ok(d.x >= 0 && d.x + d.width <= 390, 'the details fit');
   await page.keyboard.press('Escape');
+  await page.locator('#details').waitFor({ state: 'hidden' });
+  // The picker on a phone.
+  await consent(page);
+  await page.locator('#picker[open]').waitFor();
+  await openPath(page, ['Brand Assets']);
+  const pk = await page.locator('#picker').boundingBox();
+  assert.ok(pk.x >= 0 && pk.x + pk.width <= 390, 'the picker fits');
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth) <= 390);
+  for (const id of ['#picker-select-here', '#picker-confirm', '#picker-cancel', '#picker-back']) {
+    const b = await page.locator(id).boundingBox();
+    assert.ok(b && b.x >= 0 && b.x + b.width <= 390, `${id} on screen`);
+  }
+  await H.screenshot(page, 'narrow-390-picker');
+  await page.click('#picker-cancel');
+  await page.locator('#picker').waitFor({ state: 'hidden' });
   await page.setViewportSize({ width: 1280, height: 800 });
   ana.check();
 });

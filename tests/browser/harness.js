@@ -22,6 +22,8 @@ function startServer(bin, extraArgs = []) {
   // Auto sync every hour: no scheduled run starts in the middle of a scenario.
   const args = ['serve', '--port', '0', '--data-dir', data, '--sync-every', '3600', ...extraArgs];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  // However this process ends, the server ends with it.
+  process.on('exit', () => child.kill());
   let stderr = '';
   child.stderr.on('data', (c) => { stderr = (stderr + c).slice(-20000); });
   return new Promise((resolve, reject) => {
@@ -41,7 +43,11 @@ function startServer(bin, extraArgs = []) {
         sandboxUrl: sandbox[1].replace(/\/$/, ''),
         data,
         logs: () => stderr,
-        stop: () => new Promise((r) => { if (child.exitCode !== null) return r(); child.once('exit', r); child.kill(); }),
+        // Stops the server and removes its data folder (imported files included).
+        stop: async () => {
+          if (child.exitCode === null) await new Promise((r) => { child.once('exit', r); child.kill(); });
+          fs.rmSync(data, { recursive: true, force: true });
+        },
       });
     });
   });
@@ -84,8 +90,8 @@ function launch() {
 }
 
 /**
- * Every console message of type error or warning and every page error of `page` (and of the
- * popups it opens) is collected; `check()` throws if any is left after removing the ones the
+ * Every console message of type error or warning and every page error of `page` is collected
+ * (every page of a context is watched, popups included); `check()` throws if any is left after removing the ones the
  * test expected. Chromium logs an HTTP error answer of a `fetch` as a console error ("Failed to
  * load resource: … status of 403"): a test that provokes one on purpose (Vic's 403) names that
  * status with `expectStatus`.
@@ -97,7 +103,6 @@ function watch(page, problems) {
     }
   });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message} (${page.url()})`));
-  page.on('popup', (p) => watch(p, problems));
 }
 
 /**

@@ -30,6 +30,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("index.html", "text/html; charset=utf-8", include_str!("../console/index.html")),
     ("app.js", "text/javascript; charset=utf-8", include_str!("../console/app.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../console/app.css")),
+    ("api.js", "text/javascript; charset=utf-8", include_str!("../console/api.js")),
+    ("dom.js", "text/javascript; charset=utf-8", include_str!("../console/dom.js")),
+    ("words.js", "text/javascript; charset=utf-8", include_str!("../console/words.js")),
+    ("picker.js", "text/javascript; charset=utf-8", include_str!("../console/picker.js")),
+    ("details.js", "text/javascript; charset=utf-8", include_str!("../console/details.js")),
 ];
 
 /// How a deployment or local mode sets the page up.

@@ -426,8 +426,7 @@ const isOpen = (row) => Boolean(row.current_run_id) || row.status === 'syncing';
 
 /**
  * Keeps a row fresh: while a run is open its details are polled every POLL_MS (the open run's
- * counters are the progress); idle rows are fetched once, for the account they belong to (the
- * row of the list does not name it).
+ * counters are the progress). An idle row is fetched only if it came without its account.
  */
 function ensurePolling(id) {
   if (state.polls.has(id)) return;

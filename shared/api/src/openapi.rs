@@ -125,7 +125,7 @@ fn operation(op: &str) -> (&'static str, Vec<Value>, Option<Value>, &'static str
             ],
             None,
             "303",
-            json!({ "description": "Redirect to the console's folder picker with provider and grant_id" }),
+            json!({ "description": "Redirect to the console with provider and grant_id (and reconnected=1 when the account's existing grant was reconnected); to a browser's navigation (Accept: text/html) also when it failed, with provider and error=<problem type>, e.g. oauth/access-denied. Other clients get the problem itself" }),
         ),
         "listFolders" => (
             "Folder picker: one level of folders",
@@ -254,10 +254,12 @@ fn schemas() -> Value {
             "status": { "type": "string", "enum": ["active", "syncing", "reauth_required", "folder_unavailable", "error", "needs_review"] },
             "status_reason": { "type": ["string", "null"], "description": "error: what failed; needs_review: the held deletions" },
             "held_deletions": { "type": ["integer", "null"], "description": "needs_review: how many files the held run would mark deleted" },
-            "current_run_id": { "type": ["string", "null"] }, "counters": counters, "created_at": { "type": "string", "format": "date-time" } } },
+            "current_run_id": { "type": ["string", "null"] }, "counters": counters, "created_at": { "type": "string", "format": "date-time" },
+            "account": { "type": ["object", "null"], "description": "The provider account the folder is read with",
+                "properties": { "id": { "type": "string" }, "name": { "type": "string" }, "email": { "type": ["string", "null"] } } } } },
         "ConnectionDetails": { "allOf": [ r("ConnectionRow"), { "type": "object", "properties": {
             "approved_deletions": { "type": ["integer", "null"], "description": "Confirmed deletions the next run may apply" },
-            "account": { "type": ["object", "null"] }, "settings": { "type": "object", "description": "v1 settings: fixed, read-only" },
+            "settings": { "type": "object", "description": "v1 settings: fixed, read-only" },
             "recent_runs": { "type": "array", "items": r("Run") }, "failed_items": { "type": "array", "items": r("Item") } } } ] },
         "RunRef": { "type": "object", "required": ["run_id", "status", "started"], "properties": { "run_id": { "type": "string" }, "status": { "type": "string" },
             "started": { "type": "boolean", "description": "true: this call queued the run; false: the run already open" } } },

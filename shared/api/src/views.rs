@@ -25,6 +25,8 @@ pub struct ConnectionRow {
     pub current_run_id: Option<String>,
     pub counters: ConnectionCounters,
     pub created_at: Timestamp,
+    /// The provider account the folder is read with (None only if its grant is gone).
+    pub account: Option<AccountView>,
 }
 
 pub fn status_label(c: &Connection, now: Timestamp) -> &'static str {
@@ -39,7 +41,7 @@ pub fn status_label(c: &Connection, now: Timestamp) -> &'static str {
 }
 
 impl ConnectionRow {
-    pub fn new(c: &Connection, now: Timestamp) -> Self {
+    pub fn new(c: &Connection, grant: Option<&Grant>, now: Timestamp) -> Self {
         Self {
             id: c.id.to_string(),
             provider: c.provider,
@@ -54,6 +56,7 @@ impl ConnectionRow {
             current_run_id: c.current_run_id.as_ref().map(ToString::to_string),
             counters: c.counters,
             created_at: c.created_at,
+            account: grant.map(AccountView::new),
         }
     }
 }
@@ -85,7 +88,6 @@ pub struct ConnectionDetails {
     pub row: ConnectionRow,
     /// Deletions an admin confirmed, applied by the next run (cleared when it finishes its pass).
     pub approved_deletions: Option<u64>,
-    pub account: Option<AccountView>,
     pub settings: Settings,
     pub recent_runs: Vec<RunView>,
     /// Files that could not be imported, with the reason.
@@ -96,9 +98,8 @@ impl ConnectionDetails {
     pub fn new(d: &extconn_core::connections::Details, now: Timestamp) -> Self {
         let c = &d.connection;
         Self {
-            row: ConnectionRow::new(c, now),
+            row: ConnectionRow::new(c, d.grant.as_ref(), now),
             approved_deletions: c.approved_deletions,
-            account: d.grant.as_ref().map(AccountView::new),
             settings: Settings {
                 include_subfolders: c.filters.include_subfolders,
                 max_file_size: c.filters.max_file_size,

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use extconn_core::connections::{NewConnection, RefreshOutcome};
-use extconn_core::{Actor, Connection, FolderLocator, GrantId, ItemState, ProviderKind, RunId};
+use extconn_core::{Actor, Connection, FolderLocator, Grant, GrantId, ItemState, ProviderKind, RunId};
 use serde::Deserialize;
 
 use super::grants::{check_drive_id, check_id};
@@ -75,8 +75,18 @@ pub(crate) async fn list(
     let offset = offset(&st, &who, &scope, &q)?;
     let all = st.ports().connections.list(&who.client_id, provider).await?;
     let now = st.now();
-    let items: Vec<ConnectionRow> =
-        all.iter().skip(offset).take(limit).map(|c| ConnectionRow::new(c, now)).collect();
+    let shown: Vec<&Connection> = all.iter().skip(offset).take(limit).collect();
+    // Each row names its account: one read per grant on the page (an admin connects a handful).
+    let mut grants: std::collections::BTreeMap<&GrantId, Option<Grant>> = std::collections::BTreeMap::new();
+    for c in &shown {
+        if !grants.contains_key(&c.grant_id) {
+            grants.insert(&c.grant_id, st.ports().grants.get(&who.client_id, &c.grant_id).await?);
+        }
+    }
+    let items: Vec<ConnectionRow> = shown
+        .iter()
+        .map(|c| ConnectionRow::new(c, grants.get(&c.grant_id).and_then(Option::as_ref), now))
+        .collect();
     let next = (all.len() > offset + limit)
         .then(|| st.inner.pages.issue(&who.client_id, &scope, &(offset + limit).to_string()));
     Ok(Json(Page { items, next_page: next }))

@@ -139,3 +139,18 @@ async fn a_reconnect_tells_the_console_so_it_skips_the_picker() {
     assert!(location.starts_with(&format!("{CONSOLE}?provider=dropbox&grant_id=")), "{location}");
     assert!(!location.contains(&a.w.grant.id.to_string()) && !location.contains("reconnected"), "{location}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_row_of_the_table_names_its_provider_account() {
+    let a = ApiWorld::new(WorldOptions::default()).await;
+    let r = a.call(Method::GET, "/v1/connections?provider=dropbox", Some(&a.admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    let row = &r.body["items"][0];
+    assert_eq!(row["account"]["id"], a.w.grant.account_id.as_str(), "{row}");
+    assert_eq!(row["account"]["name"], a.w.grant.account_name.as_str(), "{row}");
+    let d = a
+        .call(Method::GET, &format!("/v1/connections/{}", row["id"].as_str().unwrap()), Some(&a.admin), None)
+        .await;
+    assert_eq!(d.body["account"], row["account"], "the details carry the same account once");
+    assert_eq!(d.raw.matches("\"account\"").count(), 1, "{}", d.raw);
+}

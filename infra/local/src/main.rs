@@ -35,8 +35,8 @@ fn parse() -> Result<(String, Options), String> {
                 sync_every = args
                     .next()
                     .and_then(|p| p.parse().ok())
-                    .filter(|s| *s > 0)
-                    .ok_or("--sync-every needs a number of seconds above 0")?
+                    .filter(|s| *s >= 60)
+                    .ok_or("--sync-every needs a number of seconds, at least 60")?
             }
             "--data-dir" => data_dir = Some(PathBuf::from(args.next().ok_or("--data-dir needs a path")?)),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),

@@ -10,7 +10,10 @@
 //! `lease_expires`), counters (`c_*` on connections, `r_*` on runs, updated with ADD so item
 //! writes never race doc updates), the refresh lock on grants, and the index keys: `Due`
 //! (`gsi1pk = DUE#shard`, `gsi1sk = next-due ms#id`, present only while a connection is due for
-//! auto sync, `active` or `error`: a sparse index), `ByPath` (`gsi2pk` = the item partition,
+//! auto sync, `active` or `error`: a sparse index projecting only the keys and `due_every`, the
+//! interval; the scheduler's claim moves `gsi1sk` and sets `due_claim`, the new next-due time,
+//! in one conditional write without reading the record, and the next doc write folds
+//! `due_claim` into the doc), `ByPath` (`gsi2pk` = the item partition,
 //! `gsi2sk` = the digest of the lower-cased path; only live items of providers that delete by
 //! path), `ByParent`
 //! (`gsi3pk` = the item partition + a digest of the parent id, `gsi3sk` = the provider id; only
@@ -35,8 +38,9 @@ use aws_sdk_dynamodb::types::{
 };
 use extconn_core::ports::*;
 use extconn_core::{
-    AuditEvent, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionStatus, Fence, Grant, GrantId,
-    GrantStatus, Item, ItemState, Lease, ProviderKind, RunCounters, RunId, SyncPosition, SyncRun, Timestamp,
+    AuditEvent, ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus, Fence,
+    Grant, GrantId, GrantStatus, Item, ItemState, Lease, ProviderKind, RunCounters, RunId, SyncPosition,
+    SyncRun, Timestamp,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -188,6 +192,10 @@ fn connection_from(a: &Attrs) -> Result<(Connection, i64), StoreError> {
         bytes: u64::try_from(num(a, "c_bytes")).unwrap_or(0),
         failed: u64::try_from(num(a, "c_failed")).unwrap_or(0),
     };
+    // A scheduler's claim since the doc was last written (see `claim_due`).
+    if a.contains_key("due_claim") {
+        c.next_due_at = chrono::DateTime::from_timestamp_millis(num(a, "due_claim"));
+    }
     Ok((c, num(a, "rev")))
 }
 
@@ -237,11 +245,21 @@ impl DynamoStore {
             KeySchemaElement::builder().attribute_name(name).key_type(t).build().expect("key")
         };
         let gsi = |name: &str, pk: &str, sk: &str| {
+            // The scheduler reads keys and the interval from `Due`; the stores read whole
+            // records from the others.
+            let projection = if name == "Due" {
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .non_key_attributes("due_every")
+                    .build()
+            } else {
+                Projection::builder().projection_type(ProjectionType::All).build()
+            };
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key(pk, KeyType::Hash))
                 .key_schema(key(sk, KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(projection)
                 .build()
                 .expect("gsi")
         };
@@ -335,12 +353,17 @@ impl DynamoStore {
             .expression_attribute_values(":doc", doc(c)?)
             .expression_attribute_values(":new", n(rev + 1))
             .expression_attribute_values(":rev", n(rev));
+        // The doc now holds next_due_at (read with any claim folded in: `rev` guards it).
+        remove.push("due_claim");
         match due_keys(c) {
             Some((pk, sk)) => {
-                set.extend(["gsi1pk = :g1", "gsi1sk = :g2"]);
-                req = req.expression_attribute_values(":g1", s(pk)).expression_attribute_values(":g2", s(sk));
+                set.extend(["gsi1pk = :g1", "gsi1sk = :g2", "due_every = :ge"]);
+                req = req
+                    .expression_attribute_values(":g1", s(pk))
+                    .expression_attribute_values(":g2", s(sk))
+                    .expression_attribute_values(":ge", n(c.sync_interval_secs));
             }
-            None => remove.extend(["gsi1pk", "gsi1sk"]),
+            None => remove.extend(["gsi1pk", "gsi1sk", "due_every"]),
         }
         if let Some(f) = fence {
             cond.push_str(" AND lease_version = :lv AND lease_holder = :lh");
@@ -418,7 +441,7 @@ impl ConnectionStore for DynamoStore {
             .item("c_failed", n(c.counters.failed))
             .condition_expression("attribute_not_exists(pk)");
         if let Some((g1, g2)) = due_keys(c) {
-            put = put.item("gsi1pk", s(g1)).item("gsi1sk", s(g2));
+            put = put.item("gsi1pk", s(g1)).item("gsi1sk", s(g2)).item("due_every", n(c.sync_interval_secs));
         }
         let marker = Put::builder()
             .table_name(&self.table)
@@ -576,58 +599,111 @@ impl ConnectionStore for DynamoStore {
         self.fenced_update(fence, patch, Some(position), false).await
     }
 
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
-        let mut out = Vec::new();
-        let upto = format!("{:020}~", ms(now).max(0));
-        for sh in 0..SHARDS {
-            let mut start = None;
-            loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("Due")
-                    .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :upto")
-                    .expression_attribute_values(":pk", s(format!("DUE#{sh}")))
-                    .expression_attribute_values(":upto", s(upto.clone()))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(err)?;
-                for a in page.items.unwrap_or_default() {
-                    let (c, _) = connection_from(&a)?;
-                    if due_keys(&c).is_some() {
-                        out.push(c);
-                    }
-                }
-                start = page.last_evaluated_key;
-                if start.is_none() || out.len() >= limit * 2 {
-                    break;
-                }
-            }
-        }
-        out.sort_by_key(|c| c.next_due_at);
-        out.truncate(limit);
-        Ok(out)
+    fn due_shards(&self) -> u32 {
+        SHARDS
     }
 
+    /// One Query page of the shard's part of `Due` (keys and `due_every` only).
+    async fn due(
+        &self,
+        shard: u32,
+        now: Timestamp,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DuePage, StoreError> {
+        if limit == 0 {
+            return Ok(DuePage::default());
+        }
+        let gpk = format!("DUE#{shard}");
+        let upto = format!("{:020}~", ms(now).max(0));
+        // The cursor is the last record's table key and index sort key.
+        let start = match after {
+            None => None,
+            Some(a) => {
+                let mut parts = a.splitn(3, '\n');
+                let (Some(g2), Some(pk), Some(sk)) = (parts.next(), parts.next(), parts.next()) else {
+                    return Err(StoreError::Unavailable("a malformed due cursor".into()));
+                };
+                Some(HashMap::from([
+                    ("gsi1pk".to_owned(), s(gpk.clone())),
+                    ("gsi1sk".to_owned(), s(g2)),
+                    ("pk".to_owned(), s(pk)),
+                    ("sk".to_owned(), s(sk)),
+                ]))
+            }
+        };
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("Due")
+            .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :upto")
+            .expression_attribute_values(":pk", s(gpk))
+            .expression_attribute_values(":upto", s(upto))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(err)?;
+        let mut due = Vec::new();
+        for a in page.items.unwrap_or_default() {
+            let key = text(&a, "pk")
+                .and_then(|p| p.strip_prefix("CLIENT#"))
+                .and_then(|c| ClientId::parse(c).ok())
+                .zip(
+                    text(&a, "sk")
+                        .and_then(|k| k.strip_prefix("CONN#"))
+                        .and_then(|i| ConnectionId::parse(i).ok()),
+                )
+                .map(|(client_id, connection_id)| ConnKey { client_id, connection_id });
+            let at = text(&a, "gsi1sk")
+                .and_then(|g| g.split('#').next())
+                .and_then(|m| m.parse::<i64>().ok())
+                .and_then(chrono::DateTime::from_timestamp_millis);
+            match (key, at) {
+                (Some(key), Some(due_at)) => due.push(DueRef {
+                    key,
+                    due_at,
+                    every_secs: u64::try_from(num(&a, "due_every")).unwrap_or(0),
+                }),
+                _ => tracing::warn!("a Due index record without a connection key or due time: skipped"),
+            }
+        }
+        let next = page.last_evaluated_key.map(|k| {
+            let t = |n: &str| k.get(n).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            format!("{}\n{}\n{}", t("gsi1sk"), t("pk"), t("sk"))
+        });
+        Ok(DuePage { due, next })
+    }
+
+    /// One conditional write, no read: still in the index at `expected` (so still auto-sync and
+    /// `active` or `error`) → moved to `next`, with `due_claim` for the doc and `rev` bumped so a
+    /// doc write based on an earlier read retries.
     async fn claim_due(
         &self,
         key: &ConnKey,
         expected: Timestamp,
         next: Timestamp,
     ) -> Result<bool, StoreError> {
-        for _ in 0..CAS_RETRIES {
-            let Some((mut c, rev)) = self.get_connection(key).await? else { return Ok(false) };
-            if c.next_due_at != Some(expected) {
-                return Ok(false);
-            }
-            c.next_due_at = Some(next);
-            if self.write_connection(&c, rev, None, false).await? {
-                return Ok(true);
-            }
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(&key.client_id)))
+            .key("sk", s(conn_sk(key)))
+            .update_expression("SET gsi1sk = :next, due_claim = :ms ADD rev :one")
+            .condition_expression("gsi1sk = :expected")
+            .expression_attribute_values(":expected", s(due_sk(expected, key)))
+            .expression_attribute_values(":next", s(due_sk(next, key)))
+            .expression_attribute_values(":ms", n(ms(next)))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e)),
         }
-        Ok(false)
     }
 }
 

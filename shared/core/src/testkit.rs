@@ -204,18 +204,31 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     store.create(&due).await.expect("create");
     store.create(&off).await.expect("create");
     let tick = now() + chrono::Duration::seconds(1);
-    let listed: Vec<ConnKey> =
-        store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
+    let listed: Vec<ConnKey> = all_due(store.as_ref(), tick).await.into_iter().map(|d| d.key).collect();
     assert!(
         listed.contains(&due.key()) && !listed.contains(&off.key()),
         "only auto-sync connections are due"
     );
     let expected = due.next_due_at.expect("due");
+    let d = all_due(store.as_ref(), tick).await.into_iter().find(|d| d.key == due.key()).expect("listed");
+    assert_eq!((d.due_at, d.every_secs), (expected, due.sync_interval_secs), "due time and interval");
     let next = tick + chrono::Duration::seconds(900);
     assert!(store.claim_due(&due.key(), expected, next).await.expect("claim"));
     assert!(!store.claim_due(&due.key(), expected, next).await.expect("claim"), "second tick claims nothing");
-    let listed: Vec<ConnKey> =
-        store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
+    // The claim is the connection's next-due time, and a later doc write keeps it.
+    assert_eq!(store.get(&due.key()).await.expect("get").expect("there").next_due_at, Some(next));
+    store.update(&due.key(), &ConnectionPatch::default()).await.expect("update");
+    assert_eq!(store.get(&due.key()).await.expect("get").expect("there").next_due_at, Some(next));
+    // Many due connections page through, each listed once.
+    let many: Vec<Connection> = (0..20).map(|i| sample_connection(&c2, &format!("id:many-{i}"))).collect();
+    for c in &many {
+        store.create(c).await.expect("create");
+    }
+    let listed = all_due(store.as_ref(), tick).await;
+    for c in &many {
+        assert_eq!(listed.iter().filter(|d| d.key == c.key()).count(), 1, "{:?} listed once", c.id);
+    }
+    let listed: Vec<ConnKey> = all_due(store.as_ref(), tick).await.into_iter().map(|d| d.key).collect();
     assert!(!listed.contains(&due.key()));
 
     // An `error` connection stays due (the next tick retries it); `needs_review` waits.
@@ -228,10 +241,27 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
         .update(&review.key(), &ConnectionPatch::status(ConnectionStatus::NeedsReview, Some("held".into())))
         .await
         .expect("update");
-    let listed: Vec<ConnKey> =
-        store.due(tick, 10_000).await.expect("due").into_iter().map(|c| c.key()).collect();
+    let listed: Vec<ConnKey> = all_due(store.as_ref(), tick).await.into_iter().map(|d| d.key).collect();
     assert!(listed.contains(&failing.key()), "an error connection is due");
     assert!(!listed.contains(&review.key()), "a connection needing review is not due");
+}
+
+/// Every due connection, over all shards and pages (the store may hold other tests' too).
+async fn all_due(store: &dyn ConnectionStore, now: Timestamp) -> Vec<DueRef> {
+    let mut out = Vec::new();
+    for shard in 0..store.due_shards() {
+        let mut after = None;
+        loop {
+            let page = store.due(shard, now, after.as_deref(), 7).await.expect("due");
+            assert!(page.due.len() <= 7, "a page holds at most its limit");
+            out.extend(page.due);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    out
 }
 
 /// ItemStore + RunStore: fenced atomic item records, path lookups, paging, run history.

@@ -183,20 +183,34 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
-        let mut v: Vec<Connection> = self
+    async fn due(
+        &self,
+        _shard: u32,
+        now: Timestamp,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DuePage, StoreError> {
+        use crate::domain::ConnectionStatus::{Active, Error};
+        // The cursor orders like the DynamoDB index: due time, then the key.
+        let cursor = |d: &DueRef| {
+            format!("{:020}#{}#{}", d.due_at.timestamp_millis().max(0), d.key.client_id, d.key.connection_id)
+        };
+        let mut v: Vec<DueRef> = self
             .lock()
             .connections
             .values()
-            .filter(|c| {
-                use crate::domain::ConnectionStatus::{Active, Error};
-                c.auto_sync && matches!(c.status, Active | Error) && c.next_due_at.is_some_and(|t| t <= now)
+            .filter(|c| c.auto_sync && matches!(c.status, Active | Error))
+            .filter_map(|c| {
+                let at = c.next_due_at.filter(|t| *t <= now)?;
+                Some(DueRef { key: c.key(), due_at: at, every_secs: c.sync_interval_secs })
             })
-            .cloned()
+            .filter(|d| after.is_none_or(|a| cursor(d).as_str() > a))
             .collect();
-        v.sort_by_key(|c| c.next_due_at);
+        v.sort_by_key(|d| cursor(d));
+        let more = v.len() > limit;
         v.truncate(limit);
-        Ok(v)
+        let next = if more { v.last().map(cursor) } else { None };
+        Ok(DuePage { due: v, next })
     }
 
     async fn claim_due(

@@ -18,7 +18,7 @@ pub use provider::{
 };
 pub use queue::{JobQueue, MAX_QUEUE_DELAY};
 pub use store::{
-    AuditLog, ConnectionPatch, ConnectionStore, CounterDelta, GrantStore, ItemStore, ItemWrite, OAuthState,
-    OAuthStateStore, RunPatch, RunStore, StoreError,
+    AuditLog, ConnectionPatch, ConnectionStore, CounterDelta, DuePage, DueRef, GrantStore, ItemStore,
+    ItemWrite, OAuthState, OAuthStateStore, RunPatch, RunStore, StoreError,
 };
 pub use vault::TokenVault;

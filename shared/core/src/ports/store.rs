@@ -148,17 +148,47 @@ pub trait ConnectionStore: Send + Sync {
         patch: &ConnectionPatch,
     ) -> Result<(), StoreError>;
 
-    /// Auto-sync connections in status `active` or `error` (an error is retried by the next
-    /// tick) whose `next_due_at <= now`, oldest due first.
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError>;
-    /// Moves `next_due_at` from `expected` to `next`; false when another tick already did
-    /// (so a double tick enqueues nothing twice).
+    /// How many independent parts the due set is spread over; a tick reads them in parallel.
+    fn due_shards(&self) -> u32 {
+        1
+    }
+    /// One page of shard `shard`'s auto-sync connections in status `active` or `error` (an
+    /// error is retried by the next tick) whose `next_due_at <= now`, oldest due first, after
+    /// `after` (the previous page's `next`). Keys and due times only: a page costs what it
+    /// returns, not the connections' records.
+    async fn due(
+        &self,
+        shard: u32,
+        now: Timestamp,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DuePage, StoreError>;
+    /// Moves `next_due_at` from `expected` to `next` in one conditional write, if the
+    /// connection is still due at `expected`; false when another tick already did (so a
+    /// double tick enqueues nothing twice) or it is no longer due.
     async fn claim_due(
         &self,
         key: &ConnKey,
         expected: Timestamp,
         next: Timestamp,
     ) -> Result<bool, StoreError>;
+}
+
+/// A due connection as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRef {
+    pub key: ConnKey,
+    /// Its `next_due_at`: what [`ConnectionStore::claim_due`] expects.
+    pub due_at: Timestamp,
+    /// Its sync interval.
+    pub every_secs: u64,
+}
+
+/// A page of [`ConnectionStore::due`]; `next` continues it (None: the shard is done).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DuePage {
+    pub due: Vec<DueRef>,
+    pub next: Option<String>,
 }
 
 /// Signed changes to a connection's counters that accompany an item write.

@@ -273,8 +273,17 @@ impl ConnectionStore for HookedConnections {
     ) -> Result<(), StoreError> {
         self.inner.checkpoint(fence, position, patch).await
     }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Connection>, StoreError> {
-        self.inner.due(now, limit).await
+    fn due_shards(&self) -> u32 {
+        self.inner.due_shards()
+    }
+    async fn due(
+        &self,
+        shard: u32,
+        now: Timestamp,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DuePage, StoreError> {
+        self.inner.due(shard, now, after, limit).await
     }
     async fn claim_due(
         &self,

@@ -429,20 +429,10 @@ impl DynamoStore {
 #[async_trait]
 impl ConnectionStore for DynamoStore {
     async fn create(&self, c: &Connection) -> Result<(), StoreError> {
-        let mut put = Put::builder()
+        let put = Put::builder()
             .table_name(&self.table)
-            .item("pk", s(conn_pk(&c.client_id)))
-            .item("sk", s(conn_sk(&c.key())))
-            .item("doc", doc(c)?)
-            .item("rev", n(0))
-            .item("lease_version", n(c.lease_version))
-            .item("c_files", n(c.counters.files))
-            .item("c_bytes", n(c.counters.bytes))
-            .item("c_failed", n(c.counters.failed))
+            .set_item(Some(connection_record(c)?))
             .condition_expression("attribute_not_exists(pk)");
-        if let Some((g1, g2)) = due_keys(c) {
-            put = put.item("gsi1pk", s(g1)).item("gsi1sk", s(g2)).item("due_every", n(c.sync_interval_secs));
-        }
         let marker = Put::builder()
             .table_name(&self.table)
             .item("pk", s(conn_pk(&c.client_id)))
@@ -705,6 +695,28 @@ impl ConnectionStore for DynamoStore {
             Err(e) => Err(err(e)),
         }
     }
+}
+
+/// The attributes [`ConnectionStore::create`] writes for a new connection (without its folder
+/// marker). Public so that tests and tooling can bulk-load connections with exactly the layout
+/// the store reads.
+pub fn connection_record(c: &Connection) -> Result<HashMap<String, Av>, StoreError> {
+    let mut a = HashMap::from([
+        ("pk".to_owned(), s(conn_pk(&c.client_id))),
+        ("sk".to_owned(), s(conn_sk(&c.key()))),
+        ("doc".to_owned(), doc(c)?),
+        ("rev".to_owned(), n(0)),
+        ("lease_version".to_owned(), n(c.lease_version)),
+        ("c_files".to_owned(), n(c.counters.files)),
+        ("c_bytes".to_owned(), n(c.counters.bytes)),
+        ("c_failed".to_owned(), n(c.counters.failed)),
+    ]);
+    if let Some((g1, g2)) = due_keys(c) {
+        a.insert("gsi1pk".into(), s(g1));
+        a.insert("gsi1sk".into(), s(g2));
+        a.insert("due_every".into(), n(c.sync_interval_secs));
+    }
+    Ok(a)
 }
 
 fn item_key(key: &ConnKey, provider_id: &str) -> (String, String) {

@@ -281,6 +281,37 @@ async fn counted_store() -> (DynamoStore, Reads, aws_sdk_dynamodb::Client, Strin
     (DynamoStore::new(counted, name.clone()), reads, client, name)
 }
 
+/// Writes records with BatchWriteItem, 25 a request, 4 requests at once, until none is left
+/// unprocessed.
+async fn bulk_load(
+    raw: &aws_sdk_dynamodb::Client,
+    table: &str,
+    records: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) {
+    let batches: Vec<Vec<WriteRequest>> = records
+        .chunks(25)
+        .map(|c| {
+            c.iter()
+                .map(|r| {
+                    let put = PutRequest::builder().set_item(Some(r.clone())).build().expect("put");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect()
+        })
+        .collect();
+    futures::stream::iter(batches)
+        .map(|mut batch| async move {
+            while !batch.is_empty() {
+                let out =
+                    raw.batch_write_item().request_items(table, batch).send().await.expect("batch write");
+                batch = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+            }
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<()>>()
+        .await;
+}
+
 /// A connection with a run and a held lease (what item writes need).
 async fn leased(store: &DynamoStore) -> (extconn_core::ConnKey, extconn_core::Fence, extconn_core::RunId) {
     let conn = testkit::sample_connection(&ClientId::parse("acme").expect("client id"), "id:folder");
@@ -330,38 +361,9 @@ async fn aws_failed_due_reads_only_the_failed_items_of_10000() {
             item
         })
         .collect();
-    let batches: Vec<Vec<WriteRequest>> = bulk
-        .chunks(25)
-        .map(|c| {
-            c.iter()
-                .map(|i| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(extconn_aws::dynamo::item_record(&key, i).expect("attributes")))
-                        .build()
-                        .expect("put");
-                    WriteRequest::builder().put_request(put).build()
-                })
-                .collect()
-        })
-        .collect();
-    futures::stream::iter(batches)
-        .map(|mut batch| {
-            let (raw, table) = (raw.clone(), table.clone());
-            async move {
-                while !batch.is_empty() {
-                    let out = raw
-                        .batch_write_item()
-                        .request_items(table.clone(), batch)
-                        .send()
-                        .await
-                        .expect("batch write");
-                    batch = out.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
-                }
-            }
-        })
-        .buffer_unordered(4)
-        .collect::<Vec<()>>()
-        .await;
+    let records =
+        bulk.iter().map(|i| extconn_aws::dynamo::item_record(&key, i).expect("attributes")).collect();
+    bulk_load(&raw, &table, records).await;
     // The 5 due ones through the store's own write path.
     let mut expected = Vec::new();
     for (n, i) in [3, 1, 4, 1, 5].into_iter().enumerate() {
@@ -501,4 +503,61 @@ async fn aws_dynamo_rejects_an_oversized_record_and_nothing_else() {
     store.record(&fence, &counted(testkit::sample_item("id:ok", "/Photos/ok.jpg"))).await.expect("record");
     let r = RunStore::get(&store, &key, &run).await.expect("get").expect("run");
     assert_eq!(r.counters.imported, 1);
+}
+
+/// The scheduler on DynamoDB: 1,000 due connections (spread over the index's shards) and two
+/// ticks at once enqueue each exactly once, and the ticks cost about one conditional write per
+/// due connection and a Query page per 100 — no GetItem, no Scan, no record read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_two_ticks_at_once_enqueue_1000_due_connections_once_at_one_write_each() {
+    let (store, reads, raw, table) = counted_store().await;
+    let store = Arc::new(store);
+    let client = ClientId::parse("fleet").expect("client id");
+    let n = 1_000;
+    let records = (0..n)
+        .map(|i| testkit::sample_connection(&client, &format!("id:folder-{i:04}")))
+        .map(|c| extconn_aws::dynamo::connection_record(&c).expect("attributes"))
+        .collect();
+    bulk_load(&raw, &table, records).await;
+    let due_by = chrono::Utc::now() + chrono::Duration::seconds(2);
+    // Not due: Auto sync off, or due later.
+    let mut off = testkit::sample_connection(&client, "id:off");
+    off.auto_sync = false;
+    ConnectionStore::create(store.as_ref(), &off).await.expect("create");
+    let mut later = testkit::sample_connection(&client, "id:later");
+    later.next_due_at = Some(due_by + chrono::Duration::hours(1));
+    ConnectionStore::create(store.as_ref(), &later).await.expect("create");
+    reads.take();
+
+    let bench = testkit::MemoryBench::new();
+    let mut ports = bench.ports(Vec::new());
+    ports.connections = store.clone();
+    let (a, b) = tokio::join!(
+        extconn_core::scheduler::tick(&ports, due_by),
+        extconn_core::scheduler::tick(&ports, due_by)
+    );
+    let sent = a.expect("tick") + b.expect("tick");
+    let (requests, queries, _) = reads.take();
+    let jobs = bench.queue.drain();
+    assert_eq!((sent, jobs.len()), (n, n), "each due connection enqueued once by one of the two ticks");
+    let ids: std::collections::BTreeSet<_> = jobs.iter().map(|(j, _)| j.connection_id.clone()).collect();
+    assert_eq!(ids.len(), n, "no connection twice");
+    assert!(!ids.contains(&off.id) && !ids.contains(&later.id));
+    // Two ticks: each connection claimed by one and perhaps tried by the other (a refused
+    // conditional write), plus each tick's pages of 100 per shard.
+    let writes = requests - queries;
+    assert!(writes <= 2 * n, "{writes} claim writes for {n} due connections");
+    assert!(queries <= 2 * (8 * 2 + n / 100), "{queries} Query pages");
+    eprintln!(
+        "two ticks over {n} due connections: {requests} requests ({queries} Query pages, {writes} claims)"
+    );
+
+    // A third tick finds nothing due: 8 empty pages, no write.
+    let again = extconn_core::scheduler::tick(&ports, due_by).await.expect("tick");
+    let (requests, queries, _) = reads.take();
+    assert_eq!(
+        (again, requests, queries),
+        (0, 8, 8),
+        "a tick with nothing due costs one empty Query per shard"
+    );
 }

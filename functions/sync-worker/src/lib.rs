@@ -64,11 +64,18 @@ impl Worker {
 
     /// Message ids to redeliver. Never empty ids: a message without one cannot be reported,
     /// so it is treated as done rather than failing the whole batch.
+    ///
+    /// The messages of a batch run at once, each with the whole invocation's deadline: one after
+    /// another, the last would start with what the first left (memory: messages per batch ×
+    /// transfers per run × the per-transfer bound, docs/deploy.md).
     pub async fn batch(&self, batch: SqsEvent, deadline: Timestamp) -> Vec<String> {
-        let mut failures = Vec::new();
-        for m in batch.records {
+        let results = futures::future::join_all(batch.records.into_iter().map(|m| async move {
             let id = m.message_id.clone().filter(|i| !i.is_empty());
-            let result = self.message(m.body.as_deref().unwrap_or(""), deadline).await;
+            (id, self.message(m.body.as_deref().unwrap_or(""), deadline).await)
+        }))
+        .await;
+        let mut failures = Vec::new();
+        for (id, result) in results {
             if let (MessageResult::Failed(why), Some(id)) = (&result, id) {
                 tracing::warn!(message = %id, error = %why, "message failed; it will be redelivered");
                 failures.push(id);

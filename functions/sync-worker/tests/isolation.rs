@@ -1,9 +1,11 @@
 //! One bad message never fails the batch: malformed bodies are acknowledged, a panicking sync
 //! step is reported as that message's failure only, and no failure is ever reported with an
-//! empty itemIdentifier (which would fail the whole batch).
+//! empty itemIdentifier (which would fail the whole batch). The messages of a batch run at
+//! once, each with the invocation's whole deadline.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use extconn_core::engine::EngineConfig;
@@ -14,11 +16,15 @@ use extconn_core::*;
 use extconn_sync_worker::Worker;
 use serde_json::{Value, json};
 
-/// A connector that panics when asked to list (a bug in a provider module).
-struct Panicking;
+/// A connector that panics when asked to list (a bug in a provider module), or, `Slow`, takes
+/// its time to answer that the folder is gone, counting the calls in flight.
+enum Scripted {
+    Panicking,
+    Slow { active: AtomicUsize, peak: AtomicUsize },
+}
 
 #[async_trait]
-impl Provider for Panicking {
+impl Provider for Scripted {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Dropbox
     }
@@ -62,7 +68,12 @@ impl Provider for Panicking {
         Err(ProviderError::Permanent("n/a".into()))
     }
     async fn item(&self, _: &Secret, _: &FolderLocator) -> Result<RemoteItem, ProviderError> {
-        panic!("a connector bug")
+        let Scripted::Slow { active, peak } = self else { panic!("a connector bug") };
+        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        active.fetch_sub(1, Ordering::SeqCst);
+        Err(ProviderError::NotFound)
     }
     async fn start_cursor(&self, _: &Secret, _: &FolderLocator) -> Result<String, ProviderError> {
         panic!("a connector bug")
@@ -91,8 +102,8 @@ impl Provider for Panicking {
     }
 }
 
-#[tokio::test]
-async fn a_bad_message_never_fails_the_batch() {
+/// Ports on memory with `provider` as Dropbox, and a grant with tokens for `acme`.
+async fn world(provider: Arc<Scripted>) -> (Ports, Grant) {
     let store = Arc::new(MemoryStore::new());
     let vault = Arc::new(MemoryVault::new());
     let ports = Ports {
@@ -107,13 +118,12 @@ async fn a_bad_message_never_fails_the_batch() {
         queue: Arc::new(MemoryQueue::new()),
         audit: store.clone(),
         clock: Arc::new(ManualClock::default()),
-        providers: BTreeMap::from([(ProviderKind::Dropbox, Arc::new(Panicking) as Arc<dyn Provider>)]),
+        providers: BTreeMap::from([(ProviderKind::Dropbox, provider as Arc<dyn Provider>)]),
     };
     let client = ClientId::parse("acme").unwrap();
-    let mut conn = testkit::sample_connection(&client, "id:folder");
     let grant = Grant {
         client_id: client.clone(),
-        id: conn.grant_id.clone(),
+        id: GrantId::generate(),
         provider: ProviderKind::Dropbox,
         account_id: "dbid:1".into(),
         account_name: "A".into(),
@@ -127,20 +137,34 @@ async fn a_bad_message_never_fails_the_batch() {
     GrantStore::create(store.as_ref(), &grant).await.unwrap();
     let tokens = TokenSet { access_token: Secret::new("a"), refresh_token: None, expires_at: None };
     vault.put("acme/g", &tokens, None).await.unwrap();
-    conn.next_due_at = None;
-    ConnectionStore::create(store.as_ref(), &conn).await.unwrap();
+    (ports, grant)
+}
 
-    let job = |c: &ConnectionId| {
-        serde_json::to_string(&Job {
-            client_id: client.clone(),
-            connection_id: c.clone(),
-            trigger: Trigger::Manual,
-            run_id: None,
-            requested_by: None,
-            continuation: false,
-        })
-        .unwrap()
-    };
+/// A connection of the world's grant, not due.
+async fn connection(ports: &Ports, grant: &Grant, folder: &str) -> Connection {
+    let mut conn = testkit::sample_connection(&grant.client_id, folder);
+    conn.grant_id = grant.id.clone();
+    conn.next_due_at = None;
+    ports.connections.create(&conn).await.unwrap();
+    conn
+}
+
+fn job(c: &ConnectionId) -> String {
+    serde_json::to_string(&Job {
+        client_id: ClientId::parse("acme").unwrap(),
+        connection_id: c.clone(),
+        trigger: Trigger::Manual,
+        run_id: None,
+        requested_by: None,
+        continuation: false,
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_bad_message_never_fails_the_batch() {
+    let (ports, grant) = world(Arc::new(Scripted::Panicking)).await;
+    let conn = connection(&ports, &grant, "id:folder").await;
     let worker = Worker::new(ports.clone(), EngineConfig::default());
     let event = json!({"Records": [
         {"messageId": "malformed", "body": "{\"client_id\": 1}", "eventSource": "aws:sqs"},
@@ -159,4 +183,27 @@ async fn a_bad_message_never_fails_the_batch() {
     assert_eq!(failed, ["panics"], "only the panicking message is redelivered; never an empty id");
     // An unrecognised event is an error, not a silent success.
     assert!(worker.handle(json!({"hello": 1}), deadline).await.is_err());
+}
+
+/// A batch's messages are in flight together: the second does not wait for the first (each has
+/// the whole deadline). Counted at the provider, not timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_messages_of_a_batch_run_at_once() {
+    let slow = Arc::new(Scripted::Slow { active: AtomicUsize::new(0), peak: AtomicUsize::new(0) });
+    let (ports, grant) = world(slow.clone()).await;
+    let mut records = Vec::new();
+    for i in 0..3 {
+        let conn = connection(&ports, &grant, &format!("id:folder-{i}")).await;
+        records.push(json!({"messageId": format!("m{i}"), "body": job(&conn.id), "eventSource": "aws:sqs"}));
+    }
+    let worker = Worker::new(ports.clone(), EngineConfig::default());
+    let deadline = ports.clock.now() + chrono::Duration::minutes(5);
+    let resp = worker.handle(json!({ "Records": records }), deadline).await.expect("batch");
+    assert_eq!(resp["batchItemFailures"], json!([]), "{resp}");
+    let Scripted::Slow { peak, .. } = slow.as_ref() else { unreachable!() };
+    assert_eq!(peak.load(Ordering::SeqCst), 3, "the three messages' first calls overlap");
+    // Each ran to its end: the folder is gone, said on each connection.
+    for c in ports.connections.list(&grant.client_id, None).await.unwrap() {
+        assert_eq!(c.status, ConnectionStatus::FolderUnavailable, "{:?}", c.id);
+    }
 }

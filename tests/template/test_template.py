@@ -631,6 +631,16 @@ def bucket_retention(t: Template) -> None:
 
 
 @check
+def worker_concurrency(t: Template) -> None:
+    """The worker's reserved concurrency is the event source's maximum, both WorkerMaxConcurrency."""
+    fn = t.raw_fn(WORKER)["Properties"]
+    assert fn.get("ReservedConcurrentExecutions") == {"Ref": "WorkerMaxConcurrency"}, (
+        f"reserved concurrency {fn.get('ReservedConcurrentExecutions')!r}")
+    mc = fn["Events"]["SyncJobs"]["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
+    assert mc == {"Ref": "WorkerMaxConcurrency"}, f"MaximumConcurrency {mc!r}"
+
+
+@check
 def config_alarm(t: Template) -> None:
     """The `alarm: provider_config` log field of the worker, API and callback feeds one alarm."""
     groups = set()
@@ -874,6 +884,9 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
      _set(f"{R}.HttpApi.Properties.RouteSettings.POST /v1/connections/{{id}}/refresh", DELETE)),
     ("no default throttling", "throttling", _set(f"{R}.HttpApi.Properties.DefaultRouteSettings", DELETE)),
     ("no QueueUrl output", "outputs", _set("Outputs.QueueUrl", DELETE)),
+    ("worker without reserved concurrency", "worker_concurrency", _set(f"{R}.{WORKER}.Properties.ReservedConcurrentExecutions", DELETE)),
+    ("worker's event source unbounded", "worker_concurrency",
+     _set(f"{R}.{WORKER}.Properties.Events.SyncJobs.Properties.ScalingConfig", DELETE)),
     ("no throttles alarm on the worker", "operations_alarms", _set(f"{R}.SyncWorkerThrottlesAlarm", DELETE)),
     ("api errors alarm at 5", "operations_alarms", _set(f"{R}.ConnectionsApiErrorsAlarm.Properties.Threshold", 5)),
     ("no queue age alarm", "operations_alarms", _set(f"{R}.QueueAgeAlarm", DELETE)),

@@ -127,3 +127,34 @@ async fn invalid_client_is_a_configuration_error_not_a_reauth() {
     assert!(logged.contains("provider_config"), "an alarm line is logged");
     w.assert_no_leaks(&[format!("{c:?}")]);
 }
+
+/// A worker process reads a grant's tokens once per token lifetime, not once per run; a token
+/// the provider rejects is read again (and refreshed), never used twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_reads_a_grants_tokens_once_until_they_are_rejected() {
+    let w = World::new(WorldOptions::default()).await;
+    let engine = Arc::new(w.engine());
+    let run = |engine: Arc<extconn_core::engine::Engine>| {
+        let job = w.job(Trigger::Manual);
+        let deadline = w.ports.clock.now() + chrono::Duration::minutes(15);
+        async move { engine.run_job(&job, deadline).await.unwrap() }
+    };
+    let before = w.vault.reads();
+    for _ in 0..3 {
+        let out = run(engine.clone()).await;
+        assert!(matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }), "{out:?}");
+    }
+    assert_eq!(w.vault.reads() - before, 1, "three runs, one vault read");
+
+    // The provider now refuses the access token: the next run reads the vault again, refreshes
+    // once, and goes on with the new token.
+    w.dbx.expire_access_tokens();
+    w.dbx.reset_counters();
+    let out = run(engine.clone()).await;
+    assert!(matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }), "{out:?}");
+    assert_eq!(w.calls(Ep::Token), 1, "one refresh");
+    let reads = w.vault.reads();
+    let out = run(engine.clone()).await;
+    assert!(matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }), "{out:?}");
+    assert_eq!(w.vault.reads(), reads, "the refreshed token is remembered");
+}

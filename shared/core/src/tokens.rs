@@ -54,11 +54,29 @@ impl Default for TokenPolicy {
 pub struct Tokens {
     ports: Ports,
     policy: TokenPolicy,
+    /// The token sets this process last read or wrote, per grant: a usable one is handed out
+    /// without a vault read (one Secrets Manager call per grant per token lifetime, not per
+    /// run). A token the provider rejects is dropped and read again.
+    cache: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<crate::ids::GrantId, crate::domain::TokenSet>>,
+    >,
 }
 
 impl Tokens {
     pub fn new(ports: Ports, policy: TokenPolicy) -> Self {
-        Self { ports, policy }
+        Self { ports, policy, cache: Default::default() }
+    }
+
+    fn cached(&self, grant: &Grant) -> Option<crate::domain::TokenSet> {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&grant.id).cloned()
+    }
+
+    fn remember(&self, grant: &Grant, tokens: Option<&crate::domain::TokenSet>) {
+        let mut c = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match tokens {
+            Some(t) => c.insert(grant.id.clone(), t.clone()),
+            None => c.remove(&grant.id),
+        };
     }
 
     /// A usable access token for the grant, refreshing it if needed. `rejected` is a token the
@@ -71,12 +89,20 @@ impl Tokens {
         let holder = crate::ids::RunId::generate().to_string();
         let clock = &self.ports.clock;
         let started = clock.now();
-        let usable = |t: &crate::domain::VersionedTokens, now| {
-            !t.tokens.needs_refresh(now, self.policy.margin) && Some(&t.tokens.access_token) != rejected
+        let usable = |t: &crate::domain::TokenSet, now| {
+            !t.needs_refresh(now, self.policy.margin) && Some(&t.access_token) != rejected
         };
+        match self.cached(grant) {
+            Some(t) if usable(&t, clock.now()) => return Ok(t.access_token),
+            Some(_) => self.remember(grant, None),
+            None => {}
+        }
         loop {
-            let current = self.ports.vault.get(&grant.secret_ref).await?.ok_or(TokenError::Reauth)?;
-            if usable(&current, clock.now()) {
+            let Some(current) = self.ports.vault.get(&grant.secret_ref).await? else {
+                return Err(TokenError::Reauth);
+            };
+            if usable(&current.tokens, clock.now()) {
+                self.remember(grant, Some(&current.tokens));
                 return Ok(current.tokens.access_token);
             }
             if self
@@ -118,6 +144,7 @@ impl Tokens {
         match provider.refresh(&current.tokens).await {
             Ok(fresh) => {
                 self.ports.vault.put(&grant.secret_ref, &fresh, Some(current.version)).await?;
+                self.remember(grant, Some(&fresh));
                 Ok(fresh.access_token)
             }
             Err(ProviderError::Reauth(_)) => {

@@ -9,6 +9,7 @@ use crate::ports::{StoreError, TokenVault};
 #[derive(Debug, Default)]
 pub struct MemoryVault {
     secrets: Mutex<HashMap<String, VersionedTokens>>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryVault {
@@ -21,11 +22,16 @@ impl MemoryVault {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// How many `get`s it answered (what Secrets Manager would bill).
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait]
 impl TokenVault for MemoryVault {
     async fn get(&self, secret_ref: &str) -> Result<Option<VersionedTokens>, StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(self.secrets.lock().expect("vault lock").get(secret_ref).cloned())
     }
 

@@ -425,6 +425,8 @@ def function_permissions(t: Template) -> None:
     for fn in (API, CALLBACK):
         for a in ("createsecret", "tagresource", "putsecretvalue", "deletesecret"):
             assert granted(fn, f"secretsmanager:{a}", ":secret:${SecretPrefix}*"), f"{fn}: secretsmanager:{a} on the prefix"
+    for fn in FUNCTIONS:  # no Scan: every periodic path reads an index (the sweep: Sweep)
+        assert not any("dynamodb:scan" in acts for acts, _ in _actions_on(t, fn)), f"{fn}: dynamodb:Scan"
     for fn in FUNCTIONS:  # nothing calls DescribeSecret
         assert not any("secretsmanager:describesecret" in acts for acts, _ in _actions_on(t, fn)), f"{fn}: DescribeSecret"
     for fn in FUNCTIONS:  # only the worker touches S3 and the bus
@@ -466,7 +468,7 @@ def schedules(t: Template) -> None:
 
 @check
 def table(t: Template) -> None:
-    """On demand, pk/sk, TTL on `ttl`, PITR, SSE, the Due (sparse, keys + due_every), ByPath (ALL), ByParent (ALL) and ByRetry (sparse, ALL) indexes."""
+    """On demand, pk/sk, TTL on `ttl`, PITR, SSE, the Due (sparse, keys + due_every), ByPath (ALL), ByParent (ALL), ByRetry (sparse, ALL) and Sweep (sparse, ALL) indexes."""
     p = t.res["Table"]["Properties"]
     assert p.get("BillingMode") == "PAY_PER_REQUEST", f"BillingMode {p.get('BillingMode')!r}"
     assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
@@ -475,9 +477,8 @@ def table(t: Template) -> None:
     assert p.get("SSESpecification", {}).get("SSEEnabled") is True, "SSE"
     types = {a["AttributeName"]: a["AttributeType"] for a in p["AttributeDefinitions"]}
     gsis = {g["IndexName"]: g for g in p.get("GlobalSecondaryIndexes", [])}
-    # The stores read whole records from every index (shared/aws/src/dynamo.rs): ALL.
     indexes = {"Due": ("gsi1pk", "gsi1sk"), "ByPath": ("gsi2pk", "gsi2sk"), "ByParent": ("gsi3pk", "gsi3sk"),
-               "ByRetry": ("gsi4pk", "gsi4sk")}
+               "ByRetry": ("gsi4pk", "gsi4sk"), "Sweep": ("gsi5pk", "gsi5sk")}
     for name, (hk, rk) in indexes.items():
         g = gsis.get(name)
         assert g, f"index {name} missing"
@@ -909,6 +910,10 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
     ("noncurrent versions kept forever", "bucket_retention",
      _set(f"{R}.AssetsBucket.Properties.LifecycleConfiguration.Rules.1", DELETE)),
     ("no access logging", "bucket_retention", _set(f"{R}.AssetsBucket.Properties.LoggingConfiguration", DELETE)),
+    ("worker may Scan again", "function_permissions",
+     lambda raw: [s["Action"].append("dynamodb:Scan") for s in _role_statements(raw, "SyncWorkerRole")
+                  if isinstance(s, dict) and s.get("Sid") == "Table"]),
+    ("no Sweep index", "table", _set(f"{R}.Table.Properties.GlobalSecondaryIndexes.4", DELETE)),
     ("worker reads the page-token key", "function_permissions",
      lambda raw: _role_statements(raw, "SyncWorkerRole").append(
          {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "PageTokenSecret"}})),

@@ -19,7 +19,10 @@
 //! (`gsi3pk` = the item partition + a digest of the parent id, `gsi3sk` = the provider id; only
 //! live items: the children index of the scope tree) and `ByRetry` (`gsi4pk` = the item
 //! partition, `gsi4sk` = the fixed-width `next_attempt_at` + `#` + the provider id; only
-//! `failed` items: [`ItemStore::failed_due`] reads what it returns and nothing else).
+//! `failed` items: [`ItemStore::failed_due`] reads what it returns and nothing else) and `Sweep`
+//! (`gsi5pk = SWEEP`, `gsi5sk` = the fixed-width creation ms, or 0 for a `revoking` grant, +
+//! `#client#id`; only unattached or revoking grants: the hourly sweep reads the stale ones and
+//! nothing else, with no Scan).
 //! Every expression uses placeholders; no user text is ever spliced into one.
 //!
 //! An item record DynamoDB refuses as invalid (`ValidationException`: over 400 KB, a key over
@@ -214,6 +217,17 @@ fn run_from(a: &Attrs) -> Result<(SyncRun, i64), StoreError> {
     Ok((r, num(a, "rev")))
 }
 
+/// Whether a grant belongs in the `Sweep` index: while it is unattached (stale an hour after
+/// its creation) or being revoked (due at once, at time 0).
+fn sweep_keys(g: &Grant) -> Option<(String, String)> {
+    let at = match (g.status, g.attached) {
+        (GrantStatus::Revoking, _) => 0,
+        (_, false) => ms(g.created_at).max(0),
+        (_, true) => return None,
+    };
+    Some(("SWEEP".to_owned(), format!("{at:020}#{}#{}", g.client_id, g.id)))
+}
+
 /// Whether a connection belongs in the `Due` index.
 fn due_keys(c: &Connection) -> Option<(String, String)> {
     match (c.auto_sync, c.status, c.next_due_at) {
@@ -277,12 +291,15 @@ impl DynamoStore {
             .attribute_definitions(attr("gsi3sk"))
             .attribute_definitions(attr("gsi4pk"))
             .attribute_definitions(attr("gsi4sk"))
+            .attribute_definitions(attr("gsi5pk"))
+            .attribute_definitions(attr("gsi5sk"))
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
             .global_secondary_indexes(gsi("Due", "gsi1pk", "gsi1sk"))
             .global_secondary_indexes(gsi("ByPath", "gsi2pk", "gsi2sk"))
             .global_secondary_indexes(gsi("ByParent", "gsi3pk", "gsi3sk"))
             .global_secondary_indexes(gsi("ByRetry", "gsi4pk", "gsi4sk"))
+            .global_secondary_indexes(gsi("Sweep", "gsi5pk", "gsi5sk"))
             .send()
             .await
             .map_err(err)?;
@@ -1169,9 +1186,13 @@ impl GrantStore for DynamoStore {
             .item("status", doc(&g.status)?)
             .item("attached", Av::Bool(g.attached))
             .item("created_ms", n(ms(g.created_at)))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .expect("put");
+            .condition_expression("attribute_not_exists(pk)");
+        let put = match sweep_keys(g) {
+            Some((pk, sk)) => put.item("gsi5pk", s(pk)).item("gsi5sk", s(sk)),
+            None => put,
+        }
+        .build()
+        .expect("put");
         let marker = Put::builder()
             .table_name(&self.table)
             .item("pk", s(conn_pk(&g.client_id)))
@@ -1216,21 +1237,25 @@ impl GrantStore for DynamoStore {
     }
 
     async fn update(&self, g: &Grant) -> Result<(), StoreError> {
-        let r = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(conn_pk(&g.client_id)))
             .key("sk", s(format!("GRANT#{}", g.id)))
-            .update_expression("SET doc = :doc, #st = :st, attached = :at")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":doc", doc(g)?)
             .expression_attribute_values(":st", doc(&g.status)?)
-            .expression_attribute_values(":at", Av::Bool(g.attached))
-            .send()
-            .await;
-        conditional(r, Err(StoreError::NotFound))
+            .expression_attribute_values(":at", Av::Bool(g.attached));
+        let req = match sweep_keys(g) {
+            Some((pk, sk)) => req
+                .update_expression("SET doc = :doc, #st = :st, attached = :at, gsi5pk = :g5, gsi5sk = :g6")
+                .expression_attribute_values(":g5", s(pk))
+                .expression_attribute_values(":g6", s(sk)),
+            None => req.update_expression("SET doc = :doc, #st = :st, attached = :at REMOVE gsi5pk, gsi5sk"),
+        };
+        conditional(req.send().await, Err(StoreError::NotFound))
     }
 
     async fn delete(&self, client: &ClientId, id: &GrantId) -> Result<(), StoreError> {
@@ -1248,38 +1273,34 @@ impl GrantStore for DynamoStore {
         Ok(())
     }
 
-    /// A scan: stale grants are rare and the sweep runs hourly.
+    /// The `Sweep` index up to `unattached_before`: the revoking grants (at time 0), then the
+    /// unattached ones oldest first. Reads only what it returns.
     async fn list_stale(&self, unattached_before: Timestamp, limit: usize) -> Result<Vec<Grant>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
-        loop {
+        while out.len() < limit {
             let page = self
                 .client
-                .scan()
+                .query()
                 .table_name(&self.table)
-                .filter_expression(
-                    "begins_with(sk, :g) AND (#st = :rev OR (attached = :f AND created_ms < :before))",
-                )
-                .expression_attribute_names("#st", "status")
-                .expression_attribute_values(":g", s("GRANT#"))
-                .expression_attribute_values(":rev", doc(&GrantStatus::Revoking)?)
-                .expression_attribute_values(":f", Av::Bool(false))
-                .expression_attribute_values(":before", n(ms(unattached_before)))
+                .index_name("Sweep")
+                .key_condition_expression("gsi5pk = :p AND gsi5sk < :before")
+                .expression_attribute_values(":p", s("SWEEP"))
+                .expression_attribute_values(":before", s(format!("{:020}", ms(unattached_before).max(0))))
+                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(err)?;
             for a in page.items.unwrap_or_default() {
                 out.push(parse(&a)?);
-                if out.len() == limit {
-                    return Ok(out);
-                }
             }
             start = page.last_evaluated_key;
             if start.is_none() {
-                return Ok(out);
+                break;
             }
         }
+        Ok(out)
     }
 
     async fn try_lock_refresh(

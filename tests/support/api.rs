@@ -142,7 +142,8 @@ impl ApiWorld {
         let r = self.callback(&cb, &cookie).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.raw);
         let loc = r.header("location");
-        loc.split("grant_id=").nth(1).expect("grant id in the redirect").to_owned()
+        let id = loc.split("grant_id=").nth(1).expect("grant id in the redirect");
+        id.split('&').next().unwrap_or(id).to_owned()
     }
 
     /// Creates a connection on the world's folder through the API; returns its id.

@@ -50,11 +50,11 @@ struct SecondPage {
 impl Hooks for SecondPage {
     fn at(&self, step: Step) -> Result<(), Crash> {
         if step == Step::Checkpointed {
-            let mut seen = self.seen.lock().unwrap();
+            let mut seen = self.seen.lock().expect("lock");
             *seen += 1;
             match *seen {
                 2 => self.gauge.reset(),
-                3 => *self.peak.lock().unwrap() = Some(self.gauge.peak()),
+                3 => *self.peak.lock().expect("lock") = Some(self.gauge.peak()),
                 _ => {}
             }
         }
@@ -81,14 +81,14 @@ async fn second_page_peak(throttle: bool) -> (usize, World) {
         .engine_with(w.config(), hook.clone())
         .run_job(&w.job(Trigger::Initial), w.deadline())
         .await
-        .unwrap();
+        .expect("a step");
     assert!(succeeded(&out), "throttle {throttle}: {out:?}");
     w.assert_invariants().await;
     let statuses: Vec<u16> =
         w.dbx.call_log().into_iter().filter(|c| c.endpoint == Ep::Download).map(|c| c.status).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), if throttle { 8 } else { 0 });
     assert!(w.items().iter().filter(|i| !i.is_folder()).all(|i| i.state == ItemState::Imported));
-    let peak = hook.peak.lock().unwrap().expect("a second page was checkpointed");
+    let peak = hook.peak.lock().expect("lock").expect("a second page was checkpointed");
     (peak, w)
 }
 

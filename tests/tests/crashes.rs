@@ -113,7 +113,7 @@ async fn deadline_mid_run(concurrency: usize) {
     let mut job = w.job(Trigger::Initial);
     for _ in 0..10 {
         let deadline = w.clock_now() + chrono::Duration::minutes(5);
-        let out = engine.run_job(&job, deadline).await.unwrap();
+        let out = engine.run_job(&job, deadline).await.expect("a step");
         outcomes.push(out.clone());
         match out {
             JobOutcome::Continued { .. } => job = w.queue.drain().remove(0).0,
@@ -121,7 +121,8 @@ async fn deadline_mid_run(concurrency: usize) {
         }
     }
     assert!(outcomes.len() >= 2, "the deadline forced a continuation: {outcomes:?}");
-    let JobOutcome::Finished { run_id, status: RunStatus::Succeeded } = outcomes.last().unwrap().clone()
+    let JobOutcome::Finished { run_id, status: RunStatus::Succeeded } =
+        outcomes.last().expect("a step ran").clone()
     else {
         panic!("{outcomes:?}")
     };
@@ -131,7 +132,7 @@ async fn deadline_mid_run(concurrency: usize) {
             "same run id throughout"
         );
     }
-    let run = w.store.get(&w.conn, &run_id).await.unwrap().unwrap();
+    let run = w.store.get(&w.conn, &run_id).await.expect("store").expect("the run");
     // One at a time, a file never starts without time left and time only passes between
     // files: nothing is cut. With files in flight together, the time another file's record
     // takes can cut one mid-transfer: it is recorded `failed: transfer_deadline` (counted
@@ -172,23 +173,28 @@ async fn deleted_midway(concurrency: usize) {
     }
     impl extconn_core::engine::Hooks for DeleteMidway {
         fn at(&self, step: Step) -> Result<(), extconn_core::engine::Crash> {
-            let mut done = self.done.lock().unwrap();
+            let mut done = self.done.lock().expect("lock");
             if step == Step::SinkCommitted && !*done {
                 *done = true;
                 let (s, c) = (self.store.clone(), self.conn.clone());
                 std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-                    rt.block_on(extconn_core::ports::ConnectionStore::delete(s.as_ref(), &c)).unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+                    rt.block_on(extconn_core::ports::ConnectionStore::delete(s.as_ref(), &c))
+                        .expect("delete");
                 })
                 .join()
-                .unwrap();
+                .expect("the deleting thread");
             }
             Ok(())
         }
     }
     let hook =
         Arc::new(DeleteMidway { store: w.store.clone(), conn: w.conn.clone(), done: Default::default() });
-    let out = w.engine_with(w.config(), hook).run_job(&w.job(Trigger::Initial), w.deadline()).await.unwrap();
+    let out = w
+        .engine_with(w.config(), hook)
+        .run_job(&w.job(Trigger::Initial), w.deadline())
+        .await
+        .expect("a step");
     assert_eq!(out, JobOutcome::Skipped(Skip::LeaseHeld), "x{concurrency}: the worker noticed and stopped");
     assert!(w.items().is_empty(), "x{concurrency}: no item written after the delete");
     // The files already in flight when the first was stored, and no other.

@@ -253,20 +253,20 @@ fn snapshot(w: &World, conn: &ConnKey) -> (BTreeMap<String, String>, BTreeMap<St
 /// belongs to another client, through its own grant on the same account and tokens.
 async fn twin_connection(w: &World) -> ConnKey {
     use extconn_core::ports::{ConnectionStore, GrantStore};
-    let client = extconn_core::ClientId::parse("twin").unwrap();
+    let client = extconn_core::ClientId::parse("twin").expect("client id");
     let grant = extconn_core::Grant {
         client_id: client.clone(),
         id: extconn_core::GrantId::generate(),
         ..w.grant.clone()
     };
-    GrantStore::create(w.store.as_ref(), &grant).await.unwrap();
+    GrantStore::create(w.store.as_ref(), &grant).await.expect("grant");
     let conn = extconn_core::Connection {
         client_id: client,
         id: extconn_core::ConnectionId::generate(),
         grant_id: grant.id.clone(),
         ..w.connection().await
     };
-    ConnectionStore::create(w.store.as_ref(), &conn).await.unwrap();
+    ConnectionStore::create(w.store.as_ref(), &conn).await.expect("connection");
     conn.key()
 }
 

@@ -109,6 +109,11 @@ pub struct Bench {
     /// The connection's grant (another connection of the same account reuses it).
     pub grant: Grant,
     pub tokens: TokenSet,
+    /// `EngineConfig::transfer_concurrency` of [`Bench::sync`]. 1 by default: the
+    /// provider-specific suites queue faults per endpoint (FIFO) and expect them to land on
+    /// files in listing order, which only holds one file at a time (with several in flight a
+    /// queued fault goes to whichever request arrives first). The model test sets 8.
+    pub transfer_concurrency: usize,
 }
 
 impl Bench {
@@ -157,11 +162,30 @@ impl Bench {
             conn,
             grant,
             tokens,
+            transfer_concurrency: 1,
         }
     }
 
+    /// One sync job, run to its end (`Finished`) with a 15-minute deadline.
     pub async fn sync(&self) -> RunStatus {
-        self.mem.sync(&self.ports, &self.conn).await
+        let job = extconn_core::Job {
+            client_id: self.conn.client_id.clone(),
+            connection_id: self.conn.connection_id.clone(),
+            trigger: extconn_core::Trigger::Schedule,
+            run_id: None,
+            requested_by: None,
+            continuation: false,
+        };
+        let config = extconn_core::engine::EngineConfig {
+            transfer_concurrency: self.transfer_concurrency,
+            ..Default::default()
+        };
+        let engine = extconn_core::engine::Engine::new(self.ports.clone(), config);
+        let deadline = self.mem.clock.now() + chrono::Duration::minutes(15);
+        match engine.run_job(&job, deadline).await.expect("sync step") {
+            extconn_core::engine::JobOutcome::Finished { status, .. } => status,
+            other => panic!("the sync did not finish: {other:?}"),
+        }
     }
 
     pub fn items(&self) -> BTreeMap<String, Item> {

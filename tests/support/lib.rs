@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use extconn_core::engine::{Engine, EngineConfig, Hooks, JobOutcome};
 use extconn_core::memory::{ManualClock, MemoryEvents, MemoryQueue, MemorySink, MemoryStore, MemoryVault};
-use extconn_core::ports::{AssetEvents, AssetSink, Clock, ConnectionStore, GrantStore, Provider, TokenVault};
+use extconn_core::ports::{
+    self as P, AssetEvents, AssetSink, Clock, ConnectionStore, GrantStore, Provider, TokenVault,
+};
 use extconn_core::{
     ClientId, ConnKey, Connection, ConnectionCounters, ConnectionId, ConnectionStatus, Filters,
     FolderLocator, Grant, GrantId, GrantStatus, Item, ItemState, Job, Ports, ProviderKind, Secret,
@@ -65,11 +67,19 @@ pub struct WorldOptions {
     /// The client secret the connector is configured with (default: the sandbox's own); a
     /// wrong one makes the token endpoint answer `invalid_client`.
     pub connector_secret: Option<String>,
+    /// `EngineConfig::transfer_concurrency` of the world's engines (default: the engine's).
+    pub transfer_concurrency: usize,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        Self { page_limit: 2000, sink: SinkKind::Memory, clock: None, connector_secret: None }
+        Self {
+            page_limit: 2000,
+            sink: SinkKind::Memory,
+            clock: None,
+            connector_secret: None,
+            transfer_concurrency: EngineConfig::default().transfer_concurrency,
+        }
     }
 }
 
@@ -97,6 +107,10 @@ pub struct World {
     pub grant: Grant,
     pub conn: ConnKey,
     pub folder_id: String,
+    /// Downloads in progress at the connector, and the most at once.
+    pub downloads: Arc<Gauge>,
+    /// The world's engines' `transfer_concurrency`.
+    pub transfer_concurrency: usize,
 }
 
 impl World {
@@ -131,7 +145,9 @@ impl World {
         );
         config.page_limit = opts.page_limit;
         config.clock = engine_clock.clone();
-        let provider: Arc<dyn Provider> = Arc::new(Dropbox::new(config));
+        let downloads = Arc::new(Gauge::default());
+        let provider: Arc<dyn Provider> =
+            Arc::new(Counting { inner: Arc::new(Dropbox::new(config)), downloads: downloads.clone() });
 
         let store = Arc::new(MemoryStore::new());
         let vault = Arc::new(MemoryVault::new());
@@ -203,6 +219,8 @@ impl World {
             grant,
             conn: ConnKey { client_id: client.clone(), connection_id: ConnectionId::generate() },
             folder_id: folder.id.clone(),
+            downloads,
+            transfer_concurrency: opts.transfer_concurrency,
         };
         w.conn = w.connect(&folder.id, FOLDER).await;
         w
@@ -244,8 +262,13 @@ impl World {
         c.key()
     }
 
+    /// The engine configuration of this world (the defaults, with its transfer concurrency).
+    pub fn config(&self) -> EngineConfig {
+        EngineConfig { transfer_concurrency: self.transfer_concurrency, ..EngineConfig::default() }
+    }
+
     pub fn engine(&self) -> Engine {
-        Engine::new(self.ports.clone(), EngineConfig::default())
+        Engine::new(self.ports.clone(), self.config())
     }
 
     pub fn engine_with(&self, config: EngineConfig, hooks: Arc<dyn Hooks>) -> Engine {
@@ -438,5 +461,172 @@ pub use extconn_sandbox::dropbox::Endpoint as Ep;
 impl World {
     pub fn clock_now(&self) -> Timestamp {
         self.ports.clock.now()
+    }
+}
+
+/// Counts downloads in progress: from the request until its byte stream ends or is dropped
+/// (the engine drops it once read, before the commit). `peak` is the most at once.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+    /// How many were in progress when each download started (itself included), in order.
+    starts: Mutex<Vec<usize>>,
+}
+
+impl Gauge {
+    fn start(self: &Arc<Self>) -> GaugeGuard {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = self.now.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(n, SeqCst);
+        starts.push(n);
+        GaugeGuard(self.clone())
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn in_progress(&self) -> usize {
+        self.now.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// In progress at each download's start, in start order.
+    pub fn at_starts(&self) -> Vec<usize> {
+        self.starts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Forgets the peak and the starts (downloads still in progress stay counted).
+    pub fn reset(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.starts.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.peak.store(self.now.load(SeqCst), SeqCst);
+    }
+}
+
+struct GaugeGuard(Arc<Gauge>);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The connector, with its downloads counted by a [`Gauge`]; everything else passes through.
+struct Counting {
+    inner: Arc<dyn Provider>,
+    downloads: Arc<Gauge>,
+}
+
+#[async_trait::async_trait]
+impl Provider for Counting {
+    fn kind(&self) -> ProviderKind {
+        self.inner.kind()
+    }
+    fn capabilities(&self) -> P::Capabilities {
+        self.inner.capabilities()
+    }
+    fn accepts_id(&self, id: &str) -> bool {
+        self.inner.accepts_id(id)
+    }
+    fn authorize_url(&self, req: &P::AuthorizeRequest) -> Result<String, P::ProviderError> {
+        self.inner.authorize_url(req)
+    }
+    async fn exchange_code(
+        &self,
+        code: &Secret,
+        pkce_verifier: &Secret,
+        redirect_uri: &str,
+    ) -> Result<TokenSet, P::ProviderError> {
+        self.inner.exchange_code(code, pkce_verifier, redirect_uri).await
+    }
+    async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, P::ProviderError> {
+        self.inner.refresh(tokens).await
+    }
+    async fn revoke(&self, tokens: &TokenSet) -> Result<(), P::ProviderError> {
+        self.inner.revoke(tokens).await
+    }
+    async fn account(&self, access: &Secret) -> Result<P::AccountInfo, P::ProviderError> {
+        self.inner.account(access).await
+    }
+    async fn browse_folders(
+        &self,
+        access: &Secret,
+        parent: Option<&FolderLocator>,
+        page: Option<&str>,
+    ) -> Result<P::FolderPage, P::ProviderError> {
+        self.inner.browse_folders(access, parent, page).await
+    }
+    async fn folder(
+        &self,
+        access: &Secret,
+        folder: &FolderLocator,
+    ) -> Result<P::FolderEntry, P::ProviderError> {
+        self.inner.folder(access, folder).await
+    }
+    async fn item(
+        &self,
+        access: &Secret,
+        locator: &FolderLocator,
+    ) -> Result<P::RemoteItem, P::ProviderError> {
+        self.inner.item(access, locator).await
+    }
+    async fn content_changed_since(
+        &self,
+        access: &Secret,
+        item: &P::RemoteItem,
+        since: &str,
+    ) -> Result<Option<bool>, P::ProviderError> {
+        self.inner.content_changed_since(access, item, since).await
+    }
+    async fn start_cursor(
+        &self,
+        access: &Secret,
+        folder: &FolderLocator,
+    ) -> Result<String, P::ProviderError> {
+        self.inner.start_cursor(access, folder).await
+    }
+    async fn list_full(
+        &self,
+        access: &Secret,
+        folder: &FolderLocator,
+        resume: Option<&str>,
+    ) -> Result<P::ListPage, P::ProviderError> {
+        self.inner.list_full(access, folder, resume).await
+    }
+    async fn list_children(
+        &self,
+        access: &Secret,
+        parent: &FolderLocator,
+        page: Option<&str>,
+    ) -> Result<P::ListPage, P::ProviderError> {
+        self.inner.list_children(access, parent, page).await
+    }
+    async fn list_changes(
+        &self,
+        access: &Secret,
+        folder: &FolderLocator,
+        cursor: &str,
+    ) -> Result<P::ListPage, P::ProviderError> {
+        self.inner.list_changes(access, folder, cursor).await
+    }
+    async fn download(
+        &self,
+        access: &Secret,
+        req: &P::DownloadRequest,
+    ) -> Result<P::Download, P::ProviderError> {
+        use futures::StreamExt;
+        let guard = self.downloads.start();
+        let mut d = self.inner.download(access, req).await?;
+        // The guard lives as long as the byte stream.
+        d.stream = d
+            .stream
+            .map(move |chunk| {
+                let _alive = &guard;
+                chunk
+            })
+            .boxed();
+        Ok(d)
     }
 }

@@ -83,7 +83,7 @@ ENVIRONMENT = {
     API: _SHARED | {"QUEUE_URL", "PAGE_TOKEN_SECRET_ID"} | _SECRETS | _HTTP,
     CALLBACK: _SHARED | {"QUEUE_URL", "PAGE_TOKEN_SECRET_ID"} | _SECRETS | _HTTP,
     SCHEDULER: _SHARED | {"QUEUE_URL"},
-    WORKER: _SHARED | {"QUEUE_URL"} | _SECRETS | {"BUCKET_NAME", "EVENT_BUS_NAME"},
+    WORKER: _SHARED | {"QUEUE_URL"} | _SECRETS | {"BUCKET_NAME", "EVENT_BUS_NAME", "TRANSFER_CONCURRENCY"},
 }
 
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -256,12 +256,19 @@ def function_sizes(t: Template) -> None:
 
 @check
 def worker_partial_batch(t: Template) -> None:
-    """The worker consumes the sync queue in batches of 5 and reports per-message failures."""
+    """The worker consumes the sync queue in batches of 3 and reports per-message failures."""
     sqs = t.events(WORKER, "SQS")
     assert len(sqs) == 1, f"{WORKER}: {len(sqs)} SQS events, expected 1"
     (props,) = sqs.values()
     assert getatt(props.get("Queue")) == ("SyncQueue", "Arn"), f"worker queue {props.get('Queue')!r}"
-    assert props.get("BatchSize") == 5, f"worker BatchSize {props.get('BatchSize')!r}"
+    assert props.get("BatchSize") == 3, f"worker BatchSize {props.get('BatchSize')!r}"
+    # The memory budget: a batch's messages run at once, each with up to TransferConcurrency
+    # transfers of ~25 MiB (functions/common: MAX_TRANSFER_CONCURRENCY).
+    tc = t.raw["Parameters"]["TransferConcurrency"]
+    budget = props["BatchSize"] * tc["MaxValue"] * 25
+    assert budget + 100 <= t.fn(WORKER)["MemorySize"], (
+        f"{props['BatchSize']} messages x {tc['MaxValue']} transfers x 25 MiB = {budget} MiB does not fit")
+    assert t.fn(WORKER)["Environment"]["Variables"].get("TRANSFER_CONCURRENCY") == {"Ref": "TransferConcurrency"}
     assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], (
         f"worker FunctionResponseTypes {props.get('FunctionResponseTypes')!r}: without ReportBatchItemFailures "
         "one failed message redelivers the whole batch"
@@ -759,6 +766,7 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
     ("text logs", "function_sizes", _set(f"{R}.{CALLBACK}.Properties.LoggingConfig.LogFormat", "Text")),
     ("no ReportBatchItemFailures", "worker_partial_batch",
      _set(f"{R}.{WORKER}.Properties.Events.SyncJobs.Properties.FunctionResponseTypes", DELETE)),
+    ("16 transfers at once allowed", "worker_partial_batch", _set("Parameters.TransferConcurrency.MaxValue", 16)),
     ("batch size 10", "worker_partial_batch", _set(f"{R}.{WORKER}.Properties.Events.SyncJobs.Properties.BatchSize", 10)),
     ("visibility 1799", "visibility_vs_timeout", _set(f"{R}.SyncQueue.Properties.VisibilityTimeout", 1799)),
     ("worker timeout 301", "visibility_vs_timeout", _set(f"{R}.{WORKER}.Properties.Timeout", 301)),

@@ -1,32 +1,42 @@
-//! Crashes at every pipeline step, duplicate deliveries, and deadlines mid-run.
+//! Crashes at every pipeline step, duplicate deliveries, and deadlines mid-run, with files
+//! transferred one at a time and eight at once (`EngineConfig::transfer_concurrency`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use extconn_core::engine::{EngineConfig, EngineError, JobOutcome, Skip, Step};
+use extconn_core::engine::{EngineError, JobOutcome, Skip, Step};
 use extconn_core::ports::RunStore;
 use extconn_core::{RunStatus, Trigger};
 use extconn_system_tests::{CrashAt, Ep, Ticking, World, WorldOptions};
 
 const STEPS: [Step; 4] = [Step::DownloadStarted, Step::SinkCommitted, Step::ItemWritten, Step::Checkpointed];
 
+/// Transfers at once: one at a time, and the default (several files in flight when a crash,
+/// a deadline or a lost lease hits).
+const CONCURRENCY: [usize; 2] = [1, 8];
+
 /// For each step and several occurrences: crash there, let the lease expire, run again.
 /// Then: every file stored exactly once, the cursor never passed an unstored file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_at_every_step_then_rerun_loses_and_duplicates_nothing() {
-    for step in STEPS {
+    for (concurrency, step) in CONCURRENCY.into_iter().flat_map(|c| STEPS.map(|s| (c, s))) {
         // Three pages → three checkpoints; twelve files → twelve of every per-file step.
         let nths: &[usize] = if step == Step::Checkpointed { &[1, 2, 3] } else { &[1, 4, 9] };
         for &nth in nths {
-            let w = World::new(WorldOptions { page_limit: 5, ..Default::default() }).await;
+            let w = World::new(WorldOptions {
+                page_limit: 5,
+                transfer_concurrency: concurrency,
+                ..Default::default()
+            })
+            .await;
             for i in 0..12 {
                 w.add(&format!("d{}/f{i:02}.bin", i % 3), &format!("content {i}"));
             }
             let crash = CrashAt::new(step, nth);
-            let engine = w.engine_with(EngineConfig::default(), crash.clone());
+            let engine = w.engine_with(w.config(), crash.clone());
             let err = engine.run_job(&w.job(Trigger::Initial), w.deadline()).await;
-            assert!(crash.fired(), "{step:?}#{nth} never reached");
-            assert_eq!(err, Err(EngineError::Crashed(step)), "{step:?}#{nth}");
+            assert!(crash.fired(), "x{concurrency} {step:?}#{nth} never reached");
+            assert_eq!(err, Err(EngineError::Crashed(step)), "x{concurrency} {step:?}#{nth}");
 
             // I3 right after the crash: everything behind a saved incremental cursor is stored.
             if let extconn_core::SyncPosition::Incremental { .. } = w.connection().await.position {
@@ -36,19 +46,22 @@ async fn crash_at_every_step_then_rerun_loses_and_duplicates_nothing() {
             assert_eq!(
                 w.sync(Trigger::Initial).await,
                 JobOutcome::Skipped(Skip::LeaseHeld),
-                "{step:?}#{nth}"
+                "x{concurrency} {step:?}#{nth}"
             );
             w.clock.advance(Duration::from_secs(121));
             let out = w.sync(Trigger::Initial).await;
             assert!(
                 matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }),
-                "{step:?}#{nth}: {out:?}"
+                "x{concurrency} {step:?}#{nth}: {out:?}"
             );
             w.assert_invariants().await;
-            assert_eq!(w.objects().len(), 12, "{step:?}#{nth}: one object per file");
+            assert_eq!(w.objects().len(), 12, "x{concurrency} {step:?}#{nth}: one object per file");
             let runs = w.store.list(&w.conn, None, 10).await.unwrap();
-            assert_eq!(runs.len(), 1, "{step:?}#{nth}: the re-run continued the crashed run");
-            assert_eq!(runs[0].counters.imported, 12, "{step:?}#{nth}: exact counters across the crash");
+            assert_eq!(runs.len(), 1, "x{concurrency} {step:?}#{nth}: the re-run continued the crashed run");
+            assert_eq!(
+                runs[0].counters.imported, 12,
+                "x{concurrency} {step:?}#{nth}: exact counters across the crash"
+            );
             assert_eq!(w.connection().await.counters.files, 12);
             w.assert_no_leaks(&[format!("{err:?} {out:?}")]);
         }
@@ -80,19 +93,27 @@ async fn the_same_job_on_two_workers_at_once_runs_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_mid_run_continues_the_same_run_with_exact_counters() {
-    let w = World::new(WorldOptions { page_limit: 10, ..Default::default() }).await;
+    for concurrency in CONCURRENCY {
+        deadline_mid_run(concurrency).await;
+    }
+}
+
+async fn deadline_mid_run(concurrency: usize) {
+    let w =
+        World::new(WorldOptions { page_limit: 10, transfer_concurrency: concurrency, ..Default::default() })
+            .await;
     for i in 0..50 {
         w.add(&format!("f{i:02}.txt"), &format!("{i}"));
     }
     // Every stored file takes 10 virtual seconds; a 5-minute budget less the 30 s margin
     // fits 27 files per invocation.
     let ticking = Arc::new(Ticking { clock: w.clock.clone(), per_item: Duration::from_secs(10) });
-    let engine = w.engine_with(EngineConfig::default(), ticking);
+    let engine = w.engine_with(w.config(), ticking);
     let mut outcomes = Vec::new();
     let mut job = w.job(Trigger::Initial);
     for _ in 0..10 {
         let deadline = w.clock_now() + chrono::Duration::minutes(5);
-        let out = engine.run_job(&job, deadline).await.unwrap();
+        let out = engine.run_job(&job, deadline).await.expect("a step");
         outcomes.push(out.clone());
         match out {
             JobOutcome::Continued { .. } => job = w.queue.drain().remove(0).0,
@@ -100,7 +121,8 @@ async fn a_deadline_mid_run_continues_the_same_run_with_exact_counters() {
         }
     }
     assert!(outcomes.len() >= 2, "the deadline forced a continuation: {outcomes:?}");
-    let JobOutcome::Finished { run_id, status: RunStatus::Succeeded } = outcomes.last().unwrap().clone()
+    let JobOutcome::Finished { run_id, status: RunStatus::Succeeded } =
+        outcomes.last().expect("a step ran").clone()
     else {
         panic!("{outcomes:?}")
     };
@@ -110,22 +132,39 @@ async fn a_deadline_mid_run_continues_the_same_run_with_exact_counters() {
             "same run id throughout"
         );
     }
-    let run = w.store.get(&w.conn, &run_id).await.unwrap().unwrap();
+    let run = w.store.get(&w.conn, &run_id).await.expect("store").expect("the run");
+    // One at a time, a file never starts without time left and time only passes between
+    // files: nothing is cut. With files in flight together, the time another file's record
+    // takes can cut one mid-transfer: it is recorded `failed: transfer_deadline` (counted
+    // once by the run) and downloaded again first by the next invocation, so every extra
+    // download is exactly one cut file.
+    let cut = w.calls(Ep::Download) - 50;
+    if concurrency == 1 {
+        assert_eq!(cut, 0, "nothing downloaded twice across continuations");
+    }
+    assert!(cut <= concurrency as u64 * (outcomes.len() as u64 - 1), "x{concurrency}: {cut} cut");
     assert_eq!(
         (run.counters.imported, run.counters.scanned, run.counters.failed),
-        (50, 50, 0),
-        "exact counters"
+        (50, 50 + cut, cut),
+        "x{concurrency}: exact counters"
     );
+    let counters = w.connection().await.counters;
+    assert_eq!((counters.files, counters.failed), (50, 0), "x{concurrency}: every file stored, none failed");
     assert_eq!(run.invocations as usize, outcomes.len());
-    assert_eq!(w.calls(Ep::Download), 50, "nothing downloaded twice across continuations");
     w.assert_invariants().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_connection_stops_a_running_worker_from_writing() {
-    let w = World::new(WorldOptions::default()).await;
-    for i in 0..5 {
-        w.add(&format!("f{i}.txt"), "x");
+    for concurrency in CONCURRENCY {
+        deleted_midway(concurrency).await;
+    }
+}
+
+async fn deleted_midway(concurrency: usize) {
+    let w = World::new(WorldOptions { transfer_concurrency: concurrency, ..Default::default() }).await;
+    for i in 0..12 {
+        w.add(&format!("f{i:02}.txt"), "x");
     }
     struct DeleteMidway {
         store: Arc<extconn_core::memory::MemoryStore>,
@@ -134,16 +173,17 @@ async fn a_deleted_connection_stops_a_running_worker_from_writing() {
     }
     impl extconn_core::engine::Hooks for DeleteMidway {
         fn at(&self, step: Step) -> Result<(), extconn_core::engine::Crash> {
-            let mut done = self.done.lock().unwrap();
+            let mut done = self.done.lock().expect("lock");
             if step == Step::SinkCommitted && !*done {
                 *done = true;
                 let (s, c) = (self.store.clone(), self.conn.clone());
                 std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-                    rt.block_on(extconn_core::ports::ConnectionStore::delete(s.as_ref(), &c)).unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+                    rt.block_on(extconn_core::ports::ConnectionStore::delete(s.as_ref(), &c))
+                        .expect("delete");
                 })
                 .join()
-                .unwrap();
+                .expect("the deleting thread");
             }
             Ok(())
         }
@@ -151,11 +191,16 @@ async fn a_deleted_connection_stops_a_running_worker_from_writing() {
     let hook =
         Arc::new(DeleteMidway { store: w.store.clone(), conn: w.conn.clone(), done: Default::default() });
     let out = w
-        .engine_with(EngineConfig::default(), hook)
+        .engine_with(w.config(), hook)
         .run_job(&w.job(Trigger::Initial), w.deadline())
         .await
-        .unwrap();
-    assert_eq!(out, JobOutcome::Skipped(Skip::LeaseHeld), "the worker noticed and stopped");
-    assert!(w.items().is_empty(), "no item written after the delete");
-    assert_eq!(w.calls(Ep::Download), 1, "no further downloads");
+        .expect("a step");
+    assert_eq!(out, JobOutcome::Skipped(Skip::LeaseHeld), "x{concurrency}: the worker noticed and stopped");
+    assert!(w.items().is_empty(), "x{concurrency}: no item written after the delete");
+    // The files already in flight when the first was stored, and no other.
+    let downloads = w.calls(Ep::Download);
+    assert!(downloads <= concurrency as u64, "x{concurrency}: no further downloads ({downloads})");
+    if concurrency == 1 {
+        assert_eq!(downloads, 1);
+    }
 }

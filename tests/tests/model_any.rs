@@ -9,6 +9,7 @@
 //! folder, move a file or a folder with its subtree within / out / in, delete a file or a
 //! folder with its subtree, delete a file and add a new one under the same name, reset every
 //! cursor — are applied to the sandbox (the reference model) and synced at random points.
+//! Syncs transfer eight files at once (`transfer_concurrency`, the engine's default).
 //! Some syncs crash at a random engine [`Step`] (the `n`-th download start, object commit,
 //! item write or checkpoint) and are redelivered at once, as in `model.rs` (a crash left
 //! pending while the source changes can leave an orphan object; see the issue notes there).
@@ -303,7 +304,11 @@ impl History<'_> {
         let step = steps[self.rng.random_range(0..steps.len())];
         let nth = self.rng.random_range(1..4);
         let b = self.b;
-        let engine = Engine::with_hooks(b.ports.clone(), EngineConfig::default(), CrashAt::new(step, nth));
+        let engine = Engine::with_hooks(
+            b.ports.clone(),
+            EngineConfig { transfer_concurrency: b.transfer_concurrency, ..EngineConfig::default() },
+            CrashAt::new(step, nth),
+        );
         let job = Job {
             client_id: b.conn.client_id.clone(),
             connection_id: b.conn.connection_id.clone(),
@@ -349,7 +354,9 @@ impl History<'_> {
 /// One seed's history on a fresh bench of `subject`. A failure prints provider, seed and
 /// history and is returned (its panic message).
 async fn run_seed(subject: &Subject, seed: u64) -> Result<(), String> {
-    let b = Bench::new(subject).await;
+    let mut b = Bench::new(subject).await;
+    // Eight transfers at once (the engine's default), on every provider.
+    b.transfer_concurrency = 8;
     let mut log = Vec::new();
     let result = AssertUnwindSafe(async {
         let mut h =

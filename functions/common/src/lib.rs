@@ -50,6 +50,26 @@ pub struct Env {
     /// given (the HTTP functions require it: no default names the tenant everywhere).
     pub claims: ClaimNames,
     pub tenant_claim_set: bool,
+    /// `TRANSFER_CONCURRENCY` (sync worker): file transfers at once within a sync step,
+    /// 1..=[`MAX_TRANSFER_CONCURRENCY`]; absent, the engine's default (8). Memory: each
+    /// transfer holds up to ~25 MiB on S3 (three 8 MiB parts and a chunk), and the worker runs
+    /// the messages of a batch at once (`BatchSize` 3 in template.yaml), so 3 × this × 25 MiB
+    /// must fit the function's 1,024 MB (`EngineConfig::transfer_concurrency`).
+    pub transfer_concurrency: Option<usize>,
+}
+
+/// The most `TRANSFER_CONCURRENCY` accepts: 3 messages × 12 transfers × ~25 MiB = 900 MiB,
+/// inside the worker's 1,024 MB.
+pub const MAX_TRANSFER_CONCURRENCY: usize = 12;
+
+fn transfer_concurrency(v: &str) -> Result<usize, String> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_TRANSFER_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "environment variable TRANSFER_CONCURRENCY: {v:?} is not a whole number from 1 to \
+             {MAX_TRANSFER_CONCURRENCY}"
+        )),
+    }
 }
 
 /// Claims that name the OAuth client that requested a token (Cognito and RFC 9068 access
@@ -100,6 +120,9 @@ impl Env {
                 .map_err(|e| format!("environment variable DAM_ORIGINS: {e}"))?,
             claims,
             tenant_claim_set,
+            transfer_concurrency: opt("TRANSFER_CONCURRENCY")
+                .map(|v| transfer_concurrency(&v))
+                .transpose()?,
         })
     }
 }
@@ -267,4 +290,30 @@ pub fn init_logging() {
         .with_current_span(true)
         .without_time()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with(concurrency: Option<&str>) -> Result<Env, String> {
+        Env::from_lookup(|k| match k {
+            "TABLE_NAME" => Some("t".into()),
+            "QUEUE_URL" => Some("http://127.0.0.1:9/q".into()),
+            "TRANSFER_CONCURRENCY" => concurrency.map(str::to_owned),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn transfer_concurrency_is_validated_at_start_up() {
+        assert_eq!(env_with(None).unwrap().transfer_concurrency, None, "absent: the engine's default");
+        assert_eq!(env_with(Some("")).unwrap().transfer_concurrency, None);
+        assert_eq!(env_with(Some("1")).unwrap().transfer_concurrency, Some(1));
+        assert_eq!(env_with(Some(" 12 ")).unwrap().transfer_concurrency, Some(12));
+        for bad in ["0", "13", "-1", "eight", "2.5"] {
+            let e = env_with(Some(bad)).map(|_| ()).unwrap_err();
+            assert!(e.starts_with("environment variable TRANSFER_CONCURRENCY: "), "{bad}: {e}");
+        }
+    }
 }

@@ -8,9 +8,11 @@ async fn main() -> Result<(), extconn_lambda::Error> {
     let env = extconn_lambda::Env::from_env()?;
     let sdk = extconn_lambda::sdk_config().await;
     let ports = extconn_lambda::ports(&env, &sdk).await?;
+    let defaults = extconn_core::engine::EngineConfig::default();
     let config = extconn_core::engine::EngineConfig {
         worker_id: std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "sync-worker".into()),
-        ..Default::default()
+        transfer_concurrency: env.transfer_concurrency.unwrap_or(defaults.transfer_concurrency),
+        ..defaults
     };
     let worker = &extconn_sync_worker::Worker::new(ports, config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

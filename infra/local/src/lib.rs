@@ -363,7 +363,7 @@ impl LocalSystem {
              \"Marketing\" holds \"Campaign assets\"; in SharePoint it is in the OneDrive, and the site\n  \
              \"Marketing\" has it in its \"Documents\" library)."
         );
-        let every = |d: u64| if d % 60 == 0 { format!("{} min", d / 60) } else { format!("{d} s") };
+        let every = |d: u64| if d.is_multiple_of(60) { format!("{} min", d / 60) } else { format!("{d} s") };
         let _ = writeln!(
             b,
             "  Auto sync: a connection with Auto sync ON syncs every {} here (a deployment: every 15 min),\n  \

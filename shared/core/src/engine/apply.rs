@@ -195,7 +195,9 @@ impl Engine {
 
     /// Step 4 of the contract: failed items whose backoff has passed (all of them when `all`)
     /// are tried again first, found through the failed-items index. Each is tried once per
-    /// step; one that failed earlier in this run waits for its backoff even when `all`.
+    /// step; one that failed earlier in this run waits for its backoff even when `all`. The
+    /// items of one index page are transferred concurrently (they are distinct files with no
+    /// metadata to apply), settled before the next page is read.
     pub(crate) async fn retry_failed(&self, ctx: &mut RunCtx, all: bool) -> Result<(), Stop> {
         let key = ctx.fence.conn.clone();
         let now = self.ports.clock.now();
@@ -204,7 +206,7 @@ impl Engine {
         loop {
             let cursor = after.as_ref().map(|(t, id)| (*t, id.as_str()));
             let page = self.ports.items.failed_due(&key, due_by, cursor, 100).await?;
-            let Some(last) = page.last() else { return Ok(()) };
+            let Some(last) = page.last() else { return self.settle(ctx).await };
             after = Some((last.next_attempt_at.unwrap_or_default(), last.provider_id.clone()));
             for item in page {
                 let waiting = item.next_attempt_at.is_some_and(|t| t > now);
@@ -235,8 +237,9 @@ impl Engine {
                     path: item.path.clone(),
                     path_key: item.path_key.clone(),
                 };
-                self.import(ctx, &remote, &at, Some(&item), None).await?;
+                self.defer(ctx, &remote, &at, Some(&item), None).await?;
             }
+            self.settle(ctx).await?;
         }
     }
 
@@ -453,6 +456,8 @@ impl Engine {
                 }
             }
         }
+        // The page's files, before its checkpoint (I3).
+        self.settle(ctx).await?;
         Ok(found)
     }
 
@@ -533,6 +538,11 @@ impl Engine {
             self.apply_root(ctx, remote, listing).await?;
             return Ok(None);
         }
+        if ctx.batch.holds(&remote.id) {
+            // The same item again on this page: its earlier import is recorded first, and this
+            // change applies to that record (as one at a time would).
+            self.settle(ctx).await?;
+        }
         let old = self.ports.items.get(&ctx.fence.conn, &remote.id).await?;
         let old = old.as_ref();
         if matches!(mode, Mode::Changes) && !self.in_scope(ctx, remote).await? {
@@ -548,7 +558,11 @@ impl Engine {
             && let Some(k) = &at.path_key
         {
             // A path names one item: another live item at this path was replaced (deleted, and
-            // a new file or folder created with the same name).
+            // a new file or folder created with the same name). A file waiting to be
+            // transferred at this path is recorded first, so the index shows it.
+            if ctx.batch.holds_path(k) {
+                self.settle(ctx).await?;
+            }
             for other in self.ports.items.by_path_key(&ctx.fence.conn, k).await? {
                 if other.provider_id != remote.id
                     && other.provider_id != ctx.conn.folder.folder_id
@@ -565,6 +579,8 @@ impl Engine {
                 // A drive-wide feed reports a folder moved in without its descendants: list them
                 // before the folder is recorded, so an interrupted step lists them again.
                 self.list_subtree(ctx, remote).await?;
+                // Its files too, before the folder's record.
+                self.settle(ctx).await?;
             }
             let renamed = old.is_some_and(|o| o.is_live() && o.path != at.path);
             let changed = old.is_none_or(|o| {
@@ -677,7 +693,8 @@ impl Engine {
                 self.record(ctx, old, item, scanned, None).await?;
             }
             Some(_) => {}
-            None => self.import(ctx, remote, &at, old, listing).await?,
+            // Transferred with the page's other files (`batch.rs`), before its checkpoint.
+            None => self.defer(ctx, remote, &at, old, listing).await?,
         }
         Ok(None)
     }
@@ -777,6 +794,8 @@ impl Engine {
     /// A folder renamed or moved where listings carry no paths: its descendants' display
     /// paths follow (a metadata update each; no provider call, no download).
     async fn repath_subtree(&self, ctx: &mut RunCtx, top: &str, top_path: &str) -> Result<(), Stop> {
+        // Files waiting to be transferred may be among the descendants.
+        self.settle(ctx).await?;
         let mut folders = VecDeque::from([(top.to_owned(), top_path.to_owned())]);
         while let Some((folder, path)) = folders.pop_front() {
             for child in self.children_of(ctx, &folder).await? {
@@ -807,6 +826,9 @@ impl Engine {
         path_lower: Option<&str>,
         upserted: &HashSet<&str>,
     ) -> Result<(), Stop> {
+        // A deletion may name a file waiting to be transferred, by id or by path, or a folder
+        // above one: those are recorded first, then deleted as one at a time would.
+        self.settle(ctx).await?;
         let key = ctx.fence.conn.clone();
         let root = ctx.conn.folder.folder_id.clone();
         let victims: Vec<Item> = match (id, path_lower) {
@@ -864,6 +886,8 @@ impl Engine {
         path: &str,
         upserted: &HashSet<&str>,
     ) -> Result<(), Stop> {
+        // Reads the children index: files waiting to be transferred go in first.
+        self.settle(ctx).await?;
         let mut stack = vec![(folder.to_owned(), path.to_lowercase())];
         while let Some((id, path)) = stack.pop() {
             for child in self.children_of(ctx, &id).await? {

@@ -1,7 +1,9 @@
 //! One provider request under the engine's retry policy: honour `Retry-After`, back off
 //! exponentially with jitter on transient failures, refresh once on a rejected token, and turn
 //! a wait longer than the time left into a delayed continuation instead of a sleep. Each
-//! request is bounded by the time left before the deadline (less the margin).
+//! request is bounded by the time left before the deadline (less the margin). Every answer
+//! also feeds the step's transfer pace (`batch.rs`): a 429 or 503 is a throttle signal, a
+//! normal answer a success.
 
 use std::future::Future;
 use std::time::Duration;
@@ -41,7 +43,7 @@ impl Engine {
     /// must end (reauth, a long wait, lease lost).
     pub(crate) async fn call<T, F, Fut>(
         &self,
-        ctx: &mut RunCtx,
+        ctx: &RunCtx,
         mut request: F,
     ) -> Result<Result<T, ProviderError>, Stop>
     where
@@ -58,15 +60,31 @@ impl Engine {
             if left.is_zero() {
                 return Err(Stop::Deadline);
             }
-            let error = match tokio::time::timeout(left, request(ctx.access.clone())).await {
+            let access = super::batch::lock(&ctx.access).clone();
+            let sent_in = ctx.pace.epoch();
+            let error = match tokio::time::timeout(left, request(access.clone())).await {
                 Err(_) => return Err(Stop::Deadline),
-                Ok(Ok(v)) => return Ok(Ok(v)),
+                Ok(Ok(v)) => {
+                    ctx.pace.succeeded();
+                    return Ok(Ok(v));
+                }
                 Ok(Err(e)) => e,
             };
+            if matches!(
+                error,
+                ProviderError::RateLimited { scope: RateScope::Request | RateScope::Grant, .. }
+                    | ProviderError::Transient(_)
+            ) && let Some(limit) = ctx.pace.throttled(sent_in)
+            {
+                tracing::info!(limit, error = %error, "provider throttling: fewer transfers at once");
+            }
             let wait = match &error {
                 ProviderError::Unauthorized if !refreshed => {
                     refreshed = true;
-                    ctx.access = self.token(&ctx.grant, Some(&ctx.access)).await?;
+                    // `access` names the rejected token: a transfer running beside this one
+                    // may have refreshed it already, and then that fresh one is used.
+                    let fresh = self.token(&ctx.grant, Some(&access)).await?;
+                    *super::batch::lock(&ctx.access) = fresh;
                     continue;
                 }
                 ProviderError::Reauth(_) => {

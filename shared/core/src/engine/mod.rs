@@ -12,8 +12,10 @@
 //!    failed-items index) are retried first; all of them when the run was asked to
 //!    (`retry-failed`). Never given up: the backoff grows to days ([`crate::domain::retry_delay`]).
 //! 5. The listing goes page by page: full listing (initial, or after a cursor reset) or changes
-//!    since the cursor. Each page's changes are applied in order; the cursor is checkpointed
-//!    only after every file of the page is stored or recorded (I3).
+//!    since the cursor. Each page's changes are applied in order; the files it imports are
+//!    transferred up to `transfer_concurrency` at once (`batch.rs`), and the cursor is
+//!    checkpointed only after every file of the page is stored or recorded (I3), whatever
+//!    order the transfers finish in.
 //! 6. Near the deadline, or facing a rate-limit wait longer than the time left, the engine stops,
 //!    releases the lease and queues a continuation of the same run (delayed by the wait). Every
 //!    provider request and every chunk of a transfer is bounded by the time left, so an
@@ -31,6 +33,7 @@
 //!    redelivered), and the mass-delete guard (connection `needs_review`, nothing applied).
 
 mod apply;
+mod batch;
 mod call;
 mod scope;
 mod transfer;
@@ -97,6 +100,19 @@ pub struct EngineConfig {
     /// and the job is redelivered instead of failing every file of the run.
     pub max_sink_failures: u32,
     pub delete_guard: DeleteGuard,
+    /// Most file transfers at once within a step (default 8; 1 = one at a time). The
+    /// metadata logic stays sequential; only downloads → hash → store → record overlap. The
+    /// limit in force shrinks when the provider throttles (halved on a 429 or 503, +1 after a
+    /// run of successes; `batch.rs`).
+    ///
+    /// **Memory budget.** A transfer holds at most the per-transfer bound: a few of the
+    /// connector's stream chunks plus the sink's buffer — for S3, up to three parts of 8 MiB
+    /// (one being filled, two uploading; bigger parts only for files over ~78 GiB), so about
+    /// 25 MiB; the local and in-memory sinks buffer nothing. A worker needs
+    /// `messages in flight per worker × transfer_concurrency × the per-transfer bound` ≤ the
+    /// function's memory, less its baseline. The sync worker runs the 3 messages of its SQS
+    /// batch at once, so with 8: 3 × 8 × 25 MiB ≈ 600 MiB of a 1,024 MB function.
+    pub transfer_concurrency: usize,
 }
 
 /// The mass-delete guard: a run that would mark more than `min_files` files **and** more than
@@ -138,6 +154,7 @@ impl Default for EngineConfig {
             listing_retry_delay: Duration::from_secs(60),
             max_sink_failures: 3,
             delete_guard: DeleteGuard::default(),
+            transfer_concurrency: 8,
         }
     }
 }
@@ -241,8 +258,10 @@ pub(crate) struct RunCtx {
     pub fence: Fence,
     pub run_id: RunId,
     pub deadline: Timestamp,
-    pub access: crate::secret::Secret,
-    pub last_renew: Timestamp,
+    /// The access token in use; concurrent transfers share it (a refresh replaces it for all).
+    pub access: std::sync::Mutex<crate::secret::Secret>,
+    /// When the lease was last renewed; concurrent transfers share one heartbeat.
+    pub last_renew: std::sync::Mutex<Timestamp>,
     /// The connected folder's new (name, path), saved with the next checkpoint.
     pub conn_rename: Option<(String, String)>,
     pub caps: crate::ports::Capabilities,
@@ -255,8 +274,13 @@ pub(crate) struct RunCtx {
     pub folder_paths: std::collections::HashMap<String, String>,
     /// Failed items already tried this step (each is tried at most once per step).
     pub retried: std::collections::HashSet<String>,
-    /// Files in a row the sink failed (see `EngineConfig::max_sink_failures`).
-    pub sink_failures: u32,
+    /// Files in a row the sink failed (see `EngineConfig::max_sink_failures`). "In a row" is
+    /// in the order the transfers' outcomes become known: any file stored resets it.
+    pub sink_failures: std::sync::atomic::AtomicU32,
+    /// Files waiting to be transferred (`batch.rs`).
+    pub batch: batch::Batch,
+    /// How many transfers may run at once now (AIMD, `batch.rs`).
+    pub pace: batch::Pace,
     /// A page was applied and checkpointed this step.
     pub progressed: bool,
     /// Change pages read ahead by the mass-delete guard, each with the cursor it was read
@@ -408,15 +432,17 @@ impl Engine {
             fence,
             run_id,
             deadline,
-            access,
-            last_renew: now,
+            access: std::sync::Mutex::new(access),
+            last_renew: std::sync::Mutex::new(now),
             conn_rename: None,
             caps,
             scope_cache: Default::default(),
             parent_by_path: Default::default(),
             folder_paths: Default::default(),
             retried: Default::default(),
-            sink_failures: 0,
+            sink_failures: Default::default(),
+            batch: Default::default(),
+            pace: batch::Pace::new(self.config.transfer_concurrency),
             progressed: false,
             lookahead: Default::default(),
             renamed_below: Default::default(),
@@ -707,14 +733,20 @@ impl Engine {
         left.saturating_sub(self.config.deadline_margin)
     }
 
-    /// Keeps the lease alive during long runs (heartbeat at a quarter of its lifetime).
-    pub(crate) async fn heartbeat(&self, ctx: &mut RunCtx) -> Result<(), Stop> {
+    /// Keeps the lease alive during long runs (heartbeat at a quarter of its lifetime). With
+    /// transfers running at once, the first to find the heartbeat due renews; the others
+    /// see it done.
+    pub(crate) async fn heartbeat(&self, ctx: &RunCtx) -> Result<(), Stop> {
         let now = self.ports.clock.now();
         let quarter = chrono::Duration::from_std(self.config.lease_ttl / 4).unwrap_or_default();
-        if now - ctx.last_renew >= quarter {
-            self.ports.connections.renew_lease(&ctx.fence, now, self.config.lease_ttl).await?;
-            ctx.last_renew = now;
+        {
+            let mut last = batch::lock(&ctx.last_renew);
+            if now - *last < quarter {
+                return Ok(());
+            }
+            *last = now;
         }
+        self.ports.connections.renew_lease(&ctx.fence, now, self.config.lease_ttl).await?;
         Ok(())
     }
 

@@ -172,6 +172,8 @@ impl Engine {
     /// marked only after everything under it, so a crash at any point leaves no live item under
     /// a deleted folder, and the redelivered step (which finds `top` still live) finishes it.
     pub(crate) async fn delete_subtree(&self, ctx: &mut RunCtx, top: &Item) -> Result<(), Stop> {
+        // Files waiting to be transferred may be in the subtree: recorded first (`batch.rs`).
+        self.settle(ctx).await?;
         let mut stack: Vec<(Item, bool)> = vec![(top.clone(), false)];
         while let Some((item, expanded)) = stack.pop() {
             if item.is_folder() && !expanded {

@@ -1,12 +1,16 @@
 //! One file: provider download → asset sink, hashed while streaming, then the item record.
-//! Memory is bounded by the connector's chunk size: each chunk goes to the sink before the
-//! next is read.
+//! Memory is bounded per transfer by the connector's chunk size and the sink's own buffer
+//! (S3: up to three parts): each chunk goes to the sink before the next is read. Several
+//! files run at once (`batch.rs`), each through this path, sharing the step's context
+//! read-only (the access token, the heartbeat and the sink failure count are shared cells).
 //!
 //! Every way one file can go wrong ends as that item's outcome, never the run's: the provider
 //! refusing or losing it, bytes that do not match the provider's hash, the sink refusing the
 //! object, the store refusing the record, the invocation running out of time mid-transfer.
 //! Each has a stable reason code (`ProviderError::reason_code`, `sink_error`,
 //! `store_rejected`, `transfer_deadline`).
+
+use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -60,7 +64,7 @@ impl FileFailure {
 impl Engine {
     pub(crate) async fn import(
         &self,
-        ctx: &mut RunCtx,
+        ctx: &RunCtx,
         remote: &RemoteItem,
         at: &Placement,
         old: Option<&Item>,
@@ -86,7 +90,7 @@ impl Engine {
             };
             match outcome {
                 Ok(stored) => {
-                    ctx.sink_failures = 0;
+                    ctx.sink_failures.store(0, Ordering::Relaxed);
                     return self.record_imported(ctx, at, old, stored, listing).await;
                 }
                 Err(FileFailure::Provider(ProviderError::NotFound)) => {
@@ -112,8 +116,9 @@ impl Engine {
                     return Err(Stop::Deadline);
                 }
                 Err(FileFailure::Sink(e @ SinkError::Unavailable(_))) => {
-                    ctx.sink_failures += 1;
-                    if ctx.sink_failures >= self.config.max_sink_failures {
+                    // In a row = in the order outcomes become known (any file stored resets).
+                    let in_a_row = ctx.sink_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    if in_a_row >= self.config.max_sink_failures {
                         // Several files in a row: the sink is down, not this file.
                         return Err(Stop::Error(EngineError::Sink(e.to_string())));
                     }
@@ -145,7 +150,7 @@ impl Engine {
     /// left, so a stalled or slow transfer cannot carry the invocation past its deadline.
     async fn store(
         &self,
-        ctx: &mut RunCtx,
+        ctx: &RunCtx,
         mut d: Download,
         at: &Placement,
     ) -> Result<Result<Stored, FileFailure>, Stop> {

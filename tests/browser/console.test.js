@@ -143,12 +143,16 @@ step('1. connect a Dropbox folder: consent, picker (into a folder, back by bread
   await H.screenshot(page, 'picker');
 
   // Slow downloads, so the import is seen in progress.
-  await dropbox('inject', { endpoint: 'Download', fault: { latency_ms: 700 }, times: 9 });
+  await dropbox('inject', { endpoint: 'Download', fault: { latency_ms: 2500 }, times: 9 });
   await page.click('#picker-confirm');
   await page.locator('#picker').waitFor({ state: 'hidden' });
   const r = row(page, 'Brand Assets');
   await r.locator('.progress progress').waitFor();
-  assert.match(await r.locator('.progress').textContent(), /^Importing: \d+ files? done$/);
+  // Files done of files found so far: the run says how many wait for their transfer.
+  await r.locator('.progress', { hasText: /^Importing: \d+ of \d+ files?$/ }).waitFor();
+  const [, done, found] = (await r.locator('.progress').textContent()).match(/(\d+) of (\d+)/);
+  assert.ok(Number(done) < Number(found) && Number(found) <= 9, `${done} of ${found}`);
+  assert.equal(await r.locator('.progress progress').getAttribute('max'), found, 'a determinate bar');
   assert.equal(await r.locator('.col-last').textContent(), 'Importing…');
   await page.locator('#messages').getByText('Connected Brand Assets: the initial import has started.').waitFor();
   await H.screenshot(page, 'importing');

@@ -521,9 +521,8 @@ function updateRow(id, els) {
     const run = state.runs.get(id);
     const c = run ? run.counters : null;
     const done = c ? c.scanned : 0;
-    // The run's counters count files as they are done; how many the listing found so far is
-    // not in the API (a `found` counter would make this a determinate bar).
-    const found = c && typeof c.found === 'number' ? c.found : null;
+    // Files done of files found so far (the listing is read page by page, so `found` grows).
+    const found = c && typeof c.found === 'number' && c.found > 0 ? c.found : null;
     const bar = h('progress', { max: found || undefined, value: found ? done : undefined,
       'aria-label': `Sync progress of ${folder}` });
     const label = row.last_synced_at ? 'Syncing' : 'Importing';

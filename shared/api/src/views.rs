@@ -120,10 +120,19 @@ pub struct RunView {
     pub queued_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
-    pub counters: RunCounters,
+    pub counters: RunCountersView,
     pub error: Option<String>,
     /// This run retries every failed file whatever its backoff (`retry-failed`).
     pub retry_failed: bool,
+}
+
+/// A run's counters, and `found`: the files it has found so far (`scanned`, the files done,
+/// plus those waiting for their transfer right now), so progress reads "done of found".
+#[derive(Debug, Serialize)]
+pub struct RunCountersView {
+    #[serde(flatten)]
+    pub counters: RunCounters,
+    pub found: u64,
 }
 
 impl RunView {
@@ -136,7 +145,7 @@ impl RunView {
             queued_at: r.queued_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
-            counters: r.counters,
+            counters: RunCountersView { counters: r.counters, found: r.counters.scanned + r.transferring },
             error: r.error.clone(),
             retry_failed: r.retry_failed,
         }

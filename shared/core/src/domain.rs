@@ -439,6 +439,15 @@ pub struct SyncRun {
     /// Retry every failed file now, whatever its backoff says (`retry-failed`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retry_failed: bool,
+    /// Files listed and waiting for their transfer right now (set when a batch starts, 0 when
+    /// it is done or the run ends): `counters.scanned + transferring` is how many files the run
+    /// has found so far, which the console shows as "done of found".
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub transferring: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 impl SyncRun {
@@ -458,6 +467,7 @@ impl SyncRun {
             error: None,
             failure_streak: 0,
             retry_failed: false,
+            transferring: 0,
         }
     }
 }

@@ -54,25 +54,36 @@ impl Default for TokenPolicy {
 pub struct Tokens {
     ports: Ports,
     policy: TokenPolicy,
-    /// The token sets this process last read or wrote, per grant: a usable one is handed out
-    /// without a vault read (one Secrets Manager call per grant per token lifetime, not per
-    /// run). A token the provider rejects is dropped and read again.
-    cache: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<crate::ids::GrantId, crate::domain::TokenSet>>,
-    >,
+    /// With [`Tokens::remembering`]: the token sets this process last read or wrote, per
+    /// grant. A usable one is handed out without a vault read (one Secrets Manager call per
+    /// grant per token lifetime, not per run); a token the provider rejects is dropped and read
+    /// again. Only for callers that pass a rejected token back (the sync engine does, on 401):
+    /// a reconnect elsewhere replaces the vault's tokens without telling this process.
+    cache: Option<TokenCache>,
 }
 
+type TokenCache =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<crate::ids::GrantId, crate::domain::TokenSet>>>;
+
 impl Tokens {
+    /// Reads the vault on every call (the API: it must see a reconnect at once).
     pub fn new(ports: Ports, policy: TokenPolicy) -> Self {
-        Self { ports, policy, cache: Default::default() }
+        Self { ports, policy, cache: None }
+    }
+
+    /// Remembers each grant's usable token set (the sync engine).
+    pub fn remembering(ports: Ports, policy: TokenPolicy) -> Self {
+        Self { ports, policy, cache: Some(Default::default()) }
     }
 
     fn cached(&self, grant: &Grant) -> Option<crate::domain::TokenSet> {
-        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&grant.id).cloned()
+        let cache = self.cache.as_ref()?;
+        cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&grant.id).cloned()
     }
 
     fn remember(&self, grant: &Grant, tokens: Option<&crate::domain::TokenSet>) {
-        let mut c = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(cache) = &self.cache else { return };
+        let mut c = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match tokens {
             Some(t) => c.insert(grant.id.clone(), t.clone()),
             None => c.remove(&grant.id),

@@ -35,7 +35,7 @@ use futures::stream::FuturesUnordered;
 use super::apply::Placement;
 use super::{Engine, RunCtx, Stop};
 use crate::domain::Item;
-use crate::ports::RemoteItem;
+use crate::ports::{RemoteItem, RunPatch};
 
 /// A file whose bytes must be fetched, as the sequential logic decided it.
 pub(crate) struct Deferred {
@@ -187,12 +187,24 @@ impl Engine {
     ///   at once, dropping the running transfers unfinished. Nothing is checkpointed; an
     ///   upload dropped before its commit publishes nothing (the sink contract), and the files
     ///   not recorded are listed again.
+    ///
+    /// While it runs, the run record says how many files wait for their transfer (one write
+    /// before, one after: "done of found" in the console), so a step that transfers nothing
+    /// writes nothing for it.
     pub(crate) async fn settle(&self, ctx: &mut RunCtx) -> Result<(), Stop> {
         if ctx.batch.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut ctx.batch);
-        self.transfer_all(ctx, batch.files).await
+        self.mark_transferring(ctx, batch.files.len()).await?;
+        self.transfer_all(ctx, batch.files).await?;
+        self.mark_transferring(ctx, 0).await
+    }
+
+    async fn mark_transferring(&self, ctx: &RunCtx, files: usize) -> Result<(), Stop> {
+        let patch = RunPatch { transferring: Some(files as u64), ..Default::default() };
+        self.ports.runs.update(&ctx.fence.conn, &ctx.run_id, &patch, Some(&ctx.fence)).await?;
+        Ok(())
     }
 
     async fn transfer_all(&self, ctx: &RunCtx, files: Vec<Deferred>) -> Result<(), Stop> {

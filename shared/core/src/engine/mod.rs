@@ -308,7 +308,7 @@ impl Engine {
     }
 
     pub fn with_hooks(ports: Ports, config: EngineConfig, hooks: Arc<dyn Hooks>) -> Self {
-        let tokens = Tokens::new(ports.clone(), config.tokens.clone());
+        let tokens = Tokens::remembering(ports.clone(), config.tokens.clone());
         Self { ports, tokens, config, hooks }
     }
 
@@ -491,6 +491,7 @@ impl Engine {
             status: Some(status),
             finished_at: Some(now),
             error,
+            transferring: Some(0),
             ..Default::default()
         };
         let continuation = Job {
@@ -671,6 +672,7 @@ impl Engine {
                 finished_at: Some(now),
                 error: Some(text.clone()),
                 failure_streak: Some(streak),
+                transferring: Some(0),
                 ..Default::default()
             };
             match self.ports.runs.update(key, run_id, &patch, Some(fence)).await {

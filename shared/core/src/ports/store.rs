@@ -257,6 +257,8 @@ pub struct RunPatch {
     pub add_invocation: bool,
     pub failure_streak: Option<u32>,
     pub retry_failed: Option<bool>,
+    /// [`SyncRun::transferring`].
+    pub transferring: Option<u64>,
 }
 
 impl RunPatch {
@@ -281,6 +283,9 @@ impl RunPatch {
         }
         if let Some(v) = self.retry_failed {
             run.retry_failed = v;
+        }
+        if let Some(n) = self.transferring {
+            run.transferring = n;
         }
     }
 }

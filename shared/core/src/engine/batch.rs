@@ -100,10 +100,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A lower limit never cancels a running transfer: it stops new ones from starting until
 /// fewer than the limit are running. The controller lives for one step; each step starts at
 /// the maximum.
+///
+/// - **Hold.** A `Retry-After` on a request or grant 429 holds every request of the step, not
+///   only the one refused, until it has elapsed: the provider asked this client to wait.
 #[derive(Debug)]
 pub(crate) struct Pace {
     max: usize,
     state: Mutex<PaceState>,
+    hold_until: Mutex<Option<crate::domain::Timestamp>>,
 }
 
 #[derive(Debug)]
@@ -118,7 +122,24 @@ struct PaceState {
 impl Pace {
     pub fn new(max: usize) -> Self {
         let max = max.max(1);
-        Self { max, state: Mutex::new(PaceState { limit: max, streak: 0, epoch: 0 }) }
+        Self {
+            max,
+            state: Mutex::new(PaceState { limit: max, streak: 0, epoch: 0 }),
+            hold_until: Mutex::new(None),
+        }
+    }
+
+    /// No request of the step before `until` (the latest hold wins).
+    pub fn hold(&self, until: crate::domain::Timestamp) {
+        let mut h = lock(&self.hold_until);
+        if h.is_none_or(|t| t < until) {
+            *h = Some(until);
+        }
+    }
+
+    /// How long a request must still wait at `now`.
+    pub fn held_for(&self, now: crate::domain::Timestamp) -> std::time::Duration {
+        lock(&self.hold_until).and_then(|t| (t - now).to_std().ok()).unwrap_or_default()
     }
 
     pub fn limit(&self) -> usize {

@@ -60,6 +60,16 @@ impl Engine {
             if left.is_zero() {
                 return Err(Stop::Deadline);
             }
+            // Another request of this step was told to wait (`Retry-After`): so is this one.
+            let held = ctx.pace.held_for(self.ports.clock.now());
+            if !held.is_zero() {
+                if held > left {
+                    return Err(Stop::Wait(held));
+                }
+                self.ports.clock.sleep(held).await;
+                attempt -= 1; // waiting for another request's hold is not an attempt
+                continue;
+            }
             let access = super::batch::lock(&ctx.access).clone();
             let sent_in = ctx.pace.epoch();
             let error = match tokio::time::timeout(left, request(access.clone())).await {
@@ -112,6 +122,13 @@ impl Engine {
             }
             if wait > self.time_left(ctx) {
                 return Err(Stop::Wait(wait));
+            }
+            if let ProviderError::RateLimited {
+                retry_after: Some(_),
+                scope: RateScope::Request | RateScope::Grant,
+            } = &error
+            {
+                ctx.pace.hold(self.ports.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default());
             }
             tracing::debug!(wait_ms = wait.as_millis() as u64, attempt, error = %error, "provider request will be retried");
             self.ports.clock.sleep(wait).await;

@@ -120,7 +120,7 @@ async fn world(provider: Arc<Scripted>) -> (Ports, Grant) {
         clock: Arc::new(ManualClock::default()),
         providers: BTreeMap::from([(ProviderKind::Dropbox, provider as Arc<dyn Provider>)]),
     };
-    let client = ClientId::parse("acme").unwrap();
+    let client = ClientId::parse("acme").expect("test setup");
     let grant = Grant {
         client_id: client.clone(),
         id: GrantId::generate(),
@@ -129,14 +129,14 @@ async fn world(provider: Arc<Scripted>) -> (Ports, Grant) {
         account_name: "A".into(),
         account_email: None,
         secret_ref: "acme/g".into(),
-        created_by: UserId::parse("ana").unwrap(),
+        created_by: UserId::parse("ana").expect("test setup"),
         created_at: ports.clock.now(),
         status: GrantStatus::Active,
         attached: true,
     };
-    GrantStore::create(store.as_ref(), &grant).await.unwrap();
+    GrantStore::create(store.as_ref(), &grant).await.expect("test setup");
     let tokens = TokenSet { access_token: Secret::new("a"), refresh_token: None, expires_at: None };
-    vault.put("acme/g", &tokens, None).await.unwrap();
+    vault.put("acme/g", &tokens, None).await.expect("test setup");
     (ports, grant)
 }
 
@@ -145,20 +145,20 @@ async fn connection(ports: &Ports, grant: &Grant, folder: &str) -> Connection {
     let mut conn = testkit::sample_connection(&grant.client_id, folder);
     conn.grant_id = grant.id.clone();
     conn.next_due_at = None;
-    ports.connections.create(&conn).await.unwrap();
+    ports.connections.create(&conn).await.expect("test setup");
     conn
 }
 
 fn job(c: &ConnectionId) -> String {
     serde_json::to_string(&Job {
-        client_id: ClientId::parse("acme").unwrap(),
+        client_id: ClientId::parse("acme").expect("test setup"),
         connection_id: c.clone(),
         trigger: Trigger::Manual,
         run_id: None,
         requested_by: None,
         continuation: false,
     })
-    .unwrap()
+    .expect("test setup")
 }
 
 #[tokio::test]
@@ -176,9 +176,9 @@ async fn a_bad_message_never_fails_the_batch() {
     let resp: Value = worker.handle(event, deadline).await.expect("the batch itself never fails");
     let failed: Vec<&str> = resp["batchItemFailures"]
         .as_array()
-        .unwrap()
+        .expect("test setup")
         .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .map(|f| f["itemIdentifier"].as_str().expect("test setup"))
         .collect();
     assert_eq!(failed, ["panics"], "only the panicking message is redelivered; never an empty id");
     // An unrecognised event is an error, not a silent success.
@@ -203,7 +203,7 @@ async fn the_messages_of_a_batch_run_at_once() {
     let Scripted::Slow { peak, .. } = slow.as_ref() else { unreachable!() };
     assert_eq!(peak.load(Ordering::SeqCst), 3, "the three messages' first calls overlap");
     // Each ran to its end: the folder is gone, said on each connection.
-    for c in ports.connections.list(&grant.client_id, None).await.unwrap() {
+    for c in ports.connections.list(&grant.client_id, None).await.expect("test setup") {
         assert_eq!(c.status, ConnectionStatus::FolderUnavailable, "{:?}", c.id);
     }
 }

@@ -209,17 +209,24 @@ impl Engine {
     ///   upload dropped before its commit publishes nothing (the sink contract), and the files
     ///   not recorded are listed again.
     ///
-    /// While it runs, the run record says how many files wait for their transfer (one write
-    /// before, one after: "done of found" in the console), so a step that transfers nothing
-    /// writes nothing for it.
+    /// While a batch of several files runs, the run record says how many wait for their
+    /// transfer (one write before, one after: "done of found" in the console). A batch of one —
+    /// what a barrier between alternating changes leaves — writes nothing for it, so the extra
+    /// writes never outnumber the files.
     pub(crate) async fn settle(&self, ctx: &mut RunCtx) -> Result<(), Stop> {
         if ctx.batch.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut ctx.batch);
-        self.mark_transferring(ctx, batch.files.len()).await?;
+        let marked = batch.files.len() > 1;
+        if marked {
+            self.mark_transferring(ctx, batch.files.len()).await?;
+        }
         self.transfer_all(ctx, batch.files).await?;
-        self.mark_transferring(ctx, 0).await
+        if marked {
+            self.mark_transferring(ctx, 0).await?;
+        }
+        Ok(())
     }
 
     async fn mark_transferring(&self, ctx: &RunCtx, files: usize) -> Result<(), Stop> {

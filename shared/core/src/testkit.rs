@@ -220,7 +220,11 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     store.update(&due.key(), &ConnectionPatch::default()).await.expect("update");
     assert_eq!(store.get(&due.key()).await.expect("get").expect("there").next_due_at, Some(next));
     // Many due connections page through, each listed once.
-    let many: Vec<Connection> = (0..20).map(|i| sample_connection(&c2, &format!("id:many-{i}"))).collect();
+    // Due at `expected`, before `tick`, however long creating them takes (their own creation
+    // second may be after `tick` on a slow store).
+    let due_at_expected =
+        |folder: &str| Connection { next_due_at: Some(expected), ..sample_connection(&c2, folder) };
+    let many: Vec<Connection> = (0..20).map(|i| due_at_expected(&format!("id:many-{i}"))).collect();
     for c in &many {
         store.create(c).await.expect("create");
     }
@@ -232,9 +236,9 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     assert!(!listed.contains(&due.key()));
 
     // An `error` connection stays due (the next tick retries it); `needs_review` waits.
-    let mut failing = sample_connection(&c2, "id:error");
+    let mut failing = due_at_expected("id:error");
     failing.status = ConnectionStatus::Error;
-    let review = sample_connection(&c2, "id:review");
+    let review = due_at_expected("id:review");
     store.create(&failing).await.expect("create");
     store.create(&review).await.expect("create");
     store

@@ -179,7 +179,7 @@ async fn aws_for(kind: ProviderKind, manual_clock: bool, visibility_secs: i32) -
         ports.clock = c.clone();
     }
     let app = extconn_lambda::http_app(&env, ports.clone(), &sdk).await.unwrap();
-    let worker = Worker::new(ports.clone(), emulator_config());
+    let worker = Worker::new(ports.clone(), EngineConfig::default());
     let dbx = sandbox.dropbox();
     Aws {
         sandbox,
@@ -215,16 +215,6 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .attributes
         .unwrap()[&a]
         .clone()
-}
-
-/// The worker's engine settings on the emulator: one transfer at a time. The emulator (moto's
-/// server, one thread per request) does not isolate concurrent TransactWriteItems: here they
-/// failed with 500s and once lost a counter `ADD` (6 files imported, the connection counting
-/// 5), which DynamoDB's serializable transactions do not do. Concurrent transfers are tested
-/// on the memory store (tests/tests/concurrency.rs, model.rs, crashes.rs), whose writes are
-/// atomic.
-fn emulator_config() -> EngineConfig {
-    EngineConfig { transfer_concurrency: 1, ..EngineConfig::default() }
 }
 
 /// An API Gateway HTTP API (payload v2) event, as the JWT authorizer passes it on (claims
@@ -614,7 +604,7 @@ async fn aws_duplicate_delivery_and_racing_workers_import_once() {
     let m = &out.messages()[0];
     let event =
         json!({"Records": [{"messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs"}]});
-    let other = Worker::new(a.ports.clone(), emulator_config());
+    let other = Worker::new(a.ports.clone(), EngineConfig::default());
     let deadline = chrono::Utc::now() + chrono::Duration::minutes(5);
     let (r1, r2) = tokio::join!(a.worker.handle(event.clone(), deadline), other.handle(event, deadline));
     assert_eq!(r1.unwrap()["batchItemFailures"], json!([]));
@@ -649,14 +639,14 @@ async fn aws_a_worker_killed_mid_file_loses_and_duplicates_nothing() {
     }
     let dying = extconn_core::engine::Engine::with_hooks(
         a.ports.clone(),
-        emulator_config(),
+        EngineConfig::default(),
         Arc::new(KillMidFile(Default::default())),
     );
     let clock = a.clock.clone().unwrap();
     assert!(dying.run_job(&job, clock.now() + chrono::Duration::minutes(5)).await.is_err());
     // SQS redelivers after the visibility timeout; the lease expired meanwhile.
     clock.advance(Duration::from_secs(121));
-    let fresh = Worker::new(a.ports.clone(), emulator_config());
+    let fresh = Worker::new(a.ports.clone(), EngineConfig::default());
     let event = json!({"Records": [{"messageId": "again", "body": out.messages()[0].body(), "eventSource": "aws:sqs"}]});
     let resp = fresh.handle(event, clock.now() + chrono::Duration::minutes(5)).await.unwrap();
     assert_eq!(resp["batchItemFailures"], json!([]));
@@ -1050,7 +1040,7 @@ async fn aws_sharepoint_connection_and_one_rotating_refresh_for_twenty_workers()
     let runs = messages.iter().map(|m| {
         let event =
             json!({"Records": [{"messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs"}]});
-        let worker = Worker::new(a.ports.clone(), emulator_config());
+        let worker = Worker::new(a.ports.clone(), EngineConfig::default());
         async move { worker.handle(event, deadline).await }
     });
     for r in futures::future::join_all(runs).await {

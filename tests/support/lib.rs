@@ -195,6 +195,7 @@ impl World {
             created_at: engine_clock.now(),
             status: GrantStatus::Active,
             attached: true,
+            paused_until: None,
         };
         GrantStore::create(store.as_ref(), &grant).await.expect("grant");
         let tokens = TokenSet {

@@ -368,6 +368,80 @@ async fn download_quota_backs_off_the_file_and_quota_exceeded_the_grant() {
     b.synced("quota back").await;
 }
 
+/// Drive's `quotaExceeded` throttles the whole account. The run that meets it records a pause
+/// on the grant, and another connection of the same account — as if in another worker — waits
+/// it out without sending Drive a single request, then both finish as usual.
+#[tokio::test]
+async fn a_grant_wide_rate_limit_pauses_every_connection_of_the_account() {
+    use extconn_core::engine::{Engine, EngineConfig, JobOutcome};
+    use extconn_core::ports::{Clock, ConnectionStore, GrantStore};
+    use extconn_core::{Job, Trigger};
+    let (b, gd) = bench().await;
+    let other_folder = b.add_folder(&b.outside, "Other");
+    let other = b
+        .mem
+        .connect_at(&b.grant, FolderLocator { folder_id: other_folder.clone(), drive_id: None }, "Other")
+        .await;
+    b.synced("initial").await;
+    assert_eq!(b.mem.sync(&b.ports, &other).await, RunStatus::Succeeded);
+
+    let hot = b.add_file(&b.folder, "hot.jpg", "throttled");
+    let waiting = b.add_file(&other_folder, "waiting.jpg", "waits for the account");
+    gd.set_file_error_retry_after(&hot, 403, "quotaExceeded", 3600);
+    let engine = Engine::new(b.ports.clone(), EngineConfig::default());
+    let job = |conn: &extconn_core::ConnKey| Job {
+        client_id: conn.client_id.clone(),
+        connection_id: conn.connection_id.clone(),
+        trigger: Trigger::Schedule,
+        run_id: None,
+        requested_by: None,
+        continuation: false,
+    };
+    let deadline = || b.mem.clock.now() + chrono::Duration::minutes(15);
+    let hour = std::time::Duration::from_secs(3600);
+    let start = b.mem.clock.now();
+    match engine.run_job(&job(&b.conn), deadline()).await.expect("step") {
+        JobOutcome::Continued { delay, .. } => {
+            assert_eq!(delay, hour, "the hour is waited as a delayed continuation")
+        }
+        other => panic!("{other:?}"),
+    }
+    let paused =
+        GrantStore::get(b.ports.grants.as_ref(), &b.grant.client_id, &b.grant.id).await.expect("get");
+    assert_eq!(
+        paused.and_then(|g| g.paused_until),
+        Some(start + chrono::Duration::hours(1)),
+        "the grant is paused"
+    );
+
+    // The other connection's run, a minute later: no Drive request, it waits the rest.
+    b.mem.clock.advance(std::time::Duration::from_secs(60));
+    gd.reset_counters();
+    match engine.run_job(&job(&other), deadline()).await.expect("step") {
+        JobOutcome::Continued { delay, .. } => assert_eq!(delay, hour - std::time::Duration::from_secs(60)),
+        other => panic!("the other connection did not wait: {other:?}"),
+    }
+    assert_eq!(gd.call_log().len(), 0, "not one request while the account is paused: {:?}", gd.call_log());
+    let o =
+        ConnectionStore::get(b.ports.connections.as_ref(), &other).await.expect("get").expect("connection");
+    assert_eq!(o.not_before, Some(start + chrono::Duration::hours(1)));
+
+    // The hour over: the queued continuations finish both runs.
+    gd.clear_file_error(&hot);
+    b.mem.clock.advance(hour);
+    let queued = b.mem.queue.drain();
+    assert_eq!(queued.len(), 2, "one delayed continuation per connection");
+    for (j, _) in queued {
+        match engine.run_job(&j, deadline()).await.expect("step") {
+            JobOutcome::Finished { status, .. } => assert_eq!(status, RunStatus::Succeeded),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(b.items()[&hot].state, ItemState::Imported);
+    let other_items = b.mem.store.all_items(&other);
+    assert!(other_items.iter().any(|i| i.provider_id == waiting && i.state == ItemState::Imported));
+}
+
 #[tokio::test]
 async fn the_initial_import_takes_the_start_token_before_listing() {
     let (b, gd) = bench().await;

@@ -133,6 +133,7 @@ async fn world(provider: Arc<Scripted>) -> (Ports, Grant) {
         created_at: ports.clock.now(),
         status: GrantStatus::Active,
         attached: true,
+        paused_until: None,
     };
     GrantStore::create(store.as_ref(), &grant).await.expect("test setup");
     let tokens = TokenSet { access_token: Secret::new("a"), refresh_token: None, expires_at: None };

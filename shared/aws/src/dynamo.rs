@@ -1218,7 +1218,14 @@ impl GrantStore for DynamoStore {
     }
 
     async fn get(&self, client: &ClientId, id: &GrantId) -> Result<Option<Grant>, StoreError> {
-        self.get_raw(conn_pk(client), format!("GRANT#{id}")).await?.map(|a| parse(&a)).transpose()
+        let Some(a) = self.get_raw(conn_pk(client), format!("GRANT#{id}")).await? else { return Ok(None) };
+        let mut g: Grant = parse(&a)?;
+        // The pause is its own attribute (written by `pause` alone, never by `update`'s doc).
+        g.paused_until = a
+            .contains_key("paused_ms")
+            .then(|| chrono::DateTime::from_timestamp_millis(num(&a, "paused_ms")))
+            .flatten();
+        Ok(Some(g))
     }
 
     async fn find_by_account(
@@ -1256,6 +1263,24 @@ impl GrantStore for DynamoStore {
             None => req.update_expression("SET doc = :doc, #st = :st, attached = :at REMOVE gsi5pk, gsi5sk"),
         };
         conditional(req.send().await, Err(StoreError::NotFound))
+    }
+
+    async fn pause(&self, client: &ClientId, id: &GrantId, until: Timestamp) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(client)))
+            .key("sk", s(format!("GRANT#{id}")))
+            .update_expression("SET paused_ms = :u")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(paused_ms) OR paused_ms < :u)",
+            )
+            .expression_attribute_values(":u", n(ms(until)))
+            .send()
+            .await;
+        // A refused condition: already paused as long or longer, or the grant is gone.
+        conditional(r, Ok(()))
     }
 
     async fn delete(&self, client: &ClientId, id: &GrantId) -> Result<(), StoreError> {

@@ -100,6 +100,11 @@ pub struct Grant {
     pub status: GrantStatus,
     /// True once a connection uses it; an unattached grant is usable only by `created_by`.
     pub attached: bool,
+    /// The provider rate-limited the whole account until then (a grant-wide limit, e.g. Drive's
+    /// `quotaExceeded`): every connection on the grant waits, in every worker. Written only by
+    /// [`crate::ports::GrantStore::pause`], which never moves it earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -183,6 +183,7 @@ impl OAuthFlow {
             created_at: self.ports.clock.now(),
             status: GrantStatus::Active,
             attached: false,
+            paused_until: None,
         };
         self.ports.vault.put(&grant.secret_ref, &tokens, None).await?;
         match self.ports.grants.create(&grant).await {

@@ -524,6 +524,7 @@ pub async fn grant_store(store: Arc<dyn GrantStore>) {
         created_at: now(),
         status: GrantStatus::Active,
         attached: false,
+        paused_until: None,
     };
     store.create(&g).await.expect("create");
     let mut twin = g.clone();
@@ -544,7 +545,31 @@ pub async fn grant_store(store: Arc<dyn GrantStore>) {
     let mut changed = g.clone();
     changed.status = GrantStatus::ReauthRequired;
     store.update(&changed).await.expect("update");
-    assert_eq!(store.get(&c, &g.id).await.expect("get"), Some(changed));
+    assert_eq!(store.get(&c, &g.id).await.expect("get"), Some(changed.clone()));
+
+    // The pause: only ever later, kept by `update`, no error for a missing grant.
+    let until = now() + chrono::Duration::minutes(5);
+    store.pause(&c, &g.id, until).await.expect("pause");
+    let paused = |g: Option<Grant>| g.expect("grant").paused_until.map(|t| t.timestamp_millis());
+    assert_eq!(paused(store.get(&c, &g.id).await.expect("get")), Some(until.timestamp_millis()));
+    store.pause(&c, &g.id, until - chrono::Duration::minutes(1)).await.expect("pause");
+    assert_eq!(
+        paused(store.get(&c, &g.id).await.expect("get")),
+        Some(until.timestamp_millis()),
+        "a shorter pause does not shorten a longer one"
+    );
+    store.update(&changed).await.expect("update");
+    assert_eq!(
+        paused(store.get(&c, &g.id).await.expect("get")),
+        Some(until.timestamp_millis()),
+        "a record update (a token refresh) keeps the pause"
+    );
+    let later = until + chrono::Duration::minutes(5);
+    store.pause(&c, &g.id, later).await.expect("pause");
+    assert_eq!(paused(store.get(&c, &g.id).await.expect("get")), Some(later.timestamp_millis()));
+    let missing = GrantId::generate();
+    store.pause(&c, &missing, later).await.expect("a missing grant is no error");
+    assert_eq!(store.get(&c, &missing).await.expect("get"), None, "and pausing it creates nothing");
 
     let t = now();
     let racers = (0..16).map(|i| {
@@ -822,6 +847,7 @@ impl MemoryBench {
             created_at: self.clock.now(),
             status: GrantStatus::Active,
             attached: true,
+            paused_until: None,
         };
         GrantStore::create(self.store.as_ref(), &grant).await.expect("grant");
         self.vault.put(&grant.secret_ref, tokens, None).await.expect("vault");

@@ -103,9 +103,11 @@ impl Engine {
                 }
                 // One file throttled: that file waits for a later run; the others go on.
                 ProviderError::RateLimited { scope: RateScope::File, .. } => return Ok(Err(error)),
-                // The whole grant throttled: the run waits (a continuation when it is long).
+                // The whole grant throttled: the run waits (a continuation when it is long), and
+                // so does every other run on the grant, in any worker (`GrantStore::pause`).
                 ProviderError::RateLimited { scope: RateScope::Grant, retry_after } => {
                     let wait = retry_after.unwrap_or_else(|| self.config.backoff.delay(attempt));
+                    self.pause_grant(ctx, wait).await;
                     if wait > self.time_left(ctx) {
                         return Err(Stop::Wait(wait));
                     }
@@ -123,16 +125,39 @@ impl Engine {
             if wait > self.time_left(ctx) {
                 return Err(Stop::Wait(wait));
             }
-            if let ProviderError::RateLimited {
-                retry_after: Some(_),
-                scope: RateScope::Request | RateScope::Grant,
-            } = &error
-            {
+            if matches!(
+                error,
+                ProviderError::RateLimited { retry_after: Some(_), scope: RateScope::Request }
+                    | ProviderError::RateLimited { scope: RateScope::Grant, .. }
+            ) {
                 ctx.pace.hold(self.ports.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default());
             }
             tracing::debug!(wait_ms = wait.as_millis() as u64, attempt, error = %error, "provider request will be retried");
             self.ports.clock.sleep(wait).await;
             self.heartbeat(ctx).await?;
+        }
+    }
+}
+
+impl Engine {
+    /// Records a grant-wide rate limit of `wait` from now in the store, so that the grant's
+    /// other connections (other workers) wait too. One conditional write, skipped when this
+    /// step already holds at least that long (concurrent transfers all refused at once write
+    /// once). A failed write is logged, not fatal: this run waits either way.
+    async fn pause_grant(&self, ctx: &RunCtx, wait: Duration) {
+        let now = self.ports.clock.now();
+        if ctx.pace.held_for(now) >= wait {
+            return;
+        }
+        let until = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        ctx.pace.hold(until);
+        match self.ports.grants.pause(&ctx.grant.client_id, &ctx.grant.id, until).await {
+            Ok(()) => {
+                tracing::info!(grant = %ctx.grant.id, wait_s = wait.as_secs(), "provider account rate limited: its connections pause")
+            }
+            Err(e) => {
+                tracing::warn!(grant = %ctx.grant.id, error = %e, "could not record the account's rate limit; other workers will meet it themselves")
+            }
         }
     }
 }

@@ -447,6 +447,12 @@ impl Engine {
             lookahead: Default::default(),
             renamed_below: Default::default(),
         };
+        // Another run (in any worker) was told that the whole provider account is rate
+        // limited: this one waits it out too, before its first request — in this invocation
+        // when it fits, else as a delayed continuation (see `call`).
+        if let Some(until) = ctx.grant.paused_until {
+            ctx.pace.hold(until);
+        }
         self.retry_failed(&mut ctx, run.retry_failed).await?;
         self.list_and_apply(&mut ctx).await?;
         if !run.retry_failed {

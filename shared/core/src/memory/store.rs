@@ -428,7 +428,14 @@ impl GrantStore for MemoryStore {
     async fn update(&self, g: &Grant) -> Result<(), StoreError> {
         let mut st = self.lock();
         let (rec, _) = st.grants.get_mut(&(g.client_id.clone(), g.id.clone())).ok_or(StoreError::NotFound)?;
-        *rec = g.clone();
+        *rec = Grant { paused_until: rec.paused_until, ..g.clone() };
+        Ok(())
+    }
+
+    async fn pause(&self, client: &ClientId, id: &GrantId, until: Timestamp) -> Result<(), StoreError> {
+        if let Some((g, _)) = self.lock().grants.get_mut(&(client.clone(), id.clone())) {
+            g.paused_until = g.paused_until.max(Some(until));
+        }
         Ok(())
     }
 

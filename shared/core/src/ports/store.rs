@@ -355,8 +355,12 @@ pub trait GrantStore: Send + Sync {
         provider: ProviderKind,
         account_id: &str,
     ) -> Result<Option<Grant>, StoreError>;
-    /// Replaces the record (refresh lock untouched). NotFound when absent.
+    /// Replaces the record (refresh lock and pause untouched). NotFound when absent.
     async fn update(&self, g: &Grant) -> Result<(), StoreError>;
+    /// Pauses the grant's provider account until `until`, across workers: `paused_until`
+    /// becomes the later of its value and `until`, in one conditional write. A missing grant
+    /// (deleted meanwhile) is no error.
+    async fn pause(&self, client: &ClientId, id: &GrantId, until: Timestamp) -> Result<(), StoreError>;
     async fn delete(&self, client: &ClientId, id: &GrantId) -> Result<(), StoreError>;
     /// Grants to retire, across clients: status `revoking`, or never attached to a connection
     /// and created before `unattached_before`.

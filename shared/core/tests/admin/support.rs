@@ -322,6 +322,9 @@ impl GrantStore for HookedGrants {
     async fn update(&self, g: &Grant) -> Result<(), StoreError> {
         GrantStore::update(self.inner.as_ref(), g).await
     }
+    async fn pause(&self, client: &ClientId, id: &GrantId, until: Timestamp) -> Result<(), StoreError> {
+        self.inner.pause(client, id, until).await
+    }
     async fn delete(&self, client: &ClientId, id: &GrantId) -> Result<(), StoreError> {
         GrantStore::delete(self.inner.as_ref(), client, id).await
     }

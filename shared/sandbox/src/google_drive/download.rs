@@ -41,7 +41,11 @@ fn file_error(e: &FileError) -> Response {
         "quotaExceeded" => "The user has exceeded their Drive storage quota",
         _ => "Injected per-file error.",
     };
-    wire::error(e.status, domain, &e.reason, msg)
+    let mut r = wire::error(e.status, domain, &e.reason, msg);
+    if let Some(secs) = e.retry_after_secs {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
 }
 
 /// `GET /drive/v3/files/{id}`: metadata, or with `alt=media` the content.

@@ -244,6 +244,8 @@ impl GoogleDriveUrls {
 pub(crate) struct FileError {
     pub(crate) status: u16,
     pub(crate) reason: String,
+    /// A `Retry-After` header (seconds) on the answer, when set.
+    pub(crate) retry_after_secs: Option<u64>,
 }
 
 /// Drive's mutable state (one mutex, never held across an `.await`).

@@ -358,10 +358,15 @@ impl GoogleDriveControl {
     /// `insufficientFilePermissions`, `domainPolicy`, `downloadQuotaExceeded`) until
     /// cleared with [`GoogleDriveControl::clear_file_error`].
     pub fn set_file_error(&self, id: &str, status: u16, reason: &str) {
-        self.state
-            .lock()
-            .file_errors
-            .insert(id.to_string(), FileError { status, reason: reason.to_string() });
+        let e = FileError { status, reason: reason.to_string(), retry_after_secs: None };
+        self.state.lock().file_errors.insert(id.to_string(), e);
+    }
+
+    /// [`GoogleDriveControl::set_file_error`] with a `Retry-After: secs` header on the answer
+    /// (Drive does not document one on its 403s; the connector honours it where present).
+    pub fn set_file_error_retry_after(&self, id: &str, status: u16, reason: &str, secs: u64) {
+        let e = FileError { status, reason: reason.to_string(), retry_after_secs: Some(secs) };
+        self.state.lock().file_errors.insert(id.to_string(), e);
     }
 
     /// Drops a per-file error.

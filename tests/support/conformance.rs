@@ -175,6 +175,7 @@ impl Bench {
             run_id: None,
             requested_by: None,
             continuation: false,
+            purge: false,
         };
         let config = extconn_core::engine::EngineConfig {
             transfer_concurrency: self.transfer_concurrency,

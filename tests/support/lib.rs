@@ -284,6 +284,7 @@ impl World {
             run_id: None,
             requested_by: None,
             continuation: false,
+            purge: false,
         }
     }
 

@@ -422,6 +422,10 @@ def function_permissions(t: Template) -> None:
     for a in ("s3:putobject", "s3:getobject", "s3:abortmultipartupload", "s3:listmultipartuploadparts"):
         assert granted(WORKER, a, "AssetsBucket.Arn}/*"), f"{WORKER}: {a} on the bucket's objects"
     assert granted(WORKER, "events:putevents", '"AssetEventBus"'), f"{WORKER}: events:PutEvents on the bus"
+    # Only the worker deletes in batches (a deleted connection's purge job).
+    for fn in FUNCTIONS:
+        assert granted(fn, "dynamodb:batchwriteitem", '"Table"') == (fn == WORKER), f"{fn}: dynamodb:BatchWriteItem"
+
     for fn in (API, CALLBACK, WORKER):
         assert granted(fn, "secretsmanager:getsecretvalue", ":secret:${SecretPrefix}*"), f"{fn}: grant secrets"
         assert granted(fn, "secretsmanager:getsecretvalue", '"PageTokenSecret"') == (fn != WORKER), (

@@ -76,6 +76,22 @@ async fn refresh_toggle_history_and_delete() {
     );
     assert_eq!(a.call(Method::GET, &url(""), Some(&a.admin), None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(a.w.objects().len(), 2, "imported assets stay");
+    // Its item and run records go in the background: the delete queued a purge job.
+    let items_left = a.w.items().len();
+    let runs_left = RunStore::list(a.w.store.as_ref(), &a.w.conn, None, 10).await.unwrap().len();
+    assert!(
+        items_left >= 2 && runs_left == 2,
+        "the delete itself is one small write: {items_left}, {runs_left}"
+    );
+    let jobs = a.w.queue.drain();
+    assert_eq!(jobs.len(), 1);
+    assert!(jobs[0].0.purge, "{:?}", jobs[0].0);
+    let out = a.w.engine().run_job(&jobs[0].0, a.w.deadline()).await.unwrap();
+    let removed = items_left + runs_left;
+    assert_eq!(out, extconn_core::engine::JobOutcome::Purged { removed, done: true });
+    assert!(a.w.items().is_empty());
+    assert!(RunStore::list(a.w.store.as_ref(), &a.w.conn, None, 10).await.unwrap().is_empty());
+    assert_eq!(a.w.objects().len(), 2, "the assets still stay");
 
     // One audit event per mutating call, with its actor.
     let events = AuditLog::list(a.w.store.as_ref(), &a.w.grant.client_id, 100).await.unwrap();

@@ -585,6 +585,25 @@ async fn aws_connect_import_change_refresh_through_the_handlers() {
     assert_eq!(runs.body["items"].as_array().unwrap().len(), 3);
     assert_eq!(runs.body["items"][0]["trigger"], "schedule");
     a.assert_no_leaks().await;
+
+    // Delete: the connection's partition (items and runs) is removed by the worker's purge
+    // job; the assets stay.
+    let pk = format!("CLIENT#acme#CONN#{id}");
+    let partition = || {
+        a.ddb
+            .query()
+            .table_name(&a.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.clone()))
+            .consistent_read(true)
+            .send()
+    };
+    assert!(partition().await.unwrap().count() >= 6 + 3);
+    let gone = call(&a.app, apigw("DELETE", &format!("/v1/connections/{id}"), None, Some("ana"), None)).await;
+    assert_eq!(gone.status, 204);
+    a.drain().await;
+    assert_eq!(partition().await.unwrap().count(), 0, "the deleted connection's records are gone");
+    assert_eq!(a.objects().await.len(), 7, "the assets stay");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -688,7 +707,7 @@ async fn aws_batch_isolation_and_the_dead_letter_queue() {
         {"messageId": "m1", "body": "{not json", "eventSource": "aws:sqs"},
         {"messageId": "m2", "body": serde_json::to_string(&extconn_core::Job {
             client_id: ClientId::parse("acme").unwrap(), connection_id: ConnectionId::generate(),
-            trigger: extconn_core::Trigger::Manual, run_id: None, requested_by: None, continuation: false }).unwrap(),
+            trigger: extconn_core::Trigger::Manual, run_id: None, requested_by: None, continuation: false, purge: false }).unwrap(),
          "eventSource": "aws:sqs"}
     ]});
     let resp = a.worker.handle(event, a.ports.clock.now() + chrono::Duration::minutes(5)).await.unwrap();

@@ -170,6 +170,8 @@ async fn deleted_midway(concurrency: usize) {
         store: Arc<extconn_core::memory::MemoryStore>,
         conn: extconn_core::ConnKey,
         done: std::sync::Mutex<bool>,
+        /// The records the connection had when it was deleted (they stay until purged).
+        at_delete: std::sync::Mutex<Vec<extconn_core::Item>>,
     }
     impl extconn_core::engine::Hooks for DeleteMidway {
         fn at(&self, step: Step) -> Result<(), extconn_core::engine::Crash> {
@@ -177,6 +179,7 @@ async fn deleted_midway(concurrency: usize) {
             if step == Step::SinkCommitted && !*done {
                 *done = true;
                 let (s, c) = (self.store.clone(), self.conn.clone());
+                *self.at_delete.lock().expect("lock") = s.all_items(&c);
                 std::thread::spawn(move || {
                     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
                     rt.block_on(extconn_core::ports::ConnectionStore::delete(s.as_ref(), &c))
@@ -188,15 +191,24 @@ async fn deleted_midway(concurrency: usize) {
             Ok(())
         }
     }
-    let hook =
-        Arc::new(DeleteMidway { store: w.store.clone(), conn: w.conn.clone(), done: Default::default() });
+    let hook = Arc::new(DeleteMidway {
+        store: w.store.clone(),
+        conn: w.conn.clone(),
+        done: Default::default(),
+        at_delete: Default::default(),
+    });
     let out = w
-        .engine_with(w.config(), hook)
+        .engine_with(w.config(), hook.clone())
         .run_job(&w.job(Trigger::Initial), w.deadline())
         .await
         .expect("a step");
     assert_eq!(out, JobOutcome::Skipped(Skip::LeaseHeld), "x{concurrency}: the worker noticed and stopped");
-    assert!(w.items().is_empty(), "x{concurrency}: no item written after the delete");
+    let at_delete = hook.at_delete.lock().expect("lock").clone();
+    assert_eq!(w.items(), at_delete, "x{concurrency}: no item written after the delete");
+    assert!(
+        at_delete.iter().all(|i| i.asset_key.is_none()),
+        "x{concurrency}: no file was recorded before it"
+    );
     // The files already in flight when the first was stored, and no other.
     let downloads = w.calls(Ep::Download);
     assert!(downloads <= concurrency as u64, "x{concurrency}: no further downloads ({downloads})");

@@ -396,6 +396,7 @@ async fn a_grant_wide_rate_limit_pauses_every_connection_of_the_account() {
         run_id: None,
         requested_by: None,
         continuation: false,
+        purge: false,
     };
     let deadline = || b.mem.clock.now() + chrono::Duration::minutes(15);
     let hour = std::time::Duration::from_secs(3600);

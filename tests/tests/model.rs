@@ -310,6 +310,7 @@ async fn eight_at_once_and_one_at_a_time_leave_the_same_state() {
                     run_id: None,
                     requested_by: None,
                     continuation: false,
+                    purge: false,
                 };
                 let out = engine.run_job(&job, w.deadline()).await.expect("sync step");
                 assert!(

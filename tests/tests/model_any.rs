@@ -316,6 +316,7 @@ impl History<'_> {
             run_id: None,
             requested_by: None,
             continuation: false,
+            purge: false,
         };
         let deadline = b.mem.clock.now() + chrono::Duration::minutes(15);
         match engine.run_job(&job, deadline).await {

@@ -158,6 +158,7 @@ fn job(c: &ConnectionId) -> String {
         run_id: None,
         requested_by: None,
         continuation: false,
+        purge: false,
     })
     .expect("test setup")
 }

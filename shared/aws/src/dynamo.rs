@@ -35,9 +35,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
-    Update,
+    AttributeDefinition, AttributeValue as Av, BillingMode, ConditionCheck, Delete, DeleteRequest,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
+    TransactWriteItem, Update, WriteRequest,
 };
 use extconn_core::ports::*;
 use extconn_core::{
@@ -304,6 +304,39 @@ impl DynamoStore {
             .await
             .map_err(err)?;
         Ok(())
+    }
+
+    /// Deletes up to 25 records by key in one BatchWriteItem; unprocessed deletes (throttling)
+    /// are sent again, a bounded number of times with a growing pause.
+    async fn delete_keys(&self, keys: &[Attrs]) -> Result<(), StoreError> {
+        let mut requests: Vec<WriteRequest> = keys
+            .iter()
+            .map(|k| {
+                let del = DeleteRequest::builder().set_key(Some(k.clone())).build().expect("key");
+                WriteRequest::builder().delete_request(del).build()
+            })
+            .collect();
+        for attempt in 0..8u32 {
+            if requests.is_empty() {
+                return Ok(());
+            }
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(err)?;
+            requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+        }
+        if requests.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable("deletes left unprocessed after 8 attempts".into()))
+        }
     }
 
     async fn get_raw(&self, pk: String, sk: String) -> Result<Option<Attrs>, StoreError> {
@@ -779,6 +812,38 @@ impl ItemStore for DynamoStore {
     async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError> {
         let (pk, sk) = item_key(conn, provider_id);
         self.get_raw(pk, sk).await?.map(|a| parse(&a)).transpose()
+    }
+
+    /// Keys only: Query pages (of at most `limit` keys in all) and BatchWriteItem deletes of
+    /// 25. A page cut short by the 1 MB read limit is followed, so fewer than `limit` really
+    /// means nothing is left.
+    async fn purge(&self, conn: &ConnKey, limit: usize) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        let mut start = None;
+        while removed < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(child_pk(conn)))
+                .projection_expression("pk, sk")
+                .limit(i32::try_from(limit - removed).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(err)?;
+            let keys = page.items.unwrap_or_default();
+            for chunk in keys.chunks(25) {
+                self.delete_keys(chunk).await?;
+            }
+            removed += keys.len();
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(removed)
     }
 
     async fn by_path_key(&self, conn: &ConnKey, key: &str) -> Result<Vec<Item>, StoreError> {

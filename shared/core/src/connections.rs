@@ -231,6 +231,11 @@ impl Connections {
             return Err(UseCaseError::NotFound);
         }
         audit(&self.ports, actor, "connection.delete", format!("connection/{}", c.id)).await?;
+        // Its items and runs are removed in the background (a worker job, page by page). A
+        // queue that refuses leaves them in place, harmless and unreachable: logged, not fatal.
+        if let Err(e) = self.ports.queue.send(&[Job::purge(&c.key())]).await {
+            tracing::warn!(connection = %c.id, error = %e, "could not queue the deleted connection's purge");
+        }
         if self.ports.connections.list_by_grant(&c.client_id, &c.grant_id).await?.is_empty()
             && let Some(grant) = self.ports.grants.get(&c.client_id, &c.grant_id).await?
         {
@@ -407,6 +412,7 @@ pub(crate) async fn queue_run(ports: &Ports, run: &SyncRun) -> Result<(), StoreE
         run_id: Some(run.id.clone()),
         requested_by: run.actor.clone(),
         continuation: false,
+        purge: false,
     };
     ports.runs.create(run).await?;
     ports.queue.send(&[job]).await

@@ -495,11 +495,28 @@ pub struct Job {
     /// A continuation of `run_id` after a deadline or a long rate-limit wait.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continuation: bool,
+    /// Remove what a deleted connection left behind (its items and runs), page by page: no
+    /// run, no provider request. Acted on only once the connection record is gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub purge: bool,
 }
 
 impl Job {
     pub fn conn(&self) -> ConnKey {
         ConnKey { client_id: self.client_id.clone(), connection_id: self.connection_id.clone() }
+    }
+
+    /// The purge job of a deleted connection.
+    pub fn purge(conn: &ConnKey) -> Job {
+        Job {
+            client_id: conn.client_id.clone(),
+            connection_id: conn.connection_id.clone(),
+            trigger: Trigger::Manual,
+            run_id: None,
+            requested_by: None,
+            continuation: false,
+            purge: true,
+        }
     }
 }
 
@@ -637,6 +654,7 @@ mod tests {
             run_id: None,
             requested_by: None,
             continuation: false,
+            purge: false,
         };
         let body = serde_json::to_string(&job).unwrap();
         assert_eq!(serde_json::from_str::<Job>(&body).unwrap(), job);

@@ -71,5 +71,6 @@ async fn claim(ports: &Ports, d: DueRef, now: Timestamp) -> Result<Option<Job>, 
         run_id: None,
         requested_by: None,
         continuation: false,
+        purge: false,
     }))
 }

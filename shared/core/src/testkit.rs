@@ -380,7 +380,9 @@ pub async fn item_and_run_store(
     runs.create(&newest).await.expect("create");
     // Another connection's runs sit in the same store and never show.
     let other_conn = ConnKey { client_id: key.client_id.clone(), connection_id: ConnectionId::generate() };
-    runs.create(&SyncRun::queued(other_conn, Trigger::Manual, None, run.queued_at)).await.expect("create");
+    runs.create(&SyncRun::queued(other_conn.clone(), Trigger::Manual, None, run.queued_at))
+        .await
+        .expect("create");
     let ids = |v: Vec<SyncRun>| v.into_iter().map(|r| r.id).collect::<Vec<RunId>>();
     let listed = ids(runs.list(&key, None, 10).await.expect("list"));
     assert_eq!(listed, [newest.id.clone(), newer.id.clone(), run.id.clone()], "runs newest first");
@@ -392,6 +394,25 @@ pub async fn item_and_run_store(
     let other = ConnKey { client_id: client(), connection_id: key.connection_id.clone() };
     assert_eq!(runs.get(&other, &run.id).await.expect("get"), None, "runs are scoped by client");
     assert_eq!(items.get(&other, "id:1").await.expect("get"), None, "items are scoped by client");
+
+    // Deleting the connection leaves its records; purging removes them, `limit` at a time,
+    // and nothing of another connection.
+    assert!(conns.delete(&key).await.expect("delete"));
+    assert!(items.get(&key, "id:1").await.expect("get").is_some(), "a delete is one small write");
+    assert_eq!(items.purge(&key, 2).await.expect("purge"), 2, "a full page: maybe more");
+    let rest = items.purge(&key, 100).await.expect("purge");
+    assert!((3..100).contains(&rest), "the rest of the items and the 3 runs in one page: {rest}");
+    assert_eq!(items.purge(&key, 100).await.expect("purge"), 0, "nothing left");
+    for id in ["id:1", "id:2", "id:3", "id:4"] {
+        assert_eq!(items.get(&key, id).await.expect("get"), None);
+    }
+    assert_eq!(runs.list(&key, None, 10).await.expect("list"), Vec::new());
+    assert_eq!(runs.get(&key, &run.id).await.expect("get"), None);
+    assert_eq!(
+        runs.list(&other_conn, None, 10).await.expect("list").len(),
+        1,
+        "another connection's run stays"
+    );
 }
 
 /// ItemStore::failed_due: failed items only, ordered by (next attempt, provider id), up to
@@ -782,6 +803,7 @@ where
             run_id: None,
             requested_by: None,
             continuation: false,
+            purge: false,
         })
         .collect();
     queue.send(&jobs).await.expect("batch send of more than 10");
@@ -882,6 +904,7 @@ impl MemoryBench {
             run_id: None,
             requested_by: None,
             continuation: false,
+            purge: false,
         };
         let engine = crate::engine::Engine::new(ports.clone(), crate::engine::EngineConfig::default());
         let deadline = self.clock.now() + chrono::Duration::minutes(15);
@@ -901,6 +924,7 @@ impl MemoryBench {
             run_id: None,
             requested_by: None,
             continuation: false,
+            purge: false,
         };
         let engine = crate::engine::Engine::new(ports.clone(), crate::engine::EngineConfig::default());
         for _ in 0..max_steps {

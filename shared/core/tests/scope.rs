@@ -335,6 +335,7 @@ async fn sync_maybe_crashing(h: &Harness, rng: &mut StdRng, log: &mut Vec<String
             run_id: None,
             requested_by: None,
             continuation: false,
+            purge: false,
         };
         let deadline = h.bench.clock.now() + chrono::Duration::minutes(15);
         match engine.run_job(&job, deadline).await {

@@ -71,6 +71,7 @@ impl Harness {
             run_id: None,
             requested_by: None,
             continuation: false,
+            purge: false,
         }
     }
 

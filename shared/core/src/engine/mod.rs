@@ -172,6 +172,8 @@ pub enum Skip {
     RunFinished,
     /// A rate-limit wait is running; its continuation will carry on.
     Waiting,
+    /// A purge job for a connection that still exists (only a deleted one is purged).
+    NotDeleted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +189,12 @@ pub enum JobOutcome {
         delay: Duration,
     },
     Skipped(Skip),
+    /// A deleted connection's records removed: `removed` by this step, `done` when none is
+    /// left (else the same purge job was queued again).
+    Purged {
+        removed: usize,
+        done: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -318,6 +326,9 @@ impl Engine {
 
     /// Runs one job until done, the deadline, or a long wait. Errors mean "redeliver".
     pub async fn run_job(&self, job: &Job, deadline: Timestamp) -> Result<JobOutcome, EngineError> {
+        if job.purge {
+            return self.purge(job, deadline).await;
+        }
         let key = job.conn();
         let Some(conn) = self.ports.connections.get(&key).await? else {
             return Ok(JobOutcome::Skipped(Skip::NoConnection));
@@ -507,6 +518,7 @@ impl Engine {
             run_id: Some(run_id.clone()),
             requested_by: job.requested_by.clone(),
             continuation: true,
+            purge: false,
         };
         match result {
             Ok(()) => {
@@ -733,6 +745,32 @@ impl Engine {
 
     pub(crate) fn hook(&self, step: Step) -> Result<(), Stop> {
         self.hooks.at(step).map_err(|Crash| Stop::Error(EngineError::Crashed(step)))
+    }
+
+    /// A deleted connection's items and runs, removed a page at a time until none is left; as
+    /// the deadline nears, the same job is queued again. The connection record must be gone:
+    /// deleting it fenced every worker, so nothing writes into what is being removed.
+    async fn purge(&self, job: &Job, deadline: Timestamp) -> Result<JobOutcome, EngineError> {
+        const PAGE: usize = 500;
+        let key = job.conn();
+        if self.ports.connections.get(&key).await?.is_some() {
+            return Ok(JobOutcome::Skipped(Skip::NotDeleted));
+        }
+        let mut removed = 0;
+        loop {
+            let n = self.ports.items.purge(&key, PAGE).await?;
+            removed += n;
+            if n < PAGE {
+                tracing::info!(client = %key.client_id, connection = %key.connection_id, removed, "deleted connection purged");
+                return Ok(JobOutcome::Purged { removed, done: true });
+            }
+            let left = (deadline - self.ports.clock.now()).to_std().unwrap_or_default();
+            if left <= self.config.deadline_margin {
+                self.ports.queue.send(std::slice::from_ref(job)).await?;
+                tracing::info!(connection = %key.connection_id, removed, "deadline near: purge continues in a new job");
+                return Ok(JobOutcome::Purged { removed, done: false });
+            }
+        }
     }
 
     /// Time left before the deadline, less the safety margin.

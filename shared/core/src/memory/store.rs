@@ -132,10 +132,8 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn delete(&self, key: &ConnKey) -> Result<bool, StoreError> {
-        let mut st = self.lock();
-        st.items.remove(key);
-        st.runs.remove(key);
-        Ok(st.connections.remove(key).is_some())
+        // Items and runs stay until purged (ItemStore::purge), as in DynamoDB.
+        Ok(self.lock().connections.remove(key).is_some())
     }
 
     async fn acquire_lease(
@@ -234,6 +232,28 @@ impl ConnectionStore for MemoryStore {
 impl ItemStore for MemoryStore {
     async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError> {
         Ok(self.lock().items.get(conn).and_then(|m| m.get(provider_id)).cloned())
+    }
+
+    async fn purge(&self, conn: &ConnKey, limit: usize) -> Result<usize, StoreError> {
+        let mut st = self.lock();
+        let mut removed = 0;
+        if let Some(items) = st.items.get_mut(conn) {
+            while removed < limit && items.pop_first().is_some() {
+                removed += 1;
+            }
+        }
+        if let Some(runs) = st.runs.get_mut(conn) {
+            while removed < limit && runs.pop_first().is_some() {
+                removed += 1;
+            }
+        }
+        if st.items.get(conn).is_some_and(BTreeMap::is_empty) {
+            st.items.remove(conn);
+        }
+        if st.runs.get(conn).is_some_and(BTreeMap::is_empty) {
+            st.runs.remove(conn);
+        }
+        Ok(removed)
     }
 
     async fn by_path_key(&self, conn: &ConnKey, key: &str) -> Result<Vec<Item>, StoreError> {

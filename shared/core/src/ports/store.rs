@@ -212,6 +212,10 @@ pub struct ItemWrite {
 #[async_trait]
 pub trait ItemStore: Send + Sync {
     async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError>;
+    /// Deletes up to `limit` of the records a deleted connection left (its items and runs) and
+    /// says how many; fewer than `limit` means none is left. Deleting the connection itself
+    /// ([`ConnectionStore::delete`]) leaves them, so that it stays one small write.
+    async fn purge(&self, conn: &ConnKey, limit: usize) -> Result<usize, StoreError>;
     /// Live items whose `path_key` is `key` (the path index; at most a few: a path names one
     /// item at a time where the index is used).
     async fn by_path_key(&self, conn: &ConnKey, key: &str) -> Result<Vec<Item>, StoreError>;

@@ -13,6 +13,7 @@ use extconn_core::engine::{Engine, EngineConfig, JobOutcome};
 use extconn_core::{Job, Ports, RunStatus, Timestamp};
 use extconn_lambda::{Metric, emit_metrics};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 pub struct Worker {
     ports: Ports,
@@ -89,12 +90,24 @@ impl Worker {
             tracing::error!(body_len = body.len(), "malformed message acknowledged (it can never succeed)");
             return MessageResult::Malformed;
         };
-        // Its own task: a panic is contained and reported as this message's failure.
+        // Its own task: a panic is contained and reported as this message's failure. A spawned
+        // task starts outside every span, so it is given one under the invocation's (which
+        // carries Lambda's request id): its logs keep the request id and name the connection.
         let engine = self.engine.clone();
-        let task = tokio::spawn({
-            let job = job.clone();
-            async move { engine.run_job(&job, deadline).await }
-        });
+        let span = tracing::info_span!(
+            "message",
+            client = %job.client_id,
+            connection = %job.connection_id,
+            run = job.run_id.as_ref().map(tracing::field::display),
+            purge = job.purge,
+        );
+        let task = tokio::spawn(
+            {
+                let job = job.clone();
+                async move { engine.run_job(&job, deadline).await }
+            }
+            .instrument(span),
+        );
         match task.await {
             Ok(Ok(outcome)) => {
                 self.metrics(&job, &outcome).await;

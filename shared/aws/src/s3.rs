@@ -30,6 +30,7 @@ use bytes::{Bytes, BytesMut};
 use extconn_core::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 const MIB: u64 = 1024 * 1024;
 const MIN_PART: u64 = 8 * MIB;
@@ -250,23 +251,27 @@ impl S3Upload {
             mp.next_part,
         );
         mp.next_part += 1;
-        mp.in_flight.spawn(async move {
-            let out = client
-                .upload_part()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map_err(unavailable)?;
-            Ok(CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag)
-                .set_checksum_crc32(out.checksum_crc32)
-                .build())
-        });
+        mp.in_flight.spawn(
+            async move {
+                let out = client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                Ok(CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag)
+                    .set_checksum_crc32(out.checksum_crc32)
+                    .build())
+            }
+            // A spawned part keeps the caller's span (the invocation's request id, the run).
+            .in_current_span(),
+        );
         Ok(())
     }
 

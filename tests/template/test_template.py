@@ -479,7 +479,7 @@ def schedules(t: Template) -> None:
 
 @check
 def table(t: Template) -> None:
-    """On demand, pk/sk, TTL on `ttl`, PITR, SSE, the Due (sparse, keys + due_every), ByPath (ALL), ByParent (ALL), ByRetry (sparse, ALL) and Sweep (sparse, ALL) indexes."""
+    """On demand, pk/sk, TTL on `ttl`, PITR, SSE, the Due (sparse, keys + due_every), ByPath (ALL), ByParent (ALL), ByRetry (sparse, ALL), Sweep (sparse, ALL) and ByState (sparse, ALL) indexes."""
     p = t.res["Table"]["Properties"]
     assert p.get("BillingMode") == "PAY_PER_REQUEST", f"BillingMode {p.get('BillingMode')!r}"
     assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
@@ -489,7 +489,7 @@ def table(t: Template) -> None:
     types = {a["AttributeName"]: a["AttributeType"] for a in p["AttributeDefinitions"]}
     gsis = {g["IndexName"]: g for g in p.get("GlobalSecondaryIndexes", [])}
     indexes = {"Due": ("gsi1pk", "gsi1sk"), "ByPath": ("gsi2pk", "gsi2sk"), "ByParent": ("gsi3pk", "gsi3sk"),
-               "ByRetry": ("gsi4pk", "gsi4sk"), "Sweep": ("gsi5pk", "gsi5sk")}
+               "ByRetry": ("gsi4pk", "gsi4sk"), "Sweep": ("gsi5pk", "gsi5sk"), "ByState": ("gsi6pk", "gsi6sk")}
     for name, (hk, rk) in indexes.items():
         g = gsis.get(name)
         assert g, f"index {name} missing"

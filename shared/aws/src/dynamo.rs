@@ -293,6 +293,8 @@ impl DynamoStore {
             .attribute_definitions(attr("gsi4sk"))
             .attribute_definitions(attr("gsi5pk"))
             .attribute_definitions(attr("gsi5sk"))
+            .attribute_definitions(attr("gsi6pk"))
+            .attribute_definitions(attr("gsi6sk"))
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
             .global_secondary_indexes(gsi("Due", "gsi1pk", "gsi1sk"))
@@ -300,6 +302,7 @@ impl DynamoStore {
             .global_secondary_indexes(gsi("ByParent", "gsi3pk", "gsi3sk"))
             .global_secondary_indexes(gsi("ByRetry", "gsi4pk", "gsi4sk"))
             .global_secondary_indexes(gsi("Sweep", "gsi5pk", "gsi5sk"))
+            .global_secondary_indexes(gsi("ByState", "gsi6pk", "gsi6sk"))
             .send()
             .await
             .map_err(err)?;
@@ -796,10 +799,27 @@ pub fn item_record(conn: &ConnKey, item: &Item) -> Result<HashMap<String, Av>, S
         }
     }
     if item.state == ItemState::Failed {
-        a.insert("gsi4pk".into(), s(pk));
+        a.insert("gsi4pk".into(), s(pk.clone()));
         a.insert("gsi4sk".into(), s(retry_sk(item.next_attempt_at, &item.provider_id)));
     }
+    // Files not imported (skipped, failed, deleted at the source) are few beside the imported
+    // ones: the details view lists them from this index without reading the partition.
+    if item.state != ItemState::Imported {
+        a.insert("gsi6pk".into(), s(state_pk(conn, item.state)));
+        a.insert("gsi6sk".into(), s(item.provider_id.clone()));
+    }
     Ok(a)
+}
+
+/// The `ByState` partition of a connection's items in `state` (never `imported`).
+fn state_pk(conn: &ConnKey, state: ItemState) -> String {
+    let tag = match state {
+        ItemState::Imported => "imported",
+        ItemState::Skipped => "skipped",
+        ItemState::Failed => "failed",
+        ItemState::SourceDeleted => "source_deleted",
+    };
+    format!("{}#STATE#{tag}", child_pk(conn))
 }
 
 /// The children index partition of one folder (a digest: provider ids have no length bound).
@@ -894,6 +914,9 @@ impl ItemStore for DynamoStore {
         page.items.unwrap_or_default().iter().map(parse).collect()
     }
 
+    /// Imported (or all) items: the item partition, `limit` at a time. Any other state: the
+    /// sparse `ByState` index, which holds only the items in that state, so a listing of the
+    /// few skipped or failed files of a large connection reads those and nothing else.
     async fn list(
         &self,
         conn: &ConnKey,
@@ -901,24 +924,37 @@ impl ItemStore for DynamoStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let by_state = state.filter(|s| *s != ItemState::Imported);
         let mut out = Vec::new();
         let mut start = after.map(|a| {
             let (pk, sk) = item_key(conn, a);
-            HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+            let mut k = HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]);
+            if let Some(st) = by_state {
+                k.insert("gsi6pk".into(), s(state_pk(conn, st)));
+                k.insert("gsi6sk".into(), s(a.to_owned()));
+            }
+            k
         });
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(child_pk(conn)))
-                .expression_attribute_values(":p", s("ITEM#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(err)?;
+            let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+            let query =
+                self.client.query().table_name(&self.table).limit(want).set_exclusive_start_key(start);
+            let query = match by_state {
+                // Index reads are eventually consistent: the state is checked again below.
+                Some(st) => query
+                    .index_name("ByState")
+                    .key_condition_expression("gsi6pk = :pk")
+                    .expression_attribute_values(":pk", s(state_pk(conn, st))),
+                None => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                    .expression_attribute_values(":pk", s(child_pk(conn)))
+                    .expression_attribute_values(":p", s("ITEM#"))
+                    .consistent_read(true),
+            };
+            let page = query.send().await.map_err(err)?;
             for a in page.items.unwrap_or_default() {
                 let i: Item = parse(&a)?;
                 if state.is_none_or(|st| st == i.state) {

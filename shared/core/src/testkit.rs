@@ -333,6 +333,40 @@ pub async fn item_and_run_store(
     failed.state = ItemState::Failed;
     items.record(&fence, &write(failed, 0)).await.expect("record");
     assert_eq!(items.list(&key, Some(ItemState::Failed), None, 10).await.expect("list").len(), 1);
+    // By state, in provider-id order, paged after a provider id; a state change moves an item
+    // from one listing to the other. (Written without counter changes.)
+    let uncounted = |item: Item| ItemWrite {
+        item,
+        run_id: run.id.clone(),
+        run_delta: RunCounters::default(),
+        conn_delta: CounterDelta::default(),
+    };
+    for id in ["id:s1", "id:s2", "id:s3"] {
+        let mut skipped = sample_item(id, &format!("/Photos/{id}.psd"));
+        skipped.state = ItemState::Skipped;
+        items.record(&fence, &uncounted(skipped)).await.expect("record");
+    }
+    let skipped = |after: Option<&str>, limit: usize| {
+        let items = items.clone();
+        let (key, after) = (key.clone(), after.map(str::to_owned));
+        async move {
+            ids(items.list(&key, Some(ItemState::Skipped), after.as_deref(), limit).await.expect("list"))
+        }
+    };
+    assert_eq!(skipped(None, 2).await, ["id:s1", "id:s2"]);
+    assert_eq!(skipped(Some("id:s2"), 2).await, ["id:s3"]);
+    assert_eq!(skipped(None, 0).await, Vec::<String>::new());
+    let sd = ids(items.list(&key, Some(ItemState::SourceDeleted), None, 10).await.expect("list"));
+    assert_eq!(sd, ["id:6"]);
+    let mut back = items.get(&key, "id:s2").await.expect("get").expect("item");
+    back.state = ItemState::Imported;
+    items.record(&fence, &uncounted(back)).await.expect("record");
+    assert_eq!(skipped(None, 10).await, ["id:s1", "id:s3"]);
+    let imported = ids(items.list(&key, Some(ItemState::Imported), None, 10).await.expect("list"));
+    assert!(
+        imported.contains(&"id:s2".to_owned()) && !imported.contains(&"id:s1".to_owned()),
+        "{imported:?}"
+    );
 
     let got = runs.get(&key, &run.id).await.expect("get").expect("run");
     assert_eq!((got.counters.imported, got.counters.bytes), (5, 50), "run counters follow item writes");

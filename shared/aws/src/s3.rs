@@ -1,8 +1,11 @@
 //! The asset sink on S3: streamed multipart uploads with bounded memory, create-only.
 //!
 //! - Part size is max(8 MiB, ceil(size / 10,000)) rounded up to a MiB, so any file up to the
-//!   5 GiB limit fits S3's 10,000 parts; at most two parts are in flight, so memory stays near
-//!   three parts whatever the size. A file smaller than one part is a single PutObject.
+//!   5 GiB limit fits S3's 10,000 parts. A file smaller than one part is a single PutObject.
+//! - Parts go up in parallel, as the AWS CLI sends them: up to 8 of one upload at once, within
+//!   a pool shared by every upload of the sink (16 parts by default, [`S3Sink::with_part_pool`]).
+//!   Memory is therefore bounded per process, not per upload: the pool's parts in flight plus
+//!   one part being filled per upload, whatever the sizes and however many transfers run.
 //! - The object appears only at completion, with `If-None-Match: *`: a 412 means the key
 //!   exists; it is success if that object's SHA-256 is ours (a redelivery), a conflict if not.
 //!   A 409 (`ConditionalRequestConflict`: a concurrent conditional write of the key) is retried
@@ -29,12 +32,18 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use extconn_core::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 const MIB: u64 = 1024 * 1024;
 const MIN_PART: u64 = 8 * MIB;
-const MAX_IN_FLIGHT: usize = 2;
+/// Parts of one upload in flight at most (the AWS CLI's default concurrency is 10).
+pub const PARTS_PER_UPLOAD: usize = 8;
+/// Parts in flight at most across every upload of one sink, by default.
+pub const DEFAULT_PART_POOL: usize = 16;
 /// Attempts of a create-only write answered 409.
 const CONFLICT_ATTEMPTS: u32 = 4;
 
@@ -161,11 +170,18 @@ fn status<E>(e: &SdkError<E>) -> Option<u16> {
 pub struct S3Sink {
     client: Client,
     bucket: String,
+    /// One permit per part in flight, shared by the sink's clones and uploads.
+    parts: Arc<Semaphore>,
 }
 
 impl S3Sink {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into() }
+        Self::with_part_pool(client, bucket, DEFAULT_PART_POOL)
+    }
+
+    /// A sink whose uploads together keep at most `parts` parts in flight (at least one).
+    pub fn with_part_pool(client: Client, bucket: impl Into<String>, parts: usize) -> Self {
+        Self { client, bucket: bucket.into(), parts: Arc::new(Semaphore::new(parts.max(1))) }
     }
 
     /// SHA-256 of an existing object, streamed.
@@ -218,7 +234,8 @@ impl S3Upload {
         object_metadata(&self.meta)
     }
 
-    /// Sends the buffered bytes as the next part (waiting first if two are in flight).
+    /// Sends the buffered bytes as the next part, once fewer than [`PARTS_PER_UPLOAD`] of this
+    /// upload are in flight and the sink's pool has room (a permit travels with the part).
     async fn flush_part(&mut self) -> Result<(), SinkError> {
         if self.multipart.is_none() {
             let mut req = self
@@ -237,11 +254,18 @@ impl S3Upload {
                 Some(Multipart { upload_id, next_part: 1, done: Vec::new(), in_flight: JoinSet::new() });
         }
         let mp = self.multipart.as_mut().ok_or_else(|| SinkError::Unavailable("no upload".into()))?;
-        while mp.in_flight.len() >= MAX_IN_FLIGHT {
+        while mp.in_flight.len() >= PARTS_PER_UPLOAD {
             let part =
                 mp.in_flight.join_next().await.ok_or_else(|| SinkError::Unavailable("no part".into()))?;
             mp.done.push(part.map_err(|e| SinkError::Unavailable(e.to_string()))??);
         }
+        let permit = self
+            .sink
+            .parts
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| SinkError::Unavailable("the part pool is closed".into()))?;
         let body: Bytes = self.buf.split().freeze();
         let (client, bucket, key, upload_id, number) = (
             self.sink.client.clone(),
@@ -253,6 +277,7 @@ impl S3Upload {
         mp.next_part += 1;
         mp.in_flight.spawn(
             async move {
+                let _permit = permit;
                 let out = client
                     .upload_part()
                     .bucket(bucket)

@@ -94,6 +94,36 @@ async fn aws_s3_multipart_streams_and_is_create_only() {
     assert!(uploads.uploads().is_empty());
 }
 
+/// Uploads share the sink's pool of parts in flight: three 40 MiB uploads at once through a
+/// pool of one part (each waits its turn, none is starved or stuck) and through the default
+/// pool all store their exact bytes, with no multipart upload left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_s3_uploads_share_the_part_pool() {
+    let cfg = config().await;
+    let client = extconn_aws::s3_client(&cfg);
+    let bucket = unique("assets");
+    client.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    for (pool, sink) in [
+        (1, S3Sink::with_part_pool(client.clone(), bucket.clone(), 1)),
+        (16, S3Sink::new(client.clone(), bucket.clone())),
+    ] {
+        let files: Vec<Vec<u8>> =
+            (0..3u8).map(|f| (0..40 * 1024 * 1024).map(|i| (i % 241) as u8 ^ f).collect()).collect();
+        let keys: Vec<String> = (0..3).map(|f| format!("acme/c/pool-{pool}/{f}")).collect();
+        let outcomes =
+            futures::future::join_all(files.iter().zip(&keys).map(|(d, k)| upload(&sink, k, d, 1 << 20)))
+                .await;
+        assert!(outcomes.iter().all(|o| *o == Ok(CommitOutcome::Created)), "pool {pool}: {outcomes:?}");
+        for (d, k) in files.iter().zip(&keys) {
+            let got = client.get_object().bucket(&bucket).key(k).send().await.expect("get");
+            let body = got.body.collect().await.expect("body").into_bytes();
+            assert_eq!(Sha256::digest(&body), Sha256::digest(d), "pool {pool}: {k} byte-exact");
+        }
+    }
+    let uploads = client.list_multipart_uploads().bucket(&bucket).send().await.expect("list");
+    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_racing_vault_writers_one_wins() {
     let cfg = config().await;

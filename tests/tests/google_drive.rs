@@ -389,15 +389,7 @@ async fn a_grant_wide_rate_limit_pauses_every_connection_of_the_account() {
     let waiting = b.add_file(&other_folder, "waiting.jpg", "waits for the account");
     gd.set_file_error_retry_after(&hot, 403, "quotaExceeded", 3600);
     let engine = Engine::new(b.ports.clone(), EngineConfig::default());
-    let job = |conn: &extconn_core::ConnKey| Job {
-        client_id: conn.client_id.clone(),
-        connection_id: conn.connection_id.clone(),
-        trigger: Trigger::Schedule,
-        run_id: None,
-        requested_by: None,
-        continuation: false,
-        purge: false,
-    };
+    let job = |conn: &extconn_core::ConnKey| Job::start(conn, Trigger::Schedule);
     let deadline = || b.mem.clock.now() + chrono::Duration::minutes(15);
     let hour = std::time::Duration::from_secs(3600);
     let start = b.mem.clock.now();

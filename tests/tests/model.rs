@@ -303,15 +303,7 @@ async fn eight_at_once_and_one_at_a_time_leave_the_same_state() {
                 continue;
             }
             for (conn, engine) in &engines {
-                let job = Job {
-                    client_id: conn.client_id.clone(),
-                    connection_id: conn.connection_id.clone(),
-                    trigger: Trigger::Schedule,
-                    run_id: None,
-                    requested_by: None,
-                    continuation: false,
-                    purge: false,
-                };
+                let job = Job::start(conn, Trigger::Schedule);
                 let out = engine.run_job(&job, w.deadline()).await.expect("sync step");
                 assert!(
                     matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }),

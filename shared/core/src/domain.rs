@@ -506,17 +506,22 @@ impl Job {
         ConnKey { client_id: self.client_id.clone(), connection_id: self.connection_id.clone() }
     }
 
-    /// The purge job of a deleted connection.
-    pub fn purge(conn: &ConnKey) -> Job {
+    /// A new run's first job (no run yet, no requester: a schedule's or a test's).
+    pub fn start(conn: &ConnKey, trigger: Trigger) -> Job {
         Job {
             client_id: conn.client_id.clone(),
             connection_id: conn.connection_id.clone(),
-            trigger: Trigger::Manual,
+            trigger,
             run_id: None,
             requested_by: None,
             continuation: false,
-            purge: true,
+            purge: false,
         }
+    }
+
+    /// The purge job of a deleted connection.
+    pub fn purge(conn: &ConnKey) -> Job {
+        Job { purge: true, ..Job::start(conn, Trigger::Manual) }
     }
 }
 

@@ -931,15 +931,7 @@ impl MemoryBench {
 
     /// One sync job run to its end (15-minute deadline); the run's final status.
     pub async fn sync(&self, ports: &crate::Ports, conn: &ConnKey) -> RunStatus {
-        let job = Job {
-            client_id: conn.client_id.clone(),
-            connection_id: conn.connection_id.clone(),
-            trigger: Trigger::Schedule,
-            run_id: None,
-            requested_by: None,
-            continuation: false,
-            purge: false,
-        };
+        let job = Job::start(conn, Trigger::Schedule);
         let engine = crate::engine::Engine::new(ports.clone(), crate::engine::EngineConfig::default());
         let deadline = self.clock.now() + chrono::Duration::minutes(15);
         match engine.run_job(&job, deadline).await.expect("sync step") {
@@ -951,15 +943,7 @@ impl MemoryBench {
     /// One sync job and its continuations (each delivered after its delay on the virtual
     /// clock, at most `max_steps`), as a queue would redeliver them; the run's final status.
     pub async fn sync_to_end(&self, ports: &crate::Ports, conn: &ConnKey, max_steps: usize) -> RunStatus {
-        let mut job = Job {
-            client_id: conn.client_id.clone(),
-            connection_id: conn.connection_id.clone(),
-            trigger: Trigger::Schedule,
-            run_id: None,
-            requested_by: None,
-            continuation: false,
-            purge: false,
-        };
+        let mut job = Job::start(conn, Trigger::Schedule);
         let engine = crate::engine::Engine::new(ports.clone(), crate::engine::EngineConfig::default());
         for _ in 0..max_steps {
             let deadline = self.clock.now() + chrono::Duration::minutes(15);

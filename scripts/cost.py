@@ -52,7 +52,8 @@ LOG_BYTES_PER_FILE = 0  # files are not logged one by one at INFO
 XRAY_RESERVOIR_PER_S = 1  # default sampling: the first request each second ...
 XRAY_RATE = 0.05  # ... and 5% of the rest
 
-# --- On-demand list prices, us-east-1, as published on 2025-06-01 ------------------------------
+# --- On-demand list prices, us-east-1, as listed in mid-2025 (PRICE_DATE; not fetched: no --------
+# --- internet where this was written). Free tiers are ignored. ------------------------------------
 PRICE_DATE = "2025-06-01"
 PRICES = {
     # DynamoDB on-demand since 2024-11-01 (it was $1.25 / $0.25 before).
@@ -182,11 +183,12 @@ def model(bench):
     line("DynamoDB", "read request units", rru, "RRU", PRICES["ddb_rru"],
          f"{ar:.1f}/sync, {file_r:.1f}/changed file")
     runs_kept = connections * (24 * 60 / SYNC_EVERY_MIN) * 90
-    storage_gb = (connections * FILES_PER_CONNECTION * rb["item"] * 3 + runs_kept * rb["run"]) / 1e9
-    line("DynamoDB", "storage (items + 2 ALL indexes, 90 days of runs)", storage_gb, "GB-month",
+    items = connections * FILES_PER_CONNECTION
+    table_gb = (items * rb["item"] + runs_kept * rb["run"] + connections * rb["connection"]) / 1e9
+    index_gb = items * rb["item"] * 2 / 1e9  # the children and path indexes project ALL
+    line("DynamoDB", "storage (table + the 2 ALL indexes; 90 days of runs)", table_gb + index_gb, "GB-month",
          PRICES["ddb_storage_gb"])
-    line("DynamoDB", "point-in-time recovery", storage_gb / 3 * 1, "GB-month", PRICES["ddb_pitr_gb"],
-         "table size, indexes excluded")
+    line("DynamoDB", "point-in-time recovery (table size)", table_gb, "GB-month", PRICES["ddb_pitr_gb"])
 
     # Lambda
     worker_invocations = syncs / BATCH + sweeps

@@ -4,16 +4,19 @@
 //!
 //! - (a) `no_change_sync`: a scheduled sync of an `n`-file connection with nothing changed,
 //!   through the sync worker's handler;
-//! - (b) `import_new_files`: `n / 10` new small files at the source of that connection, synced
-//!   through the worker's handler; and (b′) `initial_import`: a new connection's initial import
-//!   of `n / 10` files (its listing ends with the sweep);
+//! - (b) `import_new_files`: `n / 10` new small files at the source of a synced connection,
+//!   synced through the worker's handler; and (b′) `initial_import`: a new connection's initial
+//!   import of `n / 10` files (its listing ends with the sweep);
 //! - (c) `scheduler_tick`: one tick of the scheduler's handler with `n` due connections;
 //! - (d) `list_runs`: the API's `GET /v1/connections/{id}/runs` on a connection with `n` runs;
 //! - (e) `grant_sweep`: the worker's hourly sweep with `n` grants of which 10 are due.
 //!
-//! Setup is not counted: the big connection's state is what the real engine produced on an
+//! Setup is not counted: a synced connection's state is what the real engine produced on an
 //! in-memory store (an initial import of the same sandbox folder), bulk-loaded into DynamoDB
-//! with BatchWriteItem in the store's own layout (`extconn_aws::dynamo::*_record`).
+//! with BatchWriteItem in the store's own layout (`extconn_aws::dynamo::*_record`). The cases
+//! that write with transactions, and the scheduler and the sweep, run on tables of their own:
+//! moto copies a whole table for every transaction and reads one for every index Query, so
+//! small tables keep the emulator fast (what is counted does not depend on it).
 //! `tests/tests/aws_cost.rs` asserts the counts at 2,000; `tests/examples/cost_bench.rs`
 //! (`scripts/bench-cost`) prints them at 10,000 and writes them as JSON for `scripts/cost.py`.
 
@@ -700,6 +703,7 @@ pub async fn run(n: usize) -> Report {
     let folder = b.dbx.add_folder(&b.account, FOLDER);
     b.dbx.seed_tree(&b.account, FOLDER, n, PER_FOLDER, SMALL_FILE);
     let started = std::time::Instant::now();
+    let mut record_bytes = BTreeMap::new();
     let (big, grant) = b.synced_connection(&folder.id, FOLDER).await;
     eprintln!("cost bench: {n}-file connection imported in memory and loaded in {:?}", started.elapsed());
     let downloads = b.dbx.calls(Endpoint::Download);
@@ -715,7 +719,7 @@ pub async fn run(n: usize) -> Report {
         facts: BTreeMap::from([("files", n as u64), ("runs", 1)]),
         counts,
     });
-    eprintln!("cost bench: {} measured at {:?}", cases.last().map_or("", |c| c.name), started.elapsed());
+    progress(n, &cases, &record_bytes, started);
 
     // (d) n runs of the big connection; the API lists them (the console's details page).
     let records = (0..n)
@@ -752,9 +756,9 @@ pub async fn run(n: usize) -> Report {
         facts: BTreeMap::from([("runs", n as u64 + 1), ("listed", page as u64)]),
         counts,
     });
-    eprintln!("cost bench: {} measured at {:?}", cases.last().map_or("", |c| c.name), started.elapsed());
+    progress(n, &cases, &record_bytes, started);
 
-    let record_bytes = b.record_sizes(&big).await;
+    record_bytes = b.record_sizes(&big).await;
     // Bulk-loaded in the store's layout, checked against a grant the store itself created.
     let stored = b
         .ddb
@@ -776,30 +780,6 @@ pub async fn run(n: usize) -> Report {
     // The scheduler and the sweep on tables of their own (moto reads a whole table for an
     // index Query: this keeps the test fast; counts are unaffected).
     b.fresh_table().await;
-    // (c) n due connections (another client's), one scheduler tick.
-    let fleet = ClientId::parse("fleet").expect("client id");
-    let due_at = chrono::Utc::now() - chrono::Duration::minutes(1);
-    let records = (0..n)
-        .map(|i| {
-            let mut c = testkit::sample_connection(&fleet, &format!("id:folder-{i:05}"));
-            c.next_due_at = Some(due_at);
-            extconn_aws::dynamo::connection_record(&c).expect("record")
-        })
-        .collect();
-    bulk_load(&b.ddb, &b.table, records).await;
-    b.counter.take();
-    let enqueued = extconn_sync_scheduler::handle(&b.ports).await.expect("tick");
-    let counts = b.counter.take();
-    assert_eq!(enqueued, n, "every due connection enqueued");
-    b.sqs.purge_queue().queue_url(&b.queue).send().await.expect("purge");
-    cases.push(Case {
-        name: "scheduler_tick",
-        what: format!("one scheduler tick (handler) with {n} due connections"),
-        facts: BTreeMap::from([("due", n as u64), ("enqueued", enqueued as u64), ("shards", 8)]),
-        counts,
-    });
-    eprintln!("cost bench: {} measured at {:?}", cases.last().map_or("", |c| c.name), started.elapsed());
-
     b.fresh_table().await;
     // (e) n grants: 10 due (unattached for more than an hour), 1% unattached but recent, the
     // rest attached; the worker's hourly sweep.
@@ -853,7 +833,7 @@ pub async fn run(n: usize) -> Report {
         ]),
         counts,
     });
-    eprintln!("cost bench: {} measured at {:?}", cases.last().map_or("", |c| c.name), started.elapsed());
+    progress(n, &cases, &record_bytes, started);
 
     // (b) On a table of its own: a synced connection of 10 files, then n/10 new small files
     // at the source, synced.
@@ -879,7 +859,7 @@ pub async fn run(n: usize) -> Report {
         facts: BTreeMap::from([("files", new_files as u64), ("folders", folders), ("runs", 1)]),
         counts,
     });
-    eprintln!("cost bench: {} measured at {:?}", cases.last().map_or("", |c| c.name), started.elapsed());
+    progress(n, &cases, &record_bytes, started);
 
     // (b′) On a table of its own: a new connection's initial import of n/10 files (a full
     // listing, then its sweep).
@@ -905,7 +885,33 @@ pub async fn run(n: usize) -> Report {
         facts: BTreeMap::from([("files", new_files as u64), ("folders", folders), ("runs", 1)]),
         counts,
     });
-    eprintln!("cost bench: {} measured at {:?}", cases.last().map_or("", |c| c.name), started.elapsed());
+    progress(n, &cases, &record_bytes, started);
+
+    // (c) Last (the slowest on the emulator), on a table of its own.
+    b.fresh_table().await;
+    // (c) n due connections (another client's), one scheduler tick.
+    let fleet = ClientId::parse("fleet").expect("client id");
+    let due_at = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let records = (0..n)
+        .map(|i| {
+            let mut c = testkit::sample_connection(&fleet, &format!("id:folder-{i:05}"));
+            c.next_due_at = Some(due_at);
+            extconn_aws::dynamo::connection_record(&c).expect("record")
+        })
+        .collect();
+    bulk_load(&b.ddb, &b.table, records).await;
+    b.counter.take();
+    let enqueued = extconn_sync_scheduler::handle(&b.ports).await.expect("tick");
+    let counts = b.counter.take();
+    assert_eq!(enqueued, n, "every due connection enqueued");
+    b.sqs.purge_queue().queue_url(&b.queue).send().await.expect("purge");
+    cases.push(Case {
+        name: "scheduler_tick",
+        what: format!("one scheduler tick (handler) with {n} due connections"),
+        facts: BTreeMap::from([("due", n as u64), ("enqueued", enqueued as u64), ("shards", 8)]),
+        counts,
+    });
+    progress(n, &cases, &record_bytes, started);
 
     let order = [
         "no_change_sync",
@@ -918,4 +924,27 @@ pub async fn run(n: usize) -> Report {
     cases.sort_by_key(|c| order.iter().position(|o| *o == c.name));
     drop(b.sandbox);
     Report { n, cases, record_bytes }
+}
+
+/// After each case: its table on stderr, and everything so far as JSON at
+/// `EXTCONN_COST_PARTIAL` if set (a long run's finished cases survive an interruption).
+fn progress(
+    n: usize,
+    cases: &[Case],
+    record_bytes: &BTreeMap<&'static str, u64>,
+    started: std::time::Instant,
+) {
+    let Some(last) = cases.last() else { return };
+    let one = Report { n, cases: vec![last.clone()], record_bytes: record_bytes.clone() };
+    eprintln!(
+        "cost bench: {} measured at {:.0} s\n{}",
+        last.name,
+        started.elapsed().as_secs_f64(),
+        one.table()
+    );
+    if let Ok(path) = std::env::var("EXTCONN_COST_PARTIAL") {
+        let all = Report { n, cases: cases.to_vec(), record_bytes: record_bytes.clone() };
+        let json = serde_json::to_string_pretty(&all.to_json()).expect("json");
+        std::fs::write(&path, json + "\n").expect("write the partial report");
+    }
 }

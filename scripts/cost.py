@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The fleet's monthly AWS cost from the cost bench's measured request counts.
 
-Usage: scripts/cost.py [target/cost-bench.json] [--markdown]
+Usage: scripts/cost.py [target/cost-bench.json [fallback.json]] [--markdown]
+(a case missing from the first JSON, e.g. an interrupted run, is taken from the second)
 
 Reads the JSON that scripts/bench-cost writes (AWS requests per operation for each case,
 counted through an SDK interceptor against the AWS emulator) and turns the per-sync, per-file,
@@ -128,8 +129,13 @@ def dynamo_units(case, record_bytes):
     return w, r
 
 
-def model(bench):
+def model(bench, fallback=None):
     cases = {c["name"]: Case(c) for c in bench["cases"]}
+    # Cases the main run did not finish, from another run (per-unit counts: the fallback's n).
+    for c in (fallback or {}).get("cases", []):
+        if c["name"] not in cases:
+            cases[c["name"]] = Case(c)
+            print(f"note: {c['name']} from the run at n = {fallback['n']:,} (not in the n = {bench['n']:,} run)")
     rb = bench["record_bytes"]
     a, b, tick, runs, sweep = (
         cases["no_change_sync"],
@@ -293,9 +299,10 @@ def fmt_qty(q):
 
 
 def main(argv):
-    path = next((a for a in argv if not a.startswith("--")), "target/cost-bench.json")
-    bench = load(path)
-    lines, facts = model(bench)
+    paths = [a for a in argv if not a.startswith("--")]
+    bench = load(paths[0] if paths else "target/cost-bench.json")
+    fallback = load(paths[1]) if len(paths) > 1 else None
+    lines, facts = model(bench, fallback)
     total = sum(l["usd"] for l in lines)
     md = "--markdown" in argv
     print(f"Fleet: {CLIENTS} clients x {CONNECTIONS_PER_CLIENT} connections x {FILES_PER_CONNECTION:,} files, "

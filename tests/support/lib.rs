@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod conformance;
+pub mod cost;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -772,6 +772,25 @@ pub fn connection_record(c: &Connection) -> Result<HashMap<String, Av>, StoreErr
     Ok(a)
 }
 
+/// The attributes [`GrantStore::create`] writes for a grant (without its account marker), for
+/// tests and tooling that bulk-load grants (the cost bench, which checks that a grant the store
+/// created reads back exactly as this).
+pub fn grant_record(g: &Grant) -> Result<HashMap<String, Av>, StoreError> {
+    let mut a = HashMap::from([
+        ("pk".to_owned(), s(conn_pk(&g.client_id))),
+        ("sk".to_owned(), s(format!("GRANT#{}", g.id))),
+        ("doc".to_owned(), doc(g)?),
+        ("status".to_owned(), doc(&g.status)?),
+        ("attached".to_owned(), Av::Bool(g.attached)),
+        ("created_ms".to_owned(), n(ms(g.created_at))),
+    ]);
+    if let Some((pk, sk)) = sweep_keys(g) {
+        a.insert("gsi5pk".into(), s(pk));
+        a.insert("gsi5sk".into(), s(sk));
+    }
+    Ok(a)
+}
+
 fn item_key(key: &ConnKey, provider_id: &str) -> (String, String) {
     (child_pk(key), format!("ITEM#{provider_id}"))
 }
@@ -1106,27 +1125,35 @@ fn refused(
     }
 }
 
+/// The attributes [`RunStore::create`] writes for a new run. Public so that tests and tooling
+/// (the cost bench) can bulk-load runs with exactly the layout the store reads.
+pub fn run_record(run: &SyncRun) -> Result<HashMap<String, Av>, StoreError> {
+    let ttl = run.queued_at.timestamp() + RUN_TTL_DAYS * 86_400;
+    let c = &run.counters;
+    Ok(HashMap::from([
+        ("pk".to_owned(), s(child_pk(&run.conn))),
+        ("sk".to_owned(), s(format!("RUN#{}", run.id))),
+        ("doc".to_owned(), doc(run)?),
+        ("rev".to_owned(), n(0)),
+        ("ttl".to_owned(), n(ttl)),
+        ("r_scanned".to_owned(), n(c.scanned)),
+        ("r_imported".to_owned(), n(c.imported)),
+        ("r_updated".to_owned(), n(c.updated)),
+        ("r_skipped".to_owned(), n(c.skipped)),
+        ("r_failed".to_owned(), n(c.failed)),
+        ("r_source_deleted".to_owned(), n(c.source_deleted)),
+        ("r_bytes".to_owned(), n(c.bytes)),
+    ]))
+}
+
 #[async_trait]
 impl RunStore for DynamoStore {
     async fn create(&self, run: &SyncRun) -> Result<(), StoreError> {
-        let ttl = run.queued_at.timestamp() + RUN_TTL_DAYS * 86_400;
-        let c = &run.counters;
         let r = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(child_pk(&run.conn)))
-            .item("sk", s(format!("RUN#{}", run.id)))
-            .item("doc", doc(run)?)
-            .item("rev", n(0))
-            .item("ttl", n(ttl))
-            .item("r_scanned", n(c.scanned))
-            .item("r_imported", n(c.imported))
-            .item("r_updated", n(c.updated))
-            .item("r_skipped", n(c.skipped))
-            .item("r_failed", n(c.failed))
-            .item("r_source_deleted", n(c.source_deleted))
-            .item("r_bytes", n(c.bytes))
+            .set_item(Some(run_record(run)?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;

@@ -2,8 +2,8 @@
 //!
 //! The due set is spread over the store's shards, read in parallel, a page at a time, keys
 //! only. Each due connection is claimed by moving its `next_due_at` forward with one
-//! conditional write (several at once), and only claimed ones are enqueued, a page's jobs in one
-//! batch. Two ticks in the same window therefore enqueue each connection once. Connections that
+//! conditional write (several at once), and only claimed ones are enqueued, in full batches of
+//! 10 pooled across the shards (the remainder at the end of the tick). Two ticks in the same window therefore enqueue each connection once. Connections that
 //! are not `active` or `error`, or have auto sync off, are never due, so they cost nothing.
 //! A tick costs about one write per due connection plus one read per page: 10,000 due
 //! connections are 10,000 claims, 16 at a time per shard.
@@ -17,12 +17,15 @@ use crate::ports::{DueRef, StoreError};
 const PAGE: usize = 100;
 /// Claims in flight per shard.
 const CLAIMS_AT_ONCE: usize = 16;
+/// Jobs per queue batch (SQS SendMessageBatch's maximum).
+const BATCH: usize = 10;
 
 /// Enqueues every due connection once; returns how many jobs were sent. Every shard is tried;
 /// the first error is returned after the others finished (their jobs are sent).
 pub async fn tick(ports: &Ports, now: Timestamp) -> Result<usize, StoreError> {
     let shards = ports.connections.due_shards().max(1);
-    let results = futures::future::join_all((0..shards).map(|sh| tick_shard(ports, sh, now))).await;
+    let pending = Pending::default();
+    let results = futures::future::join_all((0..shards).map(|sh| tick_shard(ports, sh, now, &pending))).await;
     let mut sent = 0;
     let mut first_error = None;
     for r in results {
@@ -33,10 +36,44 @@ pub async fn tick(ports: &Ports, now: Timestamp) -> Result<usize, StoreError> {
             }
         }
     }
+    // What the shards claimed beyond their full batches: fewer than a batch in all.
+    let rest = pending.rest();
+    match ports.queue.send(&rest).await {
+        Ok(()) => sent += rest.len(),
+        Err(e) => {
+            first_error.get_or_insert(e);
+        }
+    }
     first_error.map_or(Ok(sent), Err)
 }
 
-async fn tick_shard(ports: &Ports, shard: u32, now: Timestamp) -> Result<usize, StoreError> {
+/// Jobs claimed by the shards and not sent yet, pooled so that every queue batch but the
+/// tick's last is full (SendMessageBatch takes 10: a tick sends ⌈claimed / 10⌉ batches, not a
+/// part-filled batch per shard page).
+#[derive(Default)]
+struct Pending(std::sync::Mutex<Vec<Job>>);
+
+impl Pending {
+    /// Pools `jobs`; returns the whole batches now pooled, to send.
+    fn add(&self, jobs: Vec<Job>) -> Vec<Job> {
+        let mut p = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        p.extend(jobs);
+        let whole = p.len() / BATCH * BATCH;
+        p.drain(..whole).collect()
+    }
+
+    /// Everything still pooled.
+    fn rest(&self) -> Vec<Job> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+async fn tick_shard(
+    ports: &Ports,
+    shard: u32,
+    now: Timestamp,
+    pending: &Pending,
+) -> Result<usize, StoreError> {
     let mut sent = 0;
     let mut after: Option<String> = None;
     loop {
@@ -47,8 +84,9 @@ async fn tick_shard(ports: &Ports, shard: u32, now: Timestamp) -> Result<usize, 
             .try_filter_map(|job| async move { Ok(job) })
             .try_collect()
             .await?;
-        ports.queue.send(&jobs).await?;
-        sent += jobs.len();
+        let full = pending.add(jobs);
+        ports.queue.send(&full).await?;
+        sent += full.len();
         match page.next {
             Some(n) => after = Some(n),
             None => return Ok(sent),

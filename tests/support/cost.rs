@@ -474,6 +474,7 @@ impl Bench {
             created_at: chrono::Utc::now(),
             status: GrantStatus::Active,
             attached: true,
+            paused_until: None,
         };
         let tokens = TokenSet {
             access_token: Secret::new(access),
@@ -664,14 +665,7 @@ fn item_size(a: &HashMap<String, AttributeValue>) -> u64 {
 }
 
 fn job(key: &ConnKey, trigger: Trigger) -> Job {
-    Job {
-        client_id: key.client_id.clone(),
-        connection_id: key.connection_id.clone(),
-        trigger,
-        run_id: None,
-        requested_by: None,
-        continuation: false,
-    }
+    Job::start(key, trigger)
 }
 
 /// An API Gateway HTTP API (payload v2) event for an admin of `acme`, as the JWT authorizer
@@ -801,6 +795,7 @@ pub async fn run(n: usize) -> Report {
                 created_at: if due { old } else { chrono::Utc::now() },
                 status: GrantStatus::Active,
                 attached: !(due || recent),
+                paused_until: None,
             }
         })
         .collect();

@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use extconn_aws::{DynamoStore, EventBridgeEvents, S3Sink, SecretsVault, SqsQueue};
 use extconn_core::engine::{Engine, EngineConfig, JobOutcome};
@@ -46,7 +46,6 @@ use extconn_providers::dropbox::{Dropbox, DropboxConfig};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl, Endpoint};
 use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
 use extconn_sync_worker::Worker;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -410,37 +409,6 @@ async fn bench() -> Bench {
     }
 }
 
-/// Writes records with BatchWriteItem, 25 a request, 4 requests at once, until none is left
-/// unprocessed (setup: not counted).
-pub async fn bulk_load(
-    raw: &aws_sdk_dynamodb::Client,
-    table: &str,
-    records: Vec<HashMap<String, AttributeValue>>,
-) {
-    let batches: Vec<Vec<WriteRequest>> = records
-        .chunks(25)
-        .map(|c| {
-            c.iter()
-                .map(|r| {
-                    let put = PutRequest::builder().set_item(Some(r.clone())).build().expect("put request");
-                    WriteRequest::builder().put_request(put).build()
-                })
-                .collect()
-        })
-        .collect();
-    futures::stream::iter(batches)
-        .map(|mut batch| async move {
-            while !batch.is_empty() {
-                let out =
-                    raw.batch_write_item().request_items(table, batch).send().await.expect("batch write");
-                batch = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
-            }
-        })
-        .buffer_unordered(4)
-        .collect::<Vec<()>>()
-        .await;
-}
-
 impl Bench {
     /// From here on, a fresh table (moto copies a whole table for every transaction: the
     /// import cases run on small tables of their own to stay fast; counts are unaffected).
@@ -563,7 +531,7 @@ impl Bench {
         for item in memory.all_items(&conn.key()) {
             records.push(extconn_aws::dynamo::item_record(&conn.key(), &item).expect("record"));
         }
-        bulk_load(&self.ddb, &self.table, records).await;
+        extconn_aws::dynamo::bulk_load(&self.ddb, &self.table, records).await.expect("bulk load");
         (conn.key(), grant)
     }
 
@@ -724,7 +692,7 @@ pub async fn run(n: usize) -> Report {
             extconn_aws::dynamo::run_record(&r).expect("record")
         })
         .collect();
-    bulk_load(&b.ddb, &b.table, records).await;
+    extconn_aws::dynamo::bulk_load(&b.ddb, &b.table, records).await.expect("bulk load");
     let env = extconn_lambda::Env::from_lookup(|k| match k {
         "TABLE_NAME" => Some(b.table.clone()),
         "QUEUE_URL" => Some(b.queue.clone()),
@@ -809,7 +777,7 @@ pub async fn run(n: usize) -> Report {
         b.raw_vault.put(&g.secret_ref, &tokens, None).await.expect("secret");
     }
     let records = grants.iter().map(|g| extconn_aws::dynamo::grant_record(g).expect("record")).collect();
-    bulk_load(&b.ddb, &b.table, records).await;
+    extconn_aws::dynamo::bulk_load(&b.ddb, &b.table, records).await.expect("bulk load");
     b.counter.take();
     let resp = b
         .worker
@@ -894,7 +862,7 @@ pub async fn run(n: usize) -> Report {
             extconn_aws::dynamo::connection_record(&c).expect("record")
         })
         .collect();
-    bulk_load(&b.ddb, &b.table, records).await;
+    extconn_aws::dynamo::bulk_load(&b.ddb, &b.table, records).await.expect("bulk load");
     b.counter.take();
     let enqueued = extconn_sync_scheduler::handle(&b.ports).await.expect("tick");
     let counts = b.counter.take();

@@ -36,8 +36,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as Av, BillingMode, ConditionCheck, Delete, DeleteRequest,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TransactWriteItem, Update, WriteRequest,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, PutRequest,
+    ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
 };
 use extconn_core::ports::*;
 use extconn_core::{
@@ -789,6 +789,36 @@ pub fn grant_record(g: &Grant) -> Result<HashMap<String, Av>, StoreError> {
         a.insert("gsi5sk".into(), s(sk));
     }
     Ok(a)
+}
+
+/// Writes `records` (built by the `*_record` functions) with BatchWriteItem, 25 a request and 4
+/// requests at once, sending unprocessed ones again until none is left. For tests and tooling
+/// that load a table in bulk; the stores never write this way.
+pub async fn bulk_load(client: &Client, table: &str, records: Vec<Attrs>) -> Result<(), StoreError> {
+    use futures::StreamExt;
+    let batches: Vec<Vec<WriteRequest>> = records
+        .chunks(25)
+        .map(|c| {
+            c.iter()
+                .map(|r| {
+                    let put = PutRequest::builder().set_item(Some(r.clone())).build().expect("item");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect()
+        })
+        .collect();
+    let results: Vec<Result<(), StoreError>> = futures::stream::iter(batches)
+        .map(|mut batch| async move {
+            while !batch.is_empty() {
+                let out = client.batch_write_item().request_items(table, batch).send().await.map_err(err)?;
+                batch = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+            }
+            Ok(())
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 fn item_key(key: &ConnKey, provider_id: &str) -> (String, String) {

@@ -13,7 +13,6 @@ use aws_sdk_dynamodb::config::interceptors::{
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use bytes::Bytes;
 use extconn_aws::{DynamoStore, EventBridgeEvents, S3Sink, SecretsVault};
 use extconn_core::ports::{
@@ -24,7 +23,6 @@ use extconn_core::{
     AssetEvent, AssetEventKind, ClientId, ConnectionEvent, ConnectionId, ConnectionStatus, Item, ItemState,
     ProviderKind, RunCounters, Secret, TokenSet, testkit,
 };
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use support::{config, table, unique};
 
@@ -311,37 +309,6 @@ async fn counted_store() -> (DynamoStore, Reads, aws_sdk_dynamodb::Client, Strin
     (DynamoStore::new(counted, name.clone()), reads, client, name)
 }
 
-/// Writes records with BatchWriteItem, 25 a request, 4 requests at once, until none is left
-/// unprocessed.
-async fn bulk_load(
-    raw: &aws_sdk_dynamodb::Client,
-    table: &str,
-    records: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
-) {
-    let batches: Vec<Vec<WriteRequest>> = records
-        .chunks(25)
-        .map(|c| {
-            c.iter()
-                .map(|r| {
-                    let put = PutRequest::builder().set_item(Some(r.clone())).build().expect("put");
-                    WriteRequest::builder().put_request(put).build()
-                })
-                .collect()
-        })
-        .collect();
-    futures::stream::iter(batches)
-        .map(|mut batch| async move {
-            while !batch.is_empty() {
-                let out =
-                    raw.batch_write_item().request_items(table, batch).send().await.expect("batch write");
-                batch = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
-            }
-        })
-        .buffer_unordered(4)
-        .collect::<Vec<()>>()
-        .await;
-}
-
 /// A connection with a run and a held lease (what item writes need).
 async fn leased(store: &DynamoStore) -> (extconn_core::ConnKey, extconn_core::Fence, extconn_core::RunId) {
     let conn = testkit::sample_connection(&ClientId::parse("acme").expect("client id"), "id:folder");
@@ -393,7 +360,7 @@ async fn aws_failed_due_reads_only_the_failed_items_of_10000() {
         .collect();
     let records =
         bulk.iter().map(|i| extconn_aws::dynamo::item_record(&key, i).expect("attributes")).collect();
-    bulk_load(&raw, &table, records).await;
+    extconn_aws::dynamo::bulk_load(&raw, &table, records).await.expect("bulk load");
     // The 5 due ones through the store's own write path.
     let mut expected = Vec::new();
     for (n, i) in [3, 1, 4, 1, 5].into_iter().enumerate() {
@@ -561,7 +528,7 @@ async fn aws_two_ticks_at_once_enqueue_1000_due_connections_once_at_one_write_ea
         .map(|i| testkit::sample_connection(&client, &format!("id:folder-{i:04}")))
         .map(|c| extconn_aws::dynamo::connection_record(&c).expect("attributes"))
         .collect();
-    bulk_load(&raw, &table, records).await;
+    extconn_aws::dynamo::bulk_load(&raw, &table, records).await.expect("bulk load");
     let due_by = chrono::Utc::now() + chrono::Duration::seconds(2);
     // Not due: Auto sync off, or due later.
     let mut off = testkit::sample_connection(&client, "id:off");

@@ -435,7 +435,8 @@ async fn a_connection_in_error_shows_why_and_failed_files_show_when_they_are_ret
             .acquire_lease(&a.w.conn, "test", now, std::time::Duration::from_secs(60))
             .await
             .unwrap()
-            .expect("lease");
+            .expect("lease")
+            .0;
     let write = ItemWrite {
         item,
         run_id,

@@ -121,7 +121,7 @@ async fn deadline_mid_run(concurrency: usize) {
         }
     }
     assert!(outcomes.len() >= 2, "the deadline forced a continuation: {outcomes:?}");
-    let JobOutcome::Finished { run_id, status: RunStatus::Succeeded } =
+    let JobOutcome::Finished { run_id, status: RunStatus::Succeeded, .. } =
         outcomes.last().expect("a step ran").clone()
     else {
         panic!("{outcomes:?}")

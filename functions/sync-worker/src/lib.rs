@@ -110,7 +110,7 @@ impl Worker {
         );
         match task.await {
             Ok(Ok(outcome)) => {
-                self.metrics(&job, &outcome).await;
+                self.metrics(&outcome);
                 MessageResult::Done
             }
             Ok(Err(e)) => MessageResult::Failed(e.to_string()),
@@ -119,21 +119,15 @@ impl Worker {
         }
     }
 
-    async fn metrics(&self, job: &Job, outcome: &JobOutcome) {
+    /// The run's figures when it finishes (carried by the outcome: no read of the run).
+    fn metrics(&self, outcome: &JobOutcome) {
         let mut m = Vec::new();
         match outcome {
-            JobOutcome::Finished { run_id, status } => {
-                if let Ok(Some(run)) = self.ports.runs.get(&job.conn(), run_id).await {
-                    let c = run.counters;
-                    m.push(Metric {
-                        name: "FilesImported",
-                        value: (c.imported + c.updated) as f64,
-                        unit: "Count",
-                    });
-                    m.push(Metric { name: "BytesImported", value: c.bytes as f64, unit: "Bytes" });
-                    m.push(Metric { name: "FilesSkipped", value: c.skipped as f64, unit: "Count" });
-                    m.push(Metric { name: "FilesFailed", value: c.failed as f64, unit: "Count" });
-                }
+            JobOutcome::Finished { status, counters: c, .. } => {
+                m.push(Metric { name: "FilesImported", value: (c.imported + c.updated) as f64, unit: "Count" });
+                m.push(Metric { name: "BytesImported", value: c.bytes as f64, unit: "Bytes" });
+                m.push(Metric { name: "FilesSkipped", value: c.skipped as f64, unit: "Count" });
+                m.push(Metric { name: "FilesFailed", value: c.failed as f64, unit: "Count" });
                 let flag = match status {
                     RunStatus::ReauthRequired => Some("ReauthRequired"),
                     // A listing that kept failing, the folder gone, or our app refused.

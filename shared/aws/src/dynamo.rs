@@ -25,6 +25,11 @@
 //! nothing else, with no Scan).
 //! Every expression uses placeholders; no user text is ever spliced into one.
 //!
+//! A worker's writes to a connection or run doc are read-modify-writes guarded by `rev`. The
+//! store remembers the doc and `rev` it last leased or wrote (`Docs`), so a step's writes apply
+//! their patch to that copy and skip the read; a copy someone else changed meanwhile fails the
+//! `rev` condition and the write is redone from a fresh read.
+//!
 //! An item record DynamoDB refuses as invalid (`ValidationException`: over 400 KB, a key over
 //! its size limit) is [`StoreError::Rejected`]: that one record, not the store, is the problem.
 
@@ -60,6 +65,27 @@ const CAS_RETRIES: usize = 20;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    docs: std::sync::Arc<std::sync::Mutex<Docs>>,
+}
+
+/// Most docs remembered; past it the memory starts afresh (a forgotten doc costs one read).
+const DOCS_MAX: usize = 1024;
+
+/// The connection and run docs (with their `rev`) this process last leased or wrote: what a
+/// worker's next write of the same record starts from instead of a read. Never trusted beyond
+/// the `rev` condition of the write that uses it.
+#[derive(Debug, Default)]
+struct Docs {
+    conns: HashMap<ConnKey, (Connection, i64)>,
+    runs: HashMap<(ConnKey, RunId), (SyncRun, i64)>,
+}
+
+/// A connection doc rewrite (expression, condition, values), for an UpdateItem or a
+/// transaction's Update.
+struct DocWrite {
+    expr: String,
+    cond: String,
+    values: Attrs,
 }
 
 fn s(v: impl Into<String>) -> Av {
@@ -242,7 +268,7 @@ fn due_keys(c: &Connection) -> Option<(String, String)> {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), docs: Default::default() }
     }
 
     /// Creates the table with the layout above (tests and local tooling; production uses the
@@ -385,44 +411,95 @@ impl DynamoStore {
         self.get_raw(conn_pk(&key.client_id), conn_sk(key)).await?.map(|a| connection_from(&a)).transpose()
     }
 
-    /// The doc (and index keys) of a connection, written only if `rev` is unchanged and, for
-    /// a fenced write, the lease is still the fence's. `Ok(false)`: the rev moved (retry).
-    async fn write_connection(
-        &self,
+    fn docs(&self) -> std::sync::MutexGuard<'_, Docs> {
+        // Only a cache: a panic while it was held leaves nothing to repair.
+        self.docs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn held_conn(&self, key: &ConnKey) -> Option<(Connection, i64)> {
+        self.docs().conns.get(key).cloned()
+    }
+
+    fn remember_conn(&self, c: &Connection, rev: i64) {
+        let mut d = self.docs();
+        if d.conns.len() >= DOCS_MAX {
+            d.conns.clear();
+        }
+        d.conns.insert(c.key(), (c.clone(), rev));
+    }
+
+    fn forget_conn(&self, key: &ConnKey) {
+        self.docs().conns.remove(key);
+    }
+
+    fn held_run(&self, conn: &ConnKey, id: &RunId) -> Option<(SyncRun, i64)> {
+        self.docs().runs.get(&(conn.clone(), id.clone())).cloned()
+    }
+
+    fn remember_run(&self, run: &SyncRun, rev: i64) {
+        let mut d = self.docs();
+        if d.runs.len() >= DOCS_MAX {
+            d.runs.clear();
+        }
+        d.runs.insert((run.conn.clone(), run.id.clone()), (run.clone(), rev));
+    }
+
+    /// The connection under `fence`: the remembered doc if any (`fresh` false: its `rev`
+    /// condition will tell), else read. Fenced when absent or no longer ours.
+    async fn fenced_conn(&self, fence: &Fence, remembered: bool) -> Result<(Connection, i64), StoreError> {
+        if remembered && let Some(held) = self.held_conn(&fence.conn) {
+            return Ok(held);
+        }
+        let Some((c, rev)) = self.get_connection(&fence.conn).await? else {
+            return Err(StoreError::Fenced);
+        };
+        if c.lease_version != fence.version || c.lease.as_ref().is_none_or(|l| l.holder != fence.holder) {
+            self.forget_conn(&fence.conn);
+            return Err(StoreError::Fenced);
+        }
+        Ok((c, rev))
+    }
+
+    /// The run: remembered, else read (NotFound when absent).
+    async fn run_doc(&self, conn: &ConnKey, id: &RunId, remembered: bool) -> Result<(SyncRun, i64), StoreError> {
+        if remembered && let Some(held) = self.held_run(conn, id) {
+            return Ok(held);
+        }
+        let a = self.get_raw(child_pk(conn), format!("RUN#{id}")).await?.ok_or(StoreError::NotFound)?;
+        run_from(&a)
+    }
+
+    /// The doc (and index keys) of a connection, to be written only if `rev` is unchanged and,
+    /// for a fenced write, the lease is still the fence's; `release` ends the lease.
+    fn connection_write(
         c: &Connection,
         rev: i64,
         fence: Option<&Fence>,
         release: bool,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<DocWrite, StoreError> {
         let mut set = vec!["doc = :doc", "rev = :new"];
         let mut remove: Vec<&str> = Vec::new();
         let mut cond = "rev = :rev".to_owned();
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(conn_pk(&c.client_id)))
-            .key("sk", s(conn_sk(&c.key())))
-            .expression_attribute_values(":doc", doc(c)?)
-            .expression_attribute_values(":new", n(rev + 1))
-            .expression_attribute_values(":rev", n(rev));
+        let mut values: Attrs = HashMap::from([
+            (":doc".to_owned(), doc(c)?),
+            (":new".to_owned(), n(rev + 1)),
+            (":rev".to_owned(), n(rev)),
+        ]);
         // The doc now holds next_due_at (read with any claim folded in: `rev` guards it).
         remove.push("due_claim");
         match due_keys(c) {
             Some((pk, sk)) => {
                 set.extend(["gsi1pk = :g1", "gsi1sk = :g2", "due_every = :ge"]);
-                req = req
-                    .expression_attribute_values(":g1", s(pk))
-                    .expression_attribute_values(":g2", s(sk))
-                    .expression_attribute_values(":ge", n(c.sync_interval_secs));
+                values.insert(":g1".into(), s(pk));
+                values.insert(":g2".into(), s(sk));
+                values.insert(":ge".into(), n(c.sync_interval_secs));
             }
             None => remove.extend(["gsi1pk", "gsi1sk", "due_every"]),
         }
         if let Some(f) = fence {
             cond.push_str(" AND lease_version = :lv AND lease_holder = :lh");
-            req = req
-                .expression_attribute_values(":lv", n(f.version))
-                .expression_attribute_values(":lh", s(f.holder.clone()));
+            values.insert(":lv".into(), n(f.version));
+            values.insert(":lh".into(), s(f.holder.clone()));
         }
         if release {
             remove.extend(["lease_holder", "lease_expires"]);
@@ -431,14 +508,68 @@ impl DynamoStore {
         if !remove.is_empty() {
             expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        match req.update_expression(expr).condition_expression(cond).send().await {
+        Ok(DocWrite { expr, cond, values })
+    }
+
+    /// [`Self::connection_write`] as one UpdateItem. `Ok(false)`: a condition failed (the rev
+    /// moved, or the lease is not the fence's).
+    async fn write_connection(
+        &self,
+        c: &Connection,
+        rev: i64,
+        fence: Option<&Fence>,
+        release: bool,
+    ) -> Result<bool, StoreError> {
+        let w = Self::connection_write(c, rev, fence, release)?;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(&c.client_id)))
+            .key("sk", s(conn_sk(&c.key())))
+            .update_expression(w.expr)
+            .condition_expression(w.cond)
+            .set_expression_attribute_values(Some(w.values))
+            .send()
+            .await;
+        match r {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(err(e)),
         }
     }
 
+    /// [`Self::connection_write`] as a transaction's Update.
+    fn connection_update(&self, c: &Connection, rev: i64, fence: &Fence, release: bool) -> Result<Update, StoreError> {
+        let w = Self::connection_write(c, rev, Some(fence), release)?;
+        Ok(Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(conn_pk(&c.client_id)))
+            .key("sk", s(conn_sk(&c.key())))
+            .update_expression(w.expr)
+            .condition_expression(w.cond)
+            .set_expression_attribute_values(Some(w.values))
+            .build()
+            .expect("update"))
+    }
+
+    /// A run doc rewrite guarded by `rev`, as a transaction's Update.
+    fn run_update(&self, run: &SyncRun, rev: i64) -> Result<Update, StoreError> {
+        Ok(Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(child_pk(&run.conn)))
+            .key("sk", s(format!("RUN#{}", run.id)))
+            .update_expression("SET doc = :doc, rev = :new")
+            .condition_expression("rev = :rev")
+            .expression_attribute_values(":doc", doc(run)?)
+            .expression_attribute_values(":new", n(rev + 1))
+            .expression_attribute_values(":rev", n(rev))
+            .build()
+            .expect("update"))
+    }
+
     /// Read-modify-write of a connection's doc under its lease (checkpoint, release).
+    /// Starts from the remembered doc when there is one (no read).
     async fn fenced_update(
         &self,
         fence: &Fence,
@@ -446,13 +577,8 @@ impl DynamoStore {
         position: Option<&SyncPosition>,
         release: bool,
     ) -> Result<(), StoreError> {
-        for _ in 0..CAS_RETRIES {
-            let Some((mut c, rev)) = self.get_connection(&fence.conn).await? else {
-                return Err(StoreError::Fenced);
-            };
-            if c.lease_version != fence.version || c.lease.as_ref().is_none_or(|l| l.holder != fence.holder) {
-                return Err(StoreError::Fenced);
-            }
+        for attempt in 0..CAS_RETRIES {
+            let (mut c, rev) = self.fenced_conn(fence, attempt == 0).await?;
             // The position first, then the patch (as the memory store: a patch's own
             // position wins).
             if let Some(p) = position {
@@ -460,6 +586,11 @@ impl DynamoStore {
             }
             patch.apply_to(&mut c);
             if self.write_connection(&c, rev, Some(fence), release).await? {
+                if release {
+                    self.forget_conn(&fence.conn);
+                } else {
+                    self.remember_conn(&c, rev + 1);
+                }
                 return Ok(());
             }
         }
@@ -576,18 +707,17 @@ impl ConnectionStore for DynamoStore {
         Ok(true)
     }
 
+    /// One conditional UpdateItem returning the record as leased: taken when no lease is
+    /// held or the held one has expired.
     async fn acquire_lease(
         &self,
         key: &ConnKey,
         holder: &str,
         now: Timestamp,
         ttl: Duration,
-    ) -> Result<Option<Fence>, StoreError> {
-        let Some((c, _)) = self.get_connection(key).await? else { return Err(StoreError::NotFound) };
-        if c.lease.as_ref().is_some_and(|l| l.expires_at > now) {
-            return Ok(None);
-        }
-        let version = c.lease_version + 1;
+    ) -> Result<Option<(Fence, Connection)>, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
         let r = self
             .client
@@ -595,18 +725,42 @@ impl ConnectionStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(conn_pk(&key.client_id)))
             .key("sk", s(conn_sk(key)))
-            .update_expression("SET lease_version = :new, lease_holder = :h, lease_expires = :exp")
-            .condition_expression("lease_version = :old")
-            .expression_attribute_values(":new", n(version))
-            .expression_attribute_values(":old", n(c.lease_version))
+            .update_expression(
+                "SET lease_version = if_not_exists(lease_version, :zero) + :one, lease_holder = :h, lease_expires = :exp",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(lease_holder) OR attribute_not_exists(lease_expires) OR lease_expires <= :now)",
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":h", s(holder))
             .expression_attribute_values(":exp", n(ms(expires)))
+            .expression_attribute_values(":now", n(ms(now)))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match r {
-            Ok(_) => Ok(Some(Fence { conn: key.clone(), version, holder: holder.to_owned() })),
-            // Someone else took it between our read and write.
-            Err(e) if condition_failed(&e) => Ok(None),
+            Ok(out) => {
+                let attrs = out.attributes.ok_or_else(|| StoreError::Unavailable("lease without record".into()))?;
+                let (c, rev) = connection_from(&attrs)?;
+                self.remember_conn(&c, rev);
+                let fence = Fence { conn: key.clone(), version: c.lease_version, holder: holder.to_owned() };
+                Ok(Some((fence, c)))
+            }
+            Err(e) if condition_failed(&e) => {
+                // Held by someone else, or no such connection: the failure carries the record
+                // when there is one (read it where the store does not return it).
+                let returned = matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(x)) if x.item().is_some()
+                );
+                if returned || self.get_raw(conn_pk(&key.client_id), conn_sk(key)).await?.is_some() {
+                    Ok(None)
+                } else {
+                    Err(StoreError::NotFound)
+                }
+            }
             Err(e) => Err(err(e)),
         }
     }
@@ -881,6 +1035,53 @@ impl ItemStore for DynamoStore {
     async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError> {
         let (pk, sk) = item_key(conn, provider_id);
         self.get_raw(pk, sk).await?.map(|a| parse(&a)).transpose()
+    }
+
+    /// BatchGetItem, 100 keys a request, strongly consistent; keys DynamoDB leaves
+    /// unprocessed (throttling) are asked again after a short pause.
+    async fn get_many(&self, conn: &ConnKey, ids: &[&str]) -> Result<Vec<Item>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let keys = chunk
+                .iter()
+                .map(|id| {
+                    let (pk, sk) = item_key(conn, id);
+                    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+                })
+                .collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            for attempt in 0u32.. {
+                let page = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                for a in page.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    out.push(parse(&a)?);
+                }
+                match page.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(rest) if !rest.keys.is_empty() && attempt < 10 => {
+                        tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+                        request = rest;
+                    }
+                    Some(rest) if !rest.keys.is_empty() => {
+                        return Err(StoreError::Unavailable("BatchGetItem left keys unprocessed".into()));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Keys only: Query pages (of at most `limit` keys in all) and BatchWriteItem deletes of
@@ -1191,12 +1392,10 @@ impl RunStore for DynamoStore {
     }
 
     async fn get(&self, conn: &ConnKey, id: &RunId) -> Result<Option<SyncRun>, StoreError> {
-        Ok(self
-            .get_raw(child_pk(conn), format!("RUN#{id}"))
-            .await?
-            .map(|a| run_from(&a))
-            .transpose()?
-            .map(|(r, _)| r))
+        let Some(a) = self.get_raw(child_pk(conn), format!("RUN#{id}")).await? else { return Ok(None) };
+        let (run, rev) = run_from(&a)?;
+        self.remember_run(&run, rev);
+        Ok(Some(run))
     }
 
     /// One Query, newest first, reading `limit` runs (plus `before` itself): run ids sort by
@@ -1256,37 +1455,124 @@ impl RunStore for DynamoStore {
         if fence.is_some_and(|f| &f.conn != conn) {
             return Err(StoreError::Fenced);
         }
+        // The remembered doc first; a condition that fails on it is checked again on a read.
+        let mut remembered = true;
         for _ in 0..CAS_RETRIES {
-            let Some(a) = self.get_raw(child_pk(conn), format!("RUN#{id}")).await? else {
-                return Err(StoreError::NotFound);
-            };
-            let (mut run, rev) = run_from(&a)?;
+            let (mut run, rev) = self.run_doc(conn, id, std::mem::take(&mut remembered)).await?;
+            if !patch.condition_holds(&run) {
+                match self.run_doc(conn, id, false).await? {
+                    (fresh, _) if !patch.condition_holds(&fresh) => return Err(StoreError::Conflict),
+                    _ => continue,
+                }
+            }
             patch.apply_to(&mut run);
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(child_pk(conn)))
-                .key("sk", s(format!("RUN#{id}")))
-                .update_expression("SET doc = :doc, rev = :new")
-                .condition_expression("rev = :rev")
-                .expression_attribute_values(":doc", doc(&run)?)
-                .expression_attribute_values(":new", n(rev + 1))
-                .expression_attribute_values(":rev", n(rev))
-                .build()
-                .expect("update");
             let mut tx = self
                 .client
                 .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(update).build());
+                .transact_items(TransactWriteItem::builder().update(self.run_update(&run, rev)?).build());
             if let Some(f) = fence {
                 tx = tx.transact_items(
                     TransactWriteItem::builder().condition_check(self.fence_check(f)).build(),
                 );
             }
             match tx.send().await {
-                Ok(_) => return Ok(run),
+                Ok(_) => {
+                    self.remember_run(&run, rev + 1);
+                    return Ok(run);
+                }
                 Err(e) => match cancelled_conditions(&e) {
                     Some(v) if v.get(1) == Some(&true) => return Err(StoreError::Fenced),
                     Some(v) if v.first() == Some(&true) => continue,
+                    _ => return Err(err(e)),
+                },
+            }
+        }
+        Err(StoreError::Unavailable("too much contention on the run record".into()))
+    }
+
+    /// One transaction: the run's Put and the connection's doc with `current_run_id`.
+    async fn start(&self, fence: &Fence, run: &SyncRun) -> Result<(), StoreError> {
+        if run.conn != fence.conn {
+            return Err(StoreError::Fenced);
+        }
+        for attempt in 0..CAS_RETRIES {
+            let (mut c, rev) = self.fenced_conn(fence, attempt == 0).await?;
+            c.current_run_id = Some(run.id.clone());
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(run_record(run)?))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .expect("put");
+            let r = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .transact_items(
+                    TransactWriteItem::builder().update(self.connection_update(&c, rev, fence, false)?).build(),
+                )
+                .send()
+                .await;
+            match r {
+                Ok(_) => {
+                    self.remember_conn(&c, rev + 1);
+                    self.remember_run(run, 0);
+                    return Ok(());
+                }
+                Err(e) => match cancelled_conditions(&e) {
+                    Some(v) if v.first() == Some(&true) => return Err(StoreError::Conflict),
+                    // The rev moved or the lease is gone: the next read tells which.
+                    Some(v) if v.get(1) == Some(&true) => continue,
+                    _ => return Err(err(e)),
+                },
+            }
+        }
+        Err(StoreError::Unavailable("too much contention on the connection record".into()))
+    }
+
+    /// One transaction: the run's doc and the connection's, the lease removed.
+    async fn finish(
+        &self,
+        fence: &Fence,
+        id: &RunId,
+        patch: &RunPatch,
+        release: &ConnectionPatch,
+    ) -> Result<(), StoreError> {
+        let (mut conn_remembered, mut run_remembered) = (true, true);
+        for _ in 0..CAS_RETRIES {
+            let (mut c, crev) = self.fenced_conn(fence, std::mem::take(&mut conn_remembered)).await?;
+            let remembered = std::mem::take(&mut run_remembered);
+            let (mut run, rrev) = self.run_doc(&fence.conn, id, remembered).await?;
+            if !patch.condition_holds(&run) {
+                if remembered {
+                    conn_remembered = true;
+                    continue;
+                }
+                return Err(StoreError::Conflict);
+            }
+            patch.apply_to(&mut run);
+            release.apply_to(&mut c);
+            let r = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(self.run_update(&run, rrev)?).build())
+                .transact_items(
+                    TransactWriteItem::builder().update(self.connection_update(&c, crev, fence, true)?).build(),
+                )
+                .send()
+                .await;
+            match r {
+                Ok(_) => {
+                    self.forget_conn(&fence.conn);
+                    self.remember_run(&run, rrev + 1);
+                    return Ok(());
+                }
+                Err(e) => match cancelled_conditions(&e) {
+                    Some(v) if v.iter().any(|x| *x) => {
+                        // Whichever doc moved is read again; the other is still good.
+                        conn_remembered = v.get(1) != Some(&true);
+                        run_remembered = v.first() != Some(&true);
+                    }
                     _ => return Err(err(e)),
                 },
             }

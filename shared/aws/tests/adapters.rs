@@ -319,7 +319,8 @@ async fn leased(store: &DynamoStore) -> (extconn_core::ConnKey, extconn_core::Fe
         .acquire_lease(&conn.key(), "worker", chrono::Utc::now(), std::time::Duration::from_secs(600))
         .await
         .expect("acquire")
-        .expect("free");
+        .expect("free")
+        .0;
     (conn.key(), fence, run.id)
 }
 

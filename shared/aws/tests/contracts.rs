@@ -27,6 +27,12 @@ async fn aws_dynamo_item_and_run_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_dynamo_run_lifecycle() {
+    let s = store().await;
+    testkit::run_lifecycle(s.clone(), s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_dynamo_failed_due() {
     let s = store().await;
     testkit::failed_due(s.clone(), s.clone(), s).await;

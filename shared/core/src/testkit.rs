@@ -136,7 +136,9 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
 
     // Leases: one holder; takeover only after expiry, with a higher fence.
     let t0 = now();
-    let f1 = store.acquire_lease(&key, "w1", t0, TTL).await.expect("acquire").expect("free lease");
+    let (f1, leased) = store.acquire_lease(&key, "w1", t0, TTL).await.expect("acquire").expect("free lease");
+    assert_eq!(leased, store.get(&key).await.expect("get").expect("exists"), "the record as leased");
+    assert_eq!((leased.lease_version, leased.lease.map(|l| l.holder)), (f1.version, Some("w1".into())));
     assert_eq!(store.acquire_lease(&key, "w2", t0, TTL).await.expect("acquire"), None, "held lease refused");
     store
         .checkpoint(&f1, &SyncPosition::Incremental { cursor: "c1".into() }, &ConnectionPatch::default())
@@ -147,7 +149,8 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
         .acquire_lease(&key, "w2", later, TTL)
         .await
         .expect("acquire")
-        .expect("expired lease taken over");
+        .expect("expired lease taken over")
+        .0;
     assert!(f2.version > f1.version, "fencing version increases");
     let stale = store
         .checkpoint(&f1, &SyncPosition::Incremental { cursor: "stale".into() }, &ConnectionPatch::default())
@@ -187,7 +190,8 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
         .acquire_lease(&key, "w3", t1 + chrono::Duration::seconds(200), TTL)
         .await
         .expect("acquire")
-        .expect("free");
+        .expect("free")
+        .0;
     assert!(store.delete(&key).await.expect("delete"));
     assert_eq!(
         store.checkpoint(&f3, &SyncPosition::Initial, &ConnectionPatch::default()).await,
@@ -281,7 +285,7 @@ pub async fn item_and_run_store(
     let run = sample_run(&key);
     runs.create(&run).await.expect("create run");
     assert_eq!(runs.create(&run).await, Err(StoreError::Conflict));
-    let fence = conns.acquire_lease(&key, "w", now(), TTL).await.expect("acquire").expect("free");
+    let fence = conns.acquire_lease(&key, "w", now(), TTL).await.expect("acquire").expect("free").0;
 
     let write = |item: Item, files: i64| ItemWrite {
         item,
@@ -301,6 +305,16 @@ pub async fn item_and_run_store(
     }
     assert_eq!(items.get(&key, "id:1").await.expect("get").map(|i| i.path), Some("/Photos/A.jpg".into()));
     let ids = |v: Vec<Item>| v.into_iter().map(|i| i.provider_id).collect::<Vec<_>>();
+    // A page's worth at once: the ones that exist, whatever the number asked (past one
+    // request's 100 keys on DynamoDB), repeats and unknown ids included.
+    let asked: Vec<String> = (0..150).map(|i| format!("id:none{i}")).collect();
+    let mut asked: Vec<&str> = asked.iter().map(String::as_str).collect();
+    asked.extend(["id:3", "id:1", "id:3"]);
+    let mut found = ids(items.get_many(&key, &asked).await.expect("get_many"));
+    found.sort();
+    found.dedup();
+    assert_eq!(found, ["id:1", "id:3"]);
+    assert_eq!(items.get_many(&key, &[]).await.expect("get_many"), Vec::new());
     let by_path = items.by_path_key(&key, &crate::domain::path_key("/photos/sub/b.jpg")).await.expect("path");
     assert_eq!(ids(by_path), ["id:2"], "the path index finds the item at exactly that path");
     let none = items.by_path_key(&key, &crate::domain::path_key("/photos/sub")).await.expect("path");
@@ -375,7 +389,7 @@ pub async fn item_and_run_store(
 
     // A stale fence writes nothing: not the item, not the counters.
     let takeover = now() + chrono::Duration::seconds(500);
-    let fence2 = conns.acquire_lease(&key, "w2", takeover, TTL).await.expect("acquire").expect("expired");
+    let fence2 = conns.acquire_lease(&key, "w2", takeover, TTL).await.expect("acquire").expect("expired").0;
     let stale = items.record(&fence, &write(sample_item("id:9", "/Photos/z.jpg"), 1)).await;
     assert_eq!(stale, Err(StoreError::Fenced));
     assert_eq!(items.get(&key, "id:9").await.expect("get"), None, "stale item write left no item");
@@ -449,6 +463,66 @@ pub async fn item_and_run_store(
     );
 }
 
+/// A worker's run: `start` creates it as the connection's current run under the lease, and
+/// `finish` ends it and releases the lease in one write, refused — nothing written — when the
+/// lease is lost or, if asked, when the run was flagged `retry_failed` meanwhile.
+pub async fn run_lifecycle(conns: Arc<dyn ConnectionStore>, runs: Arc<dyn RunStore>) {
+    let c = client();
+    let conn = sample_connection(&c, "id:lifecycle");
+    conns.create(&conn).await.expect("create");
+    let key = conn.key();
+    let (fence, _) = conns.acquire_lease(&key, "w1", now(), TTL).await.expect("acquire").expect("free");
+    let takeover = now() + chrono::Duration::seconds(500);
+    let (fence2, _) = conns.acquire_lease(&key, "w2", takeover, TTL).await.expect("acquire").expect("expired");
+    let mut run = SyncRun::queued(key.clone(), Trigger::Schedule, None, takeover);
+    run.status = RunStatus::Running;
+    run.started_at = Some(takeover);
+    run.invocations = 1;
+    assert_eq!(runs.start(&fence, &run).await, Err(StoreError::Fenced), "a stale holder starts nothing");
+    assert_eq!(runs.get(&key, &run.id).await.expect("get"), None);
+    runs.start(&fence2, &run).await.expect("start");
+    assert_eq!(runs.start(&fence2, &run).await, Err(StoreError::Conflict), "the id exists");
+    assert_eq!(runs.get(&key, &run.id).await.expect("get").as_ref(), Some(&run));
+    let got = conns.get(&key).await.expect("get").expect("conn");
+    assert_eq!(got.current_run_id.as_ref(), Some(&run.id), "the connection's current run");
+
+    let flag = RunPatch { retry_failed: Some(true), ..Default::default() };
+    runs.update(&key, &run.id, &flag, None).await.expect("an admin flags the run");
+    let finish = RunPatch {
+        status: Some(RunStatus::Succeeded),
+        finished_at: Some(takeover),
+        transferring: Some(0),
+        unless_retry_flagged: true,
+        ..Default::default()
+    };
+    let release =
+        ConnectionPatch { current_run_id: Some(None), last_synced_at: Some(takeover), ..Default::default() };
+    assert_eq!(runs.finish(&fence2, &run.id, &finish, &release).await, Err(StoreError::Conflict));
+    let got = conns.get(&key).await.expect("get").expect("conn");
+    assert!(got.lease.is_some() && got.current_run_id.as_ref() == Some(&run.id), "a refused finish releases nothing");
+    assert_eq!(runs.get(&key, &run.id).await.expect("get").map(|r| r.status), Some(RunStatus::Running));
+    assert_eq!(runs.update(&key, &run.id, &finish, None).await, Err(StoreError::Conflict), "update checks it too");
+
+    assert_eq!(runs.finish(&fence, &run.id, &RunPatch::default(), &release).await, Err(StoreError::Fenced));
+    let missing = RunId::generate();
+    assert_eq!(runs.finish(&fence2, &missing, &RunPatch::default(), &release).await, Err(StoreError::NotFound));
+    let unconditional = RunPatch { unless_retry_flagged: false, ..finish.clone() };
+    runs.finish(&fence2, &run.id, &unconditional, &release).await.expect("finish");
+    let done = runs.get(&key, &run.id).await.expect("get").expect("run");
+    assert_eq!((done.status, done.finished_at, done.retry_failed), (RunStatus::Succeeded, Some(takeover), true));
+    let got = conns.get(&key).await.expect("get").expect("conn");
+    assert_eq!((got.lease, got.current_run_id, got.last_synced_at), (None, None, Some(takeover)));
+    assert_eq!(
+        runs.finish(&fence2, &run.id, &unconditional, &release).await,
+        Err(StoreError::Fenced),
+        "released: no longer ours"
+    );
+    // Leased again: the record comes back with the lease, the rest as last written.
+    let (_, leased) =
+        conns.acquire_lease(&key, "w3", takeover, TTL).await.expect("acquire").expect("released lease");
+    assert_eq!((leased.last_synced_at, leased.current_run_id), (Some(takeover), None));
+}
+
 /// ItemStore::failed_due: failed items only, ordered by (next attempt, provider id), up to
 /// `due_by`, after a cursor; an item leaves it once imported or deleted at the source.
 pub async fn failed_due(conns: Arc<dyn ConnectionStore>, items: Arc<dyn ItemStore>, runs: Arc<dyn RunStore>) {
@@ -458,7 +532,7 @@ pub async fn failed_due(conns: Arc<dyn ConnectionStore>, items: Arc<dyn ItemStor
     let key = conn.key();
     let run = sample_run(&key);
     runs.create(&run).await.expect("create run");
-    let fence = conns.acquire_lease(&key, "w", now(), TTL).await.expect("acquire").expect("free");
+    let fence = conns.acquire_lease(&key, "w", now(), TTL).await.expect("acquire").expect("free").0;
     let t0 = now();
     let at = |mins: i64| t0 + chrono::Duration::minutes(mins);
     let item = |id: &str, state: ItemState, next: Option<Timestamp>| {

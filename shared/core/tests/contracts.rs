@@ -17,6 +17,12 @@ async fn memory_item_and_run_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_run_lifecycle() {
+    let s = Arc::new(MemoryStore::new());
+    testkit::run_lifecycle(s.clone(), s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_failed_due() {
     let s = Arc::new(MemoryStore::new());
     testkit::failed_due(s.clone(), s.clone(), s).await;

@@ -253,7 +253,7 @@ async fn a_listing_that_keeps_failing_ends_the_run_and_the_connection_recovers()
     // N failing steps: failed, and the connection is `error` with the reason.
     h.drive.fail_listing(ProviderError::Forbidden("HTTP 403: no_permission".into()), n);
     let (out, invocations) = h.run_to_end(h.job(Trigger::Schedule), Duration::from_secs(900)).await;
-    let JobOutcome::Finished { run_id, status: RunStatus::Failed } = out else { panic!("{out:?}") };
+    let JobOutcome::Finished { run_id, status: RunStatus::Failed, .. } = out else { panic!("{out:?}") };
     assert_eq!(invocations, n);
     let c = h.connection().await;
     assert_eq!(c.status, ConnectionStatus::Error);

@@ -87,6 +87,15 @@ impl Engine {
         })
     }
 
+    /// An item by id: from the page's read when it holds it, else read.
+    pub(crate) async fn item(&self, ctx: &RunCtx, id: &str) -> Result<Option<Item>, Stop> {
+        let known = super::batch::lock(&ctx.known).get(id).cloned();
+        match known {
+            Some(item) => Ok(item),
+            None => Ok(self.ports.items.get(&ctx.fence.conn, id).await?),
+        }
+    }
+
     /// Writes an item outcome (event first, then the fenced record).
     pub(crate) async fn record(
         &self,
@@ -115,7 +124,7 @@ impl Engine {
         }
         let write = ItemWrite { conn_delta: delta(old, &item), item, run_id: ctx.run_id.clone(), run_delta };
         match self.ports.items.record(&ctx.fence, &write).await {
-            Ok(()) => {}
+            Ok(()) => ctx.wrote(&write),
             Err(StoreError::Rejected(why)) => return self.record_reduced(ctx, old, write.item, &why).await,
             Err(e) => return Err(e.into()),
         }
@@ -151,7 +160,10 @@ impl Engine {
         }
         let write = ItemWrite { conn_delta: delta(old, &item), item, run_id: ctx.run_id.clone(), run_delta };
         match self.ports.items.record(&ctx.fence, &write).await {
-            Ok(()) => self.hook(super::Step::ItemWritten),
+            Ok(()) => {
+                ctx.wrote(&write);
+                self.hook(super::Step::ItemWritten)
+            }
             Err(StoreError::Rejected(again)) => {
                 tracing::error!(item = %write.item.provider_id, error = %again, "reduced item record refused too; item left out of this run");
                 Ok(())
@@ -438,6 +450,17 @@ impl Engine {
                 Change::Deleted { .. } => None,
             })
             .collect();
+        // The page's items in one read (a request per 100 on DynamoDB), not one read each.
+        let unknown: Vec<&str> = {
+            let known = super::batch::lock(&ctx.known);
+            upserted.iter().copied().filter(|id| !known.contains_key(*id)).collect()
+        };
+        if !unknown.is_empty() {
+            let found = self.ports.items.get_many(&ctx.fence.conn, &unknown).await?;
+            let mut known = super::batch::lock(&ctx.known);
+            known.extend(unknown.iter().map(|id| (id.to_string(), None)));
+            known.extend(found.into_iter().map(|i| (i.provider_id.clone(), Some(i))));
+        }
         let mut found = Vec::new();
         for change in &page.changes {
             if self.time_left(ctx).is_zero() {
@@ -458,6 +481,7 @@ impl Engine {
         }
         // The page's files, before its checkpoint (I3).
         self.settle(ctx).await?;
+        super::batch::lock(&ctx.known).clear();
         Ok(found)
     }
 
@@ -477,7 +501,7 @@ impl Engine {
         }
         ctx.folder_paths.insert(remote.id.clone(), path.clone());
         let at = Placement { parent_id: None, path, path_key: self.path_key_of(ctx, remote) };
-        let old = self.ports.items.get(&ctx.fence.conn, &remote.id).await?;
+        let old = self.item(ctx, &remote.id).await?;
         let seen_again = |o: &Item| listing.is_some() && o.seen_in.as_deref() != listing;
         if old
             .as_ref()
@@ -543,7 +567,7 @@ impl Engine {
             // change applies to that record (as one at a time would).
             self.settle(ctx).await?;
         }
-        let old = self.ports.items.get(&ctx.fence.conn, &remote.id).await?;
+        let old = self.item(ctx, &remote.id).await?;
         let old = old.as_ref();
         if matches!(mode, Mode::Changes) && !self.in_scope(ctx, remote).await? {
             // Out of the connected folder's tree: moved out if we had it, else somebody
@@ -555,11 +579,14 @@ impl Engine {
         }
         let at = self.place(ctx, remote).await?;
         if ctx.caps.unique_paths
+            && matches!(mode, Mode::Changes)
             && let Some(k) = &at.path_key
         {
             // A path names one item: another live item at this path was replaced (deleted, and
             // a new file or folder created with the same name). A file waiting to be
-            // transferred at this path is recorded first, so the index shows it.
+            // transferred at this path is recorded first, so the index shows it. Not in a full
+            // listing: whatever it does not see at the end, a replaced item included, is swept
+            // (and asset keys follow ids, not paths), so a new file costs no index read there.
             if ctx.batch.holds_path(k) {
                 self.settle(ctx).await?;
             }

@@ -43,7 +43,8 @@ use std::time::Duration;
 
 use crate::context::Ports;
 use crate::domain::{
-    Connection, ConnectionStatus, Fence, Grant, Job, RunStatus, SyncPosition, SyncRun, Timestamp, Trigger,
+    Connection, ConnectionStatus, Fence, Grant, Job, RunCounters, RunStatus, SyncPosition, SyncRun, Timestamp,
+    Trigger,
 };
 use crate::ids::RunId;
 use crate::ports::{ConnectionPatch, ProviderError, RunPatch, StoreError};
@@ -178,10 +179,12 @@ pub enum Skip {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
-    /// The run finished its pass (or ended for good) with this status.
+    /// The run finished its pass (or ended for good) with this status; `counters` are the
+    /// whole run's (kept by the step as it wrote, so nobody reads the run back for them).
     Finished {
         run_id: RunId,
         status: RunStatus,
+        counters: RunCounters,
     },
     /// A continuation of the run was queued, visible after `delay`.
     Continued {
@@ -291,6 +294,13 @@ pub(crate) struct RunCtx {
     pub pace: batch::Pace,
     /// A page was applied and checkpointed this step.
     pub progressed: bool,
+    /// The run's counters so far, this step's item writes included, and the connection's
+    /// failed files: the run's status at its end comes from these, not from a read.
+    pub counters: std::sync::Mutex<RunCounters>,
+    pub failed_files: std::sync::atomic::AtomicI64,
+    /// Items of the page being applied, read at once before it (`None`: known absent). An
+    /// entry is dropped when the step writes that item, so it never serves a stale record.
+    pub known: std::sync::Mutex<std::collections::HashMap<String, Option<crate::domain::Item>>>,
     /// Change pages read ahead by the mass-delete guard, each with the cursor it was read
     /// from, and whether the guard already counted them.
     pub lookahead: std::collections::VecDeque<(String, crate::ports::ListPage)>,
@@ -301,6 +311,17 @@ pub(crate) struct RunCtx {
 }
 
 impl RunCtx {
+    /// Counts an item write the store accepted.
+    pub(crate) fn wrote(&self, write: &crate::ports::ItemWrite) {
+        batch::lock(&self.counters).add(&write.run_delta);
+        self.failed_files.fetch_add(write.conn_delta.failed, std::sync::atomic::Ordering::Relaxed);
+        batch::lock(&self.known).remove(&write.item.provider_id);
+    }
+
+    pub(crate) fn counters(&self) -> RunCounters {
+        *batch::lock(&self.counters)
+    }
+
     /// A listing request that failed for good: our app refused, or a listing failure.
     pub(crate) fn listing_failed(&self, error: ProviderError) -> Stop {
         match error {
@@ -356,18 +377,16 @@ impl Engine {
             return Ok(JobOutcome::Continued { run_id, delay });
         }
         let holder = format!("{}/{}", self.config.worker_id, RunId::generate());
-        let fence =
+        // The record comes back with the lease, as it is now (it may have changed since the
+        // first read).
+        let (fence, mut conn) =
             match self.ports.connections.acquire_lease(&key, &holder, now, self.config.lease_ttl).await {
-                Ok(Some(f)) => f,
+                Ok(Some(leased)) => leased,
                 Ok(None) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
                 Err(StoreError::NotFound) => return Ok(JobOutcome::Skipped(Skip::NoConnection)),
                 Err(e) => return Err(e.into()),
             };
-        // Re-read under the lease: the record may have changed since the first read.
-        let Some(conn) = self.ports.connections.get(&key).await? else {
-            return Ok(JobOutcome::Skipped(Skip::NoConnection));
-        };
-        let run_id = match self.open_run(&conn, job, &fence).await {
+        let run = match self.open_run(&mut conn, job, &fence).await {
             Ok(Some(r)) => r,
             Ok(None) => {
                 self.release(&fence, ConnectionPatch::default()).await?;
@@ -378,56 +397,76 @@ impl Engine {
                 return Err(e);
             }
         };
+        let run_id = run.id.clone();
         tracing::info!(client = %key.client_id, connection = %key.connection_id, run = %run_id, trigger = ?job.trigger, "sync step started");
         let status = conn.status;
-        let result = self.run_step(conn, fence.clone(), run_id.clone(), deadline).await;
-        self.conclude(job, &fence, &run_id, status, result).await
+        let (result, counters) = self.run_step(conn, fence.clone(), run, deadline).await;
+        self.conclude(job, &fence, &run_id, status, result, counters).await
     }
 
-    /// The run this step works on: the connection's open run, else the job's if still open,
-    /// else a new one. `None` for a continuation whose run already finished.
+    /// The run this step works on, marked running for this step: the connection's open run,
+    /// else the job's if still open, else a new one (created running, as the connection's
+    /// current run, in one write). `None` for a continuation whose run already finished.
     async fn open_run(
         &self,
-        conn: &Connection,
+        conn: &mut Connection,
         job: &Job,
         fence: &Fence,
-    ) -> Result<Option<RunId>, EngineError> {
+    ) -> Result<Option<SyncRun>, EngineError> {
         let key = conn.key();
+        let now = self.ports.clock.now();
         for candidate in [conn.current_run_id.as_ref(), job.run_id.as_ref()].into_iter().flatten() {
             if let Some(run) = self.ports.runs.get(&key, candidate).await?
                 && run.status.is_open()
             {
-                return Ok(Some(run.id));
+                let patch = RunPatch {
+                    status: Some(RunStatus::Running),
+                    started_at: run.started_at.is_none().then_some(now),
+                    add_invocation: true,
+                    ..Default::default()
+                };
+                return Ok(Some(self.ports.runs.update(&key, &run.id, &patch, Some(fence)).await?));
             }
         }
         if job.continuation {
             return Ok(None);
         }
-        let run = SyncRun::queued(key.clone(), job.trigger, job.requested_by.clone(), self.ports.clock.now());
-        self.ports.runs.create(&run).await?;
-        let patch = ConnectionPatch { current_run_id: Some(Some(run.id.clone())), ..Default::default() };
-        self.ports.connections.checkpoint(fence, &conn.position, &patch).await?;
-        Ok(Some(run.id))
+        let mut run = SyncRun::queued(key.clone(), job.trigger, job.requested_by.clone(), now);
+        run.status = RunStatus::Running;
+        run.started_at = Some(now);
+        run.invocations = 1;
+        self.ports.runs.start(fence, &run).await?;
+        conn.current_run_id = Some(run.id.clone());
+        Ok(Some(run))
     }
 
+    /// One step of the run; on success the run is finished and the lease released. Returns
+    /// the run's counters as they stand at the step's end.
     async fn run_step(
         &self,
         conn: Connection,
         fence: Fence,
-        run_id: RunId,
+        run: SyncRun,
         deadline: Timestamp,
-    ) -> Result<(), Stop> {
+    ) -> (Result<RunStatus, Stop>, RunCounters) {
+        let mut ctx = match self.prepare(conn, fence, &run, deadline).await {
+            Ok(ctx) => ctx,
+            Err(stop) => return (Err(stop), run.counters),
+        };
+        let result = self.step(&mut ctx, run.retry_failed).await;
+        (result, ctx.counters())
+    }
+
+    /// The step's state: the grant, an access token, the provider's capabilities.
+    async fn prepare(
+        &self,
+        conn: Connection,
+        fence: Fence,
+        run: &SyncRun,
+        deadline: Timestamp,
+    ) -> Result<RunCtx, Stop> {
         let now = self.ports.clock.now();
         let key = conn.key();
-        let run =
-            self.ports.runs.get(&key, &run_id).await?.ok_or(Stop::Error(StoreError::NotFound.into()))?;
-        let patch = RunPatch {
-            status: Some(RunStatus::Running),
-            started_at: run.started_at.is_none().then_some(now),
-            add_invocation: true,
-            ..Default::default()
-        };
-        self.ports.runs.update(&key, &run_id, &patch, Some(&fence)).await?;
         let grant = self.ports.grants.get(&key.client_id, &conn.grant_id).await?.ok_or(Stop::Reauth)?;
         let access = self.token(&grant, None).await?;
         let caps = self
@@ -437,11 +476,12 @@ impl Engine {
                 Stop::Error(EngineError::Provider(ProviderError::Permanent("provider not configured".into())))
             })?
             .capabilities();
-        let mut ctx = RunCtx {
+        let failed_files = i64::try_from(conn.counters.failed).unwrap_or(i64::MAX);
+        let ctx = RunCtx {
             conn,
             grant,
             fence,
-            run_id,
+            run_id: run.id.clone(),
             deadline,
             access: std::sync::Mutex::new(access),
             last_renew: std::sync::Mutex::new(now),
@@ -457,6 +497,9 @@ impl Engine {
             progressed: false,
             lookahead: Default::default(),
             renamed_below: Default::default(),
+            counters: std::sync::Mutex::new(run.counters),
+            failed_files: std::sync::atomic::AtomicI64::new(failed_files),
+            known: Default::default(),
         };
         // Another run (in any worker) was told that the whole provider account is rate
         // limited: this one waits it out too, before its first request — in this invocation
@@ -464,16 +507,61 @@ impl Engine {
         if let Some(until) = ctx.grant.paused_until {
             ctx.pace.hold(until);
         }
-        self.retry_failed(&mut ctx, run.retry_failed).await?;
-        self.list_and_apply(&mut ctx).await?;
-        if !run.retry_failed {
-            // `retry-failed` may have flagged the run while this step was listing.
-            let flagged = self.ports.runs.get(&key, &ctx.run_id).await?.is_some_and(|r| r.retry_failed);
-            if flagged {
-                self.retry_failed(&mut ctx, true).await?;
+        Ok(ctx)
+    }
+
+    /// Steps 4 and 5 of the contract, then the run's end: its status, written with the lease's
+    /// release in one write.
+    async fn step(&self, ctx: &mut RunCtx, retry_all: bool) -> Result<RunStatus, Stop> {
+        let previous = ctx.conn.status;
+        self.retry_failed(ctx, retry_all).await?;
+        self.list_and_apply(ctx).await?;
+        let mut retried_all = retry_all;
+        loop {
+            // A run that leaves failed files is `partial`, whichever run failed them.
+            let failed = ctx.failed_files.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            let status = if failed { RunStatus::Partial } else { RunStatus::Succeeded };
+            let now = self.ports.clock.now();
+            let patch = RunPatch {
+                status: Some(status),
+                finished_at: Some(now),
+                transferring: Some(0),
+                // An admin's "retry failed" while this step was listing: refused, retried below.
+                unless_retry_flagged: !retried_all,
+                ..Default::default()
+            };
+            let mut release = ConnectionPatch {
+                current_run_id: Some(None),
+                last_synced_at: Some(now),
+                not_before: Some(None),
+                // An approval of held deletions covers the run that applied them only.
+                approved_deletions: Some(None),
+                ..Default::default()
+            };
+            if let Some((name, path)) = ctx.conn_rename.take() {
+                release.folder_name = Some(name);
+                release.folder_path = Some(path);
+            }
+            // A folder that was unavailable and is listed again is back; so is a connection
+            // whose listing kept failing.
+            if matches!(previous, ConnectionStatus::FolderUnavailable | ConnectionStatus::Error) {
+                release.status = Some(ConnectionStatus::Active);
+                release.status_reason = Some(None);
+            }
+            match self.ports.runs.finish(&ctx.fence, &ctx.run_id, &patch, &release).await {
+                Ok(()) => {
+                    if release.status.is_some() {
+                        self.announce(&ctx.fence, previous).await?;
+                    }
+                    return Ok(status);
+                }
+                Err(StoreError::Conflict) if !retried_all => {
+                    retried_all = true;
+                    self.retry_failed(ctx, true).await?;
+                }
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
     }
 
     pub(crate) async fn token(
@@ -500,7 +588,8 @@ impl Engine {
         fence: &Fence,
         run_id: &RunId,
         conn_status: ConnectionStatus,
-        result: Result<(), Stop>,
+        result: Result<RunStatus, Stop>,
+        counters: RunCounters,
     ) -> Result<JobOutcome, EngineError> {
         let key = &fence.conn;
         let now = self.ports.clock.now();
@@ -521,31 +610,9 @@ impl Engine {
             purge: false,
         };
         match result {
-            Ok(()) => {
-                // A run that leaves failed files is `partial`, whichever run failed them.
-                let failed = self.ports.connections.get(key).await?.is_some_and(|c| c.counters.failed > 0);
-                let status = if failed { RunStatus::Partial } else { RunStatus::Succeeded };
-                match self.ports.runs.update(key, run_id, &finish(status, None), Some(fence)).await {
-                    Err(StoreError::Fenced) => return Ok(JobOutcome::Skipped(Skip::LeaseHeld)),
-                    r => r?,
-                };
-                let mut patch = ConnectionPatch {
-                    current_run_id: Some(None),
-                    last_synced_at: Some(now),
-                    not_before: Some(None),
-                    // An approval of held deletions covers the run that applied them only.
-                    approved_deletions: Some(None),
-                    ..Default::default()
-                };
-                // A folder that was unavailable and is listed again is back; so is a
-                // connection whose listing kept failing.
-                if matches!(conn_status, ConnectionStatus::FolderUnavailable | ConnectionStatus::Error) {
-                    patch.status = Some(ConnectionStatus::Active);
-                    patch.status_reason = Some(None);
-                }
-                self.release_with_status(fence, patch, conn_status).await?;
+            Ok(status) => {
                 tracing::info!(client = %key.client_id, connection = %key.connection_id, run = %run_id, ?status, "run finished");
-                Ok(JobOutcome::Finished { run_id: run_id.clone(), status })
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status, counters })
             }
             Err(Stop::Deadline) => {
                 self.release_ignoring_fence(fence, ConnectionPatch::default()).await?;
@@ -580,7 +647,7 @@ impl Engine {
                     )
                 };
                 self.release_with_status(fence, patch, conn_status).await?;
-                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::ReauthRequired })
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::ReauthRequired, counters })
             }
             Err(Stop::FolderGone) => {
                 let reason = "the connected folder was deleted or is no longer accessible";
@@ -595,7 +662,7 @@ impl Engine {
                 };
                 self.release_with_status(fence, patch, conn_status).await?;
                 tracing::warn!(connection = %key.connection_id, "connected folder unavailable");
-                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed })
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed, counters })
             }
             Err(Stop::Config(reason)) => {
                 // An operator alarm (the deployment's metric filter matches `alarm`), and the
@@ -620,7 +687,7 @@ impl Engine {
                     ..ConnectionPatch::status(ConnectionStatus::Error, Some(text))
                 };
                 self.release_with_status(fence, patch, conn_status).await?;
-                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed })
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed, counters })
             }
             Err(Stop::ListingFailed { error, progressed }) => {
                 self.listing_failed(fence, run_id, conn_status, &continuation, error, progressed).await
@@ -644,7 +711,7 @@ impl Engine {
                     ..ConnectionPatch::status(ConnectionStatus::NeedsReview, Some(text))
                 };
                 self.release_with_status(fence, patch, conn_status).await?;
-                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::NeedsReview })
+                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::NeedsReview, counters })
             }
             Err(Stop::Fenced) => {
                 tracing::warn!(connection = %key.connection_id, run = %run_id, "lease lost: stopped without further writes");
@@ -677,6 +744,7 @@ impl Engine {
         let code = error.reason_code();
         let text = format!("{code}: {error}");
         let run = self.ports.runs.get(key, run_id).await?;
+        let counters = run.as_ref().map(|r| r.counters).unwrap_or_default();
         let same =
             run.as_ref().and_then(|r| r.error.as_deref()).is_some_and(|e| e.split(':').next() == Some(code));
         let streak = match run {
@@ -703,7 +771,7 @@ impl Engine {
                 ..ConnectionPatch::status(ConnectionStatus::Error, Some(reason))
             };
             self.release_with_status(fence, patch, conn_status).await?;
-            return Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed });
+            return Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::Failed, counters });
         }
         let patch = RunPatch { error: Some(text), failure_streak: Some(streak), ..Default::default() };
         match self.ports.runs.update(key, run_id, &patch, Some(fence)).await {
@@ -725,7 +793,17 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let changes_status = patch.status.is_some_and(|s| s != previous);
         self.release_ignoring_fence(fence, patch).await?;
-        if changes_status && let Some(conn) = self.ports.connections.get(&fence.conn).await? {
+        if changes_status {
+            self.announce(fence, previous).await?;
+        }
+        Ok(())
+    }
+
+    /// Announces the connection's status change from `previous` (if it changed).
+    async fn announce(&self, fence: &Fence, previous: ConnectionStatus) -> Result<(), StoreError> {
+        if let Some(conn) = self.ports.connections.get(&fence.conn).await?
+            && conn.status != previous
+        {
             crate::status::announce(&self.ports, &conn, previous).await;
         }
         Ok(())

@@ -142,7 +142,7 @@ impl ConnectionStore for MemoryStore {
         holder: &str,
         now: Timestamp,
         ttl: Duration,
-    ) -> Result<Option<Fence>, StoreError> {
+    ) -> Result<Option<(Fence, Connection)>, StoreError> {
         let mut st = self.lock();
         let c = st.connections.get_mut(key).ok_or(StoreError::NotFound)?;
         if c.lease.as_ref().is_some_and(|l| l.expires_at > now) {
@@ -150,7 +150,8 @@ impl ConnectionStore for MemoryStore {
         }
         c.lease_version += 1;
         c.lease = Some(Lease { holder: holder.to_owned(), expires_at: ttl_after(now, ttl) });
-        Ok(Some(Fence { conn: key.clone(), version: c.lease_version, holder: holder.to_owned() }))
+        let fence = Fence { conn: key.clone(), version: c.lease_version, holder: holder.to_owned() };
+        Ok(Some((fence, c.clone())))
     }
 
     async fn renew_lease(&self, fence: &Fence, now: Timestamp, ttl: Duration) -> Result<(), StoreError> {
@@ -391,8 +392,45 @@ impl RunStore for MemoryStore {
             fenced(&mut st, f)?;
         }
         let run = st.runs.get_mut(conn).and_then(|m| m.get_mut(id)).ok_or(StoreError::NotFound)?;
+        if !patch.condition_holds(run) {
+            return Err(StoreError::Conflict);
+        }
         patch.apply_to(run);
         Ok(run.clone())
+    }
+
+    async fn start(&self, fence: &Fence, run: &SyncRun) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        if run.conn != fence.conn {
+            return Err(StoreError::Fenced);
+        }
+        fenced(&mut st, fence)?;
+        if st.runs.get(&run.conn).is_some_and(|m| m.contains_key(&run.id)) {
+            return Err(StoreError::Conflict);
+        }
+        st.runs.entry(run.conn.clone()).or_default().insert(run.id.clone(), run.clone());
+        fenced(&mut st, fence)?.current_run_id = Some(run.id.clone());
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        fence: &Fence,
+        id: &RunId,
+        patch: &RunPatch,
+        release: &ConnectionPatch,
+    ) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        fenced(&mut st, fence)?;
+        let run = st.runs.get_mut(&fence.conn).and_then(|m| m.get_mut(id)).ok_or(StoreError::NotFound)?;
+        if !patch.condition_holds(run) {
+            return Err(StoreError::Conflict);
+        }
+        patch.apply_to(run);
+        let c = fenced(&mut st, fence)?;
+        apply(c, release);
+        c.lease = None;
+        Ok(())
     }
 }
 

@@ -127,15 +127,16 @@ pub trait ConnectionStore: Send + Sync {
     /// it existed.
     async fn delete(&self, key: &ConnKey) -> Result<bool, StoreError>;
 
-    /// Takes the lease if free or expired, incrementing `lease_version`. `None` while another
-    /// holder's lease is unexpired. NotFound when the connection is gone.
+    /// Takes the lease if free or expired, incrementing `lease_version`, and returns the
+    /// record as leased (one request on DynamoDB: the worker needs no read after it). `None`
+    /// while another holder's lease is unexpired. NotFound when the connection is gone.
     async fn acquire_lease(
         &self,
         key: &ConnKey,
         holder: &str,
         now: Timestamp,
         ttl: Duration,
-    ) -> Result<Option<Fence>, StoreError>;
+    ) -> Result<Option<(Fence, Connection)>, StoreError>;
     /// Extends the lease. Fenced if it is no longer ours.
     async fn renew_lease(&self, fence: &Fence, now: Timestamp, ttl: Duration) -> Result<(), StoreError>;
     /// Ends the lease, applying a final patch in the same write. Fenced if not ours.
@@ -212,6 +213,15 @@ pub struct ItemWrite {
 #[async_trait]
 pub trait ItemStore: Send + Sync {
     async fn get(&self, conn: &ConnKey, provider_id: &str) -> Result<Option<Item>, StoreError>;
+    /// The items of these ids that exist, in any order (a listing page's worth read at once:
+    /// one request per 100 ids on DynamoDB). Ids may repeat.
+    async fn get_many(&self, conn: &ConnKey, ids: &[&str]) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.get(conn, id).await?);
+        }
+        Ok(out)
+    }
     /// Deletes up to `limit` of the records a deleted connection left (its items and runs) and
     /// says how many; fewer than `limit` means none is left. Deleting the connection itself
     /// ([`ConnectionStore::delete`]) leaves them, so that it stays one small write.
@@ -263,9 +273,19 @@ pub struct RunPatch {
     pub retry_failed: Option<bool>,
     /// [`SyncRun::transferring`].
     pub transferring: Option<u64>,
+    /// Condition: refused (Conflict, nothing written) when the run has been flagged
+    /// `retry_failed` — a worker finishing a run it did not retry everything in learns of an
+    /// admin's "retry failed" from its finishing write instead of a read before it.
+    pub unless_retry_flagged: bool,
 }
 
 impl RunPatch {
+    /// Whether the condition holds for `run`.
+    pub fn condition_holds(&self, run: &SyncRun) -> bool {
+        !(self.unless_retry_flagged && run.retry_failed)
+    }
+
+    /// Applies the changes (not the condition, which a store checks).
     pub fn apply_to(&self, run: &mut SyncRun) {
         if let Some(s) = self.status {
             run.status = s;
@@ -307,7 +327,8 @@ pub trait RunStore: Send + Sync {
         before: Option<&RunId>,
         limit: usize,
     ) -> Result<Vec<SyncRun>, StoreError>;
-    /// Fenced when `fence` is given (worker writes); NotFound when absent.
+    /// Fenced when `fence` is given (worker writes); NotFound when absent; Conflict when the
+    /// patch's condition fails.
     async fn update(
         &self,
         conn: &ConnKey,
@@ -315,6 +336,21 @@ pub trait RunStore: Send + Sync {
         patch: &RunPatch,
         fence: Option<&Fence>,
     ) -> Result<SyncRun, StoreError>;
+    /// A worker's new run: creates `run` and makes it the connection's `current_run_id`, under
+    /// the lease, in one atomic write. Conflict when the id exists; Fenced when the lease is
+    /// lost (nothing written either way).
+    async fn start(&self, fence: &Fence, run: &SyncRun) -> Result<(), StoreError>;
+    /// The end of a worker's step: applies `patch` to the run and releases the lease with
+    /// `release` applied to the connection, in one atomic write. Fenced when the lease is lost,
+    /// NotFound when the run is absent, Conflict when the patch's condition fails (nothing
+    /// written in each case).
+    async fn finish(
+        &self,
+        fence: &Fence,
+        id: &RunId,
+        patch: &RunPatch,
+        release: &ConnectionPatch,
+    ) -> Result<(), StoreError>;
 }
 
 /// The audit trail.

@@ -256,7 +256,7 @@ impl ConnectionStore for HookedConnections {
         holder: &str,
         now: Timestamp,
         ttl: Duration,
-    ) -> Result<Option<Fence>, StoreError> {
+    ) -> Result<Option<(Fence, Connection)>, StoreError> {
         self.inner.acquire_lease(key, holder, now, ttl).await
     }
     async fn renew_lease(&self, fence: &Fence, now: Timestamp, ttl: Duration) -> Result<(), StoreError> {

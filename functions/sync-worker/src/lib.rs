@@ -124,7 +124,11 @@ impl Worker {
         let mut m = Vec::new();
         match outcome {
             JobOutcome::Finished { status, counters: c, .. } => {
-                m.push(Metric { name: "FilesImported", value: (c.imported + c.updated) as f64, unit: "Count" });
+                m.push(Metric {
+                    name: "FilesImported",
+                    value: (c.imported + c.updated) as f64,
+                    unit: "Count",
+                });
                 m.push(Metric { name: "BytesImported", value: c.bytes as f64, unit: "Bytes" });
                 m.push(Metric { name: "FilesSkipped", value: c.skipped as f64, unit: "Count" });
                 m.push(Metric { name: "FilesFailed", value: c.failed as f64, unit: "Count" });

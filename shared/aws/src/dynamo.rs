@@ -461,7 +461,12 @@ impl DynamoStore {
     }
 
     /// The run: remembered, else read (NotFound when absent).
-    async fn run_doc(&self, conn: &ConnKey, id: &RunId, remembered: bool) -> Result<(SyncRun, i64), StoreError> {
+    async fn run_doc(
+        &self,
+        conn: &ConnKey,
+        id: &RunId,
+        remembered: bool,
+    ) -> Result<(SyncRun, i64), StoreError> {
         if remembered && let Some(held) = self.held_run(conn, id) {
             return Ok(held);
         }
@@ -540,7 +545,13 @@ impl DynamoStore {
     }
 
     /// [`Self::connection_write`] as a transaction's Update.
-    fn connection_update(&self, c: &Connection, rev: i64, fence: &Fence, release: bool) -> Result<Update, StoreError> {
+    fn connection_update(
+        &self,
+        c: &Connection,
+        rev: i64,
+        fence: &Fence,
+        release: bool,
+    ) -> Result<Update, StoreError> {
         let w = Self::connection_write(c, rev, Some(fence), release)?;
         Ok(Update::builder()
             .table_name(&self.table)
@@ -742,7 +753,8 @@ impl ConnectionStore for DynamoStore {
             .await;
         match r {
             Ok(out) => {
-                let attrs = out.attributes.ok_or_else(|| StoreError::Unavailable("lease without record".into()))?;
+                let attrs =
+                    out.attributes.ok_or_else(|| StoreError::Unavailable("lease without record".into()))?;
                 let (c, rev) = connection_from(&attrs)?;
                 self.remember_conn(&c, rev);
                 let fence = Fence { conn: key.clone(), version: c.lease_version, holder: holder.to_owned() };
@@ -1509,7 +1521,9 @@ impl RunStore for DynamoStore {
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put).build())
                 .transact_items(
-                    TransactWriteItem::builder().update(self.connection_update(&c, rev, fence, false)?).build(),
+                    TransactWriteItem::builder()
+                        .update(self.connection_update(&c, rev, fence, false)?)
+                        .build(),
                 )
                 .send()
                 .await;
@@ -1557,7 +1571,9 @@ impl RunStore for DynamoStore {
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().update(self.run_update(&run, rrev)?).build())
                 .transact_items(
-                    TransactWriteItem::builder().update(self.connection_update(&c, crev, fence, true)?).build(),
+                    TransactWriteItem::builder()
+                        .update(self.connection_update(&c, crev, fence, true)?)
+                        .build(),
                 )
                 .send()
                 .await;

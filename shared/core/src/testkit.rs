@@ -473,7 +473,8 @@ pub async fn run_lifecycle(conns: Arc<dyn ConnectionStore>, runs: Arc<dyn RunSto
     let key = conn.key();
     let (fence, _) = conns.acquire_lease(&key, "w1", now(), TTL).await.expect("acquire").expect("free");
     let takeover = now() + chrono::Duration::seconds(500);
-    let (fence2, _) = conns.acquire_lease(&key, "w2", takeover, TTL).await.expect("acquire").expect("expired");
+    let (fence2, _) =
+        conns.acquire_lease(&key, "w2", takeover, TTL).await.expect("acquire").expect("expired");
     let mut run = SyncRun::queued(key.clone(), Trigger::Schedule, None, takeover);
     run.status = RunStatus::Running;
     run.started_at = Some(takeover);
@@ -499,17 +500,30 @@ pub async fn run_lifecycle(conns: Arc<dyn ConnectionStore>, runs: Arc<dyn RunSto
         ConnectionPatch { current_run_id: Some(None), last_synced_at: Some(takeover), ..Default::default() };
     assert_eq!(runs.finish(&fence2, &run.id, &finish, &release).await, Err(StoreError::Conflict));
     let got = conns.get(&key).await.expect("get").expect("conn");
-    assert!(got.lease.is_some() && got.current_run_id.as_ref() == Some(&run.id), "a refused finish releases nothing");
+    assert!(
+        got.lease.is_some() && got.current_run_id.as_ref() == Some(&run.id),
+        "a refused finish releases nothing"
+    );
     assert_eq!(runs.get(&key, &run.id).await.expect("get").map(|r| r.status), Some(RunStatus::Running));
-    assert_eq!(runs.update(&key, &run.id, &finish, None).await, Err(StoreError::Conflict), "update checks it too");
+    assert_eq!(
+        runs.update(&key, &run.id, &finish, None).await,
+        Err(StoreError::Conflict),
+        "update checks it too"
+    );
 
     assert_eq!(runs.finish(&fence, &run.id, &RunPatch::default(), &release).await, Err(StoreError::Fenced));
     let missing = RunId::generate();
-    assert_eq!(runs.finish(&fence2, &missing, &RunPatch::default(), &release).await, Err(StoreError::NotFound));
+    assert_eq!(
+        runs.finish(&fence2, &missing, &RunPatch::default(), &release).await,
+        Err(StoreError::NotFound)
+    );
     let unconditional = RunPatch { unless_retry_flagged: false, ..finish.clone() };
     runs.finish(&fence2, &run.id, &unconditional, &release).await.expect("finish");
     let done = runs.get(&key, &run.id).await.expect("get").expect("run");
-    assert_eq!((done.status, done.finished_at, done.retry_failed), (RunStatus::Succeeded, Some(takeover), true));
+    assert_eq!(
+        (done.status, done.finished_at, done.retry_failed),
+        (RunStatus::Succeeded, Some(takeover), true)
+    );
     let got = conns.get(&key).await.expect("get").expect("conn");
     assert_eq!((got.lease, got.current_run_id, got.last_synced_at), (None, None, Some(takeover)));
     assert_eq!(

@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use crate::context::Ports;
 use crate::domain::{
-    Connection, ConnectionStatus, Fence, Grant, Job, RunCounters, RunStatus, SyncPosition, SyncRun, Timestamp,
-    Trigger,
+    Connection, ConnectionStatus, Fence, Grant, Job, RunCounters, RunStatus, SyncPosition, SyncRun,
+    Timestamp, Trigger,
 };
 use crate::ids::RunId;
 use crate::ports::{ConnectionPatch, ProviderError, RunPatch, StoreError};
@@ -647,7 +647,11 @@ impl Engine {
                     )
                 };
                 self.release_with_status(fence, patch, conn_status).await?;
-                Ok(JobOutcome::Finished { run_id: run_id.clone(), status: RunStatus::ReauthRequired, counters })
+                Ok(JobOutcome::Finished {
+                    run_id: run_id.clone(),
+                    status: RunStatus::ReauthRequired,
+                    counters,
+                })
             }
             Err(Stop::FolderGone) => {
                 let reason = "the connected folder was deleted or is no longer accessible";

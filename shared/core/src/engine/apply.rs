@@ -87,6 +87,41 @@ impl Engine {
         })
     }
 
+    /// Whether no live item can be at path key `key` in folder `parent` without a look at the
+    /// path index: the folder held no live item when this step first looked (one children
+    /// index read per folder per step), and this step has recorded nothing at that key in it
+    /// since, nor holds a file waiting there. A live item at a path hangs from the live folder
+    /// at its parent path, so an empty folder's paths are free but for what the step itself
+    /// writes (`RunCtx::wrote` keeps those keys). New files arriving in a new folder then cost
+    /// no index read each.
+    async fn path_free(&self, ctx: &mut RunCtx, parent: Option<&str>, key: &str) -> Result<bool, Stop> {
+        const MAX_KEYS: usize = 100_000;
+        let Some(parent) = parent else { return Ok(false) };
+        if ctx.not_fresh.contains(parent) || ctx.batch.holds_path(key) {
+            return Ok(false);
+        }
+        let known = super::batch::lock(&ctx.fresh).get(parent).map(|keys| (keys.contains(key), keys.len()));
+        match known {
+            Some((taken, n)) if n < MAX_KEYS => return Ok(!taken),
+            Some(_) => {
+                // Past the bound the keys are dropped and the path index answers again.
+                super::batch::lock(&ctx.fresh).remove(parent);
+                ctx.not_fresh.insert(parent.to_owned());
+                return Ok(false);
+            }
+            None => {}
+        }
+        // Files waiting to be recorded in this folder are not in the index yet: their keys are
+        // `holds_path` until recorded, then kept by `RunCtx::wrote`.
+        if self.ports.items.children(&ctx.fence.conn, parent, None, 1).await?.is_empty() {
+            super::batch::lock(&ctx.fresh).insert(parent.to_owned(), Default::default());
+            Ok(true)
+        } else {
+            ctx.not_fresh.insert(parent.to_owned());
+            Ok(false)
+        }
+    }
+
     /// An item by id: from the page's read when it holds it, else read.
     pub(crate) async fn item(&self, ctx: &RunCtx, id: &str) -> Result<Option<Item>, Stop> {
         let known = super::batch::lock(&ctx.known).get(id).cloned();
@@ -581,6 +616,7 @@ impl Engine {
         if ctx.caps.unique_paths
             && matches!(mode, Mode::Changes)
             && let Some(k) = &at.path_key
+            && !self.path_free(ctx, at.parent_id.as_deref(), k).await?
         {
             // A path names one item: another live item at this path was replaced (deleted, and
             // a new file or folder created with the same name). A file waiting to be

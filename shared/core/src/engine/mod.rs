@@ -301,6 +301,11 @@ pub(crate) struct RunCtx {
     /// Items of the page being applied, read at once before it (`None`: known absent). An
     /// entry is dropped when the step writes that item, so it never serves a stale record.
     pub known: std::sync::Mutex<std::collections::HashMap<String, Option<crate::domain::Item>>>,
+    /// Folders that held no live item when this step first looked (`apply::Fresh`), each with
+    /// the path keys of the items this step has since recorded in it, and the folders found
+    /// not to be empty.
+    pub fresh: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
+    pub not_fresh: std::collections::HashSet<String>,
     /// Change pages read ahead by the mass-delete guard, each with the cursor it was read
     /// from, and whether the guard already counted them.
     pub lookahead: std::collections::VecDeque<(String, crate::ports::ListPage)>,
@@ -316,6 +321,13 @@ impl RunCtx {
         batch::lock(&self.counters).add(&write.run_delta);
         self.failed_files.fetch_add(write.conn_delta.failed, std::sync::atomic::Ordering::Relaxed);
         batch::lock(&self.known).remove(&write.item.provider_id);
+        let item = &write.item;
+        if let (Some(parent), Some(key)) = (&item.parent_id, &item.path_key)
+            && item.is_live()
+            && let Some(keys) = batch::lock(&self.fresh).get_mut(parent)
+        {
+            keys.insert(key.clone());
+        }
     }
 
     pub(crate) fn counters(&self) -> RunCounters {
@@ -500,6 +512,8 @@ impl Engine {
             counters: std::sync::Mutex::new(run.counters),
             failed_files: std::sync::atomic::AtomicI64::new(failed_files),
             known: Default::default(),
+            fresh: Default::default(),
+            not_fresh: Default::default(),
         };
         // Another run (in any worker) was told that the whole provider account is rate
         // limited: this one waits it out too, before its first request — in this invocation

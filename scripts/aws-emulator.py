@@ -1,4 +1,4 @@
-"""moto's server, with DynamoDB requests taken one at a time.
+"""moto's server, with DynamoDB requests taken one at a time and SQS sends in constant time.
 
 moto's DynamoDB backend reads an item, evaluates a ConditionExpression and writes the item
 without a lock, so two threads of its server can both pass a condition that only one of them
@@ -6,6 +6,12 @@ should pass (two schedulers claiming the same due connection, two transactions o
 counter). DynamoDB itself applies each conditional write and each transaction atomically; the
 tests rely on that, so this launcher restores it by serializing DynamoDB requests. Other
 services (SQS long polls among them) keep moto's threaded server.
+
+moto's SendMessage reads one queue attribute (ContentBasedDeduplication) through a property
+that computes them all, the approximate message counts among them: a pass over every message
+in the queue. Enqueuing n jobs then costs n² clock reads (a 10,000-connection scheduler tick
+did not finish in an hour). While a message is being sent, the property here returns only the
+attributes that do not count messages; GetQueueAttributes still gets them all.
 
 Usage: python scripts/aws-emulator.py PORT
 """
@@ -36,7 +42,45 @@ def serialize_dynamodb(app):
     return wrapped
 
 
+def constant_time_sqs_sends():
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sqs import models
+
+    counting = {
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesDelayed",
+        "ApproximateNumberOfMessagesNotVisible",
+    }
+    sending = threading.local()
+    all_attributes = models.Queue.attributes.fget
+
+    def attributes(queue):
+        if not getattr(sending, "active", False):
+            return all_attributes(queue)
+        names = [a for a in queue.BASE_ATTRIBUTES if a not in counting]
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        result = {}
+        for name in names:
+            value = getattr(queue, camelcase_to_underscores(name), None)
+            result[name] = str(value).lower() if isinstance(value, bool) else value
+        return result
+
+    send_message = models.SQSBackend.send_message
+
+    def send(backend, *args, **kwargs):
+        sending.active = True
+        try:
+            return send_message(backend, *args, **kwargs)
+        finally:
+            sending.active = False
+
+    models.Queue.attributes = property(attributes)
+    models.SQSBackend.send_message = send
+
+
 def main():
+    constant_time_sqs_sends()
     port = int(sys.argv[1])
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(

@@ -301,7 +301,7 @@ pub(crate) struct RunCtx {
     /// Items of the page being applied, read at once before it (`None`: known absent). An
     /// entry is dropped when the step writes that item, so it never serves a stale record.
     pub known: std::sync::Mutex<std::collections::HashMap<String, Option<crate::domain::Item>>>,
-    /// Folders that held no live item when this step first looked (`apply::Fresh`), each with
+    /// Folders that held no live item when this step first looked (`Engine::path_free`), each with
     /// the path keys of the items this step has since recorded in it, and the folders found
     /// not to be empty.
     pub fresh: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
@@ -531,6 +531,7 @@ impl Engine {
         self.retry_failed(ctx, retry_all).await?;
         self.list_and_apply(ctx).await?;
         let mut retried_all = retry_all;
+        let rename = ctx.conn_rename.take();
         loop {
             // A run that leaves failed files is `partial`, whichever run failed them.
             let failed = ctx.failed_files.load(std::sync::atomic::Ordering::Relaxed) > 0;
@@ -552,7 +553,7 @@ impl Engine {
                 approved_deletions: Some(None),
                 ..Default::default()
             };
-            if let Some((name, path)) = ctx.conn_rename.take() {
+            if let Some((name, path)) = rename.clone() {
                 release.folder_name = Some(name);
                 release.folder_path = Some(path);
             }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use extconn_core::admin::Actor;
 use extconn_core::connections::Connections;
-use extconn_core::engine::{Engine, EngineConfig, JobOutcome};
+use extconn_core::engine::{Crash, Engine, EngineConfig, Hooks, JobOutcome, Step};
 use extconn_core::fake_drive::{DRIVE_ROOT, FakeDrive};
 use extconn_core::ports::{Clock, ConnectionStore, GrantStore, ProviderError, RunStore};
 use extconn_core::testkit::MemoryBench;
@@ -332,6 +332,56 @@ async fn failed_files_are_retried_with_backoff_and_on_demand() {
     assert!(matches!(done, JobOutcome::Finished { status: RunStatus::Succeeded, .. }), "{done:?}");
     assert_eq!(h.item(&bad).state, ItemState::Imported);
     assert_eq!(h.connection().await.counters.failed, 0);
+}
+
+/// "Retry failed" clicked while a step is listing: the open run is flagged, so the step's
+/// finishing write is refused, and the step retries every failed file — backoff or not —
+/// before the run ends. The flag reaches the step through that refusal, not a read.
+#[tokio::test]
+async fn retry_failed_clicked_while_a_run_lists_is_done_before_the_run_ends() {
+    struct ClickOnce {
+        conns: Connections,
+        actor: Actor,
+        conn: ConnKey,
+        clicked: std::sync::atomic::AtomicBool,
+    }
+    impl Hooks for ClickOnce {
+        fn at(&self, step: Step) -> Result<(), Crash> {
+            if step == Step::Checkpointed && !self.clicked.swap(true, Ordering::SeqCst) {
+                // The memory store answers at once: no runtime needed under the hook.
+                let out = futures::executor::block_on(
+                    self.conns.retry_failed(&self.actor, &self.conn.connection_id),
+                )
+                .expect("retry-failed");
+                assert!(!out.started, "the open run is flagged, none is queued");
+            }
+            Ok(())
+        }
+    }
+    let h = Harness::new().await;
+    let bad = h.drive.add_file(&h.root, "bad.bin", b"bad");
+    h.drive.fail_download(&bad, Some(ProviderError::Forbidden("HTTP 403".into())));
+    assert_eq!(h.sync().await, RunStatus::Partial);
+    h.drive.fail_download(&bad, None);
+    assert!(h.item(&bad).next_attempt_at.unwrap() > h.bench.clock.now(), "its backoff runs");
+    let downloads = || h.drive.calls().download.load(Ordering::Relaxed);
+    let before = downloads();
+
+    let (conns, actor) = h.connections();
+    let hook = ClickOnce { conns, actor, conn: h.conn.clone(), clicked: Default::default() };
+    let engine = Engine::with_hooks(h.ports.clone(), EngineConfig::default(), Arc::new(hook));
+    let deadline = h.bench.clock.now() + chrono::Duration::minutes(15);
+    let out = engine.run_job(&h.job(Trigger::Schedule), deadline).await.unwrap();
+    let JobOutcome::Finished { run_id, status: RunStatus::Succeeded, counters } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(downloads(), before + 1, "the failed file, retried at the step's end");
+    assert_eq!(h.item(&bad).state, ItemState::Imported);
+    assert_eq!(counters.imported, 1, "the outcome carries the run's counters");
+    let run = RunStore::get(h.bench.store.as_ref(), &h.conn, &run_id).await.unwrap().unwrap();
+    assert!(run.retry_failed && run.status == RunStatus::Succeeded, "{run:?}");
+    let c = h.connection().await;
+    assert_eq!((c.counters.failed, c.current_run_id, c.lease), (0, None, None));
 }
 
 /// Deleting 150 of 200 files: the sync is held (`needs_review`, nothing marked deleted, the

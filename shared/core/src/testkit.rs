@@ -486,6 +486,14 @@ pub async fn run_lifecycle(conns: Arc<dyn ConnectionStore>, runs: Arc<dyn RunSto
     assert_eq!(runs.get(&key, &run.id).await.expect("get").as_ref(), Some(&run));
     let got = conns.get(&key).await.expect("get").expect("conn");
     assert_eq!(got.current_run_id.as_ref(), Some(&run.id), "the connection's current run");
+    // An admin's change while the worker holds the lease survives the worker's later writes
+    // (a store that writes from a copy it remembers must notice the copy is stale).
+    let admin = ConnectionPatch { auto_sync: Some(false), ..Default::default() };
+    conns.update(&key, &admin).await.expect("admin toggles Auto sync off");
+    let pos = SyncPosition::Incremental { cursor: "after-toggle".into() };
+    conns.checkpoint(&fence2, &pos, &ConnectionPatch::default()).await.expect("checkpoint");
+    let got = conns.get(&key).await.expect("get").expect("conn");
+    assert_eq!((got.auto_sync, &got.position), (false, &pos), "both the admin's change and the checkpoint");
 
     let flag = RunPatch { retry_failed: Some(true), ..Default::default() };
     runs.update(&key, &run.id, &flag, None).await.expect("an admin flags the run");
@@ -526,6 +534,7 @@ pub async fn run_lifecycle(conns: Arc<dyn ConnectionStore>, runs: Arc<dyn RunSto
     );
     let got = conns.get(&key).await.expect("get").expect("conn");
     assert_eq!((got.lease, got.current_run_id, got.last_synced_at), (None, None, Some(takeover)));
+    assert_eq!((got.auto_sync, &got.position), (false, &pos), "the finish kept what others wrote");
     assert_eq!(
         runs.finish(&fence2, &run.id, &unconditional, &release).await,
         Err(StoreError::Fenced),

@@ -444,8 +444,9 @@ impl DynamoStore {
         d.runs.insert((run.conn.clone(), run.id.clone()), (run.clone(), rev));
     }
 
-    /// The connection under `fence`: the remembered doc if any (`fresh` false: its `rev`
-    /// condition will tell), else read. Fenced when absent or no longer ours.
+    /// The connection under `fence`: with `remembered`, the remembered doc if there is one
+    /// (whether it is still current, and still ours, the write's conditions tell), else a read.
+    /// Fenced when absent or no longer ours.
     async fn fenced_conn(&self, fence: &Fence, remembered: bool) -> Result<(Connection, i64), StoreError> {
         if remembered && let Some(held) = self.held_conn(&fence.conn) {
             return Ok(held);

@@ -177,7 +177,7 @@ fn aws_cli_cp(cli: &str, path: &str) -> Result<f64, String> {
     let run = |args: &[&str]| {
         let status = std::process::Command::new(cli)
             .args(args)
-            .args(["--endpoint-url", &endpoint, "--only-show-errors"])
+            .args(["--endpoint-url", &endpoint])
             .stdout(std::process::Stdio::null())
             .status()
             .map_err(|e| format!("{cli}: {e}"))?;
@@ -185,7 +185,7 @@ fn aws_cli_cp(cli: &str, path: &str) -> Result<f64, String> {
     };
     run(&["s3", "mb", &format!("s3://{bucket}")])?;
     let started = Instant::now();
-    run(&["s3", "cp", path, &format!("s3://{bucket}/1GiB.bin")])?;
+    run(&["s3", "cp", path, &format!("s3://{bucket}/1GiB.bin"), "--only-show-errors"])?;
     Ok(started.elapsed().as_secs_f64())
 }
 

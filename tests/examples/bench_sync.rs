@@ -1,27 +1,43 @@
-//! `scripts/bench`: syncs a 1 GiB and a 4 GiB generated sandbox file through the engine
-//! (connector → hash-while-streaming → asset sink), verifies the stored object's SHA-256 against
-//! the source, and prints throughput and this process's peak RSS (VmHWM). Exits non-zero if the
-//! peak RSS exceeds the budget. Figures are printed, never asserted on wall-clock time.
+//! `scripts/bench`: the engine's throughput, printed side by side with its references.
 //!
-//! The sink here is the in-memory one, which hashes and drops the bytes, so the figure is the
-//! pipeline's own footprint (the local file sink adds only page cache, which RSS does not count).
+//! - Large file: a 1 GiB and a 4 GiB generated sandbox file through the engine (connector →
+//!   hash-while-streaming → asset sink), each stored object's SHA-256 verified against the
+//!   source, with throughput and this process's peak RSS (VmHWM), beside `openssl speed -evp
+//!   sha256` on the same machine (the hashing limit with the CPU's SHA instructions). The sink
+//!   is the in-memory one, which hashes and drops the bytes, so the figure is the pipeline's own
+//!   footprint (the local file sink adds only page cache, which RSS does not count). Then, under
+//!   the AWS emulator, 1 GiB through the S3 adapter, beside the AWS CLI's `s3 cp` of the same
+//!   bytes to the same emulator (`EXTCONN_AWS_CLI`, set by `scripts/bench`).
+//! - Small files: an initial import of 2,000 files of 20 KiB (`EXTCONN_BENCH_SMALL_FILES`), one
+//!   transfer at a time and 4, 8 and 16 at once (`transfer_concurrency`): with 50 ms of latency
+//!   on each download at the sandbox through the local file sink, and with 200 ms through the
+//!   S3 + DynamoDB adapters against the emulator (whose own request rate would cap a
+//!   lower-latency run). Files/s, the most downloads at once, and per-file latency (from a
+//!   file's download request until its object is stored).
 //!
-//! `--small-files`: instead, many small files with 50 ms of download latency at the sandbox,
-//! through the local file sink, one at a time and 8 at once (`transfer_concurrency`): prints
-//! files/s for each. Where a provider's latency, not the hardware, sets the pace.
+//! Exits non-zero on a broken result (a wrong hash, a missing file, a failed run) or a peak
+//! RSS over its budget; figures are printed, never asserted on wall-clock time.
+//! `--small-files` runs the small-file section only, `--large-files` the large-file one only.
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use extconn_core::engine::JobOutcome;
+use extconn_core::ports::{
+    AssetMeta, AssetSink, AssetUpload, CommitOutcome, ConnectionStore, GrantStore, SinkError,
+};
 use extconn_core::{RunStatus, Trigger};
 use extconn_sandbox::dropbox::Content;
-use extconn_system_tests::{Ep, FOLDER, World, WorldOptions};
+use extconn_system_tests::{Ep, FOLDER, Fault, Gauge, SinkKind, World, WorldOptions, set_store, unique};
 
-// (sha2 and hex come from the tests crate's dependencies.)
+// (sha2, hex, async-trait and bytes come from the tests crate's dependencies.)
 
 const BUDGET_MIB: u64 = 100;
-/// The S3 path's budget (buffers of up to three 8 MiB parts, plus the SDK's own).
+/// The S3 path's budget (the parts of an upload in flight, plus the SDK's own).
 const S3_BUDGET_MIB: u64 = 128;
+const MIB: f64 = 1048576.0;
+const SMALL_FILE: u64 = 20 * 1024;
+const CONCURRENCY: [usize; 4] = [1, 4, 8, 16];
 
 /// Resets VmHWM to the current RSS, so each phase reports its own peak.
 fn reset_peak() {
@@ -40,14 +56,57 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+fn emulator() -> bool {
+    std::env::var_os("AWS_ENDPOINT_URL").is_some()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if std::env::args().any(|a| a == "--small-files") {
-        small_files().await;
-        return;
-    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let small = !args.iter().any(|a| a == "--large-files");
+    let large = !args.iter().any(|a| a == "--small-files");
     let mut failed = false;
-    println!("{:<8} {:>10} {:>12} {:>14}  sha256 verified", "size", "seconds", "MiB/s", "peak RSS MiB");
+    if large {
+        failed |= !large_files().await;
+        if emulator() {
+            failed |= !s3_phase().await;
+        } else {
+            println!("(no AWS_ENDPOINT_URL: the S3 phase runs under scripts/bench's emulator)");
+        }
+    }
+    if small {
+        if large {
+            println!();
+        }
+        failed |= !small_files().await;
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// `openssl speed -evp sha256` on 16 KiB blocks (its largest), in MiB/s, if openssl runs.
+fn openssl_sha256_mibs() -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-evp", "sha256", "-bytes", "16384", "-seconds", "3"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.trim_start().to_ascii_lowercase().starts_with("sha256"))?;
+    let k: f64 = line.split_whitespace().last()?.trim_end_matches('k').parse().ok()?;
+    Some(k * 1000.0 / MIB)
+}
+
+/// The 1 GiB and 4 GiB files through the hash-only sink, beside openssl's SHA-256 rate.
+async fn large_files() -> bool {
+    let mut failed = false;
+    let openssl = openssl_sha256_mibs();
+    println!("Large file: sandbox → engine → hash-only sink");
+    println!(
+        "{:<8} {:>10} {:>10} {:>14} {:>12}  sha256 verified",
+        "size", "seconds", "MiB/s", "peak RSS MiB", "× openssl"
+    );
     for gib in [1u64, 4] {
         let size = gib * 1024 * 1024 * 1024;
         let w = World::new(WorldOptions::default()).await;
@@ -59,13 +118,14 @@ async fn main() {
         let ok = matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. });
         let stored: Vec<String> = w.memory_sink.objects().into_values().map(|o| o.sha256).collect();
         let verified = ok && stored == [expected] && w.calls(Ep::Download) == 1;
-        let peak_mib = vm_hwm_kib() / 1024;
+        let rate = size as f64 / MIB / secs;
         println!(
-            "{:<8} {:>10.1} {:>12.0} {:>14}  {}",
+            "{:<8} {:>10.1} {:>10.0} {:>14} {:>12}  {}",
             format!("{gib} GiB"),
             secs,
-            size as f64 / 1048576.0 / secs,
-            peak_mib,
+            rate,
+            vm_hwm_kib() / 1024,
+            openssl.map_or_else(|| "-".to_owned(), |o| format!("{:.2}×", rate / o)),
             if verified { "yes" } else { "NO" }
         );
         failed |= !verified;
@@ -76,40 +136,84 @@ async fn main() {
         failed = true;
     }
     println!("peak RSS {peak_mib} MiB (budget {BUDGET_MIB} MiB)");
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
-        failed |= !s3_phase().await;
-    } else {
-        println!("(no AWS_ENDPOINT_URL: the S3 phase runs under scripts/bench's emulator)");
+    match openssl {
+        Some(o) => println!(
+            "openssl speed -evp sha256 (16 KiB blocks) on this machine: {o:.0} MiB/s (acceptance: the pipeline ≥ 0.50× of it)"
+        ),
+        None => println!("(openssl speed did not run: no reference figure)"),
     }
-    if failed {
-        std::process::exit(1);
+    !failed
+}
+
+/// A bucket on the emulator as the world's sink (`store` also moves the world's records to a
+/// DynamoDB table of its own: the S3 + DynamoDB adapters of the functions). The vault stays in
+/// memory.
+async fn onto_emulator(w: &mut World, store: bool) -> Result<(aws_sdk_s3::Client, String), String> {
+    let sdk = extconn_aws::sdk_config().await;
+    let s3 = extconn_aws::s3_client(&sdk);
+    let bucket = unique("bench");
+    s3.create_bucket().bucket(&bucket).send().await.map_err(|e| format!("CreateBucket: {e}"))?;
+    w.ports.sink = Arc::new(extconn_aws::S3Sink::new(s3.clone(), bucket.clone()));
+    if store {
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = unique("bench");
+        extconn_aws::DynamoStore::create_table(&ddb, &table)
+            .await
+            .map_err(|e| format!("CreateTable: {e}"))?;
+        let store = Arc::new(extconn_aws::DynamoStore::new(ddb, table));
+        GrantStore::create(store.as_ref(), &w.grant).await.map_err(|e| format!("grant: {e}"))?;
+        ConnectionStore::create(store.as_ref(), &w.connection().await)
+            .await
+            .map_err(|e| format!("connection: {e}"))?;
+        set_store(&mut w.ports, store);
     }
+    Ok((s3, bucket))
+}
+
+/// The AWS CLI's `s3 cp` of `path` into a new bucket of the emulator, in seconds.
+fn aws_cli_cp(cli: &str, path: &str) -> Result<f64, String> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let bucket = unique("bench-cli");
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new(cli)
+            .args(args)
+            .args(["--endpoint-url", &endpoint])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("{cli}: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("{cli} {}: {status}", args.join(" "))) }
+    };
+    run(&["s3", "mb", &format!("s3://{bucket}")])?;
+    let started = Instant::now();
+    run(&["s3", "cp", path, &format!("s3://{bucket}/1GiB.bin"), "--only-show-errors"])?;
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// 1 GiB from the sandbox through the engine and the S3 adapter (multipart) into the AWS
-/// emulator. The emulator's own memory is another process and does not count.
+/// emulator, then the AWS CLI's `s3 cp` of the same bytes. The emulator's own memory is another
+/// process and does not count.
 async fn s3_phase() -> bool {
     let size: u64 = 1024 * 1024 * 1024;
     let mut w = World::new(WorldOptions::default()).await;
-    let sdk = extconn_aws::sdk_config().await;
-    let s3 = extconn_aws::s3_client(&sdk);
-    let bucket = format!("bench-{}", std::process::id());
-    if let Err(e) = s3.create_bucket().bucket(&bucket).send().await {
-        eprintln!("cannot create a bucket on the emulator: {e}");
-        return false;
-    }
-    w.ports.sink = std::sync::Arc::new(extconn_aws::S3Sink::new(s3.clone(), bucket.clone()));
+    let (s3, bucket) = match onto_emulator(&mut w, false).await {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("cannot set up the emulator: {e}");
+            return false;
+        }
+    };
     let f = w.dbx.add_file(&w.account, &format!("{FOLDER}/1GiB-s3.mov"), Content::generated(size, 77));
     let expected = w.dbx.sha256_of(&w.account, &f.id);
-    // The same bytes on disk, for the AWS CLI comparison run by scripts/bench.
-    if let Ok(path) = std::env::var("EXTCONN_BENCH_FILE") {
+    // The same bytes on disk, for the AWS CLI.
+    let file = std::env::var("EXTCONN_BENCH_FILE").ok();
+    if let Some(path) = &file {
         let content = Content::generated(size, 77);
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("bench file"));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("bench file"));
         let mut buf = vec![0u8; 8 << 20];
         let mut at = 0;
         while at < size {
             let n = content.read_at(at, &mut buf);
-            std::io::Write::write_all(&mut file, &buf[..n]).expect("write");
+            std::io::Write::write_all(&mut out, &buf[..n]).expect("write");
             at += n as u64;
         }
     }
@@ -131,52 +235,241 @@ async fn s3_phase() -> bool {
         }
         verified = hex::encode(sha2::Digest::finalize(h)) == expected;
     }
+    let rate = size as f64 / MIB / secs;
     println!();
     println!(
-        "S3 (AWS emulator): 1 GiB through the S3 adapter in {secs:.1} s, {:.0} MiB/s, peak RSS {peak_mib} MiB (budget {S3_BUDGET_MIB} MiB), sha256 verified: {}",
-        size as f64 / 1048576.0 / secs,
+        "S3 (AWS emulator): 1 GiB through the S3 adapter in {secs:.1} s, {rate:.0} MiB/s, peak RSS {peak_mib} MiB (budget {S3_BUDGET_MIB} MiB), sha256 verified: {}",
         if ok && verified { "yes" } else { "NO" }
     );
+    match (std::env::var("EXTCONN_AWS_CLI"), &file) {
+        (Ok(cli), Some(path)) => match aws_cli_cp(&cli, path) {
+            Ok(cli_secs) => {
+                let cli_rate = size as f64 / MIB / cli_secs;
+                println!(
+                    "AWS CLI s3 cp of the same 1 GiB to the same emulator: {cli_secs:.1} s, {cli_rate:.0} MiB/s"
+                );
+                println!("S3 adapter / AWS CLI: {:.2}× (acceptance ≥ 1.0×)", rate / cli_rate);
+            }
+            Err(e) => println!("(the AWS CLI comparison failed: {e})"),
+        },
+        _ => println!("(no EXTCONN_AWS_CLI and EXTCONN_BENCH_FILE: no AWS CLI comparison)"),
+    }
     if peak_mib > S3_BUDGET_MIB {
         eprintln!("peak RSS {peak_mib} MiB exceeds the {S3_BUDGET_MIB} MiB budget");
     }
     ok && verified && peak_mib <= S3_BUDGET_MIB
 }
 
-/// Files/s for 200 files of 4 KiB, each download delayed 50 ms by the sandbox, stored by the
-/// local file sink, at 1 and 8 transfers at once. Printed, not asserted.
-async fn small_files() {
-    use extconn_system_tests::{Fault, SinkKind};
-    const FILES: usize = 200;
-    println!("{FILES} files of 4 KiB, 50 ms download latency, local file sink");
-    println!("{:<12} {:>10} {:>10} {:>16}", "at once", "seconds", "files/s", "peak downloads");
-    for concurrency in [1, 8] {
-        let w = World::new(WorldOptions {
-            sink: SinkKind::Local,
-            transfer_concurrency: concurrency,
-            ..Default::default()
-        })
-        .await;
-        for i in 0..FILES {
-            w.dbx.add_file(
-                &w.account,
-                &format!("{FOLDER}/small/f{i:04}.bin"),
-                Content::generated(4096, i as u64),
-            );
-        }
-        w.dbx.inject(Ep::Download, Fault::Latency(std::time::Duration::from_millis(50)), FILES as u32);
-        let started = Instant::now();
-        let out = w.sync(Trigger::Initial).await;
-        let secs = started.elapsed().as_secs_f64();
-        let ok = matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. })
-            && w.objects().len() == FILES;
-        println!(
-            "{:<12} {:>10.2} {:>10.1} {:>16}{}",
-            concurrency,
-            secs,
-            FILES as f64 / secs,
-            w.downloads.peak(),
-            if ok { "" } else { "  (the sync did not store every file)" }
-        );
+/// The sink of a small-file run, timed: per file, from its download request (the world's
+/// download gauge) until its object is stored.
+struct Timed {
+    inner: Arc<dyn AssetSink>,
+    downloads: Arc<Gauge>,
+    seconds: Arc<Mutex<Vec<f64>>>,
+}
+
+struct TimedUpload {
+    inner: Box<dyn AssetUpload>,
+    provider_id: String,
+    downloads: Arc<Gauge>,
+    seconds: Arc<Mutex<Vec<f64>>>,
+}
+
+#[async_trait::async_trait]
+impl AssetSink for Timed {
+    async fn begin(&self, key: &str, meta: &AssetMeta) -> Result<Box<dyn AssetUpload>, SinkError> {
+        let inner = self.inner.begin(key, meta).await?;
+        Ok(Box::new(TimedUpload {
+            inner,
+            provider_id: meta.provider_id.clone(),
+            downloads: self.downloads.clone(),
+            seconds: self.seconds.clone(),
+        }))
     }
+}
+
+#[async_trait::async_trait]
+impl AssetUpload for TimedUpload {
+    async fn write(&mut self, chunk: bytes::Bytes) -> Result<(), SinkError> {
+        self.inner.write(chunk).await
+    }
+    async fn commit(self: Box<Self>, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
+        let out = self.inner.commit(sha256_hex).await?;
+        if let Some(at) = self.downloads.started_at(&self.provider_id) {
+            self.seconds.lock().unwrap_or_else(|p| p.into_inner()).push(at.elapsed().as_secs_f64());
+        }
+        Ok(out)
+    }
+    async fn abort(self: Box<Self>) {
+        self.inner.abort().await;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum SmallPath {
+    Local,
+    Emulator,
+}
+
+struct Row {
+    concurrency: usize,
+    secs: f64,
+    peak_downloads: usize,
+    peak_rss_mib: u64,
+    /// Per-file seconds, sorted.
+    per_file: Vec<f64>,
+    verified: bool,
+}
+
+impl Row {
+    fn files_per_sec(&self, files: usize) -> f64 {
+        files as f64 / self.secs
+    }
+    fn quantile(&self, q: f64) -> f64 {
+        let n = self.per_file.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        self.per_file[((n as f64 * q).ceil() as usize).clamp(1, n) - 1]
+    }
+}
+
+/// One initial import of `files` small files at `concurrency`, with `latency` on each download.
+async fn small_run(
+    path: SmallPath,
+    files: usize,
+    latency: Duration,
+    concurrency: usize,
+) -> Result<Row, String> {
+    let sink = if path == SmallPath::Local { SinkKind::Local } else { SinkKind::Memory };
+    let mut w =
+        World::new(WorldOptions { sink, transfer_concurrency: concurrency, ..Default::default() }).await;
+    let s3 = match path {
+        SmallPath::Local => None,
+        SmallPath::Emulator => Some(onto_emulator(&mut w, true).await?),
+    };
+    let seconds = Arc::new(Mutex::new(Vec::with_capacity(files)));
+    w.ports.sink = Arc::new(Timed {
+        inner: w.ports.sink.clone(),
+        downloads: w.downloads.clone(),
+        seconds: seconds.clone(),
+    });
+    let mut expected = Vec::with_capacity(files);
+    for i in 0..files {
+        let f = w.dbx.add_file(
+            &w.account,
+            &format!("{FOLDER}/small/f{i:05}.bin"),
+            Content::generated(SMALL_FILE, i as u64),
+        );
+        expected.push(w.dbx.sha256_of(&w.account, &f.id));
+    }
+    w.dbx.inject(Ep::Download, Fault::Latency(latency), files as u32);
+    reset_peak();
+    let started = Instant::now();
+    let out = w.sync(Trigger::Initial).await;
+    let secs = started.elapsed().as_secs_f64();
+    let peak_rss_mib = vm_hwm_kib() / 1024;
+    let imported = match &out {
+        JobOutcome::Finished { status: RunStatus::Succeeded, counters, .. } => counters.imported,
+        other => return Err(format!("the import did not succeed: {other:?}")),
+    };
+    // Every file stored, with the source's bytes: the local sink's objects hashed; on S3 the
+    // sink checked each object's SHA-256 before publishing it, so count them and their sizes.
+    let verified = imported == files as u64
+        && match &s3 {
+            None => {
+                let mut stored: Vec<String> = w.objects().into_values().collect();
+                stored.sort();
+                expected.sort();
+                stored == expected
+            }
+            Some((s3, bucket)) => {
+                let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+                let (mut n, mut sizes_ok) = (0, true);
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| format!("ListObjectsV2: {e}"))?;
+                    for o in page.contents() {
+                        n += 1;
+                        sizes_ok &= o.size() == Some(SMALL_FILE as i64);
+                    }
+                }
+                n == files && sizes_ok
+            }
+        };
+    let mut per_file = std::mem::take(&mut *seconds.lock().unwrap_or_else(|p| p.into_inner()));
+    per_file.sort_by(f64::total_cmp);
+    Ok(Row { concurrency, secs, peak_downloads: w.downloads.peak(), peak_rss_mib, per_file, verified })
+}
+
+/// Files/s at 1, 4, 8 and 16 transfers at once, on the local sink at 50 ms of download
+/// latency and on the S3 + DynamoDB adapters at 200 ms. Printed, never asserted.
+async fn small_files() -> bool {
+    let files: usize = std::env::var("EXTCONN_BENCH_SMALL_FILES")
+        .ok()
+        .map_or(2_000, |v| v.parse().expect("EXTCONN_BENCH_SMALL_FILES: a number"));
+    let mut ok = true;
+    println!(
+        "Small files: an initial import of {files} files of {} KiB, latency injected on each download at the sandbox",
+        SMALL_FILE / 1024
+    );
+    println!("(per file: from its download request until its object is stored)");
+    println!(
+        "{:<30} {:>8} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8} {:>10} {:>8}  verified",
+        "path",
+        "latency",
+        "at once",
+        "seconds",
+        "files/s",
+        "× at 1",
+        "peak dl",
+        "RSS MiB",
+        "median s",
+        "p95 s"
+    );
+    let mut paths = vec![(SmallPath::Local, "local file sink", 50)];
+    if emulator() {
+        paths.push((SmallPath::Emulator, "S3 + DynamoDB (AWS emulator)", 200));
+    }
+    let mut emulator_ratio = None;
+    for (path, name, ms) in paths {
+        let mut base = None;
+        for concurrency in CONCURRENCY {
+            let row = match small_run(path, files, Duration::from_millis(ms), concurrency).await {
+                Ok(r) => r,
+                Err(e) => {
+                    println!("{name:<30} {:>8} {concurrency:>8}  failed: {e}", format!("{ms} ms"));
+                    ok = false;
+                    continue;
+                }
+            };
+            let rate = row.files_per_sec(files);
+            let base_rate = *base.get_or_insert(if concurrency == 1 { rate } else { f64::NAN });
+            if path == SmallPath::Emulator && concurrency == 8 {
+                emulator_ratio = Some(rate / base_rate);
+            }
+            println!(
+                "{:<30} {:>8} {:>8} {:>9.1} {:>9.1} {:>6.1}× {:>9} {:>8} {:>10.3} {:>8.3}  {}",
+                name,
+                format!("{ms} ms"),
+                row.concurrency,
+                row.secs,
+                rate,
+                rate / base_rate,
+                row.peak_downloads,
+                row.peak_rss_mib,
+                row.quantile(0.5),
+                row.quantile(0.95),
+                if row.verified { "yes" } else { "NO" }
+            );
+            ok &= row.verified;
+        }
+    }
+    match emulator_ratio {
+        Some(r) => println!(
+            "emulator path: 8 at once (the default) = {r:.1}× the files/s of 1 at once (acceptance ≥ 6×)"
+        ),
+        None if emulator() => println!("emulator path: no ratio (a run failed)"),
+        None => println!("(no AWS_ENDPOINT_URL: the emulator rows run under scripts/bench's emulator)"),
+    }
+    ok
 }

@@ -46,6 +46,8 @@ use extconn_providers::dropbox::{Dropbox, DropboxConfig};
 use extconn_sandbox::dropbox::{AccountId, Content, DropboxControl, Endpoint};
 use extconn_sandbox::{OAuthClient, Sandbox, SandboxConfig, Service};
 use extconn_sync_worker::Worker;
+
+use crate::unique;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -320,10 +322,6 @@ struct Bench {
     client: ClientId,
 }
 
-fn unique(p: &str) -> String {
-    format!("{p}-{}", extconn_core::RunId::generate().as_str().trim_start_matches("run_"))
-}
-
 macro_rules! counted {
     ($krate:ident, $client:expr, $counter:expr) => {
         $krate::Client::from_conf($client.config().to_builder().interceptor($counter.clone()).build())
@@ -417,12 +415,7 @@ impl Bench {
         DynamoStore::create_table(&self.ddb, &self.table).await.expect("create table");
         self.raw = DynamoStore::new(self.ddb.clone(), self.table.clone());
         let store = Arc::new(DynamoStore::new(self.counted_ddb.clone(), self.table.clone()));
-        self.ports.connections = store.clone();
-        self.ports.grants = store.clone();
-        self.ports.items = store.clone();
-        self.ports.runs = store.clone();
-        self.ports.oauth_states = store.clone();
-        self.ports.audit = store;
+        crate::set_store(&mut self.ports, store);
         self.worker = Worker::new(self.ports.clone(), EngineConfig::default());
     }
 

@@ -461,6 +461,25 @@ impl Hooks for Ticking {
 
 pub use extconn_sandbox::dropbox::Endpoint as Ep;
 
+/// Points every record port of `ports` (connections, grants, items, runs, OAuth states, audit)
+/// at one store, as the functions wire their DynamoDB store.
+pub fn set_store<S>(ports: &mut Ports, store: Arc<S>)
+where
+    S: ConnectionStore + GrantStore + P::ItemStore + P::RunStore + P::OAuthStateStore + P::AuditLog + 'static,
+{
+    ports.connections = store.clone();
+    ports.grants = store.clone();
+    ports.items = store.clone();
+    ports.runs = store.clone();
+    ports.oauth_states = store.clone();
+    ports.audit = store;
+}
+
+/// A name unique to this call (AWS resources on the shared emulator: tables, buckets, queues).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", extconn_core::RunId::generate().as_str().trim_start_matches("run_"))
+}
+
 impl World {
     pub fn clock_now(&self) -> Timestamp {
         self.ports.clock.now()
@@ -475,11 +494,18 @@ pub struct Gauge {
     peak: std::sync::atomic::AtomicUsize,
     /// How many were in progress when each download started (itself included), in order.
     starts: Mutex<Vec<usize>>,
+    /// When each file's latest download started, by provider id (the benchmark's per-file
+    /// latency runs from here).
+    started: Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl Gauge {
-    fn start(self: &Arc<Self>) -> GaugeGuard {
+    fn start(self: &Arc<Self>, id: &str) -> GaugeGuard {
         use std::sync::atomic::Ordering::SeqCst;
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), std::time::Instant::now());
         let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
         let n = self.now.fetch_add(1, SeqCst) + 1;
         self.peak.fetch_max(n, SeqCst);
@@ -500,10 +526,16 @@ impl Gauge {
         self.starts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// When the latest download of the file with this provider id started.
+    pub fn started_at(&self, provider_id: &str) -> Option<std::time::Instant> {
+        self.started.lock().unwrap_or_else(|p| p.into_inner()).get(provider_id).copied()
+    }
+
     /// Forgets the peak and the starts (downloads still in progress stay counted).
     pub fn reset(&self) {
         use std::sync::atomic::Ordering::SeqCst;
         self.starts.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.started.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.peak.store(self.now.load(SeqCst), SeqCst);
     }
 }
@@ -620,7 +652,7 @@ impl Provider for Counting {
         req: &P::DownloadRequest,
     ) -> Result<P::Download, P::ProviderError> {
         use futures::StreamExt;
-        let guard = self.downloads.start();
+        let guard = self.downloads.start(&req.item.id);
         let mut d = self.inner.download(access, req).await?;
         // The guard lives as long as the byte stream.
         d.stream = d

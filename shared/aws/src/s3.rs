@@ -12,7 +12,13 @@
 //!   a few times with backoff; the parts, or the small body, are still at hand.
 //! - Any failure aborts the multipart upload (the bucket's lifecycle rule catches the rest).
 //! - The SDK sends a CRC32 checksum with every part; the SHA-256 of the whole stream is checked
-//!   against the caller's before completing.
+//!   against the caller's before completing. It is computed part by part as each is sent, so
+//!   its state after every part is known.
+//! - Suspend and resume (a transfer cut by an invocation's deadline): `suspend` waits a bounded
+//!   time for the parts in flight and keeps the longest run of parts 1..=n that are stored; the
+//!   resume state is the upload id, n, the part size and the SHA-256 state after part n (fixed
+//!   size: no ETags). `resume` reads the parts' ETags back with ListParts and continues at part
+//!   n + 1; `discard` aborts the upload.
 //! - Metadata (`x-amz-meta-*`) carries the original name, source path, provider, provider id,
 //!   content version and provider hash, percent-encoded (S3 metadata must be ASCII). S3 refuses
 //!   more than 2 KB of user metadata (names and values together), and percent-encoding
@@ -32,6 +38,9 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use extconn_core::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
 use sha2::{Digest, Sha256};
+use extconn_core::midstate;
+use extconn_core::ports::SinkResume;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -201,6 +210,23 @@ struct Multipart {
     next_part: i32,
     done: Vec<CompletedPart>,
     in_flight: JoinSet<Result<CompletedPart, SinkError>>,
+    /// The SHA-256 state after each of the latest parts sent (part number, state).
+    marks: VecDeque<(i32, Vec<u8>)>,
+}
+
+/// Parts whose SHA-256 state is kept: more than can be in flight, so the state after the last
+/// stored part of a suspended upload is always among them.
+const MARKS_KEPT: usize = PARTS_PER_UPLOAD * 2 + 2;
+
+/// What a suspended upload's [`SinkResume::state`] holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Suspended {
+    upload_id: String,
+    /// Parts 1..=parts are stored.
+    parts: i32,
+    part_size: u64,
+    /// SHA-256 state after them, hex.
+    sha256: String,
 }
 
 struct S3Upload {
@@ -227,6 +253,102 @@ impl AssetSink for S3Sink {
             multipart: None,
         }))
     }
+
+    fn granule(&self, size: Option<u64>) -> Option<u64> {
+        Some(part_size(size))
+    }
+
+    async fn resume(
+        &self,
+        key: &str,
+        meta: &AssetMeta,
+        from: &SinkResume,
+    ) -> Result<Box<dyn AssetUpload>, SinkError> {
+        let bad = |why: &str| SinkError::Unavailable(format!("cannot resume the upload: {why}"));
+        let st: Suspended = serde_json::from_str(&from.state).map_err(|_| bad("unreadable state"))?;
+        let part = part_size(meta.size);
+        if st.part_size != part || st.parts < 1 || from.offset != st.parts as u64 * part {
+            return Err(bad("the state does not match the object"));
+        }
+        let sha: Sha256 = hex::decode(&st.sha256)
+            .ok()
+            .and_then(|b| midstate::restore(&b))
+            .ok_or_else(|| bad("unreadable hash state"))?;
+        let done = self.stored_parts(key, &st.upload_id, st.parts).await?;
+        Ok(Box::new(S3Upload {
+            sink: self.clone(),
+            key: key.to_owned(),
+            meta: meta.clone(),
+            part_size: usize::try_from(part).unwrap_or(usize::MAX),
+            buf: BytesMut::new(),
+            sha,
+            multipart: Some(Multipart {
+                upload_id: st.upload_id,
+                next_part: st.parts + 1,
+                done,
+                in_flight: JoinSet::new(),
+                marks: VecDeque::new(),
+            }),
+        }))
+    }
+
+    async fn discard(&self, key: &str, from: &SinkResume) {
+        if let Ok(st) = serde_json::from_str::<Suspended>(&from.state) {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&st.upload_id)
+                .send()
+                .await;
+        }
+    }
+}
+
+impl S3Sink {
+    /// Parts 1..=`parts` of a multipart upload, read back with ListParts (1,000 a page). Any
+    /// missing — or the upload gone — is an error: the caller starts over.
+    async fn stored_parts(&self, key: &str, upload_id: &str, parts: i32) -> Result<Vec<CompletedPart>, SinkError> {
+        let mut done = Vec::with_capacity(usize::try_from(parts).unwrap_or(0));
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for p in out.parts.unwrap_or_default() {
+                let Some(n) = p.part_number.filter(|n| *n <= parts) else { continue };
+                // Only parts sent before the suspend count; a later one is sent again.
+                if usize::try_from(n).is_ok_and(|n| n == done.len() + 1) {
+                    done.push(
+                        CompletedPart::builder()
+                            .part_number(n)
+                            .set_e_tag(p.e_tag)
+                            .set_checksum_crc32(p.checksum_crc32)
+                            .build(),
+                    );
+                }
+            }
+            match (out.is_truncated, out.next_part_number_marker) {
+                (Some(true), Some(next)) if done.len() < usize::try_from(parts).unwrap_or(0) => marker = Some(next),
+                _ => break,
+            }
+        }
+        if done.len() != usize::try_from(parts).unwrap_or(usize::MAX) {
+            return Err(SinkError::Unavailable(format!(
+                "the suspended upload holds {} of its {parts} parts",
+                done.len()
+            )));
+        }
+        Ok(done)
+    }
 }
 
 impl S3Upload {
@@ -250,8 +372,13 @@ impl S3Upload {
             }
             let out = req.send().await.map_err(unavailable)?;
             let upload_id = out.upload_id.ok_or_else(|| SinkError::Unavailable("no upload id".into()))?;
-            self.multipart =
-                Some(Multipart { upload_id, next_part: 1, done: Vec::new(), in_flight: JoinSet::new() });
+            self.multipart = Some(Multipart {
+                upload_id,
+                next_part: 1,
+                done: Vec::new(),
+                in_flight: JoinSet::new(),
+                marks: VecDeque::new(),
+            });
         }
         let mp = self.multipart.as_mut().ok_or_else(|| SinkError::Unavailable("no upload".into()))?;
         while mp.in_flight.len() >= PARTS_PER_UPLOAD {
@@ -267,6 +394,11 @@ impl S3Upload {
             .await
             .map_err(|_| SinkError::Unavailable("the part pool is closed".into()))?;
         let body: Bytes = self.buf.split().freeze();
+        self.sha.update(&body);
+        if mp.marks.len() == MARKS_KEPT {
+            mp.marks.pop_front();
+        }
+        mp.marks.push_back((mp.next_part, midstate::save(&self.sha)));
         let (client, bucket, key, upload_id, number) = (
             self.sink.client.clone(),
             self.sink.bucket.clone(),
@@ -325,12 +457,13 @@ impl S3Upload {
     }
 
     async fn finish(&mut self, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
-        let actual = hex::encode(std::mem::take(&mut self.sha).finalize());
-        if actual != sha256_hex {
-            return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
-        }
         if self.multipart.is_none() {
             let body = self.buf.split().freeze();
+            self.sha.update(&body);
+            let actual = hex::encode(std::mem::take(&mut self.sha).finalize());
+            if actual != sha256_hex {
+                return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
+            }
             for attempt in 1..=CONFLICT_ATTEMPTS {
                 let mut req = self
                     .sink
@@ -357,6 +490,10 @@ impl S3Upload {
         }
         if !self.buf.is_empty() {
             self.flush_part().await?;
+        }
+        let actual = hex::encode(std::mem::take(&mut self.sha).finalize());
+        if actual != sha256_hex {
+            return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
         }
         let mp = self.multipart.as_mut().ok_or_else(|| SinkError::Unavailable("no upload".into()))?;
         while let Some(part) = mp.in_flight.join_next().await {
@@ -400,7 +537,6 @@ async fn conflict_pause(attempt: u32) {
 #[async_trait]
 impl AssetUpload for S3Upload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
-        self.sha.update(&chunk);
         self.buf.extend_from_slice(&chunk);
         while self.buf.len() >= self.part_size {
             let rest = self.buf.split_off(self.part_size);
@@ -423,6 +559,33 @@ impl AssetUpload for S3Upload {
 
     async fn abort(mut self: Box<Self>) {
         self.abort_multipart().await;
+    }
+
+    async fn suspend(mut self: Box<Self>, within: std::time::Duration) -> Option<SinkResume> {
+        let mp = self.multipart.as_mut()?;
+        // The buffered tail is not stored: it is downloaded again by the resume.
+        let until = tokio::time::Instant::now() + within;
+        while let Ok(Some(part)) = tokio::time::timeout_at(until, mp.in_flight.join_next()).await {
+            if let Ok(Ok(part)) = part {
+                mp.done.push(part);
+            }
+        }
+        mp.in_flight.abort_all();
+        let mut numbers: Vec<i32> = mp.done.iter().filter_map(|p| p.part_number).collect();
+        numbers.sort_unstable();
+        let stored = numbers.iter().zip(1..).take_while(|(n, i)| **n == *i).count();
+        let parts = i32::try_from(stored).unwrap_or(0);
+        let state = mp.marks.iter().find(|(n, _)| *n == parts).map(|(_, s)| hex::encode(s));
+        let Some(sha256) = state.filter(|_| parts > 0) else {
+            self.abort_multipart().await;
+            return None;
+        };
+        let part_size = self.part_size as u64;
+        let st = Suspended { upload_id: mp.upload_id.clone(), parts, part_size, sha256 };
+        // Suspended, not aborted: the upload outlives this value (discard or the lifecycle rule
+        // ends it if it is never resumed).
+        self.multipart = None;
+        Some(SinkResume { offset: parts as u64 * part_size, state: serde_json::to_string(&st).ok()? })
     }
 }
 

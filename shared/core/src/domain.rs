@@ -159,7 +159,7 @@ pub struct Filters {
 
 impl Default for Filters {
     fn default() -> Self {
-        Self { include_subfolders: true, max_file_size: 5 * 1024 * 1024 * 1024 }
+        Self { include_subfolders: true, max_file_size: 50 * 1024 * 1024 * 1024 }
     }
 }
 
@@ -343,6 +343,29 @@ pub struct Item {
     /// The full listing that last saw it (see [`SyncPosition::FullListing`]).
     pub seen_in: Option<String>,
     pub updated_at: Timestamp,
+    /// A transfer an invocation's deadline cut, for the next one to continue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<PartialTransfer>,
+}
+
+/// Where a transfer cut by an invocation's deadline stands (ARCHITECTURE §7 "Large files"):
+/// fixed-size whatever the file's size — the sink's upload (an id, a part count, its own hash
+/// state), the bytes done and the midstates of the two hashes the bytes are checked with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialTransfer {
+    /// The content version being transferred: a source changed since restarts from zero.
+    pub version: String,
+    /// The asset key the upload will publish.
+    pub key: String,
+    /// The sink's upload; `sink.offset` bytes are stored and hashed.
+    pub sink: crate::ports::SinkResume,
+    /// SHA-256 of the bytes so far (a midstate, hex).
+    pub sha256: String,
+    /// The provider hash's midstate (hex), when the connector verifies one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_hash: Option<String>,
+    /// Invocations that continued it so far.
+    pub resumes: u32,
 }
 
 impl Item {

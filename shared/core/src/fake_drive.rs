@@ -469,6 +469,7 @@ impl Provider for FakeDrive {
                 file_name: None,
                 stream,
                 warning: Default::default(),
+                marks: Default::default(),
             });
         }
         let from = usize::try_from(req.offset).unwrap_or(usize::MAX).min(n.content.len());
@@ -480,6 +481,7 @@ impl Provider for FakeDrive {
             file_name: None,
             stream,
             warning: Default::default(),
+            marks: Default::default(),
         })
     }
 }

@@ -25,6 +25,7 @@ pub mod fake_drive;
 pub mod grants;
 pub mod local;
 pub mod memory;
+pub mod midstate;
 pub mod oauth;
 pub mod scheduler;
 pub mod status;

@@ -83,6 +83,7 @@ pub fn sample_item(id: &str, path: &str) -> Item {
         asset_key: Some("k".into()),
         seen_in: None,
         updated_at: now(),
+        transfer: None,
     }
 }
 

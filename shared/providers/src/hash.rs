@@ -4,6 +4,7 @@
 //! last one may be shorter), SHA-256 each block, concatenate the binary digests, SHA-256 that,
 //! lowercase hex. Blocks are 4 MiB of *content*, whatever the chunking of the stream.
 
+use extconn_core::midstate;
 use sha2::{Digest, Sha256};
 
 /// The Dropbox block size: 4 MiB of content.
@@ -68,21 +69,55 @@ impl DropboxContentHasher {
 /// A content hash fed while streaming, whatever its algorithm (the verifier holds one).
 pub trait StreamHasher: Send {
     fn update(&mut self, data: &[u8]);
+    /// The state so far, for a transfer continued in another process (fixed-size bytes;
+    /// [`Resumable::restore`] reads them back).
+    fn save(&self) -> Vec<u8>;
     /// Lowercase hex (or the provider's own text form) of everything fed.
     fn finish(self: Box<Self>) -> String;
     /// The provider's name for it, for error messages (`content_hash`, `md5Checksum`, …).
     fn name(&self) -> &'static str;
 }
 
+/// A [`StreamHasher`] that can continue from a saved state.
+pub trait Resumable: StreamHasher + Default + Sized + 'static {
+    /// The hasher [`StreamHasher::save`] described; `None` for bytes that are not such a state.
+    fn restore(state: &[u8]) -> Option<Self>;
+}
+
 impl StreamHasher for DropboxContentHasher {
     fn update(&mut self, data: &[u8]) {
         DropboxContentHasher::update(self, data);
+    }
+    /// The running hash over the completed blocks' digests, the block being filled, and the
+    /// two counts: never a list of digests.
+    fn save(&self) -> Vec<u8> {
+        let mut out = midstate::save(&self.overall);
+        out.extend_from_slice(&midstate::save(&self.block));
+        out.extend_from_slice(&(self.block_len as u64).to_le_bytes());
+        out.extend_from_slice(&self.total.to_le_bytes());
+        out
     }
     fn finish(self: Box<Self>) -> String {
         self.finalize()
     }
     fn name(&self) -> &'static str {
         "content_hash"
+    }
+}
+
+impl Resumable for DropboxContentHasher {
+    fn restore(state: &[u8]) -> Option<Self> {
+        let one = midstate::save(&Sha256::new()).len();
+        if state.len() != 2 * one + 16 {
+            return None;
+        }
+        let (overall, rest) = state.split_at(one);
+        let (block, counts) = rest.split_at(one);
+        let block_len = u64::from_le_bytes(counts[..8].try_into().ok()?);
+        let total = u64::from_le_bytes(counts[8..].try_into().ok()?);
+        let block_len = usize::try_from(block_len).ok().filter(|l| *l < DROPBOX_BLOCK_SIZE)?;
+        (total % DROPBOX_BLOCK_SIZE as u64 == block_len as u64).then_some(())?;
+        Some(Self { overall: midstate::restore(overall)?, block: midstate::restore(block)?, block_len, total })
     }
 }
 
@@ -94,11 +129,20 @@ impl StreamHasher for Sha256Hasher {
     fn update(&mut self, data: &[u8]) {
         self.0.update(data);
     }
+    fn save(&self) -> Vec<u8> {
+        midstate::save(&self.0)
+    }
     fn finish(self: Box<Self>) -> String {
         hex::encode(self.0.finalize())
     }
     fn name(&self) -> &'static str {
         "sha256"
+    }
+}
+
+impl Resumable for Sha256Hasher {
+    fn restore(state: &[u8]) -> Option<Self> {
+        midstate::restore(state).map(Self)
     }
 }
 
@@ -122,11 +166,20 @@ impl StreamHasher for Md5Hasher {
     fn update(&mut self, data: &[u8]) {
         md5::Digest::update(&mut self.0, data);
     }
+    fn save(&self) -> Vec<u8> {
+        midstate::save(&self.0)
+    }
     fn finish(self: Box<Self>) -> String {
         hex::encode(md5::Digest::finalize(self.0))
     }
     fn name(&self) -> &'static str {
         "md5Checksum"
+    }
+}
+
+impl Resumable for Md5Hasher {
+    fn restore(state: &[u8]) -> Option<Self> {
+        midstate::restore(state).map(Self)
     }
 }
 
@@ -199,12 +252,25 @@ impl StreamHasher for QuickXorHasher {
     fn update(&mut self, data: &[u8]) {
         QuickXorHasher::update(self, data);
     }
+    /// The 160-bit state and the length: the position of the next byte follows from it.
+    fn save(&self) -> Vec<u8> {
+        let mut out = self.state.to_vec();
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out
+    }
     /// Lowercase hex (see [`QuickXorHasher::normalize`]).
     fn finish(self: Box<Self>) -> String {
         hex::encode(self.finalize_bytes())
     }
     fn name(&self) -> &'static str {
         "quickXorHash"
+    }
+}
+
+impl Resumable for QuickXorHasher {
+    fn restore(state: &[u8]) -> Option<Self> {
+        let (s, len) = state.split_at_checked(20)?;
+        Some(Self { state: s.try_into().ok()?, len: u64::from_le_bytes(len.try_into().ok()?) })
     }
 }
 

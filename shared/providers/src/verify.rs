@@ -3,19 +3,56 @@
 //! announced or its hash differs from the provider's. Memory: one chunk at a time.
 
 use bytes::Bytes;
-use extconn_core::ports::ProviderError;
+use extconn_core::midstate;
+use extconn_core::ports::{DownloadRequest, HashMarks, ProviderError};
 use futures::stream::{BoxStream, StreamExt};
 
-use crate::hash::StreamHasher;
+use crate::hash::{Resumable, StreamHasher};
 use crate::http::transport_error;
 
-/// What the served bytes must match. From a non-zero offset only the size of the rest can be
-/// checked (the provider's hash covers the whole file): pass no hash then.
+/// What the served bytes must match. From a non-zero offset the hash is checked over the whole
+/// file only when the request carries the hash's state at that offset ([`resumed_hash`]);
+/// without it, only the size of the rest.
+#[derive(Default)]
 pub struct Expect {
     /// Bytes this response must carry; `None` for exports, whose size is known only at the end.
     pub size: Option<u64>,
-    /// The provider's hash and a hasher of its algorithm.
+    /// The provider's hash and a hasher of its algorithm (fed from byte `start`).
     pub hash: Option<(String, Box<dyn StreamHasher>)>,
+    /// Where this response starts in the file.
+    pub start: u64,
+    /// The hasher's state is recorded in `marks` at each multiple of this many bytes of the
+    /// file (0: never).
+    pub mark_every: u64,
+    pub marks: HashMarks,
+}
+
+impl Expect {
+    /// What a response to `req` must match, its states recorded as `req` asks (hand
+    /// [`Expect::marks`] to the [`extconn_core::ports::Download`]).
+    pub fn for_request(req: &DownloadRequest, size: Option<u64>, hash: Option<(String, Box<dyn StreamHasher>)>) -> Self {
+        let marks = if hash.is_some() { HashMarks::verified() } else { HashMarks::default() };
+        Self { size, hash, start: req.offset, mark_every: req.mark_every, marks }
+    }
+}
+
+/// The provider's hash `expected` with a hasher of type `H` for `req`: fresh from byte 0,
+/// continued from `req.hash_state` from a non-zero offset; `None` from an offset without a
+/// state (only the size can be checked then). A state that does not restore is an integrity
+/// failure: the transfer starts over.
+pub fn resumed_hash<H: Resumable>(
+    req: &DownloadRequest,
+    expected: Option<String>,
+) -> Result<Option<(String, Box<dyn StreamHasher>)>, ProviderError> {
+    let Some(expected) = expected else { return Ok(None) };
+    let hasher = match (req.offset, &req.hash_state) {
+        (0, _) => H::default(),
+        (_, None) => return Ok(None),
+        (_, Some(state)) => H::restore(state).ok_or_else(|| {
+            ProviderError::Integrity("the saved hash state of the resumed transfer is unreadable".into())
+        })?,
+    };
+    Ok(Some((expected, Box::new(hasher))))
 }
 
 impl std::fmt::Debug for Expect {
@@ -30,6 +67,9 @@ impl std::fmt::Debug for Expect {
 struct Verifier {
     inner: BoxStream<'static, Result<Bytes, ProviderError>>,
     hasher: Option<Box<dyn StreamHasher>>,
+    start: u64,
+    mark_every: u64,
+    marks: HashMarks,
     expected_hash: Option<String>,
     expected_size: Option<u64>,
     seen: u64,
@@ -51,7 +91,16 @@ pub fn verified_stream(
         Some((h, hasher)) => (Some(h), Some(hasher)),
         None => (None, None),
     };
-    let state = Verifier { inner, hasher, expected_hash, expected_size: expect.size, seen: 0 };
+    let state = Verifier {
+        inner,
+        hasher,
+        start: expect.start,
+        mark_every: expect.mark_every,
+        marks: expect.marks,
+        expected_hash,
+        expected_size: expect.size,
+        seen: 0,
+    };
     futures::stream::unfold(Some(state), |state| async move {
         let mut st = state?;
         loop {
@@ -59,7 +108,12 @@ pub fn verified_stream(
                 Some(Ok(chunk)) if chunk.is_empty() => continue,
                 Some(Ok(chunk)) => {
                     if let Some(h) = st.hasher.as_mut() {
-                        h.update(&chunk);
+                        for (piece, mark) in midstate::pieces(st.start + st.seen, st.mark_every, &chunk) {
+                            h.update(piece);
+                            if let Some(at) = mark {
+                                st.marks.record(at, h.save());
+                            }
+                        }
                     }
                     st.seen += chunk.len() as u64;
                     if let Some(size) = st.expected_size
@@ -110,6 +164,7 @@ mod tests {
             size: Some(size),
             hash: hash
                 .map(|h| (h.to_owned(), Box::new(DropboxContentHasher::new()) as Box<dyn StreamHasher>)),
+            ..Expect::default()
         }
     }
 
@@ -188,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_size_is_not_checked_but_the_hash_is() {
-        let none = Expect { size: None, hash: None };
+        let none = Expect::default();
         let out = collect(verified_stream(chunks(&[b"any", b"thing"]), none)).await;
         assert!(out.iter().all(Result::is_ok));
         let wrong = Expect {
@@ -197,6 +252,7 @@ mod tests {
                 HELLO_HASH.to_owned(),
                 Box::new(DropboxContentHasher::new()) as Box<dyn StreamHasher>,
             )),
+            ..Expect::default()
         };
         let out = collect(verified_stream(chunks(&[b"hello"]), wrong)).await;
         assert!(matches!(out.last(), Some(Err(ProviderError::Integrity(_)))), "{out:?}");

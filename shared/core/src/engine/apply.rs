@@ -70,7 +70,10 @@ pub(crate) fn contribution(item: Option<&Item>) -> CounterDelta {
         Some(i) if !i.is_folder() && i.state == ItemState::Imported => {
             CounterDelta { files: 1, bytes: i.size.unwrap_or(0) as i64, failed: 0 }
         }
-        Some(i) if i.state == ItemState::Failed => CounterDelta { files: 0, bytes: 0, failed: 1 },
+        // A transfer continuing in the next invocation is in progress, not a failure.
+        Some(i) if i.state == ItemState::Failed && i.reason.as_deref() != Some(super::transfer::RESUMING) => {
+            CounterDelta { files: 0, bytes: 0, failed: 1 }
+        }
         _ => CounterDelta::default(),
     }
 }
@@ -157,6 +160,13 @@ impl Engine {
             })
             .await?;
         }
+        // A suspended transfer the new record no longer holds — the file deleted, moved out, a
+        // new version — is dropped (the transfer path drops its own before recording).
+        if let Some(t) = old.and_then(|o| o.transfer.as_ref())
+            && item.transfer.as_ref() != Some(t)
+        {
+            self.ports.sink.discard(&t.key, &t.sink).await;
+        }
         let write = ItemWrite { conn_delta: delta(old, &item), item, run_id: ctx.run_id.clone(), run_delta };
         match self.ports.items.record(&ctx.fence, &write).await {
             Ok(()) => ctx.wrote(&write),
@@ -237,6 +247,7 @@ impl Engine {
             asset_key: old.and_then(|o| o.asset_key.clone()),
             seen_in: listing.map(str::to_owned).or_else(|| old.and_then(|o| o.seen_in.clone())),
             updated_at: self.ports.clock.now(),
+            transfer: None,
         }
     }
 

@@ -17,9 +17,13 @@ use sha2::{Digest, Sha256};
 
 use super::apply::Placement;
 use super::{Engine, EngineError, RunCtx, Step, Stop};
-use crate::domain::{AssetEventKind, Item, ItemState, RunCounters, asset_key, content_type_for, retry_delay};
+use crate::domain::{
+    AssetEventKind, Item, ItemState, PartialTransfer, RunCounters, asset_key, content_type_for, retry_delay,
+};
+use crate::midstate;
 use crate::ports::{
-    AssetMeta, CommitOutcome, Download, DownloadRequest, ProviderError, RateScope, RemoteItem, SinkError,
+    AssetMeta, CommitOutcome, Download, DownloadRequest, HashMarks, ProviderError, RateScope, RemoteItem,
+    SinkError,
 };
 
 /// Attempts per file within one run (a failed file is retried by later runs too).
@@ -40,6 +44,26 @@ pub(crate) enum FileFailure {
     Sink(SinkError),
     /// The invocation's time ran out mid-transfer.
     Deadline,
+    /// A resumed transfer cannot continue (the file changed, the sink lost the upload): it
+    /// starts over.
+    Restart(String),
+}
+
+/// How [`Engine::store`] ended.
+enum Ended {
+    Stored(Stored),
+    /// Nothing was kept.
+    Failed(FileFailure),
+    /// Cut (the deadline, a broken stream) with a durable prefix kept.
+    Suspended(FileFailure, PartialTransfer),
+}
+
+/// The reason of a file whose transfer continues in the next invocation.
+pub(crate) const RESUMING: &str = "transfer_resuming";
+
+/// Whether a suspended transfer is of the content `remote` lists.
+fn continues(t: &PartialTransfer, remote: &RemoteItem) -> bool {
+    remote.content_version() == Some(t.version.as_str()) && remote.size.is_some()
 }
 
 impl FileFailure {
@@ -49,6 +73,7 @@ impl FileFailure {
             Self::Sink(SinkError::Integrity { .. }) => "hash_mismatch",
             Self::Sink(_) => "sink_error",
             Self::Deadline => "transfer_deadline",
+            Self::Restart(_) => "transfer_restarted",
         }
     }
 
@@ -57,6 +82,7 @@ impl FileFailure {
             Self::Provider(e) => e.to_string(),
             Self::Sink(e) => e.to_string(),
             Self::Deadline => "the transfer could not finish before the invocation's deadline".into(),
+            Self::Restart(why) => why.clone(),
         }
     }
 }
@@ -71,51 +97,96 @@ impl Engine {
         listing: Option<&str>,
     ) -> Result<(), Stop> {
         let provider = self.provider(ctx)?;
+        // A transfer an earlier invocation cut is continued if the listing still shows the
+        // content it began; once resumed or dropped, it is no longer the record's.
+        let mut resume = old.and_then(|o| o.transfer.clone());
+        let before = resume.as_ref().map_or(0, |t| t.sink.offset);
+        if let Some(t) = resume.take_if(|t| !continues(t, remote)) {
+            self.ports.sink.discard(&t.key, &t.sink).await;
+        }
+        let plain = old.map(|o| Item { transfer: None, ..o.clone() });
+        let old = plain.as_ref();
+        let mark_every = self.ports.sink.granule(remote.size).unwrap_or(0);
         let mut last = FileFailure::Provider(ProviderError::Transient("not attempted".into()));
         for _ in 0..DOWNLOAD_ATTEMPTS {
+            let from = resume.take();
+            let req = DownloadRequest {
+                offset: from.as_ref().map_or(0, |t| t.sink.offset),
+                hash_state: from.as_ref().and_then(|t| t.provider_hash.as_deref()).and_then(|h| hex::decode(h).ok()),
+                mark_every,
+                ..DownloadRequest::whole(remote)
+            };
             let p = provider.clone();
             let download = self
                 .call(ctx, |access| {
-                    let (p, r) = (p.clone(), DownloadRequest::whole(remote));
+                    let (p, r) = (p.clone(), req.clone());
                     async move { p.download(&access, &r).await }
                 })
                 .await?;
-            let outcome = match download {
+            let ended = match download {
                 Ok(d) => {
                     self.hook(Step::DownloadStarted)?;
-                    self.store(ctx, d, at).await?
+                    self.store(ctx, d, at, from.as_ref()).await?
                 }
                 Err(ProviderError::Config(reason)) => return Err(Stop::Config(reason)),
-                Err(e) => Err(FileFailure::Provider(e)),
+                Err(e) => {
+                    // Nothing was resumed: the suspended upload is still there to retry.
+                    if e.is_retryable() {
+                        resume = from.clone();
+                    } else if let Some(t) = &from {
+                        self.ports.sink.discard(&t.key, &t.sink).await;
+                    }
+                    Ended::Failed(FileFailure::Provider(e))
+                }
             };
-            match outcome {
-                Ok(stored) => {
+            let failure = match ended {
+                Ended::Stored(stored) => {
                     ctx.sink_failures.store(0, Ordering::Relaxed);
                     return self.record_imported(ctx, at, old, stored, listing).await;
                 }
-                Err(FileFailure::Provider(ProviderError::NotFound)) => {
+                Ended::Suspended(FileFailure::Deadline, t) => {
+                    return self.record_cut(ctx, remote, at, old, listing, t, before).await;
+                }
+                Ended::Suspended(failure, t) => {
+                    // A stream that broke mid-file: the next attempt continues where it broke.
+                    tracing::warn!(item = %remote.id, error = %failure.detail(), offset = t.sink.offset, "download broke; resuming");
+                    resume = Some(t);
+                    last = failure;
+                    continue;
+                }
+                Ended::Failed(f) => f,
+            };
+            if from.is_some() && resume.is_none() && matches!(failure, FileFailure::Restart(_) | FileFailure::Provider(ProviderError::Integrity(_))) {
+                // The resumed bytes cannot be trusted or continued: start over from byte 0.
+                tracing::warn!(item = %remote.id, error = %failure.detail(), "resumed transfer dropped; starting over");
+                last = failure;
+                continue;
+            }
+            match failure {
+                FileFailure::Provider(ProviderError::NotFound) => {
                     return self.record_gone(ctx, remote, at, old, listing).await;
                 }
-                Err(FileFailure::Provider(ProviderError::NotImportable { reason })) => {
+                FileFailure::Provider(ProviderError::NotImportable { reason }) => {
                     return self.record_skipped(ctx, remote, at, old, listing, reason, None).await;
                 }
-                Err(FileFailure::Provider(e @ ProviderError::Permanent(_))) => {
+                FileFailure::Provider(e @ ProviderError::Permanent(_)) => {
                     // A file the provider will never serve (Dropbox `restricted_content`, …).
                     let detail = Some(e.to_string());
                     return self
                         .record_skipped(ctx, remote, at, old, listing, e.reason_code().into(), detail)
                         .await;
                 }
-                Err(FileFailure::Deadline) => {
-                    // Tried once more at the start of the next invocation, with all its time;
-                    // cut again, it waits for the backoff like any failure.
+                FileFailure::Deadline => {
+                    // Nothing could be kept (a file smaller than the sink's granule, or a sink
+                    // that cannot suspend): tried again from zero at the start of the next
+                    // invocation, with all its time; cut again, it waits for the backoff.
                     let again = old.is_some_and(|o| {
                         o.state == ItemState::Failed && o.reason.as_deref() == Some("transfer_deadline")
                     });
                     self.record_failed(ctx, remote, at, old, listing, &FileFailure::Deadline, !again).await?;
                     return Err(Stop::Deadline);
                 }
-                Err(FileFailure::Sink(e @ SinkError::Unavailable(_))) => {
+                FileFailure::Sink(e @ SinkError::Unavailable(_)) => {
                     // In a row = in the order outcomes become known (any file stored resets).
                     let in_a_row = ctx.sink_failures.fetch_add(1, Ordering::Relaxed) + 1;
                     if in_a_row >= self.config.max_sink_failures {
@@ -126,34 +197,79 @@ impl Engine {
                     last = FileFailure::Sink(e);
                     break;
                 }
-                Err(FileFailure::Provider(e @ ProviderError::RateLimited { scope: RateScope::File, .. })) => {
+                FileFailure::Provider(e @ ProviderError::RateLimited { scope: RateScope::File, .. }) => {
                     // The file's own quota (Drive's `downloadQuotaExceeded`): another try now
                     // would only be refused again; it waits for its backoff.
                     last = FileFailure::Provider(e);
                     break;
                 }
-                Err(FileFailure::Provider(e)) if e.is_retryable() => {
+                FileFailure::Provider(e) if e.is_retryable() => {
                     tracing::warn!(item = %remote.id, error = %e, "download failed; retrying");
                     last = FileFailure::Provider(e);
                 }
-                Err(e) => {
+                e => {
                     last = e;
                     break;
                 }
             }
         }
-        self.record_failed(ctx, remote, at, old, listing, &last, false).await
+        // Out of attempts: a transfer that was kept goes with the record, for the next try.
+        let kept = resume.take();
+        self.record_failed_keeping(ctx, remote, at, old, listing, &last, false, kept).await
     }
 
-    /// Streams one download into the sink. `Ok(Err(_))`: this file failed and nothing was
-    /// kept; `Err(stop)`: the run step must end. Each chunk is awaited for at most the time
-    /// left, so a stalled or slow transfer cannot carry the invocation past its deadline.
+    /// A transfer the deadline cut with a durable prefix kept. Progress since the last cut:
+    /// the next invocation continues it first (`failed: transfer_resuming`, due now, counted
+    /// nowhere as a failure). None: `failed: transfer_deadline`, as a transfer that kept
+    /// nothing, still holding its state for the try after the backoff. Either way the step ends.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_cut(
+        &self,
+        ctx: &RunCtx,
+        remote: &RemoteItem,
+        at: &Placement,
+        old: Option<&Item>,
+        listing: Option<&str>,
+        t: PartialTransfer,
+        before: u64,
+    ) -> Result<(), Stop> {
+        if t.sink.offset <= before {
+            let again = old.is_some_and(|o| {
+                o.state == ItemState::Failed && o.reason.as_deref() == Some("transfer_deadline")
+            });
+            self.record_failed_keeping(ctx, remote, at, old, listing, &FileFailure::Deadline, !again, Some(t))
+                .await?;
+            return Err(Stop::Deadline);
+        }
+        let now = self.ports.clock.now();
+        let mut item = self.item_from(remote, at, old, ItemState::Failed, listing);
+        item.reason = Some(RESUMING.into());
+        item.error = Some(format!(
+            "{} of {} bytes stored; the next invocation continues from there",
+            t.sink.offset,
+            remote.size.map_or_else(|| "?".to_owned(), |s| s.to_string())
+        ));
+        item.attempts = old.filter(|o| o.state == ItemState::Failed).map_or(0, |o| o.attempts);
+        item.next_attempt_at = Some(now);
+        item.failed_in = old.and_then(|o| o.failed_in.clone());
+        tracing::info!(item = %remote.id, offset = t.sink.offset, resumes = t.resumes, "transfer suspended at the deadline");
+        item.transfer = Some(t);
+        self.record(ctx, old, item, RunCounters::default(), None).await?;
+        Err(Stop::Deadline)
+    }
+
+    /// Streams one download into the sink, from the start or continuing `from`. Each chunk is
+    /// awaited for at most the time left, so a stalled or slow transfer cannot carry the
+    /// invocation past its deadline; cut there, or broken by a retryable stream error, the
+    /// upload is suspended when the sink can keep a durable prefix. `Err(stop)`: the run step
+    /// must end. A resumed upload that is not suspended or committed is gone (aborted).
     async fn store(
         &self,
         ctx: &RunCtx,
         mut d: Download,
         at: &Placement,
-    ) -> Result<Result<Stored, FileFailure>, Stop> {
+        from: Option<&PartialTransfer>,
+    ) -> Result<Ended, Stop> {
         let served = d.item.clone();
         let version = served.content_version().unwrap_or("unversioned").to_owned();
         let key = asset_key(&ctx.fence.conn, &served.id, &version);
@@ -169,18 +285,42 @@ impl Engine {
             source_path: at.path.clone(),
             provider: ctx.conn.provider,
             provider_id: served.id.clone(),
-            content_version: version,
+            content_version: version.clone(),
             provider_hash: served.content_hash.clone(),
         };
-        let mut upload = match self.ports.sink.begin(&key, &meta).await {
-            Ok(u) => u,
-            Err(e) => return Ok(Err(FileFailure::Sink(e))),
+        let (mut upload, mut sha, mut pos) = match from {
+            None => match self.ports.sink.begin(&key, &meta).await {
+                Ok(u) => (u, Sha256::new(), 0),
+                Err(e) => return Ok(Ended::Failed(FileFailure::Sink(e))),
+            },
+            Some(t) => {
+                let restart = |why: &str| {
+                    Ok(Ended::Failed(FileFailure::Restart(format!("the transfer cannot continue: {why}"))))
+                };
+                if version != t.version || key != t.key || served.size.is_none() {
+                    self.ports.sink.discard(&t.key, &t.sink).await;
+                    return restart("the file changed since it began");
+                }
+                let Some(sha) = hex::decode(&t.sha256).ok().and_then(|b| midstate::restore::<Sha256>(&b)) else {
+                    self.ports.sink.discard(&t.key, &t.sink).await;
+                    return restart("its hash state is unreadable");
+                };
+                match self.ports.sink.resume(&key, &meta, &t.sink).await {
+                    Ok(u) => (u, sha, t.sink.offset),
+                    Err(e) => {
+                        self.ports.sink.discard(&t.key, &t.sink).await;
+                        return restart(&e.to_string());
+                    }
+                }
+            }
         };
-        let mut sha = Sha256::new();
+        // SHA-256 states at the sink's granule, for a suspend.
+        let every = self.ports.sink.granule(served.size).unwrap_or(0);
+        let mut marks: std::collections::VecDeque<(u64, Vec<u8>)> = std::collections::VecDeque::new();
         // The slowest chunk so far: a chunk is not started when it would likely end past the
         // margin line, so the step keeps its whole margin for the records it still writes.
         let mut slowest = std::time::Duration::ZERO;
-        loop {
+        let cut = loop {
             let left = self.time_left(ctx);
             let started = self.ports.clock.now();
             let next = if left.is_zero() || left <= slowest {
@@ -191,41 +331,86 @@ impl Engine {
             slowest = slowest.max((self.ports.clock.now() - started).to_std().unwrap_or_default());
             let chunk = match next {
                 Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(()) => {
-                    upload.abort().await;
-                    return Ok(Err(FileFailure::Deadline));
-                }
+                Ok(None) => break None,
+                Err(()) => break Some(FileFailure::Deadline),
             };
             match chunk {
                 Ok(bytes) => {
-                    sha.update(&bytes);
+                    for (piece, mark) in midstate::pieces(pos, every, &bytes) {
+                        sha.update(piece);
+                        if let Some(at) = mark {
+                            if marks.len() == HashMarks::KEPT {
+                                marks.pop_front();
+                            }
+                            marks.push_back((at, midstate::save(&sha)));
+                        }
+                    }
+                    pos += bytes.len() as u64;
                     if let Err(e) = upload.write(bytes).await {
                         upload.abort().await;
-                        return Ok(Err(FileFailure::Sink(e)));
+                        return Ok(Ended::Failed(FileFailure::Sink(e)));
                     }
                     if let Err(stop) = self.heartbeat(ctx).await {
                         upload.abort().await;
                         return Err(stop);
                     }
                 }
+                Err(e) if e.is_retryable() => break Some(FileFailure::Provider(e)),
                 Err(e) => {
                     upload.abort().await;
-                    return Ok(Err(FileFailure::Provider(e)));
+                    return Ok(Ended::Failed(FileFailure::Provider(e)));
                 }
             }
+        };
+        if let Some(failure) = cut {
+            let resumes = from.map_or(0, |t| t.resumes + 1);
+            return Ok(match self.suspend(upload, &d.marks, &marks, version, key, resumes).await {
+                Some(t) => Ended::Suspended(failure, t),
+                None => Ended::Failed(failure),
+            });
         }
         let warning = d.warning.get().map(str::to_owned);
         drop(d);
         match upload.commit(&hex::encode(sha.finalize())).await {
             Ok(CommitOutcome::Created | CommitOutcome::AlreadyExists) => {}
             Err(e @ SinkError::Integrity { .. }) => {
-                return Ok(Err(FileFailure::Provider(ProviderError::Integrity(e.to_string()))));
+                return Ok(Ended::Failed(FileFailure::Provider(ProviderError::Integrity(e.to_string()))));
             }
-            Err(e) => return Ok(Err(FileFailure::Sink(e))),
+            Err(e) => return Ok(Ended::Failed(FileFailure::Sink(e))),
         }
         self.hook(Step::SinkCommitted)?;
-        Ok(Ok(Stored { item: served, key, warning }))
+        Ok(Ended::Stored(Stored { item: served, key, warning }))
+    }
+
+    /// Suspends `upload` and gathers what continues it: the sink's durable offset with the
+    /// SHA-256 state there and, when the connector verifies a hash, that hash's state there.
+    /// `None` when any is missing (the upload is then dropped).
+    async fn suspend(
+        &self,
+        upload: Box<dyn crate::ports::AssetUpload>,
+        provider_marks: &HashMarks,
+        marks: &std::collections::VecDeque<(u64, Vec<u8>)>,
+        version: String,
+        key: String,
+        resumes: u32,
+    ) -> Option<PartialTransfer> {
+        // In-flight parts get a third of the margin the step keeps for its records.
+        let sink = upload.suspend(self.config.deadline_margin / 3).await?;
+        let sha = marks.iter().rev().find(|(o, _)| *o == sink.offset).map(|(_, s)| hex::encode(s));
+        let provider_hash = match provider_marks.verifies() {
+            true => Some(provider_marks.at(sink.offset).map(hex::encode)),
+            false => None,
+        };
+        match (sha, provider_hash) {
+            (Some(sha256), None) => Some(PartialTransfer { version, key, sink, sha256, provider_hash: None, resumes }),
+            (Some(sha256), Some(Some(h))) => {
+                Some(PartialTransfer { version, key, sink, sha256, provider_hash: Some(h), resumes })
+            }
+            _ => {
+                self.ports.sink.discard(&key, &sink).await;
+                None
+            }
+        }
     }
 
     async fn record_imported(
@@ -307,9 +492,27 @@ impl Engine {
         failure: &FileFailure,
         retry_now: bool,
     ) -> Result<(), Stop> {
+        self.record_failed_keeping(ctx, remote, at, old, listing, failure, retry_now, None).await
+    }
+
+    /// [`Engine::record_failed`], the record keeping `kept`: a suspended transfer the next try
+    /// continues.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_failed_keeping(
+        &self,
+        ctx: &RunCtx,
+        remote: &RemoteItem,
+        at: &Placement,
+        old: Option<&Item>,
+        listing: Option<&str>,
+        failure: &FileFailure,
+        retry_now: bool,
+        kept: Option<PartialTransfer>,
+    ) -> Result<(), Stop> {
         let now = self.ports.clock.now();
         let mut item = self.item_from(remote, at, old, ItemState::Failed, listing);
         let run_delta = mark_failed(&mut item, old, ctx, failure.code(), failure.detail(), now, retry_now);
+        item.transfer = kept;
         tracing::warn!(item = %remote.id, reason = failure.code(), error = %failure.detail(), attempts = item.attempts, "file not imported");
         self.record(ctx, old, item, run_delta, None).await
     }

@@ -7,13 +7,17 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
+use crate::midstate;
+use crate::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError, SinkResume};
 
 /// Assets as files (see the module docs). Create-only: a commit publishes the object with a
-/// hard link, which fails atomically if the key already exists.
+/// hard link, which fails atomically if the key already exists. An upload is a temp file
+/// under `tmp/`; suspended, the file stays (cut to a multiple of the granule) and its name
+/// and hash state are the resume state.
 #[derive(Debug, Clone)]
 pub struct LocalAssetSink {
     root: PathBuf,
+    granule: u64,
 }
 
 fn io(e: std::io::Error) -> SinkError {
@@ -21,8 +25,28 @@ fn io(e: std::io::Error) -> SinkError {
 }
 
 impl LocalAssetSink {
+    /// Uploads suspend in steps of 8 MiB, as S3's smallest part.
+    pub const DEFAULT_GRANULE: u64 = 8 * 1024 * 1024;
+
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), granule: Self::DEFAULT_GRANULE }
+    }
+
+    /// Uploads suspend in steps of `granule` bytes (at least 1).
+    pub fn with_granule(mut self, granule: u64) -> Self {
+        self.granule = granule.max(1);
+        self
+    }
+
+    /// The temp file a resume state names: a bare file name this sink generates, never a path.
+    fn suspended_file(&self, from: &SinkResume) -> Option<(PathBuf, Sha256)> {
+        let (name, state) = from.state.split_once('/')?;
+        let plain = name.strip_suffix(".part")?;
+        if plain.is_empty() || !plain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return None;
+        }
+        let hasher = midstate::restore(&hex::decode(state).ok()?)?;
+        Some((self.root.join("tmp").join(name), hasher))
     }
 
     /// Where the object of `key` lives (it may not exist).
@@ -59,6 +83,12 @@ struct LocalUpload {
     tmp: PathBuf,
     file: Option<tokio::fs::File>,
     hasher: Sha256,
+    written: u64,
+    granule: u64,
+    /// The hash state at the last multiple of the granule.
+    mark: Option<(u64, Vec<u8>)>,
+    /// Suspended: the temp file outlives the upload.
+    keep: bool,
 }
 
 #[async_trait]
@@ -75,7 +105,53 @@ impl AssetSink for LocalAssetSink {
             tmp,
             file: Some(file),
             hasher: Sha256::new(),
+            written: 0,
+            granule: self.granule,
+            mark: None,
+            keep: false,
         }))
+    }
+
+    fn granule(&self, _size: Option<u64>) -> Option<u64> {
+        Some(self.granule)
+    }
+
+    async fn resume(
+        &self,
+        key: &str,
+        meta: &AssetMeta,
+        from: &SinkResume,
+    ) -> Result<Box<dyn AssetUpload>, SinkError> {
+        let (tmp, hasher) = self
+            .suspended_file(from)
+            .ok_or_else(|| SinkError::Unavailable("not a suspended upload of this sink".into()))?;
+        let file = tokio::fs::OpenOptions::new().write(true).open(&tmp).await.map_err(io)?;
+        let len = file.metadata().await.map_err(io)?.len();
+        if len < from.offset {
+            return Err(SinkError::Unavailable(format!("the suspended upload holds {len} of {} bytes", from.offset)));
+        }
+        // Bytes past the offset (none, unless a suspend was cut short) are written again.
+        file.set_len(from.offset).await.map_err(io)?;
+        let mut file = file;
+        tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(from.offset)).await.map_err(io)?;
+        Ok(Box::new(LocalUpload {
+            root: self.root.clone(),
+            key: key.to_owned(),
+            meta: meta.clone(),
+            tmp,
+            file: Some(file),
+            hasher,
+            written: from.offset,
+            granule: self.granule,
+            mark: None,
+            keep: false,
+        }))
+    }
+
+    async fn discard(&self, _key: &str, from: &SinkResume) {
+        if let Some((tmp, _)) = self.suspended_file(from) {
+            let _ = tokio::fs::remove_file(tmp).await;
+        }
     }
 }
 
@@ -138,7 +214,13 @@ impl AssetUpload for LocalUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
         let f = self.file.as_mut().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))?;
         f.write_all(&chunk).await.map_err(io)?;
-        self.hasher.update(&chunk);
+        for (piece, mark) in midstate::pieces(self.written, self.granule, &chunk) {
+            self.hasher.update(piece);
+            if let Some(at) = mark {
+                self.mark = Some((at, midstate::save(&self.hasher)));
+            }
+        }
+        self.written += chunk.len() as u64;
         Ok(())
     }
 
@@ -148,13 +230,32 @@ impl AssetUpload for LocalUpload {
     }
 
     async fn abort(self: Box<Self>) {}
+
+    async fn suspend(mut self: Box<Self>, _within: std::time::Duration) -> Option<SinkResume> {
+        let (offset, state) = self.mark.take()?;
+        let mut file = self.file.take()?;
+        let kept = async {
+            file.flush().await?;
+            file.set_len(offset).await?;
+            file.sync_data().await
+        };
+        if kept.await.is_err() {
+            return None;
+        }
+        let name = self.tmp.file_name()?.to_str()?.to_owned();
+        self.keep = true;
+        Some(SinkResume { offset, state: format!("{name}/{}", hex::encode(state)) })
+    }
 }
 
 impl Drop for LocalUpload {
-    /// An upload abandoned for any reason (abort, error, a cancelled task) leaves no temp file.
+    /// An upload abandoned for any reason (abort, error, a cancelled task) leaves no temp file;
+    /// a suspended one leaves exactly its own.
     fn drop(&mut self) {
         self.file.take();
-        let _ = std::fs::remove_file(&self.tmp);
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 

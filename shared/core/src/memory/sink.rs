@@ -7,7 +7,8 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{AssetEvent, ConnectionEvent};
-use crate::ports::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
+use crate::midstate;
+use crate::ports::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError, SinkResume};
 
 /// What a [`MemorySink`] keeps per object: the digest and size, not the bytes, so tests can
 /// sync gigabytes through it.
@@ -25,17 +26,49 @@ struct Inner {
     commits: AtomicU64,
     /// Original names whose uploads the sink refuses (a test's per-file sink failure).
     refused: Mutex<std::collections::BTreeSet<String>>,
+    /// Suspended uploads by token: the key, the bytes held and the hash state there.
+    suspended: Mutex<BTreeMap<String, (String, u64, Vec<u8>)>>,
+    resumed: AtomicU64,
+    /// Uploads are suspended in steps of this many bytes; 0: never (they abort).
+    granule: AtomicU64,
 }
 
-/// An asset sink that hashes what it receives and keeps only digests.
-#[derive(Debug, Default, Clone)]
+/// An asset sink that hashes what it receives and keeps only digests. Uploads suspend in
+/// steps of [`MemorySink::DEFAULT_GRANULE`] bytes (see [`MemorySink::with_granule`]).
+#[derive(Debug, Clone)]
 pub struct MemorySink {
     inner: Arc<Inner>,
 }
 
+impl Default for MemorySink {
+    fn default() -> Self {
+        Self::with_granule(Self::DEFAULT_GRANULE)
+    }
+}
+
 impl MemorySink {
+    /// S3's smallest part: the same step as the production sink for files up to 78 GiB.
+    pub const DEFAULT_GRANULE: u64 = 8 * 1024 * 1024;
+
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Uploads suspend in steps of `granule` bytes (0: they cannot be suspended).
+    pub fn with_granule(granule: u64) -> Self {
+        let sink = Self { inner: Arc::default() };
+        sink.inner.granule.store(granule, Ordering::SeqCst);
+        sink
+    }
+
+    /// Uploads suspended and neither resumed nor discarded.
+    pub fn suspended(&self) -> usize {
+        self.inner.suspended.lock().expect("sink lock").len()
+    }
+
+    /// Uploads continued from a suspended state.
+    pub fn resumed(&self) -> u64 {
+        self.inner.resumed.load(Ordering::SeqCst)
     }
     pub fn objects(&self) -> BTreeMap<String, StoredObject> {
         self.inner.objects.lock().expect("sink lock").clone()
@@ -60,6 +93,8 @@ struct MemoryUpload {
     meta: AssetMeta,
     hasher: Sha256,
     size: u64,
+    /// The hash state at the last multiple of the granule.
+    mark: Option<(u64, Vec<u8>)>,
 }
 
 #[async_trait]
@@ -75,14 +110,55 @@ impl AssetSink for MemorySink {
             meta: meta.clone(),
             hasher: Sha256::new(),
             size: 0,
+            mark: None,
         }))
+    }
+
+    fn granule(&self, _size: Option<u64>) -> Option<u64> {
+        Some(self.inner.granule.load(Ordering::SeqCst)).filter(|g| *g > 0)
+    }
+
+    async fn resume(
+        &self,
+        key: &str,
+        meta: &AssetMeta,
+        from: &SinkResume,
+    ) -> Result<Box<dyn AssetUpload>, SinkError> {
+        let gone = || SinkError::Unavailable(format!("no suspended upload {}", from.state));
+        let mut suspended = self.inner.suspended.lock().expect("sink lock");
+        let (k, offset, state) = suspended.get(&from.state).ok_or_else(gone)?;
+        if k != key || *offset != from.offset {
+            return Err(gone());
+        }
+        let hasher = midstate::restore(state).ok_or_else(gone)?;
+        suspended.remove(&from.state);
+        self.inner.open_uploads.fetch_add(1, Ordering::SeqCst);
+        self.inner.resumed.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(MemoryUpload {
+            inner: self.inner.clone(),
+            key: key.to_owned(),
+            meta: meta.clone(),
+            hasher,
+            size: from.offset,
+            mark: None,
+        }))
+    }
+
+    async fn discard(&self, _key: &str, from: &SinkResume) {
+        self.inner.suspended.lock().expect("sink lock").remove(&from.state);
     }
 }
 
 #[async_trait]
 impl AssetUpload for MemoryUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
-        self.hasher.update(&chunk);
+        let every = self.inner.granule.load(Ordering::SeqCst);
+        for (piece, mark) in midstate::pieces(self.size, every, &chunk) {
+            self.hasher.update(piece);
+            if let Some(at) = mark {
+                self.mark = Some((at, midstate::save(&self.hasher)));
+            }
+        }
         self.size += chunk.len() as u64;
         Ok(())
     }
@@ -111,6 +187,14 @@ impl AssetUpload for MemoryUpload {
 
     async fn abort(self: Box<Self>) {
         self.inner.open_uploads.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    async fn suspend(self: Box<Self>, _within: std::time::Duration) -> Option<SinkResume> {
+        self.inner.open_uploads.fetch_sub(1, Ordering::SeqCst);
+        let (offset, state) = self.mark?;
+        let token = crate::ids::RunId::generate().to_string();
+        self.inner.suspended.lock().expect("sink lock").insert(token.clone(), (self.key, offset, state));
+        Some(SinkResume { offset, state: token })
     }
 }
 

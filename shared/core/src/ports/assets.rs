@@ -39,12 +39,49 @@ pub enum SinkError {
     Unavailable(String),
 }
 
+/// Where a suspended upload stands (ARCHITECTURE §7 "Large files"): enough for
+/// [`AssetSink::resume`] to continue it in another process. Fixed-size whatever the object's
+/// size: an upload id or a temp file's name and a hash midstate, never the bytes or a list of
+/// parts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SinkResume {
+    /// Bytes the sink holds durably: the next write is byte `offset` of the object.
+    pub offset: u64,
+    /// The sink's own state, opaque to everyone else.
+    pub state: String,
+}
+
 /// Create-only, streaming, two-phase: `begin` → `write`* → `commit(sha256)` | `abort`.
 /// Nothing is visible under the key before a successful commit, and a failed or aborted upload
 /// leaves nothing behind (no partial object, no temp file).
+///
+/// Resumable (optional): `write`* → `suspend` keeps what is durable — a multiple of
+/// [`granule`](AssetSink::granule) bytes — and returns a [`SinkResume`]; `resume` in any
+/// process continues from it, `discard` drops it. A sink that cannot resume keeps the
+/// defaults: `suspend` aborts, `resume` refuses.
 #[async_trait]
 pub trait AssetSink: Send + Sync {
     async fn begin(&self, key: &str, meta: &AssetMeta) -> Result<Box<dyn AssetUpload>, SinkError>;
+
+    /// The step, in bytes, at which an upload of an object of `size` bytes can be suspended
+    /// (S3: the part size). `None`: it cannot be.
+    fn granule(&self, _size: Option<u64>) -> Option<u64> {
+        None
+    }
+
+    /// Continues the upload `from` describes, of the same `key` and `meta`. `Err` when it is
+    /// gone (expired, aborted, its temp file removed) or unreadable: the caller starts over.
+    async fn resume(
+        &self,
+        _key: &str,
+        _meta: &AssetMeta,
+        _from: &SinkResume,
+    ) -> Result<Box<dyn AssetUpload>, SinkError> {
+        Err(SinkError::Unavailable("this sink cannot resume an upload".into()))
+    }
+
+    /// Drops a suspended upload that will not be resumed. Best effort, like `abort`.
+    async fn discard(&self, _key: &str, _from: &SinkResume) {}
 }
 
 #[async_trait]
@@ -55,6 +92,14 @@ pub trait AssetUpload: Send {
     /// Discards everything written. Never fails loudly: cleanup is best effort (S3's lifecycle
     /// rule catches what it misses).
     async fn abort(self: Box<Self>);
+
+    /// Stops writing and keeps the longest durable prefix — a multiple of the sink's granule —
+    /// waiting at most `within` for writes still in flight. `None`: nothing could be kept,
+    /// and the upload was aborted.
+    async fn suspend(self: Box<Self>, _within: std::time::Duration) -> Option<SinkResume> {
+        self.abort().await;
+        None
+    }
 }
 
 #[async_trait]

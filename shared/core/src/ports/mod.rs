@@ -9,10 +9,10 @@ pub mod queue;
 pub mod store;
 pub mod vault;
 
-pub use assets::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
+pub use assets::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError, SinkResume};
 pub use clock::{Clock, SystemClock};
 pub use provider::{
-    AccountInfo, AuthorizeRequest, Capabilities, Change, Download, DownloadRequest, DownloadWarning,
+    AccountInfo, AuthorizeRequest, Capabilities, Change, Download, DownloadRequest, DownloadWarning, HashMarks,
     EntryKind, FeedScope, FolderEntry, FolderPage, HashAlgorithm, ListPage, Provider, ProviderError,
     RateScope, RemoteItem,
 };

@@ -246,12 +246,19 @@ pub struct DownloadRequest {
     pub item: RemoteItem,
     pub offset: u64,
     pub expected_size: Option<u64>,
+    /// A resumed transfer: the provider hash's state after `offset` bytes, as the verifier
+    /// recorded it in [`Download::marks`] — so the whole content is still checked against the
+    /// provider's hash. `None` from a non-zero offset: only the size can be checked.
+    pub hash_state: Option<Vec<u8>>,
+    /// Record the provider hash's state in [`Download::marks`] at each multiple of this many
+    /// bytes of the file (0: none; the engine asks for the sink's granule).
+    pub mark_every: u64,
 }
 
 impl DownloadRequest {
     /// The whole file, as listed.
     pub fn whole(item: &RemoteItem) -> Self {
-        Self { expected_size: item.size, item: item.clone(), offset: 0 }
+        Self { expected_size: item.size, item: item.clone(), offset: 0, hash_state: None, mark_every: 0 }
     }
 }
 
@@ -273,6 +280,46 @@ pub struct Download {
     /// known provider quirk (SharePoint rewrites Office files, so their hash and size may not
     /// match the listing's): the item is imported with this warning shown.
     pub warning: DownloadWarning,
+    /// The provider hash's states, recorded by the verifier as the stream passes each multiple
+    /// of [`DownloadRequest::mark_every`] (empty when the connector verifies no hash).
+    pub marks: HashMarks,
+}
+
+/// States of a download's provider hash at byte offsets of the file, recorded by the
+/// connector's verifier and read by the engine when it suspends a transfer. Cheap to clone;
+/// bounded: the latest [`HashMarks::KEPT`].
+#[derive(Debug, Clone, Default)]
+pub struct HashMarks(Option<std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Vec<u8>)>>>>);
+
+impl HashMarks {
+    /// Marks kept: the sink's durable offset trails the bytes read by the parts in flight.
+    pub const KEPT: usize = 64;
+
+    /// The marks of a download whose bytes are checked against a provider hash.
+    pub fn verified() -> Self {
+        Self(Some(Default::default()))
+    }
+
+    /// Whether the download checks a provider hash (whose state a resume must then carry).
+    pub fn verifies(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn record(&self, offset: u64, state: Vec<u8>) {
+        if let Some(m) = &self.0 {
+            let mut m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if m.len() == Self::KEPT {
+                m.pop_front();
+            }
+            m.push_back((offset, state));
+        }
+    }
+
+    /// The state after `offset` bytes, if it was recorded and is still kept.
+    pub fn at(&self, offset: u64) -> Option<Vec<u8>> {
+        let m = self.0.as_ref()?.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.iter().rev().find(|(o, _)| *o == offset).map(|(_, s)| s.clone())
+    }
 }
 
 /// A write-once note a download's stream leaves for the engine (see [`Download::warning`]).

@@ -9,9 +9,9 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, RANGE};
 use super::Dropbox;
 use super::errors;
 use super::wire::{FileMetadata, PathArg};
-use crate::hash::{DropboxContentHasher, StreamHasher};
+use crate::hash::DropboxContentHasher;
 use crate::http::{MAX_ERROR_BODY, read_error_body, redact, snippet, transport_error};
-use crate::verify::{Expect, verified};
+use crate::verify::{Expect, resumed_hash, verified};
 
 const API_ARG: HeaderName = HeaderName::from_static("dropbox-api-arg");
 const API_RESULT: HeaderName = HeaderName::from_static("dropbox-api-result");
@@ -84,13 +84,11 @@ async fn start(dbx: &Dropbox, access: &Secret, req: &DownloadRequest) -> Result<
     if item.content_hash.is_none() {
         tracing::warn!(id = %item.id, "Dropbox served a file without content_hash: checking its size only");
     }
-    let hash = match (&item.content_hash, req.offset) {
-        (Some(h), 0) => Some((h.clone(), Box::new(DropboxContentHasher::new()) as Box<dyn StreamHasher>)),
-        _ => None,
-    };
-    let expect = Expect { size: Some(size - req.offset), hash };
+    let hash = resumed_hash::<DropboxContentHasher>(req, item.content_hash.clone())?;
+    let expect = Expect::for_request(req, Some(size - req.offset), hash);
+    let marks = expect.marks.clone();
     let stream = verified(resp.bytes_stream().boxed(), expect);
-    Ok(Download { item, content_type, file_name: None, stream, warning: Default::default() })
+    Ok(Download { item, content_type, file_name: None, stream, warning: Default::default(), marks })
 }
 
 #[cfg(test)]

@@ -15,9 +15,9 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RANGE};
 
 use super::wire::export_name;
 use super::{GoogleDrive, errors, listing, segment};
-use crate::hash::{Md5Hasher, Sha256Hasher, StreamHasher};
+use crate::hash::{Md5Hasher, Sha256Hasher};
 use crate::http::{MAX_ERROR_BODY, read_error_body, redact, transport_error};
-use crate::verify::{Expect, verified};
+use crate::verify::{Expect, resumed_hash, verified};
 
 pub(super) async fn download(
     g: &GoogleDrive,
@@ -32,9 +32,6 @@ fn not_importable(reason: &str) -> ProviderError {
 }
 
 /// The hash to verify a whole binary download against: md5 when Drive has it, else sha256.
-fn hasher_for(md5: bool) -> Box<dyn StreamHasher> {
-    if md5 { Box::new(Md5Hasher::new()) } else { Box::new(Sha256Hasher::default()) }
-}
 
 async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Result<Download, ProviderError> {
     let locator = FolderLocator { folder_id: req.item.id.clone(), drive_id: req.item.drive_id.clone() };
@@ -60,15 +57,15 @@ async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Resul
             if req.offset > 0 {
                 request = request.header(RANGE, format!("bytes={}-", req.offset));
             }
-            let hash = match (&item.content_hash, req.offset) {
-                (Some(h), 0) => Some((h.clone(), hasher_for(h.len() == 32))),
-                _ => None,
+            let hash = match &item.content_hash {
+                Some(h) if h.len() == 32 => resumed_hash::<Md5Hasher>(req, Some(h.clone()))?,
+                h => resumed_hash::<Sha256Hasher>(req, h.clone())?,
             };
             if item.content_hash.is_none() {
                 tracing::warn!(id = %item.id, "Drive listed a file without a checksum: checking its size only");
             }
             let size = item.size.map(|s| s.saturating_sub(req.offset));
-            (request, Expect { size, hash })
+            (request, Expect::for_request(req, size, hash))
         }
         ItemKind::Native { exports } => {
             let Some(format) = exports.first() else {
@@ -81,7 +78,7 @@ async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Resul
             }
             file_name = Some(export_name(&item.name, format));
             let url = g.api_url(&format!("files/{}/export", segment(&item.id)));
-            (g.http.get(url).query(&[("mimeType", format.as_str())]), Expect { size: None, hash: None })
+            (g.http.get(url).query(&[("mimeType", format.as_str())]), Expect::default())
         }
         ItemKind::Shortcut { .. } => return Err(not_importable("shortcut")),
         ItemKind::Folder => return Err(not_importable("folder")),
@@ -96,8 +93,9 @@ async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Resul
     }
     crate::http::require_partial(req.offset, status)?;
     let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let marks = expect.marks.clone();
     let stream = verified(resp.bytes_stream().boxed(), expect);
-    Ok(Download { item, content_type, file_name, stream, warning: Default::default() })
+    Ok(Download { item, content_type, file_name, stream, warning: Default::default(), marks })
 }
 
 #[cfg(test)]
@@ -106,12 +104,17 @@ mod tests {
     use bytes::Bytes;
     use futures::stream;
 
+    use crate::hash::StreamHasher;
     use crate::verify::verified_stream;
+
+    fn hasher_for(md5: bool) -> Box<dyn StreamHasher> {
+        if md5 { Box::new(Md5Hasher::new()) } else { Box::new(Sha256Hasher::default()) }
+    }
 
     async fn run(body: &'static [u8], size: Option<u64>, hash: &str) -> Vec<Result<Bytes, ProviderError>> {
         let inner =
             stream::iter(vec![Ok(Bytes::from_static(&body[..3])), Ok(Bytes::from_static(&body[3..]))]);
-        let expect = Expect { size, hash: Some((hash.to_owned(), hasher_for(hash.len() == 32))) };
+        let expect = Expect { size, hash: Some((hash.to_owned(), hasher_for(hash.len() == 32))), ..Expect::default() };
         verified_stream(inner.boxed(), expect).collect().await
     }
 

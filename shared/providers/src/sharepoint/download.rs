@@ -18,9 +18,9 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RANGE};
 
 use super::{SharePoint, drive_of, errors, listing, segment};
-use crate::hash::{QuickXorHasher, StreamHasher};
+use crate::hash::QuickXorHasher;
 use crate::http::{MAX_ERROR_BODY, bearer, read_error_body, redact, require_partial, transport_error};
-use crate::verify::{Expect, verified};
+use crate::verify::{Expect, resumed_hash, verified};
 
 /// Extensions of the files SharePoint may rewrite on download (Office documents with
 /// properties it can promote/demote; provider-apis.md §2.4, rclone's docs).
@@ -125,17 +125,17 @@ async fn start(sp: &SharePoint, access: &Secret, req: &DownloadRequest) -> Resul
     } else if item.content_hash.is_none() {
         tracing::warn!(id = %item.id, "Graph listed a file without quickXorHash: checking its size only");
     }
+    let mut marks = Default::default();
     let stream = if may_be_rewritten(&item.name, drive_type.as_deref()) {
         let expected = if req.offset == 0 { expected_hash } else { None };
         tolerant(body, item.size.map(|s| s - req.offset), expected, req.offset == 0, warning.clone())
     } else {
-        let hash = match (expected_hash, req.offset) {
-            (Some(h), 0) => Some((h, Box::new(QuickXorHasher::new()) as Box<dyn StreamHasher>)),
-            _ => None,
-        };
-        verified(body, Expect { size: item.size.map(|s| s - req.offset), hash })
+        let hash = resumed_hash::<QuickXorHasher>(req, expected_hash)?;
+        let expect = Expect::for_request(req, item.size.map(|s| s - req.offset), hash);
+        marks = expect.marks.clone();
+        verified(body, expect)
     };
-    Ok(Download { item, content_type, file_name: None, stream, warning })
+    Ok(Download { item, content_type, file_name: None, stream, warning, marks })
 }
 
 /// The stream of a file SharePoint may have rewritten: passed through whole; at its end, a
@@ -246,6 +246,7 @@ mod tests {
         let expect = Expect {
             size: Some(11),
             hash: Some((hex_of(b"hello world"), Box::new(QuickXorHasher::new()) as Box<dyn StreamHasher>)),
+            ..Expect::default()
         };
         let out: Vec<_> = verified(body(&[b"hellO world"]), expect).collect().await;
         assert!(
@@ -255,6 +256,7 @@ mod tests {
         let expect = Expect {
             size: Some(11),
             hash: Some((hex_of(b"hello world"), Box::new(QuickXorHasher::new()) as Box<dyn StreamHasher>)),
+            ..Expect::default()
         };
         let out: Vec<_> = verified(body(&[b"hello", b" world"]), expect).collect().await;
         assert!(out.iter().all(Result::is_ok), "{out:?}");

@@ -79,8 +79,34 @@ def constant_time_sqs_sends():
     models.SQSBackend.send_message = send
 
 
+def list_parts_result_root():
+    """S3 answers ListParts with a `ListPartsResult` root; this moto names it
+    `ListPartsResponse`, which the AWS SDK refuses to parse. Renamed in the body moto built."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.list_parts
+
+    def list_parts(self):
+        status, headers, body = original(self)
+        if isinstance(body, bytes):
+            body = body.replace(b"<ListPartsResponse", b"<ListPartsResult").replace(
+                b"</ListPartsResponse>", b"</ListPartsResult>"
+            )
+        elif isinstance(body, str):
+            body = body.replace("<ListPartsResponse", "<ListPartsResult").replace(
+                "</ListPartsResponse>", "</ListPartsResult>"
+            )
+        if isinstance(headers, dict):
+            headers.pop("content-length", None)
+            headers.pop("Content-Length", None)
+        return status, headers, body
+
+    S3Response.list_parts = list_parts
+
+
 def main():
     constant_time_sqs_sends()
+    list_parts_result_root()
     port = int(sys.argv[1])
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(

@@ -36,10 +36,10 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
-use extconn_core::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
-use sha2::{Digest, Sha256};
 use extconn_core::midstate;
 use extconn_core::ports::SinkResume;
+use extconn_core::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
+use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -309,7 +309,12 @@ impl AssetSink for S3Sink {
 impl S3Sink {
     /// Parts 1..=`parts` of a multipart upload, read back with ListParts (1,000 a page). Any
     /// missing — or the upload gone — is an error: the caller starts over.
-    async fn stored_parts(&self, key: &str, upload_id: &str, parts: i32) -> Result<Vec<CompletedPart>, SinkError> {
+    async fn stored_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: i32,
+    ) -> Result<Vec<CompletedPart>, SinkError> {
         let mut done = Vec::with_capacity(usize::try_from(parts).unwrap_or(0));
         let mut marker: Option<String> = None;
         loop {
@@ -337,7 +342,9 @@ impl S3Sink {
                 }
             }
             match (out.is_truncated, out.next_part_number_marker) {
-                (Some(true), Some(next)) if done.len() < usize::try_from(parts).unwrap_or(0) => marker = Some(next),
+                (Some(true), Some(next)) if done.len() < usize::try_from(parts).unwrap_or(0) => {
+                    marker = Some(next)
+                }
                 _ => break,
             }
         }

@@ -71,6 +71,22 @@ async fn aws_s3_asset_sink() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_s3_asset_sink_resumes() {
+    let cfg = config().await;
+    let client = extconn_aws::s3_client(&cfg);
+    let bucket = unique("assets");
+    client.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    let (key, data) = testkit::asset_sink_resume(Arc::new(S3Sink::new(client.clone(), &bucket))).await;
+    let body = client.get_object().bucket(&bucket).key(&key).send().await.expect("the resumed object").body;
+    assert!(body.collect().await.expect("body").into_bytes() == data, "byte-identical");
+    let open = client.list_multipart_uploads().bucket(&bucket).send().await.expect("uploads");
+    assert!(
+        open.uploads.unwrap_or_default().is_empty(),
+        "no multipart upload left (the discarded one aborted)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_sqs_job_queue() {
     let cfg = config().await;
     let client = aws_sdk_sqs::Client::new(&cfg);

@@ -32,8 +32,9 @@ struct Node {
     folder: bool,
     content: Vec<u8>,
     version: u64,
-    /// A synthetic file of this many zero bytes (never held in memory).
-    synthetic: Option<u64>,
+    /// A synthetic file of this many bytes (never held in memory): a 256 KiB block of the
+    /// seed's pattern, repeated (seed 0: zeros).
+    synthetic: Option<(u64, u8)>,
 }
 
 /// Injected faults (see the module docs).
@@ -62,6 +63,8 @@ pub struct Calls {
     pub children: AtomicU64,
     pub changes: AtomicU64,
     pub download: AtomicU64,
+    /// Bytes of file content served by downloads.
+    pub bytes_served: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -133,8 +136,31 @@ impl FakeDrive {
     /// A file of `size` zero bytes, streamed without ever being held in memory.
     pub fn add_large_file(&self, parent: &str, name: &str, size: u64) -> String {
         let id = self.add(parent, name, false, b"");
-        self.lock().nodes.get_mut(&id).expect("just added").synthetic = Some(size);
+        self.lock().nodes.get_mut(&id).expect("just added").synthetic = Some((size, 0));
         id
+    }
+
+    /// A new version of a large file: the same size, the content of pattern `seed` (not 0).
+    pub fn rewrite_large_file(&self, id: &str, seed: u8) {
+        let mut st = self.lock();
+        let n = st.nodes.get_mut(id).expect("a large file");
+        let size = n.synthetic.expect("a large file").0;
+        n.synthetic = Some((size, seed));
+        n.version += 1;
+    }
+
+    /// SHA-256 (hex) of a large file's content of `size` bytes and pattern `seed`.
+    pub fn large_sha256(size: u64, seed: u8) -> String {
+        use sha2::{Digest, Sha256};
+        let block = synthetic_block(seed);
+        let mut h = Sha256::new();
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(block.len() as u64);
+            h.update(&block[..n as usize]);
+            left -= n;
+        }
+        hex::encode(h.finalize())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -269,13 +295,34 @@ impl FakeDrive {
             mime_type: (!n.folder).then(|| "application/octet-stream".to_owned()),
             revision: Some(n.version.to_string()),
             content_hash: (!n.folder).then(|| match n.synthetic {
-                Some(size) => format!("zeros-{size}"),
+                Some((size, seed)) => format!("pattern-{seed}-{size}"),
                 None => sha256_hex(&n.content),
             }),
-            size: (!n.folder).then_some(n.synthetic.unwrap_or(n.content.len() as u64)),
+            size: (!n.folder).then_some(n.synthetic.map_or(n.content.len() as u64, |(size, _)| size)),
             modified_at: None,
         }
     }
+}
+
+const SYNTHETIC_BLOCK: usize = 256 * 1024;
+
+/// The block a synthetic file of pattern `seed` repeats: two seeds' blocks differ, so an object
+/// mixing two versions' bytes does not hash as either.
+fn synthetic_block(seed: u8) -> Bytes {
+    if seed == 0 {
+        static ZEROS: [u8; SYNTHETIC_BLOCK] = [0; SYNTHETIC_BLOCK];
+        return Bytes::from_static(&ZEROS);
+    }
+    let mut x = u32::from(seed).wrapping_mul(0x9E37_79B9) | 1;
+    let block: Vec<u8> = (0..SYNTHETIC_BLOCK)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    Bytes::from(block)
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -445,21 +492,23 @@ impl Provider for FakeDrive {
         let st = self.lock();
         let n = st.nodes.get(&req.item.id).filter(|n| !n.folder).ok_or(ProviderError::NotFound)?;
         let item = Self::remote(&req.item.id, n);
-        if let Some(size) = n.synthetic {
-            const CHUNK: u64 = 256 * 1024;
-            static ZEROS: [u8; CHUNK as usize] = [0; CHUNK as usize];
-            let left = size.saturating_sub(req.offset);
-            let stream = futures::stream::unfold(left, move |left| {
-                let throttle = throttle.clone();
+        if let Some((size, seed)) = n.synthetic {
+            // Chunks end on block boundaries, so a chunk is a slice of the block.
+            let block = synthetic_block(seed);
+            let calls = self.calls.clone();
+            let stream = futures::stream::unfold(req.offset.min(size), move |at| {
+                let (throttle, block, calls) = (throttle.clone(), block.clone(), calls.clone());
                 async move {
-                    if left == 0 {
+                    if at == size {
                         return None;
                     }
-                    let n = left.min(CHUNK);
+                    let within = (at % SYNTHETIC_BLOCK as u64) as usize;
+                    let n = (size - at).min((SYNTHETIC_BLOCK - within) as u64);
                     if let Some((clock, rate)) = throttle {
                         clock.advance(std::time::Duration::from_secs_f64(n as f64 / rate as f64));
                     }
-                    Some((Ok(Bytes::from_static(&ZEROS[..n as usize])), left - n))
+                    calls.bytes_served.fetch_add(n, Ordering::Relaxed);
+                    Some((Ok(block.slice(within..within + n as usize)), at + n))
                 }
             })
             .boxed();

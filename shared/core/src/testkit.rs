@@ -919,6 +919,56 @@ pub async fn asset_sink(sink: Arc<dyn AssetSink>) {
     );
 }
 
+/// AssetSink, resumable: an upload suspended after two and a half granules keeps a multiple of
+/// the granule; resumed from there with the rest of the bytes, it commits the whole object
+/// (the sink's own hash, continued from its saved state, must match the whole content's).
+/// Less than a granule written keeps nothing; a discarded upload cannot be resumed. Returns
+/// the key and the content of the resumed object, for the adapter to read back.
+pub async fn asset_sink_resume(sink: Arc<dyn AssetSink>) -> (String, Vec<u8>) {
+    let granule = sink.granule(Some(3 * 8 * 1024 * 1024)).expect("a resumable sink has a granule");
+    let size = usize::try_from(granule * 5 / 2).expect("size");
+    let data: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(31) ^ (i >> 11)) as u8).collect();
+    let mut m = meta();
+    m.size = Some(size as u64);
+    let base = format!("kit/{}", RunId::generate());
+
+    let key = format!("{base}/resumed");
+    let mut up = sink.begin(&key, &m).await.expect("begin");
+    // Odd chunk sizes: granule boundaries fall inside chunks.
+    for chunk in data.chunks(1_000_003) {
+        up.write(Bytes::copy_from_slice(chunk)).await.expect("write");
+    }
+    let kept = up.suspend(Duration::from_secs(30)).await.expect("two granules are kept");
+    assert_eq!(kept.offset, 2 * granule, "the durable prefix is a multiple of the granule");
+    let mut up = sink.resume(&key, &m, &kept).await.expect("resume");
+    let at = usize::try_from(kept.offset).expect("offset");
+    for chunk in data[at..].chunks(777_777) {
+        up.write(Bytes::copy_from_slice(chunk)).await.expect("write");
+    }
+    assert_eq!(up.commit(&sha(&data)).await, Ok(CommitOutcome::Created), "the whole object, once");
+
+    let lost = format!("{base}/discarded");
+    let mut up = sink.begin(&lost, &m).await.expect("begin");
+    up.write(Bytes::copy_from_slice(&data[..usize::try_from(granule).expect("granule") + 5]))
+        .await
+        .expect("write");
+    let kept2 = up.suspend(Duration::from_secs(30)).await.expect("one granule kept");
+    assert_eq!(kept2.offset, granule);
+    sink.discard(&lost, &kept2).await;
+    assert!(sink.resume(&lost, &m, &kept2).await.is_err(), "a discarded upload is gone");
+
+    let short = format!("{base}/short");
+    let mut up = sink.begin(&short, &m).await.expect("begin");
+    up.write(Bytes::from_static(b"less than a granule")).await.expect("write");
+    assert_eq!(up.suspend(Duration::from_secs(30)).await, None, "nothing durable, nothing kept");
+    assert_eq!(
+        put(sink.as_ref(), &short, &[b"whole"], &sha(b"whole")).await,
+        Ok(CommitOutcome::Created),
+        "the unsuspended upload left nothing"
+    );
+    (key, data)
+}
+
 /// JobQueue: batches of any size, delays clamped. `drain` reads back what was sent (how is
 /// adapter-specific: SQS receive, the memory queue's drain).
 pub async fn job_queue<F, Fut>(queue: Arc<dyn JobQueue>, drain: F)

@@ -57,6 +57,24 @@ async fn local_asset_sink() {
 }
 
 #[tokio::test]
+async fn memory_asset_sink_resumes() {
+    let sink = MemorySink::new();
+    let (key, data) = testkit::asset_sink_resume(Arc::new(sink.clone())).await;
+    let stored = sink.objects().remove(&key).expect("the resumed object");
+    assert_eq!(stored.size, data.len() as u64);
+    assert_eq!((sink.suspended(), sink.open_uploads()), (0, 0));
+}
+
+#[tokio::test]
+async fn local_asset_sink_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = extconn_core::local::LocalAssetSink::new(dir.path());
+    let (key, data) = testkit::asset_sink_resume(Arc::new(sink.clone())).await;
+    assert!(std::fs::read(sink.object_path(&key)).expect("the resumed object") == data, "byte-identical");
+    assert!(sink.temp_files().is_empty(), "no temp file left behind: {:?}", sink.temp_files());
+}
+
+#[tokio::test]
 async fn memory_job_queue() {
     let q = Arc::new(MemoryQueue::new());
     let probe = q.clone();

@@ -30,6 +30,7 @@ use extconn_core::{
 };
 
 const GIB: u64 = 1024 * 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
 
 struct Harness {
     drive: FakeDrive,
@@ -141,13 +142,14 @@ impl Harness {
     }
 }
 
-/// A 1 GiB file streaming at 3 MiB/s cannot finish in an invocation with a 60 s deadline: each
-/// invocation stops at least the margin before its deadline, the file ends
-/// `failed: transfer_deadline`, the other files are imported, and the run ends `partial`
-/// within 3 invocations.
+/// A 1 GiB file streaming at 3 MiB/s cannot finish in an invocation with a 60 s deadline, and
+/// the sink cannot keep part of an upload: each invocation stops at least the margin before its
+/// deadline, the file ends `failed: transfer_deadline`, the other files are imported, and the
+/// run ends `partial` within 3 invocations.
 #[tokio::test]
 async fn a_file_that_cannot_finish_before_the_deadline_fails_alone() {
     let h = Harness::new().await;
+    h.bench.sink.set_granule(0);
     let big = h.drive.add_large_file(&h.root, "a-huge.mov", GIB);
     let small: Vec<String> =
         (0..3).map(|i| h.drive.add_file(&h.root, &format!("small-{i}.txt"), b"hello")).collect();
@@ -186,6 +188,73 @@ async fn a_file_that_cannot_finish_before_the_deadline_fails_alone() {
     }
     assert_eq!(h.bench.sink.open_uploads(), 0, "every cut upload was aborted");
     assert_eq!(h.connection().await.counters.failed, 1);
+}
+
+/// A file longer than an invocation (200 MiB at 2 MiB/s, invocations of 60 s keeping a 30 s
+/// margin) is suspended at each deadline and continued by the next invocation from where the
+/// sink's durable bytes end: it is imported whole — the object's SHA-256 is the source's — as
+/// one object, re-downloading at most one granule per resume; the run succeeds with no
+/// failure counted, and nothing is left suspended.
+#[tokio::test]
+async fn a_file_longer_than_an_invocation_resumes_where_it_stopped() {
+    let h = Harness::new().await;
+    const SIZE: u64 = 200 * MIB;
+    let big = h.drive.add_large_file(&h.root, "long.mov", SIZE);
+    h.drive.rewrite_large_file(&big, 7);
+    let small = h.drive.add_file(&h.root, "small.txt", b"hello");
+    h.drive.throttle(h.bench.clock.clone(), 2 * MIB);
+
+    let (out, invocations) = h.run_to_end(h.job(Trigger::Schedule), Duration::from_secs(60)).await;
+    let JobOutcome::Finished { status: RunStatus::Succeeded, counters, .. } = out else { panic!("{out:?}") };
+    assert_eq!((counters.imported, counters.failed), (2, 0), "{counters:?}");
+    assert!(invocations >= 4, "200 MiB at 2 MiB/s takes 4 invocations or more: {invocations}");
+    let f = h.item(&big);
+    assert_eq!((f.state, f.transfer.is_none()), (ItemState::Imported, true));
+    assert_eq!(h.item(&small).state, ItemState::Imported);
+    let objects = h.bench.sink.objects();
+    assert_eq!(objects.len(), 2, "one object per file");
+    let object = &objects[f.asset_key.as_deref().expect("asset")];
+    assert_eq!((object.sha256.as_str(), object.size), (FakeDrive::large_sha256(SIZE, 7).as_str(), SIZE));
+    let resumes = h.bench.sink.resumed();
+    assert_eq!(resumes, invocations as u64 - 1, "every later invocation continued the upload");
+    let again = h.drive.calls().bytes_served.load(Ordering::Relaxed) - SIZE;
+    assert!(
+        again <= resumes * extconn_core::memory::MemorySink::DEFAULT_GRANULE,
+        "{again} bytes downloaded twice in {resumes} resumes"
+    );
+    assert_eq!((h.bench.sink.suspended(), h.bench.sink.open_uploads()), (0, 0));
+    assert_eq!(h.connection().await.counters.failed, 0);
+}
+
+/// A file changed at the source while its transfer is suspended starts over: the continued
+/// download serves the new version, whose bytes never join the old ones; the one object
+/// stored is the new content, whole.
+#[tokio::test]
+async fn a_file_changed_while_suspended_starts_over_with_no_mixed_object() {
+    let h = Harness::new().await;
+    const SIZE: u64 = 120 * MIB;
+    let big = h.drive.add_large_file(&h.root, "changing.mov", SIZE);
+    h.drive.rewrite_large_file(&big, 3);
+    h.drive.throttle(h.bench.clock.clone(), 2 * MIB);
+    let engine = h.engine();
+    let deadline = h.bench.clock.now() + chrono::Duration::seconds(60);
+    let out = engine.run_job(&h.job(Trigger::Schedule), deadline).await.expect("step");
+    assert!(matches!(out, JobOutcome::Continued { .. }), "{out:?}");
+    let f = h.item(&big);
+    assert_eq!((f.state, f.reason.as_deref()), (ItemState::Failed, Some("transfer_resuming")));
+    assert!(f.transfer.as_ref().is_some_and(|t| t.sink.offset > 0), "{:?}", f.transfer);
+    assert_eq!(h.connection().await.counters.failed, 0, "a suspended transfer is no failure");
+    assert_eq!(h.bench.sink.suspended(), 1);
+
+    h.drive.rewrite_large_file(&big, 4);
+    let next = h.bench.queue.drain().remove(0).0;
+    let (out, _) = h.run_to_end(next, Duration::from_secs(60)).await;
+    assert!(matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }), "{out:?}");
+    let objects = h.bench.sink.objects();
+    let shas: Vec<&str> = objects.values().map(|o| o.sha256.as_str()).collect();
+    assert_eq!(shas, [FakeDrive::large_sha256(SIZE, 4).as_str()], "only the new version, whole");
+    assert_eq!(h.item(&big).state, ItemState::Imported);
+    assert_eq!((h.bench.sink.suspended(), h.bench.sink.open_uploads()), (0, 0));
 }
 
 /// A provider 403 on one file and the sink refusing another are those files' outcomes, with

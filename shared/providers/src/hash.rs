@@ -117,7 +117,12 @@ impl Resumable for DropboxContentHasher {
         let total = u64::from_le_bytes(counts[8..].try_into().ok()?);
         let block_len = usize::try_from(block_len).ok().filter(|l| *l < DROPBOX_BLOCK_SIZE)?;
         (total % DROPBOX_BLOCK_SIZE as u64 == block_len as u64).then_some(())?;
-        Some(Self { overall: midstate::restore(overall)?, block: midstate::restore(block)?, block_len, total })
+        Some(Self {
+            overall: midstate::restore(overall)?,
+            block: midstate::restore(block)?,
+            block_len,
+            total,
+        })
     }
 }
 

@@ -30,7 +30,11 @@ pub struct Expect {
 impl Expect {
     /// What a response to `req` must match, its states recorded as `req` asks (hand
     /// [`Expect::marks`] to the [`extconn_core::ports::Download`]).
-    pub fn for_request(req: &DownloadRequest, size: Option<u64>, hash: Option<(String, Box<dyn StreamHasher>)>) -> Self {
+    pub fn for_request(
+        req: &DownloadRequest,
+        size: Option<u64>,
+        hash: Option<(String, Box<dyn StreamHasher>)>,
+    ) -> Self {
         let marks = if hash.is_some() { HashMarks::verified() } else { HashMarks::default() };
         Self { size, hash, start: req.offset, mark_every: req.mark_every, marks }
     }

@@ -112,7 +112,10 @@ impl Engine {
             let from = resume.take();
             let req = DownloadRequest {
                 offset: from.as_ref().map_or(0, |t| t.sink.offset),
-                hash_state: from.as_ref().and_then(|t| t.provider_hash.as_deref()).and_then(|h| hex::decode(h).ok()),
+                hash_state: from
+                    .as_ref()
+                    .and_then(|t| t.provider_hash.as_deref())
+                    .and_then(|h| hex::decode(h).ok()),
                 mark_every,
                 ..DownloadRequest::whole(remote)
             };
@@ -156,7 +159,13 @@ impl Engine {
                 }
                 Ended::Failed(f) => f,
             };
-            if from.is_some() && resume.is_none() && matches!(failure, FileFailure::Restart(_) | FileFailure::Provider(ProviderError::Integrity(_))) {
+            if from.is_some()
+                && resume.is_none()
+                && matches!(
+                    failure,
+                    FileFailure::Restart(_) | FileFailure::Provider(ProviderError::Integrity(_))
+                )
+            {
                 // The resumed bytes cannot be trusted or continued: start over from byte 0.
                 tracing::warn!(item = %remote.id, error = %failure.detail(), "resumed transfer dropped; starting over");
                 last = failure;
@@ -237,8 +246,17 @@ impl Engine {
             let again = old.is_some_and(|o| {
                 o.state == ItemState::Failed && o.reason.as_deref() == Some("transfer_deadline")
             });
-            self.record_failed_keeping(ctx, remote, at, old, listing, &FileFailure::Deadline, !again, Some(t))
-                .await?;
+            self.record_failed_keeping(
+                ctx,
+                remote,
+                at,
+                old,
+                listing,
+                &FileFailure::Deadline,
+                !again,
+                Some(t),
+            )
+            .await?;
             return Err(Stop::Deadline);
         }
         let now = self.ports.clock.now();
@@ -301,7 +319,8 @@ impl Engine {
                     self.ports.sink.discard(&t.key, &t.sink).await;
                     return restart("the file changed since it began");
                 }
-                let Some(sha) = hex::decode(&t.sha256).ok().and_then(|b| midstate::restore::<Sha256>(&b)) else {
+                let Some(sha) = hex::decode(&t.sha256).ok().and_then(|b| midstate::restore::<Sha256>(&b))
+                else {
                     self.ports.sink.discard(&t.key, &t.sink).await;
                     return restart("its hash state is unreadable");
                 };
@@ -402,7 +421,9 @@ impl Engine {
             false => None,
         };
         match (sha, provider_hash) {
-            (Some(sha256), None) => Some(PartialTransfer { version, key, sink, sha256, provider_hash: None, resumes }),
+            (Some(sha256), None) => {
+                Some(PartialTransfer { version, key, sink, sha256, provider_hash: None, resumes })
+            }
             (Some(sha256), Some(Some(h))) => {
                 Some(PartialTransfer { version, key, sink, sha256, provider_hash: Some(h), resumes })
             }

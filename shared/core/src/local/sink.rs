@@ -128,7 +128,10 @@ impl AssetSink for LocalAssetSink {
         let file = tokio::fs::OpenOptions::new().write(true).open(&tmp).await.map_err(io)?;
         let len = file.metadata().await.map_err(io)?.len();
         if len < from.offset {
-            return Err(SinkError::Unavailable(format!("the suspended upload holds {len} of {} bytes", from.offset)));
+            return Err(SinkError::Unavailable(format!(
+                "the suspended upload holds {len} of {} bytes",
+                from.offset
+            )));
         }
         // Bytes past the offset (none, unless a suspend was cut short) are written again.
         file.set_len(from.offset).await.map_err(io)?;

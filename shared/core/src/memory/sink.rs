@@ -61,6 +61,11 @@ impl MemorySink {
         sink
     }
 
+    /// From now on, uploads suspend in steps of `granule` bytes (0: they cannot be suspended).
+    pub fn set_granule(&self, granule: u64) {
+        self.inner.granule.store(granule, Ordering::SeqCst);
+    }
+
     /// Uploads suspended and neither resumed nor discarded.
     pub fn suspended(&self) -> usize {
         self.inner.suspended.lock().expect("sink lock").len()

@@ -12,9 +12,9 @@ pub mod vault;
 pub use assets::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError, SinkResume};
 pub use clock::{Clock, SystemClock};
 pub use provider::{
-    AccountInfo, AuthorizeRequest, Capabilities, Change, Download, DownloadRequest, DownloadWarning, HashMarks,
-    EntryKind, FeedScope, FolderEntry, FolderPage, HashAlgorithm, ListPage, Provider, ProviderError,
-    RateScope, RemoteItem,
+    AccountInfo, AuthorizeRequest, Capabilities, Change, Download, DownloadRequest, DownloadWarning,
+    EntryKind, FeedScope, FolderEntry, FolderPage, HashAlgorithm, HashMarks, ListPage, Provider,
+    ProviderError, RateScope, RemoteItem,
 };
 pub use queue::{JobQueue, MAX_QUEUE_DELAY};
 pub use store::{

@@ -114,7 +114,8 @@ mod tests {
     async fn run(body: &'static [u8], size: Option<u64>, hash: &str) -> Vec<Result<Bytes, ProviderError>> {
         let inner =
             stream::iter(vec![Ok(Bytes::from_static(&body[..3])), Ok(Bytes::from_static(&body[3..]))]);
-        let expect = Expect { size, hash: Some((hash.to_owned(), hasher_for(hash.len() == 32))), ..Expect::default() };
+        let expect =
+            Expect { size, hash: Some((hash.to_owned(), hasher_for(hash.len() == 32))), ..Expect::default() };
         verified_stream(inner.boxed(), expect).collect().await
     }
 

@@ -186,6 +186,7 @@ fn tolerant(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::StreamHasher;
     use futures::stream;
 
     fn body(parts: &[&'static [u8]]) -> BoxStream<'static, reqwest::Result<Bytes>> {

@@ -70,6 +70,8 @@ pub struct WorldOptions {
     pub connector_secret: Option<String>,
     /// `EngineConfig::transfer_concurrency` of the world's engines (default: the engine's).
     pub transfer_concurrency: usize,
+    /// The connection's maximum file size (default: [`Filters::default`]'s).
+    pub max_file_size: Option<u64>,
 }
 
 impl Default for WorldOptions {
@@ -80,6 +82,7 @@ impl Default for WorldOptions {
             clock: None,
             connector_secret: None,
             transfer_concurrency: EngineConfig::default().transfer_concurrency,
+            max_file_size: None,
         }
     }
 }
@@ -112,6 +115,8 @@ pub struct World {
     pub downloads: Arc<Gauge>,
     /// The world's engines' `transfer_concurrency`.
     pub transfer_concurrency: usize,
+    /// The maximum file size of the connections it creates.
+    pub max_file_size: u64,
 }
 
 impl World {
@@ -223,6 +228,7 @@ impl World {
             folder_id: folder.id.clone(),
             downloads,
             transfer_concurrency: opts.transfer_concurrency,
+            max_file_size: opts.max_file_size.unwrap_or(Filters::default().max_file_size),
         };
         w.conn = w.connect(&folder.id, FOLDER).await;
         w
@@ -253,7 +259,7 @@ impl World {
             lease: None,
             lease_version: 0,
             counters: ConnectionCounters::default(),
-            filters: Filters::default(),
+            filters: Filters { max_file_size: self.max_file_size, ..Filters::default() },
             next_due_at: Some(now),
             not_before: None,
             status_reason: None,

@@ -3,7 +3,7 @@
 
 use extconn_core::engine::JobOutcome;
 use extconn_core::{AssetEventKind, ConnectionStatus, ItemState, RunStatus, Trigger};
-use extconn_sandbox::dropbox::Content;
+use extconn_sandbox::dropbox::{Content, Fault};
 use extconn_system_tests::{Ep, FOLDER, SinkKind, World, WorldOptions};
 
 fn finished(o: &JobOutcome) -> RunStatus {
@@ -136,7 +136,9 @@ async fn deleted_connected_folder_makes_the_connection_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_large_files_are_skipped_with_the_reason() {
-    let w = World::new(WorldOptions::default()).await;
+    // A maximum below the default 50 GiB, so the file is not 50 GiB of sandbox hashing.
+    let w =
+        World::new(WorldOptions { max_file_size: Some(5 * 1024 * 1024 * 1024), ..Default::default() }).await;
     w.dbx.add_file(&w.account, &format!("{FOLDER}/huge.mov"), Content::generated(6 * 1024 * 1024 * 1024, 7));
     w.add("small.txt", "x");
     let out = w.sync(Trigger::Initial).await;
@@ -215,5 +217,46 @@ async fn deleting_most_of_the_folder_waits_for_an_admin() {
     assert_eq!(w.connection().await.status, ConnectionStatus::Active);
     let announced: Vec<_> = w.events.connection_events().into_iter().map(|e| e.status).collect();
     assert_eq!(announced, [ConnectionStatus::NeedsReview, ConnectionStatus::Active]);
+    w.assert_invariants().await;
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// A download that breaks mid-file (the connection cut at 21 MiB of 40) continues from the
+/// sink's last durable granule (16 MiB) with a `Range` request, and is still checked against
+/// Dropbox's content hash over the whole file, its state carried across: the object is the
+/// file, byte for byte, on the memory and the local sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_broken_mid_file_continues_where_the_sink_stopped() {
+    for sink in [SinkKind::Memory, SinkKind::Local] {
+        let w = World::new(WorldOptions { sink, ..Default::default() }).await;
+        let f = w.dbx.add_file(&w.account, &format!("{FOLDER}/long.mov"), Content::generated(40 * MIB, 11));
+        w.dbx.inject(Ep::Download, Fault::Truncate { after_bytes: 21 * MIB }, 1);
+        assert_eq!(finished(&w.sync(Trigger::Initial).await), RunStatus::Succeeded);
+        let downloads: Vec<u16> =
+            w.dbx.call_log().iter().filter(|c| c.endpoint == Ep::Download).map(|c| c.status).collect();
+        assert_eq!(downloads, [200, 206], "the second download is a range from the durable offset");
+        let stored: Vec<String> = w.objects().into_values().collect();
+        assert_eq!(stored, [w.dbx.sha256_of(&w.account, &f.id)]);
+        w.assert_invariants().await;
+    }
+}
+
+/// The resumed half corrupted in transit: the whole file's content hash (the state from before
+/// the break, then the rest) no longer matches, so nothing is kept and the file starts over
+/// from byte 0 — a corruption after a resume is caught as surely as one before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_download_corrupted_in_transit_starts_over() {
+    let w = World::new(WorldOptions::default()).await;
+    let f = w.dbx.add_file(&w.account, &format!("{FOLDER}/long.mov"), Content::generated(40 * MIB, 12));
+    w.dbx.inject(Ep::Download, Fault::Truncate { after_bytes: 21 * MIB }, 1);
+    w.dbx.inject(Ep::Download, Fault::CorruptSameLength, 1);
+    assert_eq!(finished(&w.sync(Trigger::Initial).await), RunStatus::Succeeded);
+    let downloads: Vec<u16> =
+        w.dbx.call_log().iter().filter(|c| c.endpoint == Ep::Download).map(|c| c.status).collect();
+    assert_eq!(downloads, [200, 206, 200], "broken, resumed and refused, then whole again");
+    let stored: Vec<String> = w.objects().into_values().collect();
+    assert_eq!(stored, [w.dbx.sha256_of(&w.account, &f.id)]);
+    assert_eq!(w.memory_sink.suspended(), 0);
     w.assert_invariants().await;
 }

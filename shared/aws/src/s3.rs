@@ -1,7 +1,8 @@
 //! The asset sink on S3: streamed multipart uploads with bounded memory, create-only.
 //!
-//! - Part size is max(8 MiB, ceil(size / 10,000)) rounded up to a MiB, so any file up to the
-//!   5 GiB limit fits S3's 10,000 parts. A file smaller than one part is a single PutObject.
+//! - Part size is max(8 MiB, ceil(size / 10,000)) rounded up to a MiB, so any file fits S3's
+//!   10,000 parts (8 MiB parts up to 78 GiB, beyond the default 50 GiB maximum). A file smaller
+//!   than one part is a single PutObject.
 //! - Parts go up in parallel, as the AWS CLI sends them: up to 8 of one upload at once, within
 //!   a pool shared by every upload of the sink (16 parts by default, [`S3Sink::with_part_pool`]).
 //!   Memory is therefore bounded per process, not per upload: the pool's parts in flight plus

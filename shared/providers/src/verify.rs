@@ -261,4 +261,75 @@ mod tests {
         let out = collect(verified_stream(chunks(&[b"hello"]), wrong)).await;
         assert!(matches!(out.last(), Some(Err(ProviderError::Integrity(_)))), "{out:?}");
     }
+
+    fn owned(data: &[u8], chunk: usize) -> BoxStream<'static, Result<Bytes, ProviderError>> {
+        let parts: Vec<_> = data.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        stream::iter(parts).boxed()
+    }
+
+    /// A download cut where a mark was recorded, then continued from that mark's state (as the
+    /// engine does across invocations), checks the whole file against the provider's hash: the
+    /// same bytes pass, a remainder that changed fails.
+    async fn resumed_check<H: Resumable>() {
+        const MIB: usize = 1024 * 1024;
+        let data: Vec<u8> = (0..10 * MIB + 12_345).map(|i| (i.wrapping_mul(131) ^ (i >> 9)) as u8).collect();
+        let mut whole = H::default();
+        whole.update(&data);
+        let expected = Box::new(whole).finish();
+        let (every, cut) = (3 * MIB as u64, 6 * MIB);
+
+        let first = DownloadRequest {
+            mark_every: every,
+            ..DownloadRequest::whole(&extconn_core::ports::RemoteItem {
+                id: "f".into(),
+                drive_id: None,
+                parent_ids: Vec::new(),
+                name: "f.bin".into(),
+                path: None,
+                path_lower: None,
+                kind: extconn_core::ItemKind::File,
+                mime_type: None,
+                revision: None,
+                content_hash: None,
+                size: Some(data.len() as u64),
+                modified_at: None,
+            })
+        };
+        let hash = resumed_hash::<H>(&first, Some(expected.clone())).expect("hasher");
+        let expect = Expect::for_request(&first, Some(data.len() as u64), hash);
+        let marks = expect.marks.clone();
+        let mut s = verified_stream(owned(&data, 1_000_003), expect);
+        let mut read = 0;
+        while read < cut + 1_000_003 {
+            read += s.next().await.expect("a chunk").expect("bytes").len();
+        }
+        drop(s);
+        let state = marks.at(cut as u64).expect("a state recorded at the cut");
+
+        for (rest, ok) in [(data[cut..].to_vec(), true), ([&data[cut..data.len() - 1], b"!"].concat(), false)]
+        {
+            let req =
+                DownloadRequest { offset: cut as u64, hash_state: Some(state.clone()), ..first.clone() };
+            let hash = resumed_hash::<H>(&req, Some(expected.clone())).expect("restored");
+            assert!(hash.is_some(), "a resumed download is hash-checked");
+            let out = collect(verified_stream(
+                owned(&rest, 777_777),
+                Expect::for_request(&req, Some(rest.len() as u64), hash),
+            ))
+            .await;
+            assert_eq!(out.iter().all(Result::is_ok), ok, "{}", std::any::type_name::<H>());
+        }
+        let bad = DownloadRequest { offset: cut as u64, hash_state: Some(b"junk".to_vec()), ..first.clone() };
+        assert!(matches!(resumed_hash::<H>(&bad, Some(expected.clone())), Err(ProviderError::Integrity(_))));
+        let blind = DownloadRequest { offset: cut as u64, ..first };
+        assert!(resumed_hash::<H>(&blind, Some(expected)).expect("no state").is_none(), "size only");
+    }
+
+    #[tokio::test]
+    async fn a_resumed_download_checks_the_whole_files_hash() {
+        resumed_check::<DropboxContentHasher>().await;
+        resumed_check::<crate::hash::QuickXorHasher>().await;
+        resumed_check::<crate::hash::Md5Hasher>().await;
+        resumed_check::<crate::hash::Sha256Hasher>().await;
+    }
 }

@@ -374,7 +374,10 @@ impl Engine {
                         return Err(stop);
                     }
                 }
-                Err(e) if e.is_retryable() => break Some(FileFailure::Provider(e)),
+                // Bytes that fail their check are not kept, not even a prefix of them.
+                Err(e) if e.is_retryable() && !matches!(e, ProviderError::Integrity(_)) => {
+                    break Some(FileFailure::Provider(e));
+                }
                 Err(e) => {
                     upload.abort().await;
                     return Ok(Ended::Failed(FileFailure::Provider(e)));

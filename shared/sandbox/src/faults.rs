@@ -21,7 +21,8 @@
 //!     (the client sees an incomplete-body error); use `after_bytes` < body size;
 //!   - `CorruptSameLength`: full length, the byte at `len / 2` flipped (`^ 0xFF`);
 //!   - `ShortChunked`: no `Content-Length`, chunked encoding, the body ends cleanly after
-//!     `len / 2` bytes.
+//!     `len / 2` bytes;
+//!   - `Throttle { bytes_per_sec }`: the whole body, paced to that rate (real time).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -65,6 +66,11 @@ pub enum Fault {
     ExpiredToken,
     /// Delay, then the normal response.
     Latency(Duration),
+    /// The whole body, no faster than this many bytes a second.
+    Throttle {
+        /// The pace.
+        bytes_per_sec: u64,
+    },
 }
 
 /// One served call, in arrival order. `E` is the provider's endpoint enum.
@@ -208,6 +214,7 @@ fn apply_body_fault(resp: Response, fault: &Fault) -> Response {
             parts.headers.remove(header::CONTENT_LENGTH);
             Body::from_stream(end_after(stream, total / 2))
         }
+        Fault::Throttle { bytes_per_sec } => Body::from_stream(paced(stream, bytes_per_sec.max(1))),
         _ => Body::from_stream(stream),
     };
     Response::from_parts(parts, body)
@@ -263,6 +270,17 @@ fn flip_byte_at(inner: DataStream, at: u64) -> impl futures::Stream<Item = Resul
             }
         });
         futures::future::ready(Some(out))
+    })
+}
+
+/// Passes every chunk, each once the bytes before it would have taken their time at `rate`.
+fn paced(inner: DataStream, rate: u64) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send {
+    let start = tokio::time::Instant::now();
+    futures::stream::unfold((inner, 0u64), move |(mut inner, sent)| async move {
+        let item = inner.next().await?.map_err(io::Error::other);
+        let sent = sent + item.as_ref().map_or(0, |c| c.len() as u64);
+        tokio::time::sleep_until(start + Duration::from_secs_f64(sent as f64 / rate as f64)).await;
+        Some((item, (inner, sent)))
     })
 }
 
@@ -351,6 +369,14 @@ mod tests {
         assert_eq!(log, [(Ep::A, 503), (Ep::A, 503), (Ep::A, 429), (Ep::A, 200), (Ep::B, 401), (Ep::B, 200)]);
         f.reset_counters();
         assert_eq!((f.calls(Ep::A), f.call_log().len()), (0, 0));
+    }
+
+    /// A throttled body arrives whole (its pace is the bench's to measure, not a test's).
+    #[tokio::test]
+    async fn a_throttled_body_is_the_whole_body() {
+        let f = faults();
+        f.inject(Ep::A, Fault::Throttle { bytes_per_sec: 1000 }, 1);
+        assert_eq!(call(&f, Ep::A).await, (200, b"0123456789".to_vec()));
     }
 
     #[tokio::test]

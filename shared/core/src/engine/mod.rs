@@ -20,7 +20,9 @@
 //!    releases the lease and queues a continuation of the same run (delayed by the wait). Every
 //!    provider request and every chunk of a transfer is bounded by the time left, so an
 //!    invocation stops at least `deadline_margin` before its deadline even inside a transfer: a
-//!    file cut that way is `failed: transfer_deadline` (tried once more at the start of the next
+//!    file cut that way is suspended (`transfer.rs`: the sink keeps its durable prefix, the item
+//!    the hashes' states) and continued first by the next invocation; one the sink could keep
+//!    nothing of is `failed: transfer_deadline` (tried once more at the start of the next
 //!    invocation, then by backoff). The page in progress is simply listed again: files already
 //!    stored are seen as unchanged, so nothing is imported twice and the counters stay exact.
 //! 7. Any error about one file (provider 403/404 on it, a hash mismatch, the sink or the store

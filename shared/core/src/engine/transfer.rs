@@ -8,7 +8,16 @@
 //! refusing or losing it, bytes that do not match the provider's hash, the sink refusing the
 //! object, the store refusing the record, the invocation running out of time mid-transfer.
 //! Each has a stable reason code (`ProviderError::reason_code`, `sink_error`,
-//! `store_rejected`, `transfer_deadline`).
+//! `store_rejected`, `transfer_deadline`, `transfer_restarted`).
+//!
+//! A transfer cut by the deadline, or by a stream that broke mid-file, is suspended rather
+//! than lost (ARCHITECTURE §7 "Large files"): the sink keeps a durable prefix, a multiple of
+//! its granule, and the engine records with it the SHA-256 state there (its own marks, taken
+//! as the bytes pass each granule) and the provider hash's state there (the verifier's marks,
+//! [`HashMarks`]). The next try — the next invocation for a deadline, the next attempt for a
+//! broken stream — resumes the upload and asks for the rest with the hash state, so the whole
+//! file is still verified. Anything that makes the kept bytes doubtful (another version served,
+//! the upload gone, the whole-file hash failing) drops them and starts over from byte 0.
 
 use std::sync::atomic::Ordering;
 

@@ -63,8 +63,8 @@ enum Ended {
     Stored(Stored),
     /// Nothing was kept.
     Failed(FileFailure),
-    /// Cut (the deadline, a broken stream) with a durable prefix kept.
-    Suspended(FileFailure, PartialTransfer),
+    /// Cut (the deadline, a broken stream) with a durable prefix kept, of the item as served.
+    Suspended(FileFailure, PartialTransfer, RemoteItem),
 }
 
 /// The reason of a file whose transfer continues in the next invocation.
@@ -156,10 +156,12 @@ impl Engine {
                     ctx.sink_failures.store(0, Ordering::Relaxed);
                     return self.record_imported(ctx, at, old, stored, listing).await;
                 }
-                Ended::Suspended(FileFailure::Deadline, t) => {
-                    return self.record_cut(ctx, remote, at, old, listing, t, before).await;
+                Ended::Suspended(FileFailure::Deadline, t, served) => {
+                    // Recorded as served: the version the kept bytes are of, which the next
+                    // try's retry pass then continues.
+                    return self.record_cut(ctx, &served, at, old, listing, t, before).await;
                 }
-                Ended::Suspended(failure, t) => {
+                Ended::Suspended(failure, t, _) => {
                     // A stream that broke mid-file: the next attempt continues where it broke.
                     tracing::warn!(item = %remote.id, error = %failure.detail(), offset = t.sink.offset, "download broke; resuming");
                     resume = Some(t);
@@ -396,7 +398,7 @@ impl Engine {
         if let Some(failure) = cut {
             let resumes = from.map_or(0, |t| t.resumes + 1);
             return Ok(match self.suspend(upload, &d.marks, &marks, version, key, resumes).await {
-                Some(t) => Ended::Suspended(failure, t),
+                Some(t) => Ended::Suspended(failure, t, served),
                 None => Ended::Failed(failure),
             });
         }

@@ -282,14 +282,15 @@ impl AssetSink for S3Sink {
             meta: meta.clone(),
             part_size: usize::try_from(part).unwrap_or(usize::MAX),
             buf: BytesMut::new(),
-            sha,
             multipart: Some(Multipart {
                 upload_id: st.upload_id,
                 next_part: st.parts + 1,
                 done,
                 in_flight: JoinSet::new(),
-                marks: VecDeque::new(),
+                // Suspended again before another part is stored, it keeps what it had.
+                marks: VecDeque::from([(st.parts, midstate::save(&sha))]),
             }),
+            sha,
         }))
     }
 

@@ -920,7 +920,8 @@ pub async fn asset_sink(sink: Arc<dyn AssetSink>) {
 }
 
 /// AssetSink, resumable: an upload suspended after two and a half granules keeps a multiple of
-/// the granule; resumed from there with the rest of the bytes, it commits the whole object
+/// the granule (and keeps it when suspended again with less than a granule more); resumed from
+/// there with the rest of the bytes, it commits the whole object
 /// (the sink's own hash, continued from its saved state, must match the whole content's).
 /// Less than a granule written keeps nothing; a discarded upload cannot be resumed. Returns
 /// the key and the content of the resumed object, for the adapter to read back.
@@ -940,8 +941,13 @@ pub async fn asset_sink_resume(sink: Arc<dyn AssetSink>) -> (String, Vec<u8>) {
     }
     let kept = up.suspend(Duration::from_secs(30)).await.expect("two granules are kept");
     assert_eq!(kept.offset, 2 * granule, "the durable prefix is a multiple of the granule");
+    // Resumed and suspended again before another granule: what it had is still kept.
     let mut up = sink.resume(&key, &m, &kept).await.expect("resume");
     let at = usize::try_from(kept.offset).expect("offset");
+    up.write(Bytes::copy_from_slice(&data[at..at + 1000])).await.expect("write");
+    let kept = up.suspend(Duration::from_secs(30)).await.expect("the same prefix is kept");
+    assert_eq!(kept.offset, 2 * granule, "no progress, nothing lost");
+    let mut up = sink.resume(&key, &m, &kept).await.expect("resume again");
     for chunk in data[at..].chunks(777_777) {
         up.write(Bytes::copy_from_slice(chunk)).await.expect("write");
     }

@@ -226,6 +226,45 @@ async fn a_file_longer_than_an_invocation_resumes_where_it_stopped() {
     assert_eq!(h.connection().await.counters.failed, 0);
 }
 
+/// A resumed transfer that then makes no progress in an invocation (the source slowed to a
+/// trickle) keeps what it had: `failed: transfer_deadline`, counted, waiting for its backoff
+/// with its state; the run ends `partial`. The next run, once the source is fast again,
+/// continues from the same offset and imports the file whole.
+#[tokio::test]
+async fn a_transfer_that_stops_progressing_keeps_its_state_for_the_backoff() {
+    let h = Harness::new().await;
+    const SIZE: u64 = 160 * MIB;
+    let big = h.drive.add_large_file(&h.root, "slow.mov", SIZE);
+    h.drive.rewrite_large_file(&big, 5);
+    h.drive.throttle(h.bench.clock.clone(), 2 * MIB);
+    let engine = h.engine();
+    let deadline = h.bench.clock.now() + chrono::Duration::seconds(60);
+    let out = engine.run_job(&h.job(Trigger::Schedule), deadline).await.expect("step");
+    assert!(matches!(out, JobOutcome::Continued { .. }), "{out:?}");
+    let kept = h.item(&big).transfer.expect("suspended").sink.offset;
+
+    // 1 KiB/s: less than a granule in any invocation.
+    h.drive.throttle(h.bench.clock.clone(), 1024);
+    let next = h.bench.queue.drain().remove(0).0;
+    let (out, _) = h.run_to_end(next, Duration::from_secs(60)).await;
+    assert!(matches!(out, JobOutcome::Finished { status: RunStatus::Partial, .. }), "{out:?}");
+    let f = h.item(&big);
+    assert_eq!((f.state, f.reason.as_deref()), (ItemState::Failed, Some("transfer_deadline")));
+    assert_eq!(f.transfer.as_ref().map(|t| t.sink.offset), Some(kept), "what it had is kept");
+    assert!(f.next_attempt_at.is_some_and(|t| t > h.bench.clock.now()), "waits for its backoff");
+    assert_eq!(h.connection().await.counters.failed, 1);
+
+    h.drive.throttle(h.bench.clock.clone(), 2 * MIB);
+    h.bench.clock.advance(Duration::from_secs(3600));
+    assert_eq!(h.sync().await, RunStatus::Succeeded);
+    let f = h.item(&big);
+    assert_eq!((f.state, f.transfer.is_none()), (ItemState::Imported, true));
+    let object = &h.bench.sink.objects()[f.asset_key.as_deref().expect("asset")];
+    assert_eq!(object.sha256, FakeDrive::large_sha256(SIZE, 5));
+    assert_eq!((h.bench.sink.suspended(), h.bench.sink.open_uploads()), (0, 0));
+    assert_eq!(h.connection().await.counters.failed, 0);
+}
+
 /// A file changed at the source while its transfer is suspended starts over: the continued
 /// download serves the new version, whose bytes never join the old ones; the one object
 /// stored is the new content, whole.

@@ -344,9 +344,16 @@ impl Engine {
                 }
             }
         };
-        // SHA-256 states at the sink's granule, for a suspend.
+        // SHA-256 states at the sink's granule, for a suspend; a resumed transfer starts with
+        // its own offset marked (a suspend that kept nothing new keeps what it had).
         let every = self.ports.sink.granule(served.size).unwrap_or(0);
         let mut marks: std::collections::VecDeque<(u64, Vec<u8>)> = std::collections::VecDeque::new();
+        if let Some(t) = from {
+            marks.push_back((t.sink.offset, midstate::save(&sha)));
+            if let Some(h) = t.provider_hash.as_deref().and_then(|h| hex::decode(h).ok()) {
+                d.marks.record(t.sink.offset, h);
+            }
+        }
         // The slowest chunk so far: a chunk is not started when it would likely end past the
         // margin line, so the step keeps its whole margin for the records it still writes.
         let mut slowest = std::time::Duration::ZERO;

@@ -143,10 +143,11 @@ impl AssetSink for LocalAssetSink {
             meta: meta.clone(),
             tmp,
             file: Some(file),
+            // Suspended again before the next granule, it keeps what it had.
+            mark: Some((from.offset, midstate::save(&hasher))),
             hasher,
             written: from.offset,
             granule: self.granule,
-            mark: None,
             keep: false,
         }))
     }

@@ -136,6 +136,7 @@ impl AssetSink for MemorySink {
             return Err(gone());
         }
         let hasher = midstate::restore(state).ok_or_else(gone)?;
+        let state = state.clone();
         suspended.remove(&from.state);
         self.inner.open_uploads.fetch_add(1, Ordering::SeqCst);
         self.inner.resumed.fetch_add(1, Ordering::SeqCst);
@@ -145,7 +146,8 @@ impl AssetSink for MemorySink {
             meta: meta.clone(),
             hasher,
             size: from.offset,
-            mark: None,
+            // Suspended again before the next granule, it keeps what it had.
+            mark: Some((from.offset, state)),
         }))
     }
 

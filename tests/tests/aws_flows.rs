@@ -675,6 +675,58 @@ async fn aws_a_worker_killed_mid_file_loses_and_duplicates_nothing() {
     assert_eq!(runs.body["items"][0]["counters"]["imported"], 6, "exact counters across the kill");
 }
 
+/// A 40 MiB file paced at 16 MiB/s, synced by invocations that each leave about 1.5 s to
+/// transfer: every cut suspends the S3 multipart upload (the item in DynamoDB holds its id and
+/// the hashes' states), the continuation from SQS resumes it (ListParts) with a `Range`
+/// download, and the object is the file byte for byte, once, with no multipart upload left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_a_file_longer_than_an_invocation_resumes_its_multipart_upload() {
+    let a = aws(false, 30).await;
+    let account = a.dbx_account();
+    a.dbx.add_file(&account, &format!("{FOLDER}/Video/long.mov"), Content::generated(40 * 1024 * 1024, 77));
+    a.dbx.inject(Endpoint::Download, Fault::Throttle { bytes_per_sec: 16 * 1024 * 1024 }, 100);
+    let id = a.connect().await;
+    let engine = extconn_core::engine::Engine::new(
+        a.ports.clone(),
+        EngineConfig { deadline_margin: Duration::from_secs(1), ..EngineConfig::default() },
+    );
+    let mut invocations = 0;
+    let out = loop {
+        let msg = a.sqs.receive_message().queue_url(&a.queue).wait_time_seconds(2).send().await.unwrap();
+        let m = &msg.messages()[0];
+        let job: extconn_core::Job = serde_json::from_str(m.body().unwrap()).unwrap();
+        a.sqs
+            .delete_message()
+            .queue_url(&a.queue)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+        invocations += 1;
+        assert!(invocations <= 30, "the run never ended");
+        let deadline = a.ports.clock.now() + chrono::Duration::milliseconds(2500);
+        match engine.run_job(&job, deadline).await.unwrap() {
+            extconn_core::engine::JobOutcome::Continued { .. } => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(
+            out,
+            extconn_core::engine::JobOutcome::Finished { status: extconn_core::RunStatus::Succeeded, .. }
+        ),
+        "{out:?}"
+    );
+    // 40 MiB cannot pass the 16 MiB/s pace in the 1.5 s one invocation has.
+    assert!(invocations >= 2, "{invocations}");
+    let ranged =
+        a.dbx.call_log().iter().filter(|c| c.endpoint == Endpoint::Download && c.status == 206).count();
+    assert!(ranged >= 1, "the file was continued with a range, not started over");
+    a.assert_assets(&id).await;
+    let open = a.s3.list_multipart_uploads().bucket(&a.bucket).send().await.unwrap();
+    assert!(open.uploads.unwrap_or_default().is_empty(), "no multipart upload left behind");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_batch_isolation_and_the_dead_letter_queue() {
     let a = aws(true, 1).await;

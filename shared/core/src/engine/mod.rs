@@ -37,6 +37,7 @@
 mod apply;
 mod batch;
 mod call;
+mod lane;
 mod scope;
 mod transfer;
 

@@ -25,6 +25,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::apply::Placement;
+use super::lane::{Hashed, Lane};
 use super::{Engine, EngineError, RunCtx, Step, Stop};
 use crate::domain::{
     AssetEventKind, Item, ItemState, PartialTransfer, RunCounters, asset_key, content_type_for, retry_delay,
@@ -317,7 +318,7 @@ impl Engine {
             content_version: version.clone(),
             provider_hash: served.content_hash.clone(),
         };
-        let (mut upload, mut sha, mut pos) = match from {
+        let (mut upload, sha, pos) = match from {
             None => match self.ports.sink.begin(&key, &meta).await {
                 Ok(u) => (u, Sha256::new(), 0),
                 Err(e) => return Ok(Ended::Failed(FileFailure::Sink(e))),
@@ -347,12 +348,11 @@ impl Engine {
         // SHA-256 states at the sink's granule, for a suspend; a resumed transfer starts with
         // its own offset marked (a suspend that kept nothing new keeps what it had).
         let every = self.ports.sink.granule(served.size).unwrap_or(0);
-        let mut marks: std::collections::VecDeque<(u64, Vec<u8>)> = std::collections::VecDeque::new();
-        if let Some(t) = from {
-            marks.push_back((t.sink.offset, midstate::save(&sha)));
-            if let Some(h) = t.provider_hash.as_deref().and_then(|h| hex::decode(h).ok()) {
-                d.marks.record(t.sink.offset, h);
-            }
+        let mut lane = Lane::start(sha, pos, every, served.size);
+        if let Some(t) = from
+            && let Some(h) = t.provider_hash.as_deref().and_then(|h| hex::decode(h).ok())
+        {
+            d.marks.record(t.sink.offset, h);
         }
         // The slowest chunk so far: a chunk is not started when it would likely end past the
         // margin line, so the step keeps its whole margin for the records it still writes.
@@ -373,16 +373,7 @@ impl Engine {
             };
             match chunk {
                 Ok(bytes) => {
-                    for (piece, mark) in midstate::pieces(pos, every, &bytes) {
-                        sha.update(piece);
-                        if let Some(at) = mark {
-                            if marks.len() == HashMarks::KEPT {
-                                marks.pop_front();
-                            }
-                            marks.push_back((at, midstate::save(&sha)));
-                        }
-                    }
-                    pos += bytes.len() as u64;
+                    lane.feed(bytes.clone()).await;
                     if let Err(e) = upload.write(bytes).await {
                         upload.abort().await;
                         return Ok(Ended::Failed(FileFailure::Sink(e)));
@@ -401,6 +392,12 @@ impl Engine {
                     return Ok(Ended::Failed(FileFailure::Provider(e)));
                 }
             }
+        };
+        let Some(Hashed { sha, marks }) = lane.finish().await else {
+            upload.abort().await;
+            return Ok(Ended::Failed(FileFailure::Sink(SinkError::Unavailable(
+                "the hashing thread failed".into(),
+            ))));
         };
         if let Some(failure) = cut {
             let resumes = from.map_or(0, |t| t.resumes + 1);

@@ -1,8 +1,10 @@
-//! The engine's SHA-256 of one transfer, with the states a suspend needs (taken as the bytes
-//! pass each multiple of the sink's granule). A large file is hashed on a thread of its own,
-//! so the hash runs beside the download's own check and the sink's write instead of adding to
-//! them (the pipeline's rate is then its slowest stage, not the sum of three hashes); a small
-//! one is hashed inline, where a thread would cost more than it saves.
+//! The stages of one transfer beside the download: the engine's SHA-256, with the states a
+//! suspend needs (taken as the bytes pass each multiple of the sink's granule), and the sink's
+//! writes. For a large file each runs on its own (a blocking thread, a task), fed through a
+//! bounded queue, so the three hashes of a transfer — the connector's check of the provider's
+//! hash, the engine's SHA-256 and the sink's own — run side by side and the pipeline's rate is
+//! its slowest stage, not their sum. A small file's run inline, where a thread or a task would
+//! cost more than it saves.
 
 use std::collections::VecDeque;
 
@@ -10,8 +12,10 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use tracing::Instrument;
+
 use crate::midstate;
-use crate::ports::HashMarks;
+use crate::ports::{AssetUpload, HashMarks, SinkError};
 
 /// Files at least this large get a hashing thread.
 const THREADED_FROM: u64 = 4 * 1024 * 1024;
@@ -86,6 +90,62 @@ impl Lane {
             Lane::Thread { tx, done } => {
                 drop(tx);
                 done.await.ok()
+            }
+        }
+    }
+}
+
+/// The sink's writes of one transfer: a large file's run in a task of their own, so the sink's
+/// work (S3 buffering its parts, the local sink's file and hash) runs beside the download's
+/// instead of after it; a small file's are made inline.
+pub(crate) enum SinkLane {
+    Inline(Box<dyn AssetUpload>),
+    Task {
+        tx: mpsc::Sender<Bytes>,
+        done: tokio::task::JoinHandle<(Box<dyn AssetUpload>, Result<(), SinkError>)>,
+    },
+}
+
+impl SinkLane {
+    pub(crate) fn start(mut upload: Box<dyn AssetUpload>, size: Option<u64>) -> SinkLane {
+        if size.unwrap_or(0) < THREADED_FROM {
+            return SinkLane::Inline(upload);
+        }
+        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUED);
+        let done = tokio::spawn(
+            async move {
+                while let Some(bytes) = rx.recv().await {
+                    if let Err(e) = upload.write(bytes).await {
+                        return (upload, Err(e));
+                    }
+                }
+                (upload, Ok(()))
+            }
+            .in_current_span(),
+        );
+        SinkLane::Task { tx, done }
+    }
+
+    /// Writes `bytes` (queues them). An error: the sink failed; `finish` says how.
+    pub(crate) async fn write(&mut self, bytes: Bytes) -> Result<(), SinkError> {
+        match self {
+            SinkLane::Inline(upload) => upload.write(bytes).await,
+            SinkLane::Task { tx, .. } => {
+                tx.send(bytes).await.map_err(|_| SinkError::Unavailable("the sink stopped".into()))
+            }
+        }
+    }
+
+    /// The upload back, once everything queued is written, with the first write error.
+    pub(crate) async fn finish(self) -> (Option<Box<dyn AssetUpload>>, Result<(), SinkError>) {
+        match self {
+            SinkLane::Inline(upload) => (Some(upload), Ok(())),
+            SinkLane::Task { tx, done } => {
+                drop(tx);
+                match done.await {
+                    Ok((upload, written)) => (Some(upload), written),
+                    Err(e) => (None, Err(SinkError::Unavailable(format!("the sink's writer failed: {e}")))),
+                }
             }
         }
     }

@@ -25,7 +25,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::apply::Placement;
-use super::lane::{Hashed, Lane};
+use super::lane::{Hashed, Lane, SinkLane};
 use super::{Engine, EngineError, RunCtx, Step, Stop};
 use crate::domain::{
     AssetEventKind, Item, ItemState, PartialTransfer, RunCounters, asset_key, content_type_for, retry_delay,
@@ -318,7 +318,7 @@ impl Engine {
             content_version: version.clone(),
             provider_hash: served.content_hash.clone(),
         };
-        let (mut upload, sha, pos) = match from {
+        let (upload, sha, pos) = match from {
             None => match self.ports.sink.begin(&key, &meta).await {
                 Ok(u) => (u, Sha256::new(), 0),
                 Err(e) => return Ok(Ended::Failed(FileFailure::Sink(e))),
@@ -349,6 +349,7 @@ impl Engine {
         // its own offset marked (a suspend that kept nothing new keeps what it had).
         let every = self.ports.sink.granule(served.size).unwrap_or(0);
         let mut lane = Lane::start(sha, pos, every, served.size);
+        let mut sink = SinkLane::start(upload, served.size.map(|s| s.saturating_sub(pos)));
         if let Some(t) = from
             && let Some(h) = t.provider_hash.as_deref().and_then(|h| hex::decode(h).ok())
         {
@@ -374,12 +375,14 @@ impl Engine {
             match chunk {
                 Ok(bytes) => {
                     lane.feed(bytes.clone()).await;
-                    if let Err(e) = upload.write(bytes).await {
-                        upload.abort().await;
-                        return Ok(Ended::Failed(FileFailure::Sink(e)));
+                    if sink.write(bytes).await.is_err() {
+                        // `finish` below has the sink's own error.
+                        break None;
                     }
                     if let Err(stop) = self.heartbeat(ctx).await {
-                        upload.abort().await;
+                        if let (Some(upload), _) = sink.finish().await {
+                            upload.abort().await;
+                        }
                         return Err(stop);
                     }
                 }
@@ -388,9 +391,23 @@ impl Engine {
                     break Some(FileFailure::Provider(e));
                 }
                 Err(e) => {
-                    upload.abort().await;
+                    if let (Some(upload), _) = sink.finish().await {
+                        upload.abort().await;
+                    }
                     return Ok(Ended::Failed(FileFailure::Provider(e)));
                 }
+            }
+        };
+        // Everything read is written (or the sink failed), and hashed.
+        let (upload, written) = sink.finish().await;
+        let upload = match (upload, written) {
+            (Some(upload), Ok(())) => upload,
+            (upload, written) => {
+                if let Some(upload) = upload {
+                    upload.abort().await;
+                }
+                let e = written.err().unwrap_or_else(|| SinkError::Unavailable("the upload was lost".into()));
+                return Ok(Ended::Failed(FileFailure::Sink(e)));
             }
         };
         let Some(Hashed { sha, marks }) = lane.finish().await else {

@@ -1,6 +1,7 @@
 //! One file: provider download → asset sink, hashed while streaming, then the item record.
-//! Memory is bounded per transfer by the connector's chunk size and the sink's own buffer
-//! (S3: up to three parts): each chunk goes to the sink before the next is read. Several
+//! Memory is bounded per transfer by the connector's chunk size, the sink's own buffer (S3:
+//! its parts in flight) and, for a large file, the bounded queues of its hashing and writing
+//! stages (`lane.rs`: 16 chunks each), which run beside the download. Several
 //! files run at once (`batch.rs`), each through this path, sharing the step's context
 //! read-only (the access token, the heartbeat and the sink failure count are shared cells).
 //!

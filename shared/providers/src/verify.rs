@@ -13,12 +13,15 @@ use crate::http::transport_error;
 /// What the served bytes must match. From a non-zero offset the hash is checked over the whole
 /// file only when the request carries the hash's state at that offset ([`resumed_hash`]);
 /// without it, only the size of the rest.
+/// The provider's hash, and a hasher of its algorithm.
+pub type Check = (String, Box<dyn StreamHasher>);
+
 #[derive(Default)]
 pub struct Expect {
     /// Bytes this response must carry; `None` for exports, whose size is known only at the end.
     pub size: Option<u64>,
     /// The provider's hash and a hasher of its algorithm (fed from byte `start`).
-    pub hash: Option<(String, Box<dyn StreamHasher>)>,
+    pub hash: Option<Check>,
     /// Where this response starts in the file.
     pub start: u64,
     /// The hasher's state is recorded in `marks` at each multiple of this many bytes of the
@@ -30,11 +33,7 @@ pub struct Expect {
 impl Expect {
     /// What a response to `req` must match, its states recorded as `req` asks (hand
     /// [`Expect::marks`] to the [`extconn_core::ports::Download`]).
-    pub fn for_request(
-        req: &DownloadRequest,
-        size: Option<u64>,
-        hash: Option<(String, Box<dyn StreamHasher>)>,
-    ) -> Self {
+    pub fn for_request(req: &DownloadRequest, size: Option<u64>, hash: Option<Check>) -> Self {
         let marks = if hash.is_some() { HashMarks::verified() } else { HashMarks::default() };
         Self { size, hash, start: req.offset, mark_every: req.mark_every, marks }
     }
@@ -47,7 +46,7 @@ impl Expect {
 pub fn resumed_hash<H: Resumable>(
     req: &DownloadRequest,
     expected: Option<String>,
-) -> Result<Option<(String, Box<dyn StreamHasher>)>, ProviderError> {
+) -> Result<Option<Check>, ProviderError> {
     let Some(expected) = expected else { return Ok(None) };
     let hasher = match (req.offset, &req.hash_state) {
         (0, _) => H::default(),

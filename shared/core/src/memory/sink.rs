@@ -27,11 +27,14 @@ struct Inner {
     /// Original names whose uploads the sink refuses (a test's per-file sink failure).
     refused: Mutex<std::collections::BTreeSet<String>>,
     /// Suspended uploads by token: the key, the bytes held and the hash state there.
-    suspended: Mutex<BTreeMap<String, (String, u64, Vec<u8>)>>,
+    suspended: Mutex<BTreeMap<String, Suspended>>,
     resumed: AtomicU64,
     /// Uploads are suspended in steps of this many bytes; 0: never (they abort).
     granule: AtomicU64,
 }
+
+/// A suspended upload: its key, the bytes it holds and its hash state there.
+type Suspended = (String, u64, Vec<u8>);
 
 /// An asset sink that hashes what it receives and keeps only digests. Uploads suspend in
 /// steps of [`MemorySink::DEFAULT_GRANULE`] bytes (see [`MemorySink::with_granule`]).

@@ -289,7 +289,10 @@ pub struct Download {
 /// connector's verifier and read by the engine when it suspends a transfer. Cheap to clone;
 /// bounded: the latest [`HashMarks::KEPT`].
 #[derive(Debug, Clone, Default)]
-pub struct HashMarks(Option<std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Vec<u8>)>>>>);
+pub struct HashMarks(Option<std::sync::Arc<std::sync::Mutex<Marks>>>);
+
+/// (offset, state), oldest first.
+type Marks = std::collections::VecDeque<(u64, Vec<u8>)>;
 
 impl HashMarks {
     /// Marks kept: the sink's durable offset trails the bytes read by the parts in flight.

@@ -31,8 +31,6 @@ fn not_importable(reason: &str) -> ProviderError {
     ProviderError::NotImportable { reason: reason.to_owned() }
 }
 
-/// The hash to verify a whole binary download against: md5 when Drive has it, else sha256.
-
 async fn start(g: &GoogleDrive, access: &Secret, req: &DownloadRequest) -> Result<Download, ProviderError> {
     let locator = FolderLocator { folder_id: req.item.id.clone(), drive_id: req.item.drive_id.clone() };
     let item = listing::item(g, access, &locator).await?;

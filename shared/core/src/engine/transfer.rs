@@ -205,7 +205,8 @@ impl Engine {
                     let again = old.is_some_and(|o| {
                         o.state == ItemState::Failed && o.reason.as_deref() == Some("transfer_deadline")
                     });
-                    self.record_failed(ctx, remote, at, old, listing, &FileFailure::Deadline, !again).await?;
+                    self.record_failed(ctx, remote, at, old, listing, &FileFailure::Deadline, !again, None)
+                        .await?;
                     return Err(Stop::Deadline);
                 }
                 FileFailure::Sink(e @ SinkError::Unavailable(_)) => {
@@ -237,7 +238,7 @@ impl Engine {
         }
         // Out of attempts: a transfer that was kept goes with the record, for the next try.
         let kept = resume.take();
-        self.record_failed_keeping(ctx, remote, at, old, listing, &last, false, kept).await
+        self.record_failed(ctx, remote, at, old, listing, &last, false, kept).await
     }
 
     /// A transfer the deadline cut with a durable prefix kept. Progress since the last cut:
@@ -259,17 +260,8 @@ impl Engine {
             let again = old.is_some_and(|o| {
                 o.state == ItemState::Failed && o.reason.as_deref() == Some("transfer_deadline")
             });
-            self.record_failed_keeping(
-                ctx,
-                remote,
-                at,
-                old,
-                listing,
-                &FileFailure::Deadline,
-                !again,
-                Some(t),
-            )
-            .await?;
+            self.record_failed(ctx, remote, at, old, listing, &FileFailure::Deadline, !again, Some(t))
+                .await?;
             return Err(Stop::Deadline);
         }
         let now = self.ports.clock.now();
@@ -537,25 +529,10 @@ impl Engine {
     }
 
     /// `failed` with the failure's reason code, to be tried again after the backoff (or at
-    /// once, `retry_now`: the next invocation's first try).
+    /// once, `retry_now`: the next invocation's first try), keeping `kept`: a suspended
+    /// transfer the next try continues.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn record_failed(
-        &self,
-        ctx: &RunCtx,
-        remote: &RemoteItem,
-        at: &Placement,
-        old: Option<&Item>,
-        listing: Option<&str>,
-        failure: &FileFailure,
-        retry_now: bool,
-    ) -> Result<(), Stop> {
-        self.record_failed_keeping(ctx, remote, at, old, listing, failure, retry_now, None).await
-    }
-
-    /// [`Engine::record_failed`], the record keeping `kept`: a suspended transfer the next try
-    /// continues.
-    #[allow(clippy::too_many_arguments)]
-    async fn record_failed_keeping(
+    async fn record_failed(
         &self,
         ctx: &RunCtx,
         remote: &RemoteItem,

@@ -127,25 +127,24 @@ def run(binary, data_dir):
         api = serve.value_after("API ")
         sandbox = serve.value_after("Sandbox ")
         admin = serve.value_after("Ana, admin of acme:")
-        base = api.removesuffix("/v1")
 
-        def _control(op, body):
+        def control(op, body):
             status, _, answer = call("POST", f"{sandbox}/_control/dropbox/{op}", body)
             return expect(f"control {op}", status, 200, answer)
 
         # A fresh sandbox account that signs in at the consent page and approves at once (the
         # click on "Allow"), holding the folder.
-        account = _control("accounts", {"display_name": "Bench User", "email": "bench@example.com"})["account_id"]
-        _control("login_account", {"account_id": account})
-        _control("auto_approve", {"enabled": True})
-        _control("seed_tree", {"account_id": account, "root": FOLDER, "files": FILES,
+        account = control("accounts", {"display_name": "Bench User", "email": "bench@example.com"})["account_id"]
+        control("login_account", {"account_id": account})
+        control("auto_approve", {"enabled": True})
+        control("seed_tree", {"account_id": account, "root": FOLDER, "files": FILES,
                                "files_per_folder": FILES, "size_each": SIZE})
-        sources = _control("list_files", {"account_id": account, "under": FOLDER})
+        sources = control("list_files", {"account_id": account, "under": FOLDER})
         if len(sources) != FILES:
             raise RuntimeError(f"the sandbox holds {len(sources)} files under {FOLDER}, not {FILES}")
-        expected = {f["id"]: _control("sha256", {"account_id": account, "id": f["id"]})["sha256"] for f in sources}
-        _control("reset_counters", {})
-        _control("inject", {"endpoint": "Download", "fault": {"latency_ms": LATENCY_MS}, "times": FILES})
+        expected = {f["id"]: control("sha256", {"account_id": account, "id": f["id"]})["sha256"] for f in sources}
+        control("reset_counters", {})
+        control("inject", {"endpoint": "Download", "fault": {"latency_ms": LATENCY_MS}, "times": FILES})
 
         # The console's steps: authorize, consent (redirect back), the callback with the
         # browser's cookie, the picker.
@@ -199,7 +198,7 @@ def run(binary, data_dir):
             if i.get("state") == "imported" and i.get("asset_key"):
                 with open(os.path.join(data_dir, "objects", i["asset_key"]), "rb") as f:
                     stored[i["id"]] = hashlib.sha256(f.read()).hexdigest()
-        downloads = _control("calls", {"endpoint": "Download"})["count"]
+        downloads = control("calls", {"endpoint": "Download"})["count"]
         verified = stored == expected and downloads == FILES
         run_secs = None
         if the_run.get("started_at") and the_run.get("finished_at"):

@@ -504,10 +504,7 @@ async fn small_files() -> bool {
             let row = match small_run(path, files, Duration::from_millis(ms), concurrency).await {
                 Ok(r) => r,
                 Err(e) => {
-                    println!(
-                        "{name:<30} {files:>6} {:>8} {concurrency:>8}  FAILED: {e}",
-                        format!("{ms} ms")
-                    );
+                    println!("{name:<30} {files:>6} {:>8} {concurrency:>8}  FAILED: {e}", format!("{ms} ms"));
                     ok = false;
                     continue;
                 }

@@ -11,8 +11,9 @@
 //!   A 409 (`ConditionalRequestConflict`: a concurrent conditional write of the key) is retried
 //!   a few times with backoff; the parts, or the small body, are still at hand.
 //! - Any failure aborts the multipart upload (the bucket's lifecycle rule catches the rest).
-//! - The SDK sends a CRC32 checksum with every part; the SHA-256 of the whole stream is checked
-//!   against the caller's before completing.
+//! - The SDK sends a CRC32 checksum with every part (the upload is created with CRC32 as its
+//!   algorithm); the SHA-256 of the whole stream is checked against the caller's before
+//!   completing.
 //! - Metadata (`x-amz-meta-*`) carries the original name, source path, provider, provider id,
 //!   content version and provider hash, percent-encoded (S3 metadata must be ASCII). S3 refuses
 //!   more than 2 KB of user metadata (names and values together), and percent-encoding
@@ -28,7 +29,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use extconn_core::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
 use sha2::{Digest, Sha256};
@@ -244,7 +245,10 @@ impl S3Upload {
                 .create_multipart_upload()
                 .bucket(&self.sink.bucket)
                 .key(&self.key)
-                .content_type(&self.meta.content_type);
+                .content_type(&self.meta.content_type)
+                // The parts' CRC32s, declared: S3 (and the emulator) combine them at completion
+                // instead of checksumming the whole object again.
+                .checksum_algorithm(ChecksumAlgorithm::Crc32);
             for (k, v) in self.metadata() {
                 req = req.metadata(k, v);
             }
@@ -399,14 +403,20 @@ async fn conflict_pause(attempt: u32) {
 
 #[async_trait]
 impl AssetUpload for S3Upload {
-    async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
+    async fn write(&mut self, mut chunk: Bytes) -> Result<(), SinkError> {
         self.sha.update(&chunk);
-        self.buf.extend_from_slice(&chunk);
-        while self.buf.len() >= self.part_size {
-            let rest = self.buf.split_off(self.part_size);
-            let r = self.flush_part().await;
-            self.buf = rest;
-            if let Err(e) = r {
+        while !chunk.is_empty() {
+            if self.buf.is_empty() {
+                // Each part fills one allocation of its own size, reserved up front: grown as it
+                // fills, a buffer is copied at each doubling and may end up twice the part.
+                let size = self.meta.size.map_or(usize::MAX, |s| usize::try_from(s).unwrap_or(usize::MAX));
+                self.buf.reserve(self.part_size.min(size));
+            }
+            let take = chunk.len().min(self.part_size - self.buf.len());
+            self.buf.extend_from_slice(&chunk.split_to(take));
+            if self.buf.len() == self.part_size
+                && let Err(e) = self.flush_part().await
+            {
                 self.abort_multipart().await;
                 return Err(e);
             }

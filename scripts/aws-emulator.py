@@ -13,9 +13,21 @@ in the queue. Enqueuing n jobs then costs n² clock reads (a 10,000-connection s
 did not finish in an hour). While a message is being sent, the property here returns only the
 attributes that do not count messages; GetQueueAttributes still gets them all.
 
+moto's TransactWriteItems deep-copies every table it writes to before applying the
+transaction, to put the copy back if the transaction is cancelled: each transaction costs a pass
+over the whole table (an import of 2,000 files spent more time there than in its downloads, and
+more with every file). Here the transaction saves only the items it names (a deep copy of each,
+or their absence) and puts exactly those back if it is cancelled, so its cost does not grow with
+the table; what it applies and when it is cancelled are moto's own.
+
+moto's Query on a table (not an index) goes through every item of the table, sorted, for the
+items of one partition. Here it is given only that partition's items.
+
 Usage: python scripts/aws-emulator.py PORT
 """
 
+import copy
+import inspect
 import sys
 import threading
 
@@ -104,9 +116,130 @@ def list_parts_result_root():
     S3Response.list_parts = list_parts
 
 
+def item_level_transaction_rollback():
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    state = threading.local()
+
+    class TransactionCopy:
+        """`copy` as moto's DynamoDB backend module sees it: inside a transaction whose items
+        are saved here, its backup of a whole table is the table itself (nothing to put back
+        wholesale; the saved items are put back instead)."""
+
+        def __getattr__(self, name):
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(x, memo=None):
+            if getattr(state, "items_saved", False) and isinstance(x, Table):
+                return x
+            return copy.deepcopy(x, memo)
+
+    def saved_items(backend, transact_items):
+        """(table, hash, range, a deep copy of the item or None) for every item the transaction
+        names, or None if one cannot be keyed here (moto's whole-table backup is kept then)."""
+        saved = {}
+        for entry in transact_items:
+            if len(entry) != 1:
+                return None
+            op_type, op = next(iter(entry.items()))
+            table = backend.tables.get(op.get("TableName"))
+            if table is None:
+                continue  # moto cancels the transaction without writing to it
+            if table.stream_shard is not None:
+                return None  # the stream's records are part of moto's table copy
+            attrs = op.get("Item") if op_type == "Put" else op.get("Key")
+            if not isinstance(attrs, dict) or table.hash_key_attr not in attrs:
+                return None
+            hash_key = DynamoType(attrs[table.hash_key_attr])
+            range_key = None
+            if table.range_key_attr is not None:
+                if table.range_key_attr not in attrs:
+                    return None
+                range_key = DynamoType(attrs[table.range_key_attr])
+            where = (id(table), hash_key, range_key)
+            if where not in saved:
+                current = table.items.get(hash_key)
+                if range_key is not None:
+                    current = current.get(range_key) if current is not None else None
+                saved[where] = (table, hash_key, range_key, copy.deepcopy(current))
+        return list(saved.values())
+
+    def put_back(saved):
+        for table, hash_key, range_key, item in saved:
+            if range_key is None:
+                if item is None:
+                    table.items.pop(hash_key, None)
+                else:
+                    table.items[hash_key] = item
+            elif item is None:
+                partition = table.items.get(hash_key)
+                if partition is not None:
+                    partition.pop(range_key, None)
+                    if not partition:
+                        table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key][range_key] = item
+
+    transact = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(backend, transact_items):
+        saved = saved_items(backend, transact_items)
+        if saved is None:
+            return transact(backend, transact_items)
+        state.items_saved = True
+        try:
+            return transact(backend, transact_items)
+        except BaseException:
+            # moto raises only once it has put its (here: no-op) backups back, or before
+            # writing anything.
+            put_back(saved)
+            raise
+        finally:
+            state.items_saved = False
+
+    models.copy = TransactionCopy()
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
+def partition_scoped_queries():
+    from moto.dynamodb.models.table import Table
+
+    scope = threading.local()
+    all_items = Table.all_items
+    query = Table.query
+    signature = inspect.signature(query)
+
+    def scoped_all_items(table):
+        on = getattr(scope, "on", None)
+        if on is None or on[0] is not table:
+            return all_items(table)
+        partition = table.items.get(on[1])
+        if partition is None:
+            return []
+        return sorted(partition.values(), key=lambda i: i.range_key) if table.range_key_attr else [partition]
+
+    def scoped_query(table, *args, **kwargs):
+        bound = signature.bind(table, *args, **kwargs).arguments
+        if bound.get("index_name") or bound.get("hash_key") is None:
+            return query(table, *args, **kwargs)
+        scope.on = (table, bound["hash_key"])
+        try:
+            return query(table, *args, **kwargs)
+        finally:
+            scope.on = None
+
+    Table.all_items = scoped_all_items
+    Table.query = scoped_query
+
+
 def main():
     constant_time_sqs_sends()
     list_parts_result_root()
+    item_level_transaction_rollback()
+    partition_scoped_queries()
     port = int(sys.argv[1])
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(

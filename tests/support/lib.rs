@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use extconn_core::engine::{Engine, EngineConfig, Hooks, JobOutcome};
+use extconn_core::engine::{Engine, EngineConfig, EngineError, Hooks, JobOutcome};
 use extconn_core::memory::{ManualClock, MemoryEvents, MemoryQueue, MemorySink, MemoryStore, MemoryVault};
 use extconn_core::ports::{
     self as P, AssetEvents, AssetSink, Clock, ConnectionStore, GrantStore, Provider, TokenVault,
@@ -301,7 +301,12 @@ impl World {
 
     /// One job, run to its end on a fresh engine with a 15-minute deadline.
     pub async fn sync(&self, trigger: Trigger) -> JobOutcome {
-        self.engine().run_job(&self.job(trigger), self.deadline()).await.expect("sync step")
+        self.try_sync(trigger).await.expect("sync step")
+    }
+
+    /// [`World::sync`], its error returned (a bench prints a failed run as a failed row).
+    pub async fn try_sync(&self, trigger: Trigger) -> Result<JobOutcome, EngineError> {
+        self.engine().run_job(&self.job(trigger), self.deadline()).await
     }
 
     pub fn add(&self, rel: &str, text: &str) -> extconn_sandbox::dropbox::EntryInfo {

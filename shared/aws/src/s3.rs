@@ -12,9 +12,10 @@
 //!   A 409 (`ConditionalRequestConflict`: a concurrent conditional write of the key) is retried
 //!   a few times with backoff; the parts, or the small body, are still at hand.
 //! - Any failure aborts the multipart upload (the bucket's lifecycle rule catches the rest).
-//! - The SDK sends a CRC32 checksum with every part; the SHA-256 of the whole stream is checked
-//!   against the caller's before completing. It is computed part by part as each is sent, so
-//!   its state after every part is known.
+//! - The SDK sends a CRC32 checksum with every part (the upload is created with CRC32 as its
+//!   algorithm); the SHA-256 of the whole stream is checked against the caller's before
+//!   completing. It is computed part by part as each is sent, so its state after every part is
+//!   known.
 //! - Suspend and resume (a transfer cut by an invocation's deadline): `suspend` waits a bounded
 //!   time for the parts in flight and keeps the longest run of parts 1..=n that are stored; the
 //!   resume state is the upload id, n, the part size and the SHA-256 state after part n (fixed
@@ -35,7 +36,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use extconn_core::midstate;
 use extconn_core::ports::SinkResume;
@@ -375,7 +376,10 @@ impl S3Upload {
                 .create_multipart_upload()
                 .bucket(&self.sink.bucket)
                 .key(&self.key)
-                .content_type(&self.meta.content_type);
+                .content_type(&self.meta.content_type)
+                // The parts' CRC32s, declared: S3 (and the emulator) combine them at completion
+                // instead of checksumming the whole object again.
+                .checksum_algorithm(ChecksumAlgorithm::Crc32);
             for (k, v) in self.metadata() {
                 req = req.metadata(k, v);
             }
@@ -545,13 +549,19 @@ async fn conflict_pause(attempt: u32) {
 
 #[async_trait]
 impl AssetUpload for S3Upload {
-    async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
-        self.buf.extend_from_slice(&chunk);
-        while self.buf.len() >= self.part_size {
-            let rest = self.buf.split_off(self.part_size);
-            let r = self.flush_part().await;
-            self.buf = rest;
-            if let Err(e) = r {
+    async fn write(&mut self, mut chunk: Bytes) -> Result<(), SinkError> {
+        while !chunk.is_empty() {
+            if self.buf.is_empty() {
+                // Each part fills one allocation of its own size, reserved up front: grown as it
+                // fills, a buffer is copied at each doubling and may end up twice the part.
+                let size = self.meta.size.map_or(usize::MAX, |s| usize::try_from(s).unwrap_or(usize::MAX));
+                self.buf.reserve(self.part_size.min(size));
+            }
+            let take = chunk.len().min(self.part_size - self.buf.len());
+            self.buf.extend_from_slice(&chunk.split_to(take));
+            if self.buf.len() == self.part_size
+                && let Err(e) = self.flush_part().await
+            {
                 self.abort_multipart().await;
                 return Err(e);
             }

@@ -72,6 +72,12 @@ enum Ended {
 /// The reason of a file whose transfer continues in the next invocation.
 pub(crate) const RESUMING: &str = "transfer_resuming";
 
+/// Whether the last try of `old` was cut by a deadline with nothing gained: the next cut waits
+/// for the backoff instead of being tried again at once.
+fn cut_before(old: Option<&Item>) -> bool {
+    old.is_some_and(|o| o.state == ItemState::Failed && o.reason.as_deref() == Some("transfer_deadline"))
+}
+
 /// Whether a suspended transfer is of the content `remote` lists.
 fn continues(t: &PartialTransfer, remote: &RemoteItem) -> bool {
     remote.content_version() == Some(t.version.as_str()) && remote.size.is_some()
@@ -111,7 +117,6 @@ impl Engine {
         // A transfer an earlier invocation cut is continued if the listing still shows the
         // content it began; once resumed or dropped, it is no longer the record's.
         let mut resume = old.and_then(|o| o.transfer.clone());
-        let before = resume.as_ref().map_or(0, |t| t.sink.offset);
         if let Some(t) = resume.take_if(|t| !continues(t, remote)) {
             self.ports.sink.discard(&t.key, &t.sink).await;
         }
@@ -161,7 +166,9 @@ impl Engine {
                 Ended::Suspended(FileFailure::Deadline, t, served) => {
                     // Recorded as served: the version the kept bytes are of, which the next
                     // try's retry pass then continues.
-                    return self.record_cut(ctx, &served, at, old, listing, t, before).await;
+                    // Progress is judged against where this attempt started.
+                    let started = from.as_ref().map_or(0, |f| f.sink.offset);
+                    return self.record_cut(ctx, &served, at, old, listing, t, started).await;
                 }
                 Ended::Suspended(failure, t, _) => {
                     // A stream that broke mid-file: the next attempt continues where it broke.
@@ -202,9 +209,7 @@ impl Engine {
                     // Nothing could be kept (a file smaller than the sink's granule, or a sink
                     // that cannot suspend): tried again from zero at the start of the next
                     // invocation, with all its time; cut again, it waits for the backoff.
-                    let again = old.is_some_and(|o| {
-                        o.state == ItemState::Failed && o.reason.as_deref() == Some("transfer_deadline")
-                    });
+                    let again = cut_before(old);
                     self.record_failed(ctx, remote, at, old, listing, &FileFailure::Deadline, !again, None)
                         .await?;
                     return Err(Stop::Deadline);
@@ -241,8 +246,8 @@ impl Engine {
         self.record_failed(ctx, remote, at, old, listing, &last, false, kept).await
     }
 
-    /// A transfer the deadline cut with a durable prefix kept. Progress since the last cut:
-    /// the next invocation continues it first (`failed: transfer_resuming`, due now, counted
+    /// A transfer the deadline cut with a durable prefix kept. Progress since the attempt began
+    /// (at `started` bytes): the next invocation continues it first (`failed: transfer_resuming`, due now, counted
     /// nowhere as a failure). None: `failed: transfer_deadline`, as a transfer that kept
     /// nothing, still holding its state for the try after the backoff. Either way the step ends.
     #[allow(clippy::too_many_arguments)]
@@ -254,12 +259,10 @@ impl Engine {
         old: Option<&Item>,
         listing: Option<&str>,
         t: PartialTransfer,
-        before: u64,
+        started: u64,
     ) -> Result<(), Stop> {
-        if t.sink.offset <= before {
-            let again = old.is_some_and(|o| {
-                o.state == ItemState::Failed && o.reason.as_deref() == Some("transfer_deadline")
-            });
+        if t.sink.offset <= started {
+            let again = cut_before(old);
             self.record_failed(ctx, remote, at, old, listing, &FileFailure::Deadline, !again, Some(t))
                 .await?;
             return Err(Stop::Deadline);

@@ -38,6 +38,31 @@ impl LocalAssetSink {
         self
     }
 
+    /// An upload into `tmp`, which holds `written` bytes hashed by `hasher`. Suspended again
+    /// before the next granule, a resumed one keeps what it had: its start is marked.
+    fn upload(
+        &self,
+        key: &str,
+        meta: &AssetMeta,
+        tmp: PathBuf,
+        file: tokio::fs::File,
+        hasher: Sha256,
+        written: u64,
+    ) -> LocalUpload {
+        LocalUpload {
+            root: self.root.clone(),
+            key: key.to_owned(),
+            meta: meta.clone(),
+            tmp,
+            file: Some(file),
+            mark: (written > 0).then(|| (written, midstate::save(&hasher))),
+            hasher,
+            written,
+            granule: self.granule,
+            keep: false,
+        }
+    }
+
     /// The temp file a resume state names: a bare file name this sink generates, never a path.
     fn suspended_file(&self, from: &SinkResume) -> Option<(PathBuf, Sha256)> {
         let (name, state) = from.state.split_once('/')?;
@@ -98,18 +123,7 @@ impl AssetSink for LocalAssetSink {
         tokio::fs::create_dir_all(&tmp_dir).await.map_err(io)?;
         let tmp = tmp_dir.join(format!("{}.part", crate::ids::RunId::generate()));
         let file = tokio::fs::File::create_new(&tmp).await.map_err(io)?;
-        Ok(Box::new(LocalUpload {
-            root: self.root.clone(),
-            key: key.to_owned(),
-            meta: meta.clone(),
-            tmp,
-            file: Some(file),
-            hasher: Sha256::new(),
-            written: 0,
-            granule: self.granule,
-            mark: None,
-            keep: false,
-        }))
+        Ok(Box::new(self.upload(key, meta, tmp, file, Sha256::new(), 0)))
     }
 
     fn granule(&self, _size: Option<u64>) -> Option<u64> {
@@ -137,19 +151,7 @@ impl AssetSink for LocalAssetSink {
         file.set_len(from.offset).await.map_err(io)?;
         let mut file = file;
         tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(from.offset)).await.map_err(io)?;
-        Ok(Box::new(LocalUpload {
-            root: self.root.clone(),
-            key: key.to_owned(),
-            meta: meta.clone(),
-            tmp,
-            file: Some(file),
-            // Suspended again before the next granule, it keeps what it had.
-            mark: Some((from.offset, midstate::save(&hasher))),
-            hasher,
-            written: from.offset,
-            granule: self.granule,
-            keep: false,
-        }))
+        Ok(Box::new(self.upload(key, meta, tmp, file, hasher, from.offset)))
     }
 
     async fn discard(&self, _key: &str, from: &SinkResume) {

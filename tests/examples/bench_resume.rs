@@ -15,7 +15,7 @@ use bytes::Bytes;
 use extconn_core::engine::{Engine, EngineConfig, JobOutcome};
 use extconn_core::memory::MemorySink;
 use extconn_core::ports::{
-    AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError, SinkResume, SystemClock,
+    AssetMeta, AssetSink, AssetUpload, CommitOutcome, ObjectDigest, SinkError, SinkResume, SystemClock,
 };
 use extconn_core::{RunStatus, Trigger};
 use extconn_sandbox::dropbox::Content;
@@ -68,8 +68,8 @@ impl AssetUpload for CountingUpload {
         self.written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.inner.write(chunk).await
     }
-    async fn commit(self: Box<Self>, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
-        self.inner.commit(sha256_hex).await
+    async fn commit(self: Box<Self>, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
+        self.inner.commit(digest).await
     }
     async fn abort(self: Box<Self>) {
         self.inner.abort().await;

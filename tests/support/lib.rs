@@ -87,10 +87,13 @@ impl Default for WorldOptions {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkKind {
     Memory,
     /// The local-mode file sink in a temp dir.
     Local,
+    /// The local-mode file sink in a temp dir under this folder (a benchmark's tmpfs).
+    LocalIn(std::path::PathBuf),
 }
 
 pub struct World {
@@ -160,8 +163,12 @@ impl World {
         let memory_sink = MemorySink::new();
         let local_sink = match opts.sink {
             SinkKind::Memory => None,
-            SinkKind::Local => {
-                let dir = tempfile::tempdir().expect("tempdir");
+            SinkKind::Local | SinkKind::LocalIn(_) => {
+                let dir = match &opts.sink {
+                    SinkKind::LocalIn(parent) => tempfile::tempdir_in(parent),
+                    _ => tempfile::tempdir(),
+                }
+                .expect("tempdir");
                 let sink = extconn_core::local::LocalAssetSink::new(dir.path());
                 Some((dir, sink))
             }
@@ -415,15 +422,28 @@ impl World {
 }
 
 fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<String, String>) {
-    use sha2::{Digest, Sha256};
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
             walk(root, &p, out);
-        } else if let Ok(bytes) = std::fs::read(&p) {
+        } else if let Some(sha) = sha256_of_file(&p) {
             let key = p.strip_prefix(root).map(|k| k.to_string_lossy().into_owned()).unwrap_or_default();
-            out.insert(key, hex::encode(Sha256::digest(&bytes)));
+            out.insert(key, sha);
+        }
+    }
+}
+
+/// Streamed: a benchmark's objects are gigabytes.
+fn sha256_of_file(path: &std::path::Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let (mut h, mut buf) = (Sha256::new(), vec![0u8; 1 << 20]);
+    loop {
+        match f.read(&mut buf).ok()? {
+            0 => return Some(hex::encode(h.finalize())),
+            n => h.update(&buf[..n]),
         }
     }
 }

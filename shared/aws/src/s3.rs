@@ -8,17 +8,17 @@
 //!   Memory is therefore bounded per process, not per upload: the pool's parts in flight plus
 //!   one part being filled per upload, whatever the sizes and however many transfers run.
 //! - The object appears only at completion, with `If-None-Match: *`: a 412 means the key
-//!   exists; it is success if that object's SHA-256 is ours (a redelivery), a conflict if not.
+//!   exists; it is success if that object's CRC-64 is ours (a redelivery), a conflict if not.
 //!   A 409 (`ConditionalRequestConflict`: a concurrent conditional write of the key) is retried
 //!   a few times with backoff; the parts, or the small body, are still at hand.
 //! - Any failure aborts the multipart upload (the bucket's lifecycle rule catches the rest).
 //! - The SDK sends a CRC32 checksum with every part (the upload is created with CRC32 as its
-//!   algorithm); the SHA-256 of the whole stream is checked against the caller's before
-//!   completing. It is computed part by part as each is sent, so its state after every part is
-//!   known.
+//!   algorithm); the CRC-64/NVME of the whole stream is checked against the caller's
+//!   ([`ObjectDigest`]) before completing. It is computed part by part as each is sent, so its
+//!   state after every part is known.
 //! - Suspend and resume (a transfer cut by an invocation's deadline): `suspend` waits a bounded
 //!   time for the parts in flight and keeps the longest run of parts 1..=n that are stored; the
-//!   resume state is the upload id, n, the part size and the SHA-256 state after part n (fixed
+//!   resume state is the upload id, n, the part size and the CRC state after part n (fixed
 //!   size: no ETags). `resume` reads the parts' ETags back with ListParts and continues at part
 //!   n + 1; `discard` aborts the upload.
 //! - Metadata (`x-amz-meta-*`) carries the original name, source path, provider, provider id,
@@ -38,9 +38,10 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
-use extconn_core::midstate;
-use extconn_core::ports::SinkResume;
-use extconn_core::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError};
+use extconn_core::midstate::Crc64;
+use extconn_core::ports::{
+    AssetMeta, AssetSink, AssetUpload, CommitOutcome, ObjectDigest, SinkError, SinkResume,
+};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -195,15 +196,15 @@ impl S3Sink {
         Self { client, bucket: bucket.into(), parts: Arc::new(Semaphore::new(parts.max(1))) }
     }
 
-    /// SHA-256 of an existing object, streamed.
-    async fn existing_sha256(&self, key: &str) -> Result<String, SinkError> {
+    /// CRC-64/NVME of an existing object, streamed.
+    async fn existing_crc64(&self, key: &str) -> Result<u64, SinkError> {
         let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(unavailable)?;
         let mut body = out.body;
-        let mut h = Sha256::new();
+        let mut h = Crc64::new();
         while let Some(chunk) = body.try_next().await.map_err(|e| SinkError::Unavailable(e.to_string()))? {
             h.update(&chunk);
         }
-        Ok(hex::encode(h.finalize()))
+        Ok(h.value())
     }
 }
 
@@ -212,11 +213,11 @@ struct Multipart {
     next_part: i32,
     done: Vec<CompletedPart>,
     in_flight: JoinSet<Result<CompletedPart, SinkError>>,
-    /// The SHA-256 state after each of the latest parts sent (part number, state).
-    marks: VecDeque<(i32, Vec<u8>)>,
+    /// The CRC state after each of the latest parts sent (part number, state).
+    marks: VecDeque<(i32, u64)>,
 }
 
-/// Parts whose SHA-256 state is kept: more than can be in flight, so the state after the last
+/// Parts whose CRC state is kept: more than can be in flight, so the state after the last
 /// stored part of a suspended upload is always among them.
 const MARKS_KEPT: usize = PARTS_PER_UPLOAD * 2 + 2;
 
@@ -227,8 +228,8 @@ struct Suspended {
     /// Parts 1..=parts are stored.
     parts: i32,
     part_size: u64,
-    /// SHA-256 state after them, hex.
-    sha256: String,
+    /// CRC-64/NVME state after them.
+    crc64: u64,
 }
 
 struct S3Upload {
@@ -237,7 +238,7 @@ struct S3Upload {
     meta: AssetMeta,
     part_size: usize,
     buf: BytesMut,
-    sha: Sha256,
+    crc: Crc64,
     multipart: Option<Multipart>,
 }
 
@@ -251,7 +252,7 @@ impl AssetSink for S3Sink {
             meta: meta.clone(),
             part_size: part,
             buf: BytesMut::new(),
-            sha: Sha256::new(),
+            crc: Crc64::new(),
             multipart: None,
         }))
     }
@@ -272,10 +273,6 @@ impl AssetSink for S3Sink {
         if st.part_size != part || st.parts < 1 || from.offset != st.parts as u64 * part {
             return Err(bad("the state does not match the object"));
         }
-        let sha: Sha256 = hex::decode(&st.sha256)
-            .ok()
-            .and_then(|b| midstate::restore(&b))
-            .ok_or_else(|| bad("unreadable hash state"))?;
         let done = self.stored_parts(key, &st.upload_id, st.parts).await?;
         Ok(Box::new(S3Upload {
             sink: self.clone(),
@@ -289,9 +286,9 @@ impl AssetSink for S3Sink {
                 done,
                 in_flight: JoinSet::new(),
                 // Suspended again before another part is stored, it keeps what it had.
-                marks: VecDeque::from([(st.parts, midstate::save(&sha))]),
+                marks: VecDeque::from([(st.parts, st.crc64)]),
             }),
-            sha,
+            crc: Crc64::resume(st.crc64),
         }))
     }
 
@@ -407,11 +404,11 @@ impl S3Upload {
             .await
             .map_err(|_| SinkError::Unavailable("the part pool is closed".into()))?;
         let body: Bytes = self.buf.split().freeze();
-        self.sha.update(&body);
+        self.crc.update(&body);
         if mp.marks.len() == MARKS_KEPT {
             mp.marks.pop_front();
         }
-        mp.marks.push_back((mp.next_part, midstate::save(&self.sha)));
+        mp.marks.push_back((mp.next_part, self.crc.state()));
         let (client, bucket, key, upload_id, number) = (
             self.sink.client.clone(),
             self.sink.bucket.clone(),
@@ -461,22 +458,19 @@ impl S3Upload {
     }
 
     /// A 412 on completion: the key exists. Ours if its bytes are ours.
-    async fn resolve_existing(&self, sha: &str) -> Result<CommitOutcome, SinkError> {
-        if self.sink.existing_sha256(&self.key).await? == sha {
+    async fn resolve_existing(&self, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
+        if self.sink.existing_crc64(&self.key).await? == digest.crc64 {
             Ok(CommitOutcome::AlreadyExists)
         } else {
             Err(SinkError::Conflict)
         }
     }
 
-    async fn finish(&mut self, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
+    async fn finish(&mut self, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
         if self.multipart.is_none() {
             let body = self.buf.split().freeze();
-            self.sha.update(&body);
-            let actual = hex::encode(std::mem::take(&mut self.sha).finalize());
-            if actual != sha256_hex {
-                return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
-            }
+            self.crc.update(&body);
+            digest.check(self.crc.value())?;
             for attempt in 1..=CONFLICT_ATTEMPTS {
                 let mut req = self
                     .sink
@@ -492,7 +486,7 @@ impl S3Upload {
                 }
                 match req.send().await {
                     Ok(_) => return Ok(CommitOutcome::Created),
-                    Err(e) if status(&e) == Some(412) => return self.resolve_existing(&actual).await,
+                    Err(e) if status(&e) == Some(412) => return self.resolve_existing(digest).await,
                     Err(e) if status(&e) == Some(409) && attempt < CONFLICT_ATTEMPTS => {
                         conflict_pause(attempt).await
                     }
@@ -504,10 +498,7 @@ impl S3Upload {
         if !self.buf.is_empty() {
             self.flush_part().await?;
         }
-        let actual = hex::encode(std::mem::take(&mut self.sha).finalize());
-        if actual != sha256_hex {
-            return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
-        }
+        digest.check(self.crc.value())?;
         let mp = self.multipart.as_mut().ok_or_else(|| SinkError::Unavailable("no upload".into()))?;
         while let Some(part) = mp.in_flight.join_next().await {
             mp.done.push(part.map_err(|e| SinkError::Unavailable(e.to_string()))??);
@@ -532,7 +523,7 @@ impl S3Upload {
                     self.multipart = None;
                     return Ok(CommitOutcome::Created);
                 }
-                Err(e) if status(&e) == Some(412) => return self.resolve_existing(&actual).await,
+                Err(e) if status(&e) == Some(412) => return self.resolve_existing(digest).await,
                 Err(e) if status(&e) == Some(409) && attempt < CONFLICT_ATTEMPTS => {
                     conflict_pause(attempt).await
                 }
@@ -569,8 +560,8 @@ impl AssetUpload for S3Upload {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
-        let r = self.finish(sha256_hex).await;
+    async fn commit(mut self: Box<Self>, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
+        let r = self.finish(digest).await;
         // Whatever happened, no multipart upload is left behind.
         self.abort_multipart().await;
         r
@@ -594,13 +585,13 @@ impl AssetUpload for S3Upload {
         numbers.sort_unstable();
         let stored = numbers.iter().zip(1..).take_while(|(n, i)| **n == *i).count();
         let parts = i32::try_from(stored).unwrap_or(0);
-        let state = mp.marks.iter().find(|(n, _)| *n == parts).map(|(_, s)| hex::encode(s));
-        let Some(sha256) = state.filter(|_| parts > 0) else {
+        let state = mp.marks.iter().find(|(n, _)| *n == parts).map(|(_, s)| *s);
+        let Some(crc64) = state.filter(|_| parts > 0) else {
             self.abort_multipart().await;
             return None;
         };
         let part_size = self.part_size as u64;
-        let st = Suspended { upload_id: mp.upload_id.clone(), parts, part_size, sha256 };
+        let st = Suspended { upload_id: mp.upload_id.clone(), parts, part_size, crc64 };
         // Suspended, not aborted: the upload outlives this value (discard or the lifecycle rule
         // ends it if it is never resumed).
         self.multipart = None;

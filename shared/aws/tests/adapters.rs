@@ -17,7 +17,7 @@ use bytes::Bytes;
 use extconn_aws::{DynamoStore, EventBridgeEvents, S3Sink, SecretsVault};
 use extconn_core::ports::{
     AssetEvents, AssetMeta, AssetSink, CommitOutcome, ConnectionStore, CounterDelta, ItemStore, ItemWrite,
-    RunStore, SinkError, StoreError, TokenVault,
+    ObjectDigest, RunStore, SinkError, StoreError, TokenVault,
 };
 use extconn_core::{
     AssetEvent, AssetEventKind, ClientId, ConnectionEvent, ConnectionId, ConnectionStatus, Item, ItemState,
@@ -44,7 +44,7 @@ async fn upload(sink: &S3Sink, key: &str, data: &[u8], chunk: usize) -> Result<C
     for c in data.chunks(chunk) {
         up.write(Bytes::copy_from_slice(c)).await?;
     }
-    up.commit(&hex::encode(Sha256::digest(data))).await
+    up.commit(&ObjectDigest::of(data)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +86,8 @@ async fn aws_s3_multipart_streams_and_is_create_only() {
     // A wrong digest: nothing stored, no upload left.
     let mut up = sink.begin("acme/c/k/w", &meta(data.len() as u64)).await.expect("begin");
     up.write(Bytes::from(data.clone())).await.expect("write");
-    assert!(matches!(up.commit("00").await, Err(SinkError::Integrity { .. })));
+    let wrong = ObjectDigest { crc64: ObjectDigest::of(&data).crc64 ^ 1 };
+    assert!(matches!(up.commit(&wrong).await, Err(SinkError::Integrity { .. })));
     assert!(client.head_object().bucket(&bucket).key("acme/c/k/w").send().await.is_err());
     let uploads = client.list_multipart_uploads().bucket(&bucket).send().await.expect("list");
     assert!(uploads.uploads().is_empty());
@@ -455,7 +456,7 @@ async fn aws_s3_metadata_of_a_long_cjk_name_stays_within_2_kb() {
     let m = AssetMeta { original_name: name.clone(), source_path: path.clone(), ..meta(5) };
     let mut up = sink.begin("acme/c/cjk/v", &m).await.expect("begin");
     up.write(Bytes::from_static(b"hello")).await.expect("write");
-    assert_eq!(up.commit(&hex::encode(Sha256::digest(b"hello"))).await, Ok(CommitOutcome::Created));
+    assert_eq!(up.commit(&ObjectDigest::of(b"hello")).await, Ok(CommitOutcome::Created));
     let head = client.head_object().bucket(&bucket).key("acme/c/cjk/v").send().await.expect("head");
     let md = head.metadata().expect("metadata");
     // What S3 counts: every x-amz-meta- name and value, in bytes (the emulator does not enforce

@@ -12,8 +12,7 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use bytes::Bytes;
 use extconn_aws::S3Sink;
 use extconn_core::ProviderKind;
-use extconn_core::ports::{AssetMeta, AssetSink, CommitOutcome, SinkError};
-use sha2::{Digest, Sha256};
+use extconn_core::ports::{AssetMeta, AssetSink, CommitOutcome, ObjectDigest, SinkError};
 
 const CONFLICT: &str = "<Error><Code>ConditionalRequestConflict</Code><Message>A conflicting conditional operation is in progress.</Message></Error>";
 const EXISTS: &str = "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>";
@@ -36,7 +35,7 @@ async fn put(sink: &S3Sink, data: &[u8]) -> Result<CommitOutcome, SinkError> {
     for c in data.chunks(1 << 20) {
         up.write(Bytes::copy_from_slice(c)).await?;
     }
-    up.commit(&hex::encode(Sha256::digest(data))).await
+    up.commit(&ObjectDigest::of(data)).await
 }
 
 #[tokio::test]

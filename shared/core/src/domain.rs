@@ -349,8 +349,9 @@ pub struct Item {
 }
 
 /// Where a transfer cut by an invocation's deadline stands (ARCHITECTURE §7 "Large files"):
-/// fixed-size whatever the file's size — the sink's upload (an id, a part count, its own hash
-/// state), the bytes done and the midstates of the two hashes the bytes are checked with.
+/// fixed-size whatever the file's size — the sink's upload (an id, a part count, its own CRC
+/// state), the bytes done and the states of the two sums the bytes are checked with (the
+/// provider's hash, the engine's CRC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartialTransfer {
     /// The content version being transferred: a source changed since restarts from zero.
@@ -359,8 +360,11 @@ pub struct PartialTransfer {
     pub key: String,
     /// The sink's upload; `sink.offset` bytes are stored and hashed.
     pub sink: crate::ports::SinkResume,
-    /// SHA-256 of the bytes so far (a midstate, hex).
-    pub sha256: String,
+    /// The CRC-64/NVME state of the bytes so far (what the sink's check at commit continues
+    /// from). Absent in a checkpoint written before the engine kept one (it kept a SHA-256
+    /// midstate, ignored now): that transfer starts over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64: Option<u64>,
     /// The provider hash's midstate (hex), when the connector verifies one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_hash: Option<String>,

@@ -856,16 +856,15 @@ fn meta() -> AssetMeta {
     }
 }
 
-fn sha(b: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(b))
+fn sha(b: &[u8]) -> ObjectDigest {
+    ObjectDigest::of(b)
 }
 
 async fn put(
     sink: &dyn AssetSink,
     key: &str,
     chunks: &[&'static [u8]],
-    claimed: &str,
+    claimed: &ObjectDigest,
 ) -> Result<CommitOutcome, SinkError> {
     let mut up = sink.begin(key, &meta()).await?;
     for c in chunks {
@@ -895,6 +894,9 @@ pub async fn asset_sink(sink: Arc<dyn AssetSink>) {
     let k2 = format!("{base}/b");
     let bad = put(sink.as_ref(), &k2, &[b"hello world"], &sha(b"something else")).await;
     assert!(matches!(bad, Err(SinkError::Integrity { .. })), "bytes must match the claimed digest: {bad:?}");
+    // One byte lost between the caller and the sink: the CRC the sink computes tells.
+    let bad = put(sink.as_ref(), &k2, &[b"hello", b"world"], &hello).await;
+    assert!(matches!(bad, Err(SinkError::Integrity { .. })), "a lost byte is refused: {bad:?}");
     assert_eq!(
         put(sink.as_ref(), &k2, &[b"other"], &sha(b"other")).await,
         Ok(CommitOutcome::Created),

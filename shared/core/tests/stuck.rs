@@ -296,6 +296,41 @@ async fn a_file_changed_while_suspended_starts_over_with_no_mixed_object() {
     assert_eq!((h.bench.sink.suspended(), h.bench.sink.open_uploads()), (0, 0));
 }
 
+/// A checkpoint the engine cannot continue — written before it kept a CRC state (it kept a
+/// SHA-256 midstate then) — is dropped, its upload discarded, and the file starts over from
+/// byte 0: imported whole, as one object, in the same run.
+#[tokio::test]
+async fn a_checkpoint_without_a_crc_state_starts_over_whole() {
+    let h = Harness::new().await;
+    const SIZE: u64 = 120 * MIB;
+    let big = h.drive.add_large_file(&h.root, "older.mov", SIZE);
+    h.drive.rewrite_large_file(&big, 5);
+    h.drive.throttle(h.bench.clock.clone(), 2 * MIB);
+    let deadline = h.bench.clock.now() + chrono::Duration::seconds(60);
+    let out = h.engine().run_job(&h.job(Trigger::Schedule), deadline).await.expect("step");
+    assert!(matches!(out, JobOutcome::Continued { .. }), "{out:?}");
+    assert!(h.item(&big).transfer.is_some_and(|t| t.crc64.is_some() && t.sink.offset > 0));
+    assert!(h.bench.store.edit_item(&h.conn, &big, |i| {
+        if let Some(t) = i.transfer.as_mut() {
+            t.crc64 = None;
+        }
+    }));
+
+    // Fast again: the restarted transfer ends in this invocation, so any resume would be the
+    // old checkpoint's.
+    h.drive.throttle(h.bench.clock.clone(), GIB);
+    let next = h.bench.queue.drain().remove(0).0;
+    let (out, _) = h.run_to_end(next, Duration::from_secs(60)).await;
+    assert!(matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. }), "{out:?}");
+    let objects = h.bench.sink.objects();
+    let shas: Vec<&str> = objects.values().map(|o| o.sha256.as_str()).collect();
+    assert_eq!(shas, [FakeDrive::large_sha256(SIZE, 5).as_str()], "one object, whole");
+    assert_eq!(h.bench.sink.resumed(), 0, "the old checkpoint was not continued");
+    let f = h.item(&big);
+    assert_eq!((f.state, f.transfer.is_none()), (ItemState::Imported, true));
+    assert_eq!((h.bench.sink.suspended(), h.bench.sink.open_uploads()), (0, 0));
+}
+
 /// A provider 403 on one file and the sink refusing another are those files' outcomes, with
 /// stable reason codes; the run goes on and ends `partial`.
 #[tokio::test]

@@ -8,6 +8,10 @@
 //! the wrong offset is detected). A 4 GiB file costs nothing until it is read; its
 //! digests are computed once by streaming and cached in its [`Blob`].
 //!
+//! [`Content::Repeating`] serves a generated pattern over and over as slices of one shared
+//! buffer: for benchmarks, where the stand-in provider should not take the CPU the pipeline is
+//! measured on (a real provider's bytes cost the connector's machine nothing to produce).
+//!
 //! A provider's own content hash (Dropbox's `content_hash`, …) implements
 //! [`ContentHasher`] in that provider's module.
 
@@ -28,6 +32,11 @@ const STREAM_CHUNK: usize = 256 * 1024;
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// The period of [`Content::Repeating`]: 1 MiB + 3 bytes, odd, so no power-of-two offset (a
+/// granule, a part, a chunk) lands on the same bytes; a resume at a wrong offset still reads
+/// different bytes unless it is off by a multiple of the period.
+pub const REPEAT_PERIOD: u64 = 1024 * 1024 + 3;
+
 /// Content of a file in an emulated provider.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Content {
@@ -38,6 +47,14 @@ pub enum Content {
         /// Length in bytes.
         size: u64,
         /// Seed: equal (size, seed) pairs give identical bytes.
+        seed: u64,
+    },
+    /// `size` bytes repeating the first [`REPEAT_PERIOD`] bytes of `Generated { seed }`:
+    /// byte `i` is byte `i % REPEAT_PERIOD` of that stream. Streamed without copying.
+    Repeating {
+        /// Length in bytes.
+        size: u64,
+        /// Seed of the repeated pattern.
         seed: u64,
     },
 }
@@ -51,6 +68,9 @@ impl fmt::Debug for Content {
             Content::Bytes(b) => write!(f, "Bytes(<{} bytes>)", b.len()),
             Content::Generated { size, seed } => {
                 f.debug_struct("Generated").field("size", size).field("seed", seed).finish()
+            }
+            Content::Repeating { size, seed } => {
+                f.debug_struct("Repeating").field("size", size).field("seed", seed).finish()
             }
         }
     }
@@ -67,11 +87,16 @@ impl Content {
         Content::Generated { size, seed }
     }
 
+    /// Content of `size` bytes repeating a generated pattern ([`Content::Repeating`]).
+    pub fn repeating(size: u64, seed: u64) -> Content {
+        Content::Repeating { size, seed }
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> u64 {
         match self {
             Content::Bytes(b) => b.len() as u64,
-            Content::Generated { size, .. } => *size,
+            Content::Generated { size, .. } | Content::Repeating { size, .. } => *size,
         }
     }
 
@@ -95,6 +120,16 @@ impl Content {
                 buf[..n].copy_from_slice(&b[start..start + n]);
             }
             Content::Generated { seed, .. } => fill_generated(*seed, offset, &mut buf[..n]),
+            Content::Repeating { seed, .. } => {
+                let (mut at, mut rest) = (offset, &mut buf[..n]);
+                while !rest.is_empty() {
+                    let from = at % REPEAT_PERIOD;
+                    let take = usize::try_from(REPEAT_PERIOD - from).unwrap_or(usize::MAX).min(rest.len());
+                    let (head, tail) = rest.split_at_mut(take);
+                    fill_generated(*seed, from, head);
+                    (at, rest) = (at + take as u64, tail);
+                }
+            }
         }
         n
     }
@@ -103,7 +138,7 @@ impl Content {
     pub fn to_vec(&self) -> Vec<u8> {
         match self {
             Content::Bytes(b) => b.clone(),
-            Content::Generated { .. } => {
+            Content::Generated { .. } | Content::Repeating { .. } => {
                 let mut v = vec![0u8; usize::try_from(self.len()).unwrap_or(usize::MAX)];
                 let n = self.read_at(0, &mut v);
                 v.truncate(n);
@@ -130,7 +165,7 @@ impl Content {
     pub fn for_each_chunk(&self, mut f: impl FnMut(&[u8])) {
         match self {
             Content::Bytes(b) => f(b),
-            Content::Generated { .. } => {
+            Content::Generated { .. } | Content::Repeating { .. } => {
                 let mut buf =
                     vec![0u8; DIGEST_CHUNK.min(usize::try_from(self.len()).unwrap_or(DIGEST_CHUNK))];
                 let mut off = 0u64;
@@ -261,8 +296,18 @@ pub(crate) fn stream_range<H: Send + Sync + 'static>(
     start: u64,
     end: u64,
 ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+    // A repeating content's pattern, generated once per download; chunks are slices of it.
+    let pattern = match &blob.content {
+        Content::Repeating { seed, size } => {
+            let mut p = BytesMut::zeroed(usize::try_from(REPEAT_PERIOD.min(*size)).unwrap_or(0));
+            fill_generated(*seed, 0, &mut p);
+            p.freeze()
+        }
+        _ => Bytes::new(),
+    };
     futures::stream::unfold(start, move |pos| {
         let blob = Arc::clone(&blob);
+        let pattern = pattern.clone();
         async move {
             if pos >= end {
                 return None;
@@ -278,7 +323,13 @@ pub(crate) fn stream_range<H: Send + Sync + 'static>(
                     fill_generated(*seed, pos, &mut buf);
                     buf.freeze()
                 }
+                Content::Repeating { .. } => {
+                    // Up to the pattern's end: a chunk at the wrap is shorter.
+                    let from = usize::try_from(pos % REPEAT_PERIOD).unwrap_or(0);
+                    pattern.slice(from..(from + n).min(pattern.len()))
+                }
             };
+            let n = chunk.len();
             Some((Ok(chunk), pos + n as u64))
         }
     })
@@ -307,6 +358,45 @@ mod tests {
         assert_eq!(c.read_at(1000, &mut [0u8; 4]), 0);
         // Not trivially constant.
         assert!(all.iter().filter(|&&b| b == all[0]).count() < 50);
+    }
+
+    #[test]
+    fn repeating_content_repeats_its_pattern_and_streams_the_same_bytes() {
+        let p = REPEAT_PERIOD;
+        let size = 3 * p + 1000;
+        let c = Content::repeating(size, 5);
+        let pattern = Content::generated(p, 5).to_vec();
+        let all = c.to_vec();
+        assert_eq!(all.len() as u64, size);
+        for k in 0..3 {
+            let at = usize::try_from(k * p).unwrap();
+            assert_eq!(&all[at..at + pattern.len()], &pattern[..], "period {k}");
+        }
+        assert_eq!(&all[usize::try_from(3 * p).unwrap()..], &pattern[..1000]);
+        // Reads across a wrap.
+        let mut buf = vec![0u8; 10];
+        assert_eq!(c.read_at(p - 4, &mut buf), 10);
+        assert_eq!(&buf[..4], &pattern[pattern.len() - 4..]);
+        assert_eq!(&buf[4..], &pattern[..6]);
+        // Streamed from an offset: the same bytes, no chunk over the stream's size.
+        let blob: Arc<Blob<Sha256Hex>> = Blob::new(c.clone());
+        let streamed = futures::executor::block_on(async {
+            use futures::TryStreamExt;
+            stream_range(blob, p - 7, size)
+                .try_fold(Vec::new(), |mut v, b| async move {
+                    assert!(b.len() <= STREAM_CHUNK);
+                    v.extend_from_slice(&b);
+                    Ok(v)
+                })
+                .await
+        })
+        .unwrap();
+        assert_eq!(streamed, &all[usize::try_from(p - 7).unwrap()..]);
+        assert_eq!(c.sha256_hex(), {
+            let mut h = Sha256::new();
+            h.update(&all);
+            hex::encode(h.finalize())
+        });
     }
 
     #[test]

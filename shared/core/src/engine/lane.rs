@@ -1,102 +1,63 @@
-//! The stages of one transfer beside the download: the engine's SHA-256, with the states a
-//! suspend needs (taken as the bytes pass each multiple of the sink's granule), and the sink's
-//! writes. For a large file each runs on its own (a blocking thread, a task), fed through a
-//! bounded queue, so the three hashes of a transfer — the connector's check of the provider's
-//! hash, the engine's SHA-256 and the sink's own — run side by side and the pipeline's rate is
-//! its slowest stage, not their sum. A small file's run inline, where a thread or a task would
-//! cost more than it saves.
+//! What runs beside one transfer's download: the engine's CRC-64 of the bytes it hands the
+//! sink, with the states a suspend needs (taken as the bytes pass each multiple of the sink's
+//! granule), and the sink's writes. The CRC runs inline (tens of GB/s); for a large file the
+//! sink's writes run in a task of their own, fed through a bounded queue, so the connector's
+//! check of the provider's hash (the one cryptographic hash of a transfer) and the sink's work
+//! run side by side and the pipeline's rate is its slower stage, not their sum. A small file's
+//! writes are made inline, where a task would cost more than it saves.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use tracing::Instrument;
 
-use crate::midstate;
+use crate::midstate::{self, Crc64};
 use crate::ports::{AssetUpload, HashMarks, SinkError};
 
-/// Files at least this large get a hashing thread.
-const THREADED_FROM: u64 = 4 * 1024 * 1024;
-/// Chunks queued for the thread at most: bounded memory, and backpressure on the download.
+/// Files at least this large get a writing task.
+const TASK_FROM: u64 = 4 * 1024 * 1024;
+/// Chunks queued for the task at most: bounded memory, and backpressure on the download.
 const QUEUED: usize = 16;
 
-/// The hash and its marks (offset, state), the latest [`HashMarks::KEPT`].
-pub(crate) struct Hashed {
-    pub sha: Sha256,
-    pub marks: VecDeque<(u64, Vec<u8>)>,
-}
-
-pub(crate) struct State {
-    hashed: Hashed,
+/// The CRC of the bytes so far and its marks (offset, state), the latest [`HashMarks::KEPT`].
+pub(crate) struct Summed {
+    pub crc: Crc64,
+    pub marks: VecDeque<(u64, u64)>,
     pos: u64,
     every: u64,
 }
 
-impl State {
-    fn feed(&mut self, bytes: &[u8]) {
+impl Summed {
+    /// Continues `crc`, which covers the first `pos` bytes (marked there); marks every `every`
+    /// bytes (0: never).
+    pub(crate) fn start(crc: Crc64, pos: u64, every: u64) -> Summed {
+        let marks = if pos > 0 { VecDeque::from([(pos, crc.state())]) } else { VecDeque::new() };
+        Summed { crc, marks, pos, every }
+    }
+
+    pub(crate) fn feed(&mut self, bytes: &[u8]) {
         for (piece, mark) in midstate::pieces(self.pos, self.every, bytes) {
-            self.hashed.sha.update(piece);
+            self.crc.update(piece);
             if let Some(at) = mark {
-                if self.hashed.marks.len() == HashMarks::KEPT {
-                    self.hashed.marks.pop_front();
+                if self.marks.len() == HashMarks::KEPT {
+                    self.marks.pop_front();
                 }
-                self.hashed.marks.push_back((at, midstate::save(&self.hashed.sha)));
+                self.marks.push_back((at, self.crc.state()));
             }
         }
         self.pos += bytes.len() as u64;
     }
-}
 
-pub(crate) enum Lane {
-    Inline(State),
-    Thread { tx: mpsc::Sender<Bytes>, done: tokio::task::JoinHandle<Hashed> },
-}
-
-impl Lane {
-    /// Continues `sha`, which covers the first `pos` bytes (marked there), for a file of `size`.
-    pub(crate) fn start(sha: Sha256, pos: u64, every: u64, size: Option<u64>) -> Lane {
-        let mut marks = VecDeque::new();
-        if pos > 0 {
-            marks.push_back((pos, midstate::save(&sha)));
-        }
-        let mut state = State { hashed: Hashed { sha, marks }, pos, every };
-        if size.unwrap_or(0).saturating_sub(pos) < THREADED_FROM {
-            return Lane::Inline(state);
-        }
-        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUED);
-        let done = tokio::task::spawn_blocking(move || {
-            while let Some(bytes) = rx.blocking_recv() {
-                state.feed(&bytes);
-            }
-            state.hashed
-        });
-        Lane::Thread { tx, done }
-    }
-
-    pub(crate) async fn feed(&mut self, bytes: Bytes) {
-        match self {
-            Lane::Inline(state) => state.feed(&bytes),
-            // A closed channel means the thread is gone; `finish` reports it.
-            Lane::Thread { tx, .. } => drop(tx.send(bytes).await),
-        }
-    }
-
-    /// Everything fed, hashed. `None` only if the hashing thread died.
-    pub(crate) async fn finish(self) -> Option<Hashed> {
-        match self {
-            Lane::Inline(state) => Some(state.hashed),
-            Lane::Thread { tx, done } => {
-                drop(tx);
-                done.await.ok()
-            }
-        }
+    /// The CRC state at `offset`, if marked.
+    pub(crate) fn at(&self, offset: u64) -> Option<u64> {
+        self.marks.iter().rev().find(|(o, _)| *o == offset).map(|(_, s)| *s)
     }
 }
 
 /// The sink's writes of one transfer: a large file's run in a task of their own, so the sink's
-/// work (S3 buffering its parts, the local sink's file and hash) runs beside the download's
+/// work (S3 buffering its parts, the local sink's file and CRC) runs beside the download's
 /// instead of after it; a small file's are made inline.
 pub(crate) enum SinkLane {
     Inline(Box<dyn AssetUpload>),
@@ -108,7 +69,7 @@ pub(crate) enum SinkLane {
 
 impl SinkLane {
     pub(crate) fn start(mut upload: Box<dyn AssetUpload>, size: Option<u64>) -> SinkLane {
-        if size.unwrap_or(0) < THREADED_FROM {
+        if size.unwrap_or(0) < TASK_FROM {
             return SinkLane::Inline(upload);
         }
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUED);

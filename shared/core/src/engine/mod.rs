@@ -110,14 +110,14 @@ pub struct EngineConfig {
     /// run of successes; `batch.rs`).
     ///
     /// **Memory budget.** A transfer holds at most the per-transfer bound: the connector's
-    /// chunk, the two stage queues of a large file (16 chunks each, `lane.rs`) and the sink's
-    /// buffer — for S3 the part being filled (8 MiB; bigger parts only for files over ~78 GiB),
-    /// so about 11 MiB; the local and in-memory sinks buffer nothing. S3's parts in flight come
+    /// chunk, a large file's queue to its sink (16 chunks, `lane.rs`) and the sink's buffer —
+    /// for S3 the part being filled (8 MiB; bigger parts only for files over ~78 GiB), so
+    /// about 10 MiB; the local and in-memory sinks buffer nothing. S3's parts in flight come
     /// from one pool per sink, shared by every transfer (16 × 8 MiB = 128 MiB). A worker needs
     /// `messages in flight per worker × transfer_concurrency × the per-transfer bound + the
     /// pool` ≤ the function's memory, less its baseline. The sync worker runs the 3 messages of
-    /// its SQS batch at once, so with 8: 3 × 8 × 11 MiB + 128 MiB ≈ 390 MiB of a 1,024 MB
-    /// function (≈ 520 MiB at the cap of 12).
+    /// its SQS batch at once, so with 8: 3 × 8 × 10 MiB + 128 MiB ≈ 370 MiB of a 1,024 MB
+    /// function (≈ 490 MiB at the cap of 12).
     pub transfer_concurrency: usize,
 }
 

@@ -1,7 +1,7 @@
 //! One file: provider download → asset sink, hashed while streaming, then the item record.
 //! Memory is bounded per transfer by the connector's chunk size, the sink's own buffer (S3:
-//! its parts in flight) and, for a large file, the bounded queues of its hashing and writing
-//! stages (`lane.rs`: 16 chunks each), which run beside the download. Several
+//! its parts in flight) and, for a large file, the bounded queue of its writing stage
+//! (`lane.rs`: 16 chunks), which runs beside the download. Several
 //! files run at once (`batch.rs`), each through this path, sharing the step's context
 //! read-only (the access token, the heartbeat and the sink failure count are shared cells).
 //!
@@ -13,8 +13,8 @@
 //!
 //! A transfer cut by the deadline, or by a stream that broke mid-file, is suspended rather
 //! than lost (ARCHITECTURE §7 "Large files"): the sink keeps a durable prefix, a multiple of
-//! its granule, and the engine records with it the SHA-256 state there (its own marks, taken
-//! as the bytes pass each granule) and the provider hash's state there (the verifier's marks,
+//! its granule, and the engine records with it its CRC state there (its own marks, taken as
+//! the bytes pass each granule) and the provider hash's state there (the verifier's marks,
 //! [`HashMarks`]). The next try — the next invocation for a deadline, the next attempt for a
 //! broken stream — resumes the upload and asks for the rest with the hash state, so the whole
 //! file is still verified. Anything that makes the kept bytes doubtful (another version served,
@@ -23,18 +23,17 @@
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 
 use super::apply::Placement;
-use super::lane::{Hashed, Lane, SinkLane};
+use super::lane::{SinkLane, Summed};
 use super::{Engine, EngineError, RunCtx, Step, Stop};
 use crate::domain::{
     AssetEventKind, Item, ItemState, PartialTransfer, RunCounters, asset_key, content_type_for, retry_delay,
 };
-use crate::midstate;
+use crate::midstate::Crc64;
 use crate::ports::{
-    AssetMeta, CommitOutcome, Download, DownloadRequest, HashMarks, ProviderError, RateScope, RemoteItem,
-    SinkError,
+    AssetMeta, CommitOutcome, Download, DownloadRequest, HashMarks, ObjectDigest, ProviderError, RateScope,
+    RemoteItem, SinkError,
 };
 
 /// Attempts per file within one run (a failed file is retried by later runs too).
@@ -314,9 +313,9 @@ impl Engine {
             content_version: version.clone(),
             provider_hash: served.content_hash.clone(),
         };
-        let (upload, sha, pos) = match from {
+        let (upload, crc, pos) = match from {
             None => match self.ports.sink.begin(&key, &meta).await {
-                Ok(u) => (u, Sha256::new(), 0),
+                Ok(u) => (u, Crc64::new(), 0),
                 Err(e) => return Ok(Ended::Failed(FileFailure::Sink(e))),
             },
             Some(t) => {
@@ -327,13 +326,13 @@ impl Engine {
                     self.ports.sink.discard(&t.key, &t.sink).await;
                     return restart("the file changed since it began");
                 }
-                let Some(sha) = hex::decode(&t.sha256).ok().and_then(|b| midstate::restore::<Sha256>(&b))
-                else {
+                let Some(crc) = t.crc64 else {
+                    // A checkpoint from before the engine kept a CRC.
                     self.ports.sink.discard(&t.key, &t.sink).await;
-                    return restart("its hash state is unreadable");
+                    return restart("its checksum state is missing");
                 };
                 match self.ports.sink.resume(&key, &meta, &t.sink).await {
-                    Ok(u) => (u, sha, t.sink.offset),
+                    Ok(u) => (u, Crc64::resume(crc), t.sink.offset),
                     Err(e) => {
                         self.ports.sink.discard(&t.key, &t.sink).await;
                         return restart(&e.to_string());
@@ -341,10 +340,10 @@ impl Engine {
                 }
             }
         };
-        // SHA-256 states at the sink's granule, for a suspend; a resumed transfer starts with
-        // its own offset marked (a suspend that kept nothing new keeps what it had).
+        // CRC states at the sink's granule, for a suspend; a resumed transfer starts with its
+        // own offset marked (a suspend that kept nothing new keeps what it had).
         let every = self.ports.sink.granule(served.size).unwrap_or(0);
-        let mut lane = Lane::start(sha, pos, every, served.size);
+        let mut summed = Summed::start(crc, pos, every);
         let mut sink = SinkLane::start(upload, served.size.map(|s| s.saturating_sub(pos)));
         if let Some(t) = from
             && let Some(h) = t.provider_hash.as_deref().and_then(|h| hex::decode(h).ok())
@@ -370,7 +369,7 @@ impl Engine {
             };
             match chunk {
                 Ok(bytes) => {
-                    lane.feed(bytes.clone()).await;
+                    summed.feed(&bytes);
                     if sink.write(bytes).await.is_err() {
                         // `finish` below has the sink's own error.
                         break None;
@@ -406,22 +405,16 @@ impl Engine {
                 return Ok(Ended::Failed(FileFailure::Sink(e)));
             }
         };
-        let Some(Hashed { sha, marks }) = lane.finish().await else {
-            upload.abort().await;
-            return Ok(Ended::Failed(FileFailure::Sink(SinkError::Unavailable(
-                "the hashing thread failed".into(),
-            ))));
-        };
         if let Some(failure) = cut {
             let resumes = from.map_or(0, |t| t.resumes + 1);
-            return Ok(match self.suspend(upload, &d.marks, &marks, version, key, resumes).await {
+            return Ok(match self.suspend(upload, &d.marks, &summed, version, key, resumes).await {
                 Some(t) => Ended::Suspended(failure, t, served),
                 None => Ended::Failed(failure),
             });
         }
         let warning = d.warning.get().map(str::to_owned);
         drop(d);
-        match upload.commit(&hex::encode(sha.finalize())).await {
+        match upload.commit(&ObjectDigest { crc64: summed.crc.value() }).await {
             Ok(CommitOutcome::Created | CommitOutcome::AlreadyExists) => {}
             Err(e @ SinkError::Integrity { .. }) => {
                 return Ok(Ended::Failed(FileFailure::Provider(ProviderError::Integrity(e.to_string()))));
@@ -433,31 +426,35 @@ impl Engine {
     }
 
     /// Suspends `upload` and gathers what continues it: the sink's durable offset with the
-    /// SHA-256 state there and, when the connector verifies a hash, that hash's state there.
+    /// CRC state there and, when the connector verifies a hash, that hash's state there.
     /// `None` when any is missing (the upload is then dropped).
     async fn suspend(
         &self,
         upload: Box<dyn crate::ports::AssetUpload>,
         provider_marks: &HashMarks,
-        marks: &std::collections::VecDeque<(u64, Vec<u8>)>,
+        summed: &Summed,
         version: String,
         key: String,
         resumes: u32,
     ) -> Option<PartialTransfer> {
         // In-flight parts get a third of the margin the step keeps for its records.
         let sink = upload.suspend(self.config.deadline_margin / 3).await?;
-        let sha = marks.iter().rev().find(|(o, _)| *o == sink.offset).map(|(_, s)| hex::encode(s));
+        let mark = summed.at(sink.offset);
         let provider_hash = match provider_marks.verifies() {
             true => Some(provider_marks.at(sink.offset).map(hex::encode)),
             false => None,
         };
-        match (sha, provider_hash) {
-            (Some(sha256), None) => {
-                Some(PartialTransfer { version, key, sink, sha256, provider_hash: None, resumes })
-            }
-            (Some(sha256), Some(Some(h))) => {
-                Some(PartialTransfer { version, key, sink, sha256, provider_hash: Some(h), resumes })
-            }
+        let partial = |crc, provider_hash| PartialTransfer {
+            version,
+            key: key.clone(),
+            sink: sink.clone(),
+            crc64: Some(crc),
+            provider_hash,
+            resumes,
+        };
+        match (mark, provider_hash) {
+            (Some(m), None) => Some(partial(m, None)),
+            (Some(m), Some(Some(h))) => Some(partial(m, Some(h))),
             _ => {
                 self.ports.sink.discard(&key, &sink).await;
                 None

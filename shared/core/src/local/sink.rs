@@ -4,16 +4,16 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::midstate;
-use crate::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError, SinkResume};
+use crate::midstate::{self, Crc64};
+use crate::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, ObjectDigest, SinkError, SinkResume};
 
 /// Assets as files (see the module docs). Create-only: a commit publishes the object with a
 /// hard link, which fails atomically if the key already exists. An upload is a temp file
 /// under `tmp/`; suspended, the file stays (cut to a multiple of the granule) and its name
-/// and hash state are the resume state.
+/// and CRC state are the resume state. The sink checks what it wrote by CRC-64/NVME against the
+/// caller's [`ObjectDigest`], and an existing object under the key by the same CRC.
 #[derive(Debug, Clone)]
 pub struct LocalAssetSink {
     root: PathBuf,
@@ -38,7 +38,7 @@ impl LocalAssetSink {
         self
     }
 
-    /// An upload into `tmp`, which holds `written` bytes hashed by `hasher`. Suspended again
+    /// An upload into `tmp`, which holds `written` bytes summed by `crc`. Suspended again
     /// before the next granule, a resumed one keeps what it had: its start is marked.
     fn upload(
         &self,
@@ -46,7 +46,7 @@ impl LocalAssetSink {
         meta: &AssetMeta,
         tmp: PathBuf,
         file: tokio::fs::File,
-        hasher: Sha256,
+        crc: Crc64,
         written: u64,
     ) -> LocalUpload {
         LocalUpload {
@@ -55,8 +55,8 @@ impl LocalAssetSink {
             meta: meta.clone(),
             tmp,
             file: Some(file),
-            mark: (written > 0).then(|| (written, midstate::save(&hasher))),
-            hasher,
+            mark: (written > 0).then(|| (written, crc.state())),
+            crc,
             written,
             granule: self.granule,
             keep: false,
@@ -64,14 +64,14 @@ impl LocalAssetSink {
     }
 
     /// The temp file a resume state names: a bare file name this sink generates, never a path.
-    fn suspended_file(&self, from: &SinkResume) -> Option<(PathBuf, Sha256)> {
+    fn suspended_file(&self, from: &SinkResume) -> Option<(PathBuf, Crc64)> {
         let (name, state) = from.state.split_once('/')?;
         let plain = name.strip_suffix(".part")?;
         if plain.is_empty() || !plain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return None;
         }
-        let hasher = midstate::restore(&hex::decode(state).ok()?)?;
-        Some((self.root.join("tmp").join(name), hasher))
+        let crc = Crc64::resume(u64::from_str_radix(state, 16).ok().filter(|_| state.len() == 16)?);
+        Some((self.root.join("tmp").join(name), crc))
     }
 
     /// Where the object of `key` lives (it may not exist).
@@ -87,9 +87,9 @@ impl LocalAssetSink {
     }
 }
 
-async fn sha256_of_file(path: &Path) -> std::io::Result<String> {
+async fn crc64_of_file(path: &Path) -> std::io::Result<u64> {
     let mut f = tokio::fs::File::open(path).await?;
-    let mut h = Sha256::new();
+    let mut h = Crc64::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf).await?;
@@ -98,7 +98,7 @@ async fn sha256_of_file(path: &Path) -> std::io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(h.value())
 }
 
 struct LocalUpload {
@@ -107,11 +107,11 @@ struct LocalUpload {
     meta: AssetMeta,
     tmp: PathBuf,
     file: Option<tokio::fs::File>,
-    hasher: Sha256,
+    crc: Crc64,
     written: u64,
     granule: u64,
-    /// The hash state at the last multiple of the granule.
-    mark: Option<(u64, Vec<u8>)>,
+    /// The CRC state at the last multiple of the granule.
+    mark: Option<(u64, u64)>,
     /// Suspended: the temp file outlives the upload.
     keep: bool,
 }
@@ -123,7 +123,7 @@ impl AssetSink for LocalAssetSink {
         tokio::fs::create_dir_all(&tmp_dir).await.map_err(io)?;
         let tmp = tmp_dir.join(format!("{}.part", crate::ids::RunId::generate()));
         let file = tokio::fs::File::create_new(&tmp).await.map_err(io)?;
-        Ok(Box::new(self.upload(key, meta, tmp, file, Sha256::new(), 0)))
+        Ok(Box::new(self.upload(key, meta, tmp, file, Crc64::new(), 0)))
     }
 
     fn granule(&self, _size: Option<u64>) -> Option<u64> {
@@ -136,7 +136,7 @@ impl AssetSink for LocalAssetSink {
         meta: &AssetMeta,
         from: &SinkResume,
     ) -> Result<Box<dyn AssetUpload>, SinkError> {
-        let (tmp, hasher) = self
+        let (tmp, crc) = self
             .suspended_file(from)
             .ok_or_else(|| SinkError::Unavailable("not a suspended upload of this sink".into()))?;
         let file = tokio::fs::OpenOptions::new().write(true).open(&tmp).await.map_err(io)?;
@@ -151,7 +151,7 @@ impl AssetSink for LocalAssetSink {
         file.set_len(from.offset).await.map_err(io)?;
         let mut file = file;
         tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(from.offset)).await.map_err(io)?;
-        Ok(Box::new(self.upload(key, meta, tmp, file, hasher, from.offset)))
+        Ok(Box::new(self.upload(key, meta, tmp, file, crc, from.offset)))
     }
 
     async fn discard(&self, _key: &str, from: &SinkResume) {
@@ -162,14 +162,11 @@ impl AssetSink for LocalAssetSink {
 }
 
 impl LocalUpload {
-    async fn publish(&mut self, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
+    async fn publish(&mut self, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
         if let Some(mut f) = self.file.take() {
             f.flush().await.map_err(io)?;
         }
-        let actual = hex::encode(std::mem::take(&mut self.hasher).finalize());
-        if actual != sha256_hex {
-            return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
-        }
+        digest.check(self.crc.value())?;
         let target = self.root.join("objects").join(&self.key);
         if let Some(dir) = target.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(io)?;
@@ -177,7 +174,7 @@ impl LocalUpload {
         let outcome = match tokio::fs::hard_link(&self.tmp, &target).await {
             Ok(()) => CommitOutcome::Created,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                if sha256_of_file(&target).await.map_err(io)? == actual {
+                if crc64_of_file(&target).await.map_err(io)? == digest.crc64 {
                     CommitOutcome::AlreadyExists
                 } else {
                     return Err(SinkError::Conflict);
@@ -186,18 +183,18 @@ impl LocalUpload {
             Err(e) => return Err(io(e)),
         };
         if outcome == CommitOutcome::Created {
-            self.write_meta(&actual).await?;
+            self.write_meta(digest).await?;
         }
         Ok(outcome)
     }
 
-    async fn write_meta(&self, sha256: &str) -> Result<(), SinkError> {
+    async fn write_meta(&self, digest: &ObjectDigest) -> Result<(), SinkError> {
         let m = &self.meta;
         let doc = json!({
             "key": self.key,
             "content_type": m.content_type,
             "size": m.size,
-            "sha256": sha256,
+            "checksum": ObjectDigest::label(digest.crc64),
             "original_name": m.original_name,
             "source_path": m.source_path,
             "provider": m.provider,
@@ -221,18 +218,18 @@ impl AssetUpload for LocalUpload {
         let f = self.file.as_mut().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))?;
         f.write_all(&chunk).await.map_err(io)?;
         for (piece, mark) in midstate::pieces(self.written, self.granule, &chunk) {
-            self.hasher.update(piece);
+            self.crc.update(piece);
             if let Some(at) = mark {
-                self.mark = Some((at, midstate::save(&self.hasher)));
+                self.mark = Some((at, self.crc.state()));
             }
         }
         self.written += chunk.len() as u64;
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
+    async fn commit(mut self: Box<Self>, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
         // The temp file goes in every case (Drop removes it).
-        self.publish(sha256_hex).await
+        self.publish(digest).await
     }
 
     async fn abort(self: Box<Self>) {}
@@ -250,7 +247,7 @@ impl AssetUpload for LocalUpload {
         }
         let name = self.tmp.file_name()?.to_str()?.to_owned();
         self.keep = true;
-        Some(SinkResume { offset, state: format!("{name}/{}", hex::encode(state)) })
+        Some(SinkResume { offset, state: format!("{name}/{state:016x}") })
     }
 }
 
@@ -283,8 +280,8 @@ mod tests {
         }
     }
 
-    fn sha(b: &[u8]) -> String {
-        hex::encode(Sha256::digest(b))
+    fn sha(b: &[u8]) -> ObjectDigest {
+        ObjectDigest::of(b)
     }
 
     #[tokio::test]

@@ -8,7 +8,10 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{AssetEvent, ConnectionEvent};
 use crate::midstate;
-use crate::ports::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError, SinkResume};
+use crate::midstate::Crc64;
+use crate::ports::{
+    AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, ObjectDigest, SinkError, SinkResume,
+};
 
 /// What a [`MemorySink`] keeps per object: the digest and size, not the bytes, so tests can
 /// sync gigabytes through it.
@@ -26,17 +29,19 @@ struct Inner {
     commits: AtomicU64,
     /// Original names whose uploads the sink refuses (a test's per-file sink failure).
     refused: Mutex<std::collections::BTreeSet<String>>,
-    /// Suspended uploads by token: the key, the bytes held and the hash state there.
+    /// Suspended uploads by token: the key, the bytes held and the hash states there.
     suspended: Mutex<BTreeMap<String, Suspended>>,
     resumed: AtomicU64,
     /// Uploads are suspended in steps of this many bytes; 0: never (they abort).
     granule: AtomicU64,
 }
 
-/// A suspended upload: its key, the bytes it holds and its hash state there.
-type Suspended = (String, u64, Vec<u8>);
+/// A suspended upload: its key, the bytes it holds and its SHA-256 and CRC states there.
+type Suspended = (String, u64, Vec<u8>, u64);
 
-/// An asset sink that hashes what it receives and keeps only digests. Uploads suspend in
+/// An asset sink that hashes what it receives and keeps only digests: it checks the CRC of
+/// [`ObjectDigest`] as the production sinks do, and computes a SHA-256 of its own, so a test's
+/// [`StoredObject::sha256`] is a witness independent of the engine. Uploads suspend in
 /// steps of [`MemorySink::DEFAULT_GRANULE`] bytes (see [`MemorySink::with_granule`]).
 #[derive(Debug, Clone)]
 pub struct MemorySink {
@@ -100,9 +105,10 @@ struct MemoryUpload {
     key: String,
     meta: AssetMeta,
     hasher: Sha256,
+    crc: Crc64,
     size: u64,
-    /// The hash state at the last multiple of the granule.
-    mark: Option<(u64, Vec<u8>)>,
+    /// The hash states at the last multiple of the granule.
+    mark: Option<(u64, Vec<u8>, u64)>,
 }
 
 #[async_trait]
@@ -117,6 +123,7 @@ impl AssetSink for MemorySink {
             key: key.to_owned(),
             meta: meta.clone(),
             hasher: Sha256::new(),
+            crc: Crc64::new(),
             size: 0,
             mark: None,
         }))
@@ -134,12 +141,12 @@ impl AssetSink for MemorySink {
     ) -> Result<Box<dyn AssetUpload>, SinkError> {
         let gone = || SinkError::Unavailable(format!("no suspended upload {}", from.state));
         let mut suspended = self.inner.suspended.lock().expect("sink lock");
-        let (k, offset, state) = suspended.get(&from.state).ok_or_else(gone)?;
+        let (k, offset, state, crc) = suspended.get(&from.state).ok_or_else(gone)?;
         if k != key || *offset != from.offset {
             return Err(gone());
         }
         let hasher = midstate::restore(state).ok_or_else(gone)?;
-        let state = state.clone();
+        let (state, crc) = (state.clone(), *crc);
         suspended.remove(&from.state);
         self.inner.open_uploads.fetch_add(1, Ordering::SeqCst);
         self.inner.resumed.fetch_add(1, Ordering::SeqCst);
@@ -148,9 +155,10 @@ impl AssetSink for MemorySink {
             key: key.to_owned(),
             meta: meta.clone(),
             hasher,
+            crc: Crc64::resume(crc),
             size: from.offset,
             // Suspended again before the next granule, it keeps what it had.
-            mark: Some((from.offset, state)),
+            mark: Some((from.offset, state, crc)),
         }))
     }
 
@@ -165,20 +173,19 @@ impl AssetUpload for MemoryUpload {
         let every = self.inner.granule.load(Ordering::SeqCst);
         for (piece, mark) in midstate::pieces(self.size, every, &chunk) {
             self.hasher.update(piece);
+            self.crc.update(piece);
             if let Some(at) = mark {
-                self.mark = Some((at, midstate::save(&self.hasher)));
+                self.mark = Some((at, midstate::save(&self.hasher), self.crc.state()));
             }
         }
         self.size += chunk.len() as u64;
         Ok(())
     }
 
-    async fn commit(self: Box<Self>, sha256_hex: &str) -> Result<CommitOutcome, SinkError> {
+    async fn commit(self: Box<Self>, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
         self.inner.open_uploads.fetch_sub(1, Ordering::SeqCst);
+        digest.check(self.crc.value())?;
         let actual = hex::encode(self.hasher.finalize());
-        if actual != sha256_hex {
-            return Err(SinkError::Integrity { expected: sha256_hex.to_owned(), actual });
-        }
         let mut objects = self.inner.objects.lock().expect("sink lock");
         if let Some(existing) = objects.get(&self.key) {
             return if existing.sha256 == actual {
@@ -201,9 +208,9 @@ impl AssetUpload for MemoryUpload {
 
     async fn suspend(self: Box<Self>, _within: std::time::Duration) -> Option<SinkResume> {
         self.inner.open_uploads.fetch_sub(1, Ordering::SeqCst);
-        let (offset, state) = self.mark?;
+        let (offset, state, crc) = self.mark?;
         let token = crate::ids::RunId::generate().to_string();
-        self.inner.suspended.lock().expect("sink lock").insert(token.clone(), (self.key, offset, state));
+        self.inner.suspended.lock().expect("sink lock").insert(token.clone(), (self.key, offset, state, crc));
         Some(SinkResume { offset, state: token })
     }
 }

@@ -57,6 +57,19 @@ impl MemoryStore {
     pub fn all_items(&self, conn: &ConnKey) -> Vec<Item> {
         self.lock().items.get(conn).map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
+
+    /// Changes an item in place, unfenced: for tests that need a record as an older version
+    /// of the engine wrote it. False if there is no such item.
+    pub fn edit_item(&self, conn: &ConnKey, provider_id: &str, f: impl FnOnce(&mut Item)) -> bool {
+        let mut st = self.lock();
+        match st.items.get_mut(conn).and_then(|m| m.get_mut(provider_id)) {
+            Some(item) => {
+                f(item);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 fn fenced<'a>(st: &'a mut State, fence: &Fence) -> Result<&'a mut Connection, StoreError> {

@@ -28,8 +28,9 @@ pub enum CommitOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
-    /// The bytes written do not hash to what the caller expected; nothing was kept.
-    #[error("integrity check failed: expected sha256 {expected}, wrote {actual}")]
+    /// The bytes written do not hash to what the caller expected; nothing was kept. The values
+    /// name their algorithm (`crc64nvme:…`).
+    #[error("integrity check failed: expected {expected}, wrote {actual}")]
     Integrity { expected: String, actual: String },
     /// A different object already exists under the key (keys are content-versioned, so this
     /// means a bug or tampering, never a normal redelivery).
@@ -37,6 +38,41 @@ pub enum SinkError {
     Conflict,
     #[error("asset sink unavailable: {0}")]
     Unavailable(String),
+}
+
+/// What the caller computed over an object's bytes as it wrote them, for [`AssetUpload::commit`]:
+/// their CRC-64/NVME ([`crate::midstate::Crc64`]). The sink computes its own over what it
+/// stores and publishes nothing on a mismatch — a byte lost, doubled or misplaced between the
+/// caller and the sink. It is also how a sink tells that an object already under the key is
+/// the same object (`AlreadyExists`): keys name the content version, so a different object
+/// there means a bug or tampering, which a 64-bit CRC tells as surely as a 256-bit hash would.
+/// (Whether the bytes are the provider's is the connector's check, against the provider's
+/// own hash, before they reach the caller.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectDigest {
+    pub crc64: u64,
+}
+
+impl ObjectDigest {
+    /// The digest of `bytes` held whole (small objects, tests).
+    pub fn of(bytes: &[u8]) -> Self {
+        Self { crc64: crate::midstate::Crc64::of(bytes) }
+    }
+
+    /// As a sink writes it (metadata, messages): `crc64nvme:` and 16 hex digits.
+    pub fn label(crc64: u64) -> String {
+        format!("crc64nvme:{crc64:016x}")
+    }
+
+    /// [`SinkError::Integrity`] unless the sink's own CRC, `stored`, is this digest's.
+    pub fn check(&self, stored: u64) -> Result<(), SinkError> {
+        match stored == self.crc64 {
+            true => Ok(()),
+            false => {
+                Err(SinkError::Integrity { expected: Self::label(self.crc64), actual: Self::label(stored) })
+            }
+        }
+    }
 }
 
 /// Where a suspended upload stands (ARCHITECTURE §7 "Large files"): enough for
@@ -87,8 +123,8 @@ pub trait AssetSink: Send + Sync {
 #[async_trait]
 pub trait AssetUpload: Send {
     async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError>;
-    /// Publishes the object if the bytes written hash to `sha256_hex`.
-    async fn commit(self: Box<Self>, sha256_hex: &str) -> Result<CommitOutcome, SinkError>;
+    /// Publishes the object if the bytes written are those `digest` was computed over.
+    async fn commit(self: Box<Self>, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError>;
     /// Discards everything written. Never fails loudly: cleanup is best effort (S3's lifecycle
     /// rule catches what it misses).
     async fn abort(self: Box<Self>);

@@ -9,7 +9,9 @@ pub mod queue;
 pub mod store;
 pub mod vault;
 
-pub use assets::{AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, SinkError, SinkResume};
+pub use assets::{
+    AssetEvents, AssetMeta, AssetSink, AssetUpload, CommitOutcome, ObjectDigest, SinkError, SinkResume,
+};
 pub use clock::{Clock, SystemClock};
 pub use provider::{
     AccountInfo, AuthorizeRequest, Capabilities, Change, Download, DownloadRequest, DownloadWarning,

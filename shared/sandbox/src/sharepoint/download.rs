@@ -39,7 +39,7 @@ fn rewritten(blob: &SpBlob) -> Arc<SpBlob> {
             v.extend_from_slice(OFFICE_REWRITE);
             Blob::new(Content::Bytes(v))
         }
-        Content::Generated { size, seed } => {
+        Content::Generated { size, seed } | Content::Repeating { size, seed } => {
             Blob::new(Content::generated(size + OFFICE_REWRITE.len() as u64, seed ^ 0x0FF1_CE00))
         }
     }

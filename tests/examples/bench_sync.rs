@@ -156,6 +156,21 @@ async fn large_files() -> bool {
         failed |= !verified;
         peak = peak.max(peak_mib);
     }
+    // The floor of the local-sink rows: the kernel writing the same amount into a new file in
+    // the same folder, one thread, 256 KiB at a time, nothing else running.
+    let parent = match &sink {
+        SinkKind::LocalIn(p) => p.clone(),
+        _ => std::env::temp_dir(),
+    };
+    for gib in [1u64, 4] {
+        match write_alone(&parent, gib << 30) {
+            Ok(secs) => println!(
+                "file writes alone, {gib} GiB into a new file there: {secs:.1} s, {:.0} MiB/s (what the local-sink rows cannot beat)",
+                (gib << 30) as f64 / MIB / secs
+            ),
+            Err(e) => println!("(file writes alone failed: {e})"),
+        }
+    }
     let peak_mib = peak;
     if peak_mib > BUDGET_MIB {
         eprintln!("peak RSS {peak_mib} MiB exceeds the {BUDGET_MIB} MiB budget");
@@ -169,6 +184,28 @@ async fn large_files() -> bool {
         None => println!("(openssl speed did not run: no reference figure)"),
     }
     !failed
+}
+
+/// Seconds to write `size` bytes into a new file under `dir` (then removed), flushed to the
+/// page cache, not to the disk: the kernel's own cost, as the local sink pays it.
+fn write_alone(dir: &std::path::Path, size: u64) -> std::io::Result<f64> {
+    use std::io::Write as _;
+    let path = dir.join(format!("extconn-bench-{}.bin", std::process::id()));
+    let buf = vec![0x5au8; 256 * 1024];
+    let started = Instant::now();
+    let written = (|| {
+        let mut f = std::fs::File::create(&path)?;
+        let mut left = size;
+        while left > 0 {
+            let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            f.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        f.flush()
+    })();
+    let secs = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    written.map(|()| secs)
 }
 
 /// CRC-64/NVME of a sandbox content, streamed.

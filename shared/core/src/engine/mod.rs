@@ -112,8 +112,9 @@ pub struct EngineConfig {
     /// **Memory budget.** A transfer holds at most the per-transfer bound: the connector's
     /// chunk, a large file's queue to its sink (16 chunks, `lane.rs`) and the sink's buffer —
     /// for S3 the part being filled (8 MiB; bigger parts only for files over ~78 GiB), so
-    /// about 10 MiB; the local and in-memory sinks buffer nothing. S3's parts in flight come
-    /// from one pool per sink, shared by every transfer (16 × 8 MiB = 128 MiB). A worker needs
+    /// about 10 MiB; the local sink holds at most 2 MiB (a batch being written, the next
+    /// gathering), the in-memory sink nothing. S3's parts in flight come from one pool per sink,
+    /// shared by every transfer (16 × 8 MiB = 128 MiB). A worker needs
     /// `messages in flight per worker × transfer_concurrency × the per-transfer bound + the
     /// pool` ≤ the function's memory, less its baseline. The sync worker runs the 3 messages of
     /// its SQS batch at once, so with 8: 3 × 8 × 10 MiB + 128 MiB ≈ 370 MiB of a 1,024 MB

@@ -55,6 +55,9 @@ impl LocalAssetSink {
             meta: meta.clone(),
             tmp,
             file: Some(file),
+            pending: Vec::new(),
+            pending_len: 0,
+            writing: None,
             mark: (written > 0).then(|| (written, crc.state())),
             crc,
             written,
@@ -107,6 +110,13 @@ struct LocalUpload {
     meta: AssetMeta,
     tmp: PathBuf,
     file: Option<tokio::fs::File>,
+    /// Chunks received and not yet written: written together once they reach
+    /// [`WRITE_BATCH`] bytes, in one blocking call, so a large file costs one hop to the
+    /// blocking pool per batch rather than per network chunk.
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    /// The batch being written (the file is with it): the next batch gathers meanwhile.
+    writing: Option<tokio::task::JoinHandle<(std::fs::File, std::io::Result<()>)>>,
     crc: Crc64,
     written: u64,
     granule: u64,
@@ -161,8 +171,48 @@ impl AssetSink for LocalAssetSink {
     }
 }
 
+/// Bytes gathered before a write to the temp file.
+const WRITE_BATCH: usize = 1024 * 1024;
+
 impl LocalUpload {
+    /// Waits for the batch being written, if any; the file is back in `self.file`.
+    async fn settle(&mut self) -> Result<(), SinkError> {
+        if let Some(writing) = self.writing.take() {
+            let (file, written) =
+                writing.await.map_err(|e| SinkError::Unavailable(format!("the file writer failed: {e}")))?;
+            self.file = Some(tokio::fs::File::from_std(file));
+            written.map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// Starts writing the pending chunks, as they are (no copy), on the blocking pool, once the
+    /// batch before them is written.
+    async fn start_write(&mut self) -> Result<(), SinkError> {
+        self.settle().await?;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let file =
+            self.file.take().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))?;
+        let mut file = file.into_std().await;
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            let written = pending.iter().try_for_each(|b| std::io::Write::write_all(&mut file, b));
+            (file, written)
+        }));
+        Ok(())
+    }
+
+    /// Everything received, written.
+    async fn write_pending(&mut self) -> Result<(), SinkError> {
+        self.start_write().await?;
+        self.settle().await
+    }
+
     async fn publish(&mut self, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
+        self.write_pending().await?;
         if let Some(mut f) = self.file.take() {
             f.flush().await.map_err(io)?;
         }
@@ -215,8 +265,10 @@ impl LocalUpload {
 #[async_trait]
 impl AssetUpload for LocalUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
-        let f = self.file.as_mut().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))?;
-        f.write_all(&chunk).await.map_err(io)?;
+        if self.file.is_none() && self.writing.is_none() {
+            // A write failed: the upload is unusable.
+            return Err(SinkError::Unavailable("upload already finished".into()));
+        }
         for (piece, mark) in midstate::pieces(self.written, self.granule, &chunk) {
             self.crc.update(piece);
             if let Some(at) = mark {
@@ -224,6 +276,11 @@ impl AssetUpload for LocalUpload {
             }
         }
         self.written += chunk.len() as u64;
+        self.pending_len += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_len >= WRITE_BATCH {
+            self.start_write().await?;
+        }
         Ok(())
     }
 
@@ -236,6 +293,8 @@ impl AssetUpload for LocalUpload {
 
     async fn suspend(mut self: Box<Self>, _within: std::time::Duration) -> Option<SinkResume> {
         let (offset, state) = self.mark.take()?;
+        // The mark may fall inside the pending bytes: they are written, then cut there.
+        self.write_pending().await.ok()?;
         let mut file = self.file.take()?;
         let kept = async {
             file.flush().await?;

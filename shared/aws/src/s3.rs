@@ -7,6 +7,10 @@
 //!   a pool shared by every upload of the sink (16 parts by default, [`S3Sink::with_part_pool`]).
 //!   Memory is therefore bounded per process, not per upload: the pool's parts in flight plus
 //!   one part being filled per upload, whatever the sizes and however many transfers run.
+//! - A part's buffer is used again once the part is stored: a large upload allocates its
+//!   buffers once, and the spares go when the sink has no upload open. Allocated and freed per
+//!   part (on one thread, freed on another, by the allocator's heaps, which keep what is freed),
+//!   a 1 GiB upload's peak RSS wandered from ~90 MiB to 157 MiB.
 //! - The object appears only at completion, with `If-None-Match: *`: a 412 means the key
 //!   exists; it is success if that object's CRC-64 is ours (a redelivery), a conflict if not.
 //!   A 409 (`ConditionalRequestConflict`: a concurrent conditional write of the key) is retried
@@ -184,6 +188,11 @@ pub struct S3Sink {
     bucket: String,
     /// One permit per part in flight, shared by the sink's clones and uploads.
     parts: Arc<Semaphore>,
+    /// Buffers of parts already stored, for the next parts (at most `spares` of them).
+    buffers: Arc<std::sync::Mutex<Vec<BytesMut>>>,
+    spares: usize,
+    /// Uploads open: the last to close drops the spare buffers.
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl S3Sink {
@@ -193,7 +202,43 @@ impl S3Sink {
 
     /// A sink whose uploads together keep at most `parts` parts in flight (at least one).
     pub fn with_part_pool(client: Client, bucket: impl Into<String>, parts: usize) -> Self {
-        Self { client, bucket: bucket.into(), parts: Arc::new(Semaphore::new(parts.max(1))) }
+        Self {
+            client,
+            bucket: bucket.into(),
+            parts: Arc::new(Semaphore::new(parts.max(1))),
+            buffers: Arc::default(),
+            spares: parts.max(1),
+            open: Arc::default(),
+        }
+    }
+
+    /// The sink as an open upload holds it (see [`S3Upload`]'s `Drop`).
+    fn opened(&self) -> S3Sink {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.clone()
+    }
+
+    /// A buffer for a part of `size` bytes: a spare one when there is one big enough (a file
+    /// smaller than a part gets its own, exact).
+    fn part_buffer(&self, size: usize) -> BytesMut {
+        if size >= MIN_PART as usize {
+            let mut spares = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = spares.iter().position(|b| b.capacity() >= size) {
+                return spares.swap_remove(i);
+            }
+        }
+        BytesMut::with_capacity(size)
+    }
+
+    /// Keeps a stored part's buffer for a next part, when nothing else holds it any more.
+    fn keep_buffer(buffers: &std::sync::Mutex<Vec<BytesMut>>, spares: usize, body: Bytes) {
+        if let Ok(mut b) = body.try_into_mut() {
+            b.clear();
+            let mut kept = buffers.lock().unwrap_or_else(|p| p.into_inner());
+            if b.capacity() >= MIN_PART as usize && kept.len() < spares {
+                kept.push(b);
+            }
+        }
     }
 
     /// CRC-64/NVME of an existing object, streamed.
@@ -247,7 +292,7 @@ impl AssetSink for S3Sink {
     async fn begin(&self, key: &str, meta: &AssetMeta) -> Result<Box<dyn AssetUpload>, SinkError> {
         let part = usize::try_from(part_size(meta.size)).unwrap_or(usize::MAX);
         Ok(Box::new(S3Upload {
-            sink: self.clone(),
+            sink: self.opened(),
             key: key.to_owned(),
             meta: meta.clone(),
             part_size: part,
@@ -275,7 +320,7 @@ impl AssetSink for S3Sink {
         }
         let done = self.stored_parts(key, &st.upload_id, st.parts).await?;
         Ok(Box::new(S3Upload {
-            sink: self.clone(),
+            sink: self.opened(),
             key: key.to_owned(),
             meta: meta.clone(),
             part_size: usize::try_from(part).unwrap_or(usize::MAX),
@@ -403,7 +448,9 @@ impl S3Upload {
             .acquire_owned()
             .await
             .map_err(|_| SinkError::Unavailable("the part pool is closed".into()))?;
-        let body: Bytes = self.buf.split().freeze();
+        // The whole buffer, not a split: nothing else keeps a reference to it, so once the part
+        // is stored the buffer can serve the next one.
+        let body: Bytes = std::mem::take(&mut self.buf).freeze();
         self.crc.update(&body);
         if mp.marks.len() == MARKS_KEPT {
             mp.marks.pop_front();
@@ -416,6 +463,7 @@ impl S3Upload {
             mp.upload_id.clone(),
             mp.next_part,
         );
+        let (buffers, spares) = (self.sink.buffers.clone(), self.sink.spares);
         mp.next_part += 1;
         mp.in_flight.spawn(
             async move {
@@ -426,10 +474,11 @@ impl S3Upload {
                     .key(key)
                     .upload_id(upload_id)
                     .part_number(number)
-                    .body(ByteStream::from(body))
+                    .body(ByteStream::from(body.clone()))
                     .send()
-                    .await
-                    .map_err(unavailable)?;
+                    .await;
+                S3Sink::keep_buffer(&buffers, spares, body);
+                let out = out.map_err(unavailable)?;
                 Ok(CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(out.e_tag)
@@ -538,15 +587,25 @@ async fn conflict_pause(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(100 * 2u64.pow(attempt))).await;
 }
 
+impl Drop for S3Upload {
+    /// The last upload open drops the spare part buffers: an idle sink holds no part memory.
+    fn drop(&mut self) {
+        if self.sink.open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.sink.buffers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+}
+
 #[async_trait]
 impl AssetUpload for S3Upload {
     async fn write(&mut self, mut chunk: Bytes) -> Result<(), SinkError> {
         while !chunk.is_empty() {
-            if self.buf.is_empty() {
-                // Each part fills one allocation of its own size, reserved up front: grown as it
-                // fills, a buffer is copied at each doubling and may end up twice the part.
+            if self.buf.capacity() == 0 {
+                // Each part fills one allocation of its own size, reserved up front (grown as it
+                // fills, a buffer is copied at each doubling and may end up twice the part): a
+                // spare from a stored part, or a new one.
                 let size = self.meta.size.map_or(usize::MAX, |s| usize::try_from(s).unwrap_or(usize::MAX));
-                self.buf.reserve(self.part_size.min(size));
+                self.buf = self.sink.part_buffer(self.part_size.min(size));
             }
             let take = chunk.len().min(self.part_size - self.buf.len());
             self.buf.extend_from_slice(&chunk.split_to(take));

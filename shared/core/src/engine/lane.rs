@@ -24,7 +24,7 @@ const QUEUED: usize = 16;
 /// The CRC of the bytes so far and its marks (offset, state), the latest [`HashMarks::KEPT`].
 pub(crate) struct Summed {
     pub crc: Crc64,
-    pub marks: VecDeque<(u64, u64)>,
+    marks: VecDeque<(u64, u64)>,
     pos: u64,
     every: u64,
 }

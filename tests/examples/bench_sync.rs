@@ -113,9 +113,12 @@ async fn large_files() -> bool {
         true => (SinkKind::LocalIn(shm.to_path_buf()), "its folder on tmpfs, /dev/shm"),
         false => (SinkKind::Local, "its folder in the temp dir: no /dev/shm here"),
     };
-    println!("Large file: sandbox → engine → local file sink ({folder})");
+    println!("Large file: sandbox → engine → local file sink ({folder}); * a sink that keeps nothing");
     println!(
-        "{:<8} {:>10} {:>10} {:>14} {:>12}  sha256 verified",
+        "(verified: the stored file's SHA-256 is the source's; *: the CRC-64 the sink accepted is the source's)"
+    );
+    println!(
+        "{:<8} {:>10} {:>10} {:>14} {:>12}  verified",
         "size", "seconds", "MiB/s", "peak RSS MiB", "× openssl"
     );
     let mut peak = 0;

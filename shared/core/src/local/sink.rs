@@ -339,7 +339,7 @@ mod tests {
         }
     }
 
-    fn sha(b: &[u8]) -> ObjectDigest {
+    fn digest(b: &[u8]) -> ObjectDigest {
         ObjectDigest::of(b)
     }
 
@@ -351,14 +351,14 @@ mod tests {
             let mut up = sink.begin("c/k/1", &meta()).await.unwrap();
             up.write(Bytes::from_static(b"hel")).await.unwrap();
             up.write(Bytes::from_static(b"lo")).await.unwrap();
-            assert_eq!(up.commit(&sha(b"hello")).await.unwrap(), expected);
+            assert_eq!(up.commit(&digest(b"hello")).await.unwrap(), expected);
         }
         assert_eq!(std::fs::read(sink.object_path("c/k/1")).unwrap(), b"hello");
         assert!(sink.temp_files().is_empty());
 
         let mut up = sink.begin("c/k/1", &meta()).await.unwrap();
         up.write(Bytes::from_static(b"HELLO")).await.unwrap();
-        assert_eq!(up.commit(&sha(b"HELLO")).await, Err(SinkError::Conflict));
+        assert_eq!(up.commit(&digest(b"HELLO")).await, Err(SinkError::Conflict));
         assert_eq!(std::fs::read(sink.object_path("c/k/1")).unwrap(), b"hello");
         assert!(sink.temp_files().is_empty());
     }
@@ -369,7 +369,7 @@ mod tests {
         let sink = LocalAssetSink::new(dir.path());
         let mut up = sink.begin("c/k/2", &meta()).await.unwrap();
         up.write(Bytes::from_static(b"hello")).await.unwrap();
-        assert!(matches!(up.commit(&sha(b"other")).await, Err(SinkError::Integrity { .. })));
+        assert!(matches!(up.commit(&digest(b"other")).await, Err(SinkError::Integrity { .. })));
         assert!(!sink.object_path("c/k/2").exists());
 
         let mut up = sink.begin("c/k/3", &meta()).await.unwrap();

@@ -45,7 +45,8 @@ pub enum SinkError {
 /// stores and publishes nothing on a mismatch — a byte lost, doubled or misplaced between the
 /// caller and the sink. It is also how a sink tells that an object already under the key is
 /// the same object (`AlreadyExists`): keys name the content version, so a different object
-/// there means a bug or tampering, which a 64-bit CRC tells as surely as a 256-bit hash would.
+/// there means a bug (which a 64-bit CRC misses once in 2^64) or tampering (a forged CRC needs
+/// write access to the store, which could as well replace the object after us).
 /// (Whether the bytes are the provider's is the connector's check, against the provider's
 /// own hash, before they reach the caller.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -439,22 +439,15 @@ impl Engine {
     ) -> Option<PartialTransfer> {
         // In-flight parts get a third of the margin the step keeps for its records.
         let sink = upload.suspend(self.config.deadline_margin / 3).await?;
-        let mark = summed.at(sink.offset);
+        // `None`: a verified hash has no state at the offset.
         let provider_hash = match provider_marks.verifies() {
-            true => Some(provider_marks.at(sink.offset).map(hex::encode)),
-            false => None,
+            true => provider_marks.at(sink.offset).map(|h| Some(hex::encode(h))),
+            false => Some(None),
         };
-        let partial = |crc, provider_hash| PartialTransfer {
-            version,
-            key: key.clone(),
-            sink: sink.clone(),
-            crc64: Some(crc),
-            provider_hash,
-            resumes,
-        };
-        match (mark, provider_hash) {
-            (Some(m), None) => Some(partial(m, None)),
-            (Some(m), Some(Some(h))) => Some(partial(m, Some(h))),
+        match (summed.at(sink.offset), provider_hash) {
+            (Some(crc), Some(provider_hash)) => {
+                Some(PartialTransfer { version, key, sink, crc64: Some(crc), provider_hash, resumes })
+            }
             _ => {
                 self.ports.sink.discard(&key, &sink).await;
                 None

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_sdk_dynamodb::config::interceptors::{
-    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
@@ -251,21 +252,34 @@ async fn aws_connection_events_reach_a_queue_through_a_rule() {
     assert_eq!(bodies[0]["detail"]["status"], "needs_review");
 }
 
-/// Counts the requests a DynamoDB client sends and the items its Queries read.
+/// Counts the operations a DynamoDB client calls (and the attempts it sends) and the items its
+/// Queries read.
 #[derive(Debug, Clone, Default)]
 struct Reads {
     requests: Arc<AtomicUsize>,
+    attempts: Arc<AtomicUsize>,
     queries: Arc<AtomicUsize>,
     scanned: Arc<AtomicUsize>,
 }
 
 impl Reads {
+    /// Operations called, Queries answered and items those read, since the last take. An
+    /// operation the SDK retried (a loaded emulator answering 5xx or timing out) counts once:
+    /// the figures are what the code asks for; the retries are counted apart.
     fn take(&self) -> (usize, usize, usize) {
+        self.attempts.swap(0, Ordering::SeqCst);
         (
             self.requests.swap(0, Ordering::SeqCst),
             self.queries.swap(0, Ordering::SeqCst),
             self.scanned.swap(0, Ordering::SeqCst),
         )
+    }
+
+    /// Like `take`, and the attempts beyond the first that the SDK's retries sent.
+    fn take_with_retries(&self) -> ((usize, usize, usize), usize) {
+        let attempts = self.attempts.load(Ordering::SeqCst);
+        let taken = self.take();
+        (taken, attempts.saturating_sub(taken.0))
     }
 }
 
@@ -274,13 +288,22 @@ impl Intercept for Reads {
         "test read counter"
     }
 
+    fn read_before_execution(
+        &self,
+        _: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn read_before_transmit(
         &self,
         _: &BeforeTransmitInterceptorContextRef<'_>,
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.attempts.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -549,7 +572,7 @@ async fn aws_two_ticks_at_once_enqueue_1000_due_connections_once_at_one_write_ea
         extconn_core::scheduler::tick(&ports, due_by)
     );
     let sent = a.expect("tick") + b.expect("tick");
-    let (requests, queries, _) = reads.take();
+    let ((requests, queries, _), retries) = reads.take_with_retries();
     let jobs = bench.queue.drain();
     assert_eq!((sent, jobs.len()), (n, n), "each due connection enqueued once by one of the two ticks");
     let ids: std::collections::BTreeSet<_> = jobs.iter().map(|(j, _)| j.connection_id.clone()).collect();
@@ -561,7 +584,7 @@ async fn aws_two_ticks_at_once_enqueue_1000_due_connections_once_at_one_write_ea
     assert!(writes <= 2 * n, "{writes} claim writes for {n} due connections");
     assert!(queries <= 2 * (8 * 2 + n / 100), "{queries} Query pages");
     eprintln!(
-        "two ticks over {n} due connections: {requests} requests ({queries} Query pages, {writes} claims)"
+        "two ticks over {n} due connections: {requests} requests ({queries} Query pages, {writes} claims), {retries} retried"
     );
 
     // A third tick finds nothing due: 8 empty pages, no write.

@@ -134,7 +134,7 @@ async fn large_files() -> bool {
         let f = w.dbx.add_file(&w.account, &format!("{FOLDER}/{gib}GiB.mov"), content.clone());
         let expected = w.dbx.sha256_of(&w.account, &f.id);
         let started = Instant::now();
-        let out = w.sync(Trigger::Initial).await;
+        let out = w.sync_in_task(Trigger::Initial).await.expect("sync step");
         let secs = started.elapsed().as_secs_f64();
         let peak_mib = vm_hwm_kib() / 1024;
         let ok = matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. });
@@ -291,7 +291,7 @@ async fn s3_phase() -> bool {
     }
     reset_peak();
     let started = Instant::now();
-    let out = w.sync(Trigger::Initial).await;
+    let out = w.sync_in_task(Trigger::Initial).await.expect("sync step");
     let secs = started.elapsed().as_secs_f64();
     let peak_mib = vm_hwm_kib() / 1024;
     let ok = matches!(out, JobOutcome::Finished { status: RunStatus::Succeeded, .. });
@@ -524,7 +524,7 @@ async fn small_run(
     w.dbx.inject(Ep::Download, Fault::Latency(latency), files as u32);
     reset_peak();
     let started = Instant::now();
-    let out = w.try_sync(Trigger::Initial).await;
+    let out = w.sync_in_task(Trigger::Initial).await;
     let secs = started.elapsed().as_secs_f64();
     let peak_rss_mib = vm_hwm_kib() / 1024;
     let imported = match &out {

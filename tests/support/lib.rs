@@ -311,9 +311,19 @@ impl World {
         self.try_sync(trigger).await.expect("sync step")
     }
 
-    /// [`World::sync`], its error returned (a bench prints a failed run as a failed row).
+    /// [`World::sync`], its error returned.
     pub async fn try_sync(&self, trigger: Trigger) -> Result<JobOutcome, EngineError> {
         self.engine().run_job(&self.job(trigger), self.deadline()).await
+    }
+
+    /// [`World::try_sync`] in a task of its own, as the sync-worker and `extconn-local` run a
+    /// job: on the runtime's worker threads, not on the caller's (a bench's `block_on` thread
+    /// would be a core's worth of scheduling no deployment has).
+    pub async fn sync_in_task(&self, trigger: Trigger) -> Result<JobOutcome, EngineError> {
+        let (engine, job, deadline) = (self.engine(), self.job(trigger), self.deadline());
+        tokio::spawn(async move { engine.run_job(&job, deadline).await })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     pub fn add(&self, rel: &str, text: &str) -> extconn_sandbox::dropbox::EntryInfo {

@@ -1,11 +1,13 @@
 //! Verified streaming, for every connector: the body passes through hashed and counted, and
 //! ends with a final `Err(Integrity)` instead of a clean end when it is shorter or longer than
-//! announced or its hash differs from the provider's. Memory: one chunk at a time.
+//! announced or its hash differs from the provider's. Memory: one chunk at a time, and for a
+//! large body the [`READ_AHEAD`] chunks its reader keeps ready.
 
 use bytes::Bytes;
 use extconn_core::midstate;
 use extconn_core::ports::{DownloadRequest, HashMarks, ProviderError};
 use futures::stream::{BoxStream, StreamExt};
+use tracing::Instrument;
 
 use crate::hash::{Resumable, StreamHasher};
 use crate::http::transport_error;
@@ -83,7 +85,66 @@ pub fn verified(
     inner: BoxStream<'static, reqwest::Result<Bytes>>,
     expect: Expect,
 ) -> BoxStream<'static, Result<Bytes, ProviderError>> {
-    verified_stream(inner.map(|r| r.map_err(transport_error)).boxed(), expect)
+    let inner = inner.map(|r| r.map_err(transport_error)).boxed();
+    let inner = match expect.size {
+        Some(size) if size >= READ_AHEAD_FROM => ReadAhead::start(inner),
+        _ => inner,
+    };
+    verified_stream(inner, expect)
+}
+
+/// Bodies at least this large are read ahead of the hash.
+pub const READ_AHEAD_FROM: u64 = 4 * 1024 * 1024;
+/// Chunks a large body's reader keeps ready (a chunk is what one socket read returned, at
+/// most hyper's read buffer: about 400 KiB).
+pub const READ_AHEAD: usize = 4;
+
+/// A large body read by a task of its own into a queue of [`READ_AHEAD`] chunks. hyper reads
+/// the socket only when its single-chunk slot is empty, so read straight by the hasher the
+/// socket waits while a chunk is hashed and the hash waits while the next is read: on this
+/// path the hash is the limit, and with the read ahead of it it never waits for the network
+/// while bytes are there to read. Dropped, the stream stops its reader, which drops the
+/// response (the connection closes).
+struct ReadAhead {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, ProviderError>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl ReadAhead {
+    fn start(
+        mut inner: BoxStream<'static, Result<Bytes, ProviderError>>,
+    ) -> BoxStream<'static, Result<Bytes, ProviderError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let reader = tokio::spawn(
+            async move {
+                while let Some(chunk) = inner.next().await {
+                    let failed = chunk.is_err();
+                    if tx.send(chunk).await.is_err() || failed {
+                        break;
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        ReadAhead { rx, reader }.boxed()
+    }
+}
+
+impl futures::Stream for ReadAhead {
+    type Item = Result<Bytes, ProviderError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 pub fn verified_stream(
@@ -161,6 +222,8 @@ mod tests {
     use super::*;
     use crate::hash::DropboxContentHasher;
     use futures::stream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn dbx(size: u64, hash: Option<&str>) -> Expect {
         Expect {
@@ -330,5 +393,89 @@ mod tests {
         resumed_check::<crate::hash::QuickXorHasher>().await;
         resumed_check::<crate::hash::Md5Hasher>().await;
         resumed_check::<crate::hash::Sha256Hasher>().await;
+    }
+
+    /// A stream of `n` chunks of `size` bytes counting the chunks taken from it, and noting when
+    /// it is dropped; after its chunks it stays pending (a stalled server), never ending.
+    fn counted(
+        n: usize,
+        size: usize,
+    ) -> (BoxStream<'static, reqwest::Result<Bytes>>, Arc<AtomicUsize>, Arc<()>) {
+        let taken = Arc::new(AtomicUsize::new(0));
+        let alive = Arc::new(());
+        let (t, a) = (taken.clone(), alive.clone());
+        let body = stream::iter(0..n)
+            .map(move |i| {
+                let _held = &a;
+                t.fetch_add(1, Ordering::SeqCst);
+                Ok(Bytes::from(vec![(i % 251) as u8; size]))
+            })
+            .chain(stream::pending())
+            .boxed();
+        (body, taken, alive)
+    }
+
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    /// A large body is read ahead of its consumer by a bounded number of chunks, passes whole
+    /// and in order, and its reader stops (dropping the body) when the download is dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_body_is_read_ahead_by_a_few_chunks_and_dropped_with_the_download() {
+        const CHUNK: usize = 256 * 1024;
+        let n = 40;
+        let size = (n * CHUNK) as u64;
+        let (body, taken, alive) = counted(n, CHUNK);
+        let mut s = verified(body, Expect { size: Some(size), ..Expect::default() });
+        settle().await;
+        let ahead = taken.load(Ordering::SeqCst);
+        // The queue's chunks, one in the reader's hand, one in the consumer's poll at most.
+        assert!((1..=READ_AHEAD + 2).contains(&ahead), "{ahead} chunks read before any was asked for");
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            let c = s.next().await.expect("a chunk").expect("bytes");
+            got.push(c[0]);
+        }
+        assert_eq!(got, (0..10).map(|i| (i % 251) as u8).collect::<Vec<_>>(), "in order");
+        settle().await;
+        assert!(taken.load(Ordering::SeqCst) <= 10 + READ_AHEAD + 2);
+        assert!(Arc::strong_count(&alive) > 1, "the body is still being read");
+        drop(s);
+        settle().await;
+        assert_eq!(Arc::strong_count(&alive), 1, "a dropped download drops its body");
+
+        // Under the threshold, no reader: nothing is taken before it is asked for.
+        let (body, taken, _) = counted(2, 1024);
+        let mut s = verified(body, Expect { size: Some(2048), ..Expect::default() });
+        settle().await;
+        assert_eq!(taken.load(Ordering::SeqCst), 0);
+        assert!(s.next().await.expect("a chunk").is_ok());
+    }
+
+    /// What the reader reads ahead is still verified: a large body whose bytes differ from the
+    /// provider's hash ends in an integrity error, as a small one does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_read_ahead_is_still_verified() {
+        const MIB: usize = 1024 * 1024;
+        let data: Vec<u8> = (0..5 * MIB + 17).map(|i| (i.wrapping_mul(31) ^ (i >> 11)) as u8).collect();
+        let mut h = DropboxContentHasher::new();
+        h.update(&data);
+        let hash = Box::new(h).finish();
+        let body = |d: Vec<u8>| -> BoxStream<'static, reqwest::Result<Bytes>> {
+            let parts: Vec<_> = d.chunks(300_007).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            stream::iter(parts).boxed()
+        };
+        let expect = |hash: &str| dbx(data.len() as u64, Some(hash));
+        let out: Vec<_> = verified(body(data.clone()), expect(&hash)).collect().await;
+        assert!(out.iter().all(Result::is_ok), "the same bytes pass");
+        assert_eq!(out.iter().map(|c| c.as_ref().map_or(0, Bytes::len)).sum::<usize>(), data.len());
+        let mut changed = data.clone();
+        changed[4 * MIB + 3] ^= 1;
+        let out: Vec<_> = verified(body(changed), expect(&hash)).collect().await;
+        assert!(matches!(out.last(), Some(Err(ProviderError::Integrity(_)))), "{:?}", out.last());
     }
 }

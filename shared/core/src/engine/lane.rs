@@ -19,7 +19,7 @@ use crate::ports::{AssetUpload, HashMarks, SinkError};
 /// Files at least this large get a writing task.
 const TASK_FROM: u64 = 4 * 1024 * 1024;
 /// Chunks queued for the task at most: bounded memory, and backpressure on the download.
-const QUEUED: usize = 16;
+const QUEUED: usize = 8;
 
 /// The CRC of the bytes so far and its marks (offset, state), the latest [`HashMarks::KEPT`].
 pub(crate) struct Summed {

@@ -109,16 +109,17 @@ pub struct EngineConfig {
     /// limit in force shrinks when the provider throttles (halved on a 429 or 503, +1 after a
     /// run of successes; `batch.rs`).
     ///
-    /// **Memory budget.** A transfer holds at most the per-transfer bound: the connector's
-    /// chunk, a large file's queue to its sink (16 chunks, `lane.rs`) and the sink's buffer —
-    /// for S3 the part being filled (8 MiB; bigger parts only for files over ~78 GiB), so
-    /// about 10 MiB; the local sink holds at most 2 MiB (a batch being written, the next
-    /// gathering), the in-memory sink nothing. S3's parts in flight come from one pool per sink,
-    /// shared by every transfer (16 × 8 MiB = 128 MiB). A worker needs
+    /// **Memory budget.** A transfer holds at most the per-transfer bound: 16 network chunks
+    /// of at most about 400 KiB (a large file's read-ahead of 4, `verify.rs` in the providers,
+    /// and queue of 8 to its sink, `lane.rs`, with the chunks in hand), about 6.5 MiB, and the
+    /// sink's buffer — for S3 the part being filled (8 MiB; bigger parts only for files over
+    /// ~78 GiB), so about 15 MiB; the local sink holds at most 2 MiB (a batch being written,
+    /// the next gathering), the in-memory sink nothing. S3's parts in flight come from one pool
+    /// per sink, shared by every transfer (16 × 8 MiB = 128 MiB). A worker needs
     /// `messages in flight per worker × transfer_concurrency × the per-transfer bound + the
     /// pool` ≤ the function's memory, less its baseline. The sync worker runs the 3 messages of
-    /// its SQS batch at once, so with 8: 3 × 8 × 10 MiB + 128 MiB ≈ 370 MiB of a 1,024 MB
-    /// function (≈ 490 MiB at the cap of 12).
+    /// its SQS batch at once, so with 8: 3 × 8 × 15 MiB + 128 MiB ≈ 490 MiB of a 1,024 MB
+    /// function (≈ 670 MiB at the cap of 12).
     pub transfer_concurrency: usize,
 }
 

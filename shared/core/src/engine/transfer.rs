@@ -1,7 +1,8 @@
 //! One file: provider download → asset sink, hashed while streaming, then the item record.
 //! Memory is bounded per transfer by the connector's chunk size, the sink's own buffer (S3:
-//! its parts in flight) and, for a large file, the bounded queue of its writing stage
-//! (`lane.rs`: 16 chunks), which runs beside the download. Several
+//! the part being filled) and, for a large file, the bounded queues of the connector's
+//! read-ahead (4 chunks) and of its writing stage (`lane.rs`: 8 chunks), which run beside the
+//! hash. Several
 //! files run at once (`batch.rs`), each through this path, sharing the step's context
 //! read-only (the access token, the heartbeat and the sink failure count are shared cells).
 //!

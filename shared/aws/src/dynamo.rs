@@ -12,7 +12,8 @@
 //! (`gsi1pk = DUE#shard`, `gsi1sk = next-due ms#id`, present only while a connection is due for
 //! auto sync, `active` or `error`: a sparse index projecting only the keys and `due_every`, the
 //! interval; the scheduler's claim moves `gsi1sk` and sets `due_claim`, the new next-due time,
-//! in one conditional write without reading the record, and the next doc write folds
+//! and `due_claim_by`, the tick, in one conditional write without reading the record, and the
+//! next doc write folds
 //! `due_claim` into the doc), `ByPath` (`gsi2pk` = the item partition,
 //! `gsi2sk` = the digest of the lower-cased path; only live items of providers that delete by
 //! path), `ByParent`
@@ -887,31 +888,47 @@ impl ConnectionStore for DynamoStore {
     }
 
     /// One conditional write, no read: still in the index at `expected` (so still auto-sync and
-    /// `active` or `error`) → moved to `next`, with `due_claim` for the doc and `rev` bumped so a
-    /// doc write based on an earlier read retries.
+    /// `active` or `error`) → moved to `next`, with `due_claim` for the doc, `due_claim_by` the
+    /// tick, and `rev` bumped so a doc write based on an earlier read retries. A refused claim
+    /// carries the record (no read): at `next` by this tick, it is this tick's own claim whose
+    /// answer was lost and the SDK retried.
     async fn claim_due(
         &self,
         key: &ConnKey,
         expected: Timestamp,
         next: Timestamp,
+        tick: &str,
     ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+        let next_sk = due_sk(next, key);
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(conn_pk(&key.client_id)))
             .key("sk", s(conn_sk(key)))
-            .update_expression("SET gsi1sk = :next, due_claim = :ms ADD rev :one")
+            .update_expression("SET gsi1sk = :next, due_claim = :ms, due_claim_by = :tick ADD rev :one")
             .condition_expression("gsi1sk = :expected")
             .expression_attribute_values(":expected", s(due_sk(expected, key)))
-            .expression_attribute_values(":next", s(due_sk(next, key)))
+            .expression_attribute_values(":next", s(next_sk.clone()))
             .expression_attribute_values(":ms", n(ms(next)))
+            .expression_attribute_values(":tick", s(tick))
             .expression_attribute_values(":one", n(1))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match r {
             Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) if condition_failed(&e) => {
+                let mine = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(x)) => x.item().is_some_and(|a| {
+                        text(a, "gsi1sk") == Some(next_sk.as_str()) && text(a, "due_claim_by") == Some(tick)
+                    }),
+                    _ => false,
+                };
+                Ok(mine)
+            }
             Err(e) => Err(err(e)),
         }
     }

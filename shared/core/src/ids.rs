@@ -43,6 +43,11 @@ fn check_external(s: &str) -> Result<(), IdError> {
 const B32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 const GENERATED_LEN: usize = 26;
 
+/// A scheduler tick's id: what its claims record, so that a retried claim knows its own.
+pub fn tick_id() -> String {
+    mint("tick")
+}
+
 fn mint(prefix: &str) -> String {
     use rand::Rng;
     let mut rng = rand::rng();

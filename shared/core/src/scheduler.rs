@@ -3,7 +3,9 @@
 //! The due set is spread over the store's shards, read in parallel, a page at a time, keys
 //! only. Each due connection is claimed by moving its `next_due_at` forward with one
 //! conditional write (several at once), and only claimed ones are enqueued, in full batches of
-//! 10 pooled across the shards (the remainder at the end of the tick). Two ticks in the same window therefore enqueue each connection once. Connections that
+//! 10 pooled across the shards (the remainder at the end of the tick). Two ticks in the same
+//! window therefore enqueue each connection once; a claim names its tick, so a claim retried
+//! after its first attempt was applied is still this tick's. Connections that
 //! are not `active` or `error`, or have auto sync off, are never due, so they cost nothing.
 //! A tick costs about one write per due connection plus one read per page: 10,000 due
 //! connections are 10,000 claims, 16 at a time per shard.
@@ -25,7 +27,9 @@ const BATCH: usize = 10;
 pub async fn tick(ports: &Ports, now: Timestamp) -> Result<usize, StoreError> {
     let shards = ports.connections.due_shards().max(1);
     let pending = Pending::default();
-    let results = futures::future::join_all((0..shards).map(|sh| tick_shard(ports, sh, now, &pending))).await;
+    let id = crate::ids::tick_id();
+    let results =
+        futures::future::join_all((0..shards).map(|sh| tick_shard(ports, sh, now, &id, &pending))).await;
     let mut sent = 0;
     let mut first_error = None;
     for r in results {
@@ -72,6 +76,7 @@ async fn tick_shard(
     ports: &Ports,
     shard: u32,
     now: Timestamp,
+    id: &str,
     pending: &Pending,
 ) -> Result<usize, StoreError> {
     let mut sent = 0;
@@ -79,7 +84,7 @@ async fn tick_shard(
     loop {
         let page = ports.connections.due(shard, now, after.as_deref(), PAGE).await?;
         let jobs: Vec<Job> = futures::stream::iter(page.due)
-            .map(|d| claim(ports, d, now))
+            .map(|d| claim(ports, d, now, id))
             .buffer_unordered(CLAIMS_AT_ONCE)
             .try_filter_map(|job| async move { Ok(job) })
             .try_collect()
@@ -95,11 +100,11 @@ async fn tick_shard(
 }
 
 /// The job of a due connection, if this tick claimed it.
-async fn claim(ports: &Ports, d: DueRef, now: Timestamp) -> Result<Option<Job>, StoreError> {
+async fn claim(ports: &Ports, d: DueRef, now: Timestamp, tick: &str) -> Result<Option<Job>, StoreError> {
     let interval = chrono::Duration::seconds(i64::try_from(d.every_secs).unwrap_or(i64::MAX).max(60));
     // The next slot is counted from now, not from the missed one, so a backlog never turns into
     // a burst.
-    if !ports.connections.claim_due(&d.key, d.due_at, now + interval).await? {
+    if !ports.connections.claim_due(&d.key, d.due_at, now + interval, tick).await? {
         return Ok(None);
     }
     Ok(Some(Job {

@@ -218,8 +218,18 @@ pub async fn connection_store(store: Arc<dyn ConnectionStore>) {
     let d = all_due(store.as_ref(), tick).await.into_iter().find(|d| d.key == due.key()).expect("listed");
     assert_eq!((d.due_at, d.every_secs), (expected, due.sync_interval_secs), "due time and interval");
     let next = tick + chrono::Duration::seconds(900);
-    assert!(store.claim_due(&due.key(), expected, next).await.expect("claim"));
-    assert!(!store.claim_due(&due.key(), expected, next).await.expect("claim"), "second tick claims nothing");
+    assert!(store.claim_due(&due.key(), expected, next, "tick_a").await.expect("claim"));
+    assert!(
+        !store.claim_due(&due.key(), expected, next, "tick_b").await.expect("claim"),
+        "second tick claims nothing"
+    );
+    // The same tick's claim again (a retry whose first attempt was applied): still its own.
+    assert!(store.claim_due(&due.key(), expected, next, "tick_a").await.expect("claim"), "a retried claim");
+    let later = next + chrono::Duration::seconds(1);
+    assert!(
+        !store.claim_due(&due.key(), expected, later, "tick_a").await.expect("claim"),
+        "a claim to another time is not the one applied"
+    );
     // The claim is the connection's next-due time, and a later doc write keeps it.
     assert_eq!(store.get(&due.key()).await.expect("get").expect("there").next_due_at, Some(next));
     store.update(&due.key(), &ConnectionPatch::default()).await.expect("update");

@@ -25,6 +25,8 @@ struct State {
     items: BTreeMap<ConnKey, BTreeMap<String, Item>>,
     runs: BTreeMap<ConnKey, BTreeMap<RunId, SyncRun>>,
     audit: Vec<AuditEvent>,
+    /// The tick that last claimed each connection, and the next-due time it set.
+    claims: HashMap<ConnKey, (String, Timestamp)>,
 }
 
 /// Every state store in one lock (see the module docs).
@@ -230,14 +232,20 @@ impl ConnectionStore for MemoryStore {
         key: &ConnKey,
         expected: Timestamp,
         next: Timestamp,
+        tick: &str,
     ) -> Result<bool, StoreError> {
         let mut st = self.lock();
+        let st = &mut *st;
         match st.connections.get_mut(key) {
             Some(c) if c.next_due_at == Some(expected) => {
                 c.next_due_at = Some(next);
+                st.claims.insert(key.clone(), (tick.to_owned(), next));
                 Ok(true)
             }
-            _ => Ok(false),
+            // This tick's own claim, asked again.
+            Some(c) => Ok(c.next_due_at == Some(next)
+                && st.claims.get(key).is_some_and(|(t, at)| t == tick && *at == next)),
+            None => Ok(false),
         }
     }
 }

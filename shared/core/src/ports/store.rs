@@ -165,13 +165,18 @@ pub trait ConnectionStore: Send + Sync {
         limit: usize,
     ) -> Result<DuePage, StoreError>;
     /// Moves `next_due_at` from `expected` to `next` in one conditional write, if the
-    /// connection is still due at `expected`; false when another tick already did (so a
-    /// double tick enqueues nothing twice) or it is no longer due.
+    /// connection is still due at `expected`, recording `tick` (one id per tick) as its
+    /// claimant; false when another tick already did (so a double tick enqueues nothing twice)
+    /// or it is no longer due. True again when this tick's own claim already moved it: a
+    /// request retried after its first attempt was applied and its answer lost (a timeout, a
+    /// 500) must not look like another tick's claim, or the connection would miss a whole
+    /// interval.
     async fn claim_due(
         &self,
         key: &ConnKey,
         expected: Timestamp,
         next: Timestamp,
+        tick: &str,
     ) -> Result<bool, StoreError>;
 }
 

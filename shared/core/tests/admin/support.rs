@@ -290,8 +290,9 @@ impl ConnectionStore for HookedConnections {
         key: &ConnKey,
         expected: Timestamp,
         next: Timestamp,
+        tick: &str,
     ) -> Result<bool, StoreError> {
-        self.inner.claim_due(key, expected, next).await
+        self.inner.claim_due(key, expected, next, tick).await
     }
 }
 

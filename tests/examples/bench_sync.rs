@@ -20,6 +20,9 @@
 //!   printed as failed and the next row still runs. Files/s, the most downloads at once, and
 //!   per-file latency (from a file's download request until its object is stored).
 //!
+//! Each sync runs as the sync-worker and `extconn-local` run one: a task on the runtime's two
+//! worker threads.
+//!
 //! Exits non-zero on a broken result (a wrong hash, a missing file, a failed run) or a peak
 //! RSS over its budget; figures are printed, never asserted on wall-clock time.
 //! `--small-files` runs the small-file section only, `--large-files` the large-file one only.

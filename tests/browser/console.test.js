@@ -225,6 +225,40 @@ step('3. a failing file: failed badge, details with the reason, Retry failed imp
   ana.check();
 });
 
+step('3b. a large file continued in the next step shows as being transferred, not failed', async () => {
+  // Cutting a real transfer takes a worker's 5-minute time limit: the API's answer for the
+  // failed items gets such a file added instead (as the items API records it).
+  const resuming = {
+    id: 'id:huge', name: 'huge.mov', path: '/Brand Assets/huge.mov', is_folder: false, state: 'failed',
+    reason: 'transfer_resuming', error: '1073741824 of 4294967296 bytes stored; the next invocation continues from there',
+    size: 4294967296, attempts: 0, next_attempt_at: new Date().toISOString(), asset_key: null,
+    updated_at: new Date().toISOString(),
+  };
+  const pattern = /\/items\?.*state=failed/;
+  await page.route(pattern, async (route) => {
+    const res = await route.fetch();
+    const body = await res.json();
+    body.items = [...body.items, resuming];
+    await route.fulfill({ response: res, json: body });
+  });
+  try {
+    const r = row(page, 'Brand Assets');
+    await r.getByRole('button', { name: 'Details for Brand Assets' }).click();
+    const d = page.locator('#details');
+    await d.locator('h3', { hasText: 'Being transferred (1)' }).waitFor();
+    const moving = d.locator('.file-list li', { hasText: 'huge.mov' });
+    assert.match(await moving.textContent(), /still being transferred.*1073741824 of 4294967296 bytes stored/);
+    await d.locator('h3', { hasText: 'Failed files (0)' }).waitFor();
+    await d.getByText('No failed files.').waitFor();
+    assert.equal(await d.getByRole('button', { name: 'Retry failed' }).isDisabled(), true);
+    await page.keyboard.press('Escape');
+    await d.waitFor({ state: 'hidden' });
+  } finally {
+    await page.unroute(pattern);
+  }
+  ana.check();
+});
+
 step('4. the account revoked at Dropbox: Reconnect shown, reconnect by clicks, active again without a picker', async () => {
   const r = row(page, 'Brand Assets');
   await dropbox('revoke_all');

@@ -90,7 +90,7 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
       : h('p', { class: 'muted' }, 'No runs yet.');
 
     const retry = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-focus-key': 'retry' }, 'Retry failed');
-    retry.disabled = failed.items.length === 0 || d.status === 'reauth_required' || d.status === 'needs_review';
+    retry.disabled = failed.items.every((i) => i.reason === 'transfer_resuming') || d.status === 'reauth_required' || d.status === 'needs_review';
     retry.addEventListener('click', async () => {
       retry.disabled = true;
       try {
@@ -116,13 +116,17 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
       i.error ? h('span', { class: 'file-error' }, i.error) : null,
     ];
     const more = (page) => (page.next_page ? h('p', { class: 'muted' }, 'Showing the first 50.') : null);
+    // A large file cut by a worker's time limit is recorded as failed with this reason and
+    // continued first by the run's next step: it is shown apart, as not failed.
+    const moving = failed.items.filter((i) => i.reason === 'transfer_resuming');
+    const failing = failed.items.filter((i) => i.reason !== 'transfer_resuming');
 
     body.replaceChildren(...[
       messages,
       summary,
       h('section', { class: 'detail-section' },
-        h('div', { class: 'section-head' }, h('h3', {}, `Failed files (${failed.items.length}${failed.next_page ? '+' : ''})`), retry),
-        fileList(failed.items, 'No failed files.', (i) => [
+        h('div', { class: 'section-head' }, h('h3', {}, `Failed files (${failing.length}${failed.next_page ? '+' : ''})`), retry),
+        fileList(failing, 'No failed files.', (i) => [
           ...reasonLines(i),
           h('span', { class: 'file-when' }, [
             i.attempts === 1 ? 'Tried once' : `Tried ${i.attempts} times`,
@@ -130,6 +134,9 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
           ].join('') + '.'),
         ]),
         more(failed)),
+      moving.length ? h('section', { class: 'detail-section' },
+        h('h3', {}, `Being transferred (${moving.length})`),
+        fileList(moving, '', reasonLines)) : null,
       h('section', { class: 'detail-section' },
         h('h3', {}, `Skipped files (${skipped.items.length}${skipped.next_page ? '+' : ''})`),
         fileList(skipped.items, 'No skipped files.', reasonLines),

@@ -72,6 +72,8 @@ const REASONS = {
   sink_error: 'The file could not be written to the asset store.',
   store_rejected: 'The file’s record was refused by the database.',
   transfer_deadline: 'The transfer did not finish in time.',
+  transfer_resuming: 'A large file still being transferred: the next step of the sync continues it where it stopped.',
+  transfer_restarted: 'A resumed transfer had to start over (the file changed, or the stored part was lost) and ran out of tries.',
   rate_limited: 'The service limited the download rate.',
   provider_unavailable: 'The service failed while sending this file.',
   provider_refused: 'The service does not serve this file.',

@@ -33,6 +33,7 @@ use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use extconn_aws::{DynamoStore, EventBridgeEvents, S3Sink, SecretsVault, SqsQueue};
 use extconn_core::engine::{Engine, EngineConfig, JobOutcome};
 use extconn_core::memory::{MemoryEvents, MemoryQueue, MemorySink, MemoryStore, MemoryVault};
@@ -64,8 +65,11 @@ pub const DUE_GRANTS: usize = 10;
 /// What one AWS operation cost in a case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpStats {
-    /// Requests sent (every attempt: what AWS bills).
+    /// Requests the code made: an operation the SDK retried counts once. Asserted and priced.
     pub requests: u64,
+    /// Attempts beyond an operation's first (the SDK's retries of a 5xx, a throttle or a
+    /// timeout): against the emulator, its load, not the design; printed apart.
+    pub retries: u64,
     /// Query only: summed `ScannedCount` and `Count`.
     pub scanned: u64,
     pub returned: u64,
@@ -167,6 +171,7 @@ impl Intercept for Counter {
     ) -> Result<(), BoxError> {
         let op = op_name(cfg);
         let bytes = context.request().body().bytes().map_or(0, <[u8]>::len) as u64;
+        let retry = cfg.load::<RequestAttempts>().is_some_and(|a| a.attempts() > 1);
         self.with(|s| {
             let now = {
                 let f = s.in_flight.entry(op.clone()).or_default();
@@ -174,8 +179,12 @@ impl Intercept for Counter {
                 *f
             };
             let e = s.ops.entry(op).or_default();
-            e.requests += 1;
-            e.request_bytes += bytes;
+            if retry {
+                e.retries += 1;
+            } else {
+                e.requests += 1;
+                e.request_bytes += bytes;
+            }
             e.max_in_flight = e.max_in_flight.max(now);
         });
         Ok(())
@@ -259,7 +268,7 @@ impl Report {
                         (
                             k.clone(),
                             json!({
-                                "requests": s.requests, "scanned": s.scanned, "returned": s.returned,
+                                "requests": s.requests, "retries": s.retries, "scanned": s.scanned, "returned": s.returned,
                                 "tx_items": s.tx_items, "request_bytes": s.request_bytes,
                                 "response_bytes": s.response_bytes, "max_in_flight": s.max_in_flight,
                             }),
@@ -297,6 +306,10 @@ impl Report {
                 ));
             }
             out.push_str(&format!("  {:<40} {:>9}\n", "total", c.counts.total()));
+            let retries: u64 = c.counts.0.values().map(|s| s.retries).sum();
+            if retries > 0 {
+                out.push_str(&format!("  (and {retries} attempts the SDK retried, not counted above)\n"));
+            }
         }
         out
     }

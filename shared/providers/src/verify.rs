@@ -85,12 +85,20 @@ pub fn verified(
     inner: BoxStream<'static, reqwest::Result<Bytes>>,
     expect: Expect,
 ) -> BoxStream<'static, Result<Bytes, ProviderError>> {
-    let inner = inner.map(|r| r.map_err(transport_error)).boxed();
-    let inner = match expect.size {
-        Some(size) if size >= READ_AHEAD_FROM => ReadAhead::start(inner),
-        _ => inner,
-    };
-    verified_stream(inner, expect)
+    let size = expect.size;
+    verified_stream(read_ahead(inner.map(|r| r.map_err(transport_error)).boxed(), size), expect)
+}
+
+/// `body` read ahead by a task of its own ([`ReadAhead`]) when it is at least
+/// [`READ_AHEAD_FROM`] bytes long; as it is otherwise (a small or unsized body).
+pub fn read_ahead(
+    body: BoxStream<'static, Result<Bytes, ProviderError>>,
+    size: Option<u64>,
+) -> BoxStream<'static, Result<Bytes, ProviderError>> {
+    match size {
+        Some(size) if size >= READ_AHEAD_FROM => ReadAhead::start(body),
+        _ => body,
+    }
 }
 
 /// Bodies at least this large are read ahead of the hash.

@@ -20,7 +20,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RANGE};
 use super::{SharePoint, drive_of, errors, listing, segment};
 use crate::hash::QuickXorHasher;
 use crate::http::{MAX_ERROR_BODY, bearer, read_error_body, redact, require_partial, transport_error};
-use crate::verify::{Expect, resumed_hash, verified};
+use crate::verify::{Expect, read_ahead, resumed_hash, verified};
 
 /// Extensions of the files SharePoint may rewrite on download (Office documents with
 /// properties it can promote/demote; provider-apis.md §2.4, rclone's docs).
@@ -128,7 +128,9 @@ async fn start(sp: &SharePoint, access: &Secret, req: &DownloadRequest) -> Resul
     let mut marks = Default::default();
     let stream = if may_be_rewritten(&item.name, drive_type.as_deref()) {
         let expected = if req.offset == 0 { expected_hash } else { None };
-        tolerant(body, item.size.map(|s| s - req.offset), expected, req.offset == 0, warning.clone())
+        let rest = item.size.map(|s| s - req.offset);
+        // Hashed by the reader task, ahead of the engine, as `verified` reads ahead of its hash.
+        read_ahead(tolerant(body, rest, expected, req.offset == 0, warning.clone()), rest)
     } else {
         let hash = resumed_hash::<QuickXorHasher>(req, expected_hash)?;
         let expect = Expect::for_request(req, item.size.map(|s| s - req.offset), hash);
@@ -239,6 +241,29 @@ mod tests {
                 .await;
         assert!(out.iter().all(Result::is_ok));
         assert_eq!(w.get(), None);
+    }
+
+    /// A large Office file is read ahead too (hashed by the reader task): every byte passes, in
+    /// order, and the warning is set by the time the stream ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_office_file_read_ahead_keeps_its_bytes_and_its_warning() {
+        let served: Vec<u8> =
+            (0..5 * 1024 * 1024 + 5).map(|i: usize| (i.wrapping_mul(7) >> 3) as u8).collect();
+        let parts: Vec<reqwest::Result<Bytes>> =
+            served.chunks(400_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let size = Some(served.len() as u64);
+        let w = DownloadWarning::default();
+        let listed = Some(hex_of(b"what the listing announced"));
+        let out: Vec<_> = crate::verify::read_ahead(
+            tolerant(stream::iter(parts).boxed(), size, listed, true, w.clone()),
+            size,
+        )
+        .collect()
+        .await;
+        let bytes: Vec<u8> =
+            out.into_iter().flat_map(|r| r.map(|b| b.to_vec()).unwrap_or_default()).collect();
+        assert!(bytes == served, "the served bytes, whole and in order");
+        assert!(w.get().is_some_and(|t| t.contains("rewrites Office")));
     }
 
     #[tokio::test]

@@ -89,8 +89,12 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
         })))
       : h('p', { class: 'muted' }, 'No runs yet.');
 
+    // A large file cut by a worker's time limit is recorded as failed with this reason and
+    // continued first by the run's next step: it is shown apart, as not failed.
+    const moving = failed.items.filter((i) => i.reason === 'transfer_resuming');
+    const failing = failed.items.filter((i) => i.reason !== 'transfer_resuming');
     const retry = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-focus-key': 'retry' }, 'Retry failed');
-    retry.disabled = failed.items.every((i) => i.reason === 'transfer_resuming') || d.status === 'reauth_required' || d.status === 'needs_review';
+    retry.disabled = failing.length === 0 || d.status === 'reauth_required' || d.status === 'needs_review';
     retry.addEventListener('click', async () => {
       retry.disabled = true;
       try {
@@ -116,10 +120,6 @@ export function openDetails({ api, id, folder, opener, fallback, onRow, onGone }
       i.error ? h('span', { class: 'file-error' }, i.error) : null,
     ];
     const more = (page) => (page.next_page ? h('p', { class: 'muted' }, 'Showing the first 50.') : null);
-    // A large file cut by a worker's time limit is recorded as failed with this reason and
-    // continued first by the run's next step: it is shown apart, as not failed.
-    const moving = failed.items.filter((i) => i.reason === 'transfer_resuming');
-    const failing = failed.items.filter((i) => i.reason !== 'transfer_resuming');
 
     body.replaceChildren(...[
       messages,

@@ -866,10 +866,6 @@ fn meta() -> AssetMeta {
     }
 }
 
-fn digest(b: &[u8]) -> ObjectDigest {
-    ObjectDigest::of(b)
-}
-
 async fn put(
     sink: &dyn AssetSink,
     key: &str,
@@ -888,7 +884,7 @@ async fn put(
 pub async fn asset_sink(sink: Arc<dyn AssetSink>) {
     let base = format!("kit/{}", RunId::generate());
     let k = format!("{base}/a");
-    let hello = digest(b"hello world");
+    let hello = ObjectDigest::of(b"hello world");
     assert_eq!(put(sink.as_ref(), &k, &[b"hello ", b"world"], &hello).await, Ok(CommitOutcome::Created));
     assert_eq!(
         put(sink.as_ref(), &k, &[b"hello world"], &hello).await,
@@ -896,19 +892,19 @@ pub async fn asset_sink(sink: Arc<dyn AssetSink>) {
         "identical object = success"
     );
     assert_eq!(
-        put(sink.as_ref(), &k, &[b"HELLO WORLD"], &digest(b"HELLO WORLD")).await,
+        put(sink.as_ref(), &k, &[b"HELLO WORLD"], &ObjectDigest::of(b"HELLO WORLD")).await,
         Err(SinkError::Conflict),
         "create-only"
     );
 
     let k2 = format!("{base}/b");
-    let bad = put(sink.as_ref(), &k2, &[b"hello world"], &digest(b"something else")).await;
+    let bad = put(sink.as_ref(), &k2, &[b"hello world"], &ObjectDigest::of(b"something else")).await;
     assert!(matches!(bad, Err(SinkError::Integrity { .. })), "bytes must match the claimed digest: {bad:?}");
     // One byte lost between the caller and the sink: the CRC the sink computes tells.
     let bad = put(sink.as_ref(), &k2, &[b"hello", b"world"], &hello).await;
     assert!(matches!(bad, Err(SinkError::Integrity { .. })), "a lost byte is refused: {bad:?}");
     assert_eq!(
-        put(sink.as_ref(), &k2, &[b"other"], &digest(b"other")).await,
+        put(sink.as_ref(), &k2, &[b"other"], &ObjectDigest::of(b"other")).await,
         Ok(CommitOutcome::Created),
         "a failed commit left nothing"
     );
@@ -918,14 +914,14 @@ pub async fn asset_sink(sink: Arc<dyn AssetSink>) {
     up.write(Bytes::from_static(b"partial")).await.expect("write");
     up.abort().await;
     assert_eq!(
-        put(sink.as_ref(), &k3, &[b"whole"], &digest(b"whole")).await,
+        put(sink.as_ref(), &k3, &[b"whole"], &ObjectDigest::of(b"whole")).await,
         Ok(CommitOutcome::Created),
         "abort left nothing"
     );
 
     let k4 = format!("{base}/empty");
     assert_eq!(
-        put(sink.as_ref(), &k4, &[], &digest(b"")).await,
+        put(sink.as_ref(), &k4, &[], &ObjectDigest::of(b"")).await,
         Ok(CommitOutcome::Created),
         "empty files are assets too"
     );
@@ -963,7 +959,11 @@ pub async fn asset_sink_resume(sink: Arc<dyn AssetSink>) -> (String, Vec<u8>) {
     for chunk in data[at..].chunks(777_777) {
         up.write(Bytes::copy_from_slice(chunk)).await.expect("write");
     }
-    assert_eq!(up.commit(&digest(&data)).await, Ok(CommitOutcome::Created), "the whole object, once");
+    assert_eq!(
+        up.commit(&ObjectDigest::of(&data)).await,
+        Ok(CommitOutcome::Created),
+        "the whole object, once"
+    );
 
     let lost = format!("{base}/discarded");
     let mut up = sink.begin(&lost, &m).await.expect("begin");
@@ -980,7 +980,7 @@ pub async fn asset_sink_resume(sink: Arc<dyn AssetSink>) -> (String, Vec<u8>) {
     up.write(Bytes::from_static(b"less than a granule")).await.expect("write");
     assert_eq!(up.suspend(Duration::from_secs(30)).await, None, "nothing durable, nothing kept");
     assert_eq!(
-        put(sink.as_ref(), &short, &[b"whole"], &digest(b"whole")).await,
+        put(sink.as_ref(), &short, &[b"whole"], &ObjectDigest::of(b"whole")).await,
         Ok(CommitOutcome::Created),
         "the unsuspended upload left nothing"
     );

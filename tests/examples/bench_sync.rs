@@ -3,11 +3,12 @@
 //! - Large file: a 1 GiB and a 4 GiB sandbox file (a generated pattern of about 1 MiB,
 //!   repeated: served from memory, so the stand-in provider takes little of the CPU the
 //!   pipeline is measured on) through the engine (connector →
-//!   hash-while-streaming → asset sink) into the local file sink of `extconn-local`, each stored
-//!   file's SHA-256 read back and verified against the source (after the clock stops), with
-//!   throughput and this process's peak RSS (VmHWM; the files' page cache is not RSS), beside
-//!   `openssl speed -evp sha256` on the same machine (the hashing limit with the CPU's SHA
-//!   instructions). Then, under
+//!   hash-while-streaming → asset sink) into the local file sink of `extconn-local`, its folder
+//!   in the temp dir (`EXTCONN_BENCH_SINK_DIR` for another), each stored file's SHA-256 read
+//!   back and verified against the source (after the clock stops), with throughput and this
+//!   process's peak RSS (VmHWM; the files' page cache is not RSS), beside `openssl speed -evp
+//!   sha256` on the same machine (the hashing limit with the CPU's SHA instructions) and the
+//!   local sink alone given as many bytes from memory (the disk's share). Then, under
 //!   the AWS emulator, 1 GiB from the sandbox through the engine and the S3 adapter, then the
 //!   same bytes from a file straight into the S3 adapter (no download, no engine: the adapter's
 //!   own cost), beside the AWS CLI's `s3 cp` of that file to the same emulator
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use extconn_core::engine::JobOutcome;
+use extconn_core::local::LocalAssetSink;
 use extconn_core::ports::{
     AssetMeta, AssetSink, AssetUpload, CommitOutcome, ConnectionStore, GrantStore, ObjectDigest, SinkError,
 };
@@ -110,11 +112,9 @@ fn openssl_sha256_mibs() -> Option<f64> {
 async fn large_files() -> bool {
     let mut failed = false;
     let openssl = openssl_sha256_mibs();
-    // The sink's folder on tmpfs where there is one: the pipeline is measured, not the disk.
-    let shm = std::path::Path::new("/dev/shm");
-    let (sink, folder) = match shm.is_dir() {
-        true => (SinkKind::LocalIn(shm.to_path_buf()), "its folder on tmpfs, /dev/shm"),
-        false => (SinkKind::Local, "its folder in the temp dir: no /dev/shm here"),
+    let (sink, folder) = match std::env::var_os("EXTCONN_BENCH_SINK_DIR") {
+        Some(d) => (SinkKind::LocalIn(d.into()), "its folder under EXTCONN_BENCH_SINK_DIR"),
+        None => (SinkKind::Local, "its folder in the temp dir"),
     };
     println!("Large file: sandbox → engine → local file sink ({folder}); * a sink that keeps nothing");
     println!(
@@ -162,19 +162,23 @@ async fn large_files() -> bool {
         failed |= !verified;
         peak = peak.max(peak_mib);
     }
-    // The floor of the local-sink rows: the kernel writing the same amount into a new file in
-    // the same folder, one thread, 256 KiB at a time, nothing else running.
+    // The ceiling of the local-sink rows: the sink alone, in a folder beside theirs, given the
+    // same amount from memory (one 1 MiB chunk again and again), nothing else running.
     let parent = match &sink {
         SinkKind::LocalIn(p) => p.clone(),
         _ => std::env::temp_dir(),
     };
     for gib in [1u64, 4] {
-        match write_alone(&parent, gib << 30) {
-            Ok(secs) => println!(
-                "file writes alone, {gib} GiB into a new file there: {secs:.1} s, {:.0} MiB/s (what the local-sink rows cannot beat)",
+        let alone = match tempfile::tempdir_in(&parent) {
+            Ok(dir) => sink_alone(&LocalAssetSink::new(dir.path()), gib << 30, repeated(gib << 30)).await,
+            Err(e) => Err(format!("temp dir: {e}")),
+        };
+        match alone {
+            Ok((secs, _)) => println!(
+                "local file sink alone, {gib} GiB from memory: {secs:.1} s, {:.0} MiB/s (what the local-sink rows cannot beat)",
                 (gib << 30) as f64 / MIB / secs
             ),
-            Err(e) => println!("(file writes alone failed: {e})"),
+            Err(e) => println!("(the local file sink alone failed: {e})"),
         }
     }
     if peak > BUDGET_MIB {
@@ -191,26 +195,15 @@ async fn large_files() -> bool {
     !failed
 }
 
-/// Seconds to write `size` bytes into a new file under `dir` (then removed), flushed to the
-/// page cache, not to the disk: the kernel's own cost, as the local sink pays it.
-fn write_alone(dir: &std::path::Path, size: u64) -> std::io::Result<f64> {
-    use std::io::Write as _;
-    let path = dir.join(format!("extconn-bench-{}.bin", std::process::id()));
-    let buf = vec![0x5au8; 256 * 1024];
-    let started = Instant::now();
-    let written = (|| {
-        let mut f = std::fs::File::create(&path)?;
-        let mut left = size;
-        while left > 0 {
-            let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-            f.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
-        f.flush()
-    })();
-    let secs = started.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&path);
-    written.map(|()| secs)
+/// `size` bytes as one 1 MiB chunk of a pattern, again and again (the last one cut).
+fn repeated(size: u64) -> impl FnMut() -> std::io::Result<Option<bytes::Bytes>> {
+    let chunk: bytes::Bytes = (0..1usize << 20).map(|i| (i * 31 % 251) as u8).collect::<Vec<_>>().into();
+    let mut left = size;
+    move || {
+        let n = usize::try_from(left.min(chunk.len() as u64)).unwrap_or(chunk.len());
+        left -= n as u64;
+        Ok((n > 0).then(|| chunk.slice(..n)))
+    }
 }
 
 /// CRC-64/NVME of a sandbox content, streamed.
@@ -319,7 +312,12 @@ async fn s3_phase() -> bool {
     // The adapter alone, reading the file as `s3 cp` does: what the sink itself costs.
     let mut alone = None;
     if let Some(path) = &file {
-        match sink_alone(&s3, &bucket, path, size).await {
+        let sink = extconn_aws::S3Sink::new(s3.clone(), bucket.clone());
+        let run = match std::fs::File::open(path) {
+            Ok(f) => sink_alone(&sink, size, file_chunks(f)).await,
+            Err(e) => Err(format!("{path}: {e}")),
+        };
+        match run {
             Ok((secs, peak)) => {
                 let rate = size as f64 / MIB / secs;
                 println!(
@@ -353,16 +351,14 @@ async fn s3_phase() -> bool {
     ok && verified && peak_mib <= S3_BUDGET_MIB
 }
 
-/// The S3 sink on its own: the file at `path` read in 1 MiB chunks into one upload, committed
-/// with the CRC-64 computed as the chunks are read, as the engine does. Seconds and this process's peak RSS (MiB).
+/// A sink on its own: `size` bytes from `next` (1 MiB chunks) into one upload, committed with
+/// the CRC-64 computed as the chunks come, as the engine does. Seconds and this process's
+/// peak RSS (MiB).
 async fn sink_alone(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    path: &str,
+    sink: &dyn AssetSink,
     size: u64,
+    mut next: impl FnMut() -> std::io::Result<Option<bytes::Bytes>>,
 ) -> Result<(f64, u64), String> {
-    use std::io::Read as _;
-    let sink = extconn_aws::S3Sink::new(s3.clone(), bucket.to_owned());
     let meta = AssetMeta {
         content_type: "application/octet-stream".into(),
         size: Some(size),
@@ -373,23 +369,27 @@ async fn sink_alone(
         content_version: "1".into(),
         provider_hash: None,
     };
-    let mut f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
     reset_peak();
     let started = Instant::now();
-    let mut upload = sink.begin("alone/1GiB.bin", &meta).await.map_err(|e| format!("begin: {e}"))?;
+    let mut upload = sink.begin(&unique("alone/file"), &meta).await.map_err(|e| format!("begin: {e}"))?;
     let mut crc = extconn_core::midstate::Crc64::new();
-    loop {
-        let mut chunk = vec![0u8; 1 << 20];
-        let n = f.read(&mut chunk).map_err(|e| format!("{path}: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        chunk.truncate(n);
+    while let Some(chunk) = next().map_err(|e| format!("reading: {e}"))? {
         crc.update(&chunk);
-        upload.write(bytes::Bytes::from(chunk)).await.map_err(|e| format!("write: {e}"))?;
+        upload.write(chunk).await.map_err(|e| format!("write: {e}"))?;
     }
     upload.commit(&ObjectDigest { crc64: crc.value() }).await.map_err(|e| format!("commit: {e}"))?;
     Ok((started.elapsed().as_secs_f64(), vm_hwm_kib() / 1024))
+}
+
+/// The file's bytes in chunks of 1 MiB.
+fn file_chunks(mut f: std::fs::File) -> impl FnMut() -> std::io::Result<Option<bytes::Bytes>> {
+    move || {
+        use std::io::Read as _;
+        let mut chunk = vec![0u8; 1 << 20];
+        let n = f.read(&mut chunk)?;
+        chunk.truncate(n);
+        Ok((n > 0).then(|| chunk.into()))
+    }
 }
 
 /// A sink that keeps nothing but does what a production sink does to the bytes it is given:

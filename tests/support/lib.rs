@@ -92,7 +92,7 @@ pub enum SinkKind {
     Memory,
     /// The local-mode file sink in a temp dir.
     Local,
-    /// The local-mode file sink in a temp dir under this folder (a benchmark's tmpfs).
+    /// The local-mode file sink in a temp dir under this folder (a benchmark's choice).
     LocalIn(std::path::PathBuf),
 }
 

@@ -12,6 +12,7 @@
 
 mod events;
 mod sink;
+mod writer;
 
 pub use events::JsonLinesEvents;
 pub use sink::LocalAssetSink;

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
+use super::writer::{BLOCK, Queue, Writer};
 use crate::midstate::{self, Crc64};
 use crate::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, ObjectDigest, SinkError, SinkResume};
 
@@ -13,7 +14,9 @@ use crate::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, ObjectDiges
 /// hard link, which fails atomically if the key already exists. An upload is a temp file
 /// under `tmp/`; suspended, the file stays (cut to a multiple of the granule) and its name
 /// and CRC state are the resume state. The sink checks what it wrote by CRC-64/NVME against the
-/// caller's [`ObjectDigest`], and an existing object under the key by the same CRC.
+/// caller's [`ObjectDigest`], and an existing object under the key by the same CRC. A file of
+/// [`LocalAssetSink::DIRECT_FROM`] bytes or more is written with direct I/O where the file
+/// system takes it (see `writer.rs`).
 #[derive(Debug, Clone)]
 pub struct LocalAssetSink {
     root: PathBuf,
@@ -32,6 +35,10 @@ impl LocalAssetSink {
         Self { root: root.into(), granule: Self::DEFAULT_GRANULE }
     }
 
+    /// Files of this size or more are written past the page cache, where the file system
+    /// allows: below it, the page cache costs little and a direct write's wait would cost more.
+    pub const DIRECT_FROM: u64 = 8 * 1024 * 1024;
+
     /// Uploads suspend in steps of `granule` bytes (at least 1).
     pub fn with_granule(mut self, granule: u64) -> Self {
         self.granule = granule.max(1);
@@ -45,7 +52,7 @@ impl LocalAssetSink {
         key: &str,
         meta: &AssetMeta,
         tmp: PathBuf,
-        file: tokio::fs::File,
+        writer: Option<Writer>,
         crc: Crc64,
         written: u64,
     ) -> LocalUpload {
@@ -54,10 +61,9 @@ impl LocalAssetSink {
             key: key.to_owned(),
             meta: meta.clone(),
             tmp,
-            file: Some(file),
+            queue: writer.map(Queue::start),
             pending: Vec::new(),
             pending_len: 0,
-            writing: None,
             mark: (written > 0).then(|| (written, crc.state())),
             crc,
             written,
@@ -77,6 +83,22 @@ impl LocalAssetSink {
         Some((self.root.join("tmp").join(name), crc))
     }
 
+    /// The temp file `tmp`, written from byte `at` on: directly when the file is large, and
+    /// suspends (at multiples of the granule) keep the writes aligned.
+    async fn writer(&self, tmp: &Path, at: u64, meta: &AssetMeta) -> Result<Writer, SinkError> {
+        let direct =
+            meta.size.is_some_and(|s| s >= Self::DIRECT_FROM) && self.granule.is_multiple_of(BLOCK as u64);
+        let tmp = tmp.to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || Writer::open(&tmp, at, direct))
+            .await
+            .map_err(writer_failed)?
+            .map_err(io)?;
+        if direct && !writer.is_direct() {
+            tracing::debug!("the file system refused direct I/O: the large file goes through the page cache");
+        }
+        Ok(writer)
+    }
+
     /// Where the object of `key` lives (it may not exist).
     pub fn object_path(&self, key: &str) -> PathBuf {
         self.root.join("objects").join(key)
@@ -88,6 +110,10 @@ impl LocalAssetSink {
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default()
     }
+}
+
+fn writer_failed(e: tokio::task::JoinError) -> SinkError {
+    SinkError::Unavailable(format!("the file writer failed: {e}"))
 }
 
 async fn crc64_of_file(path: &Path) -> std::io::Result<u64> {
@@ -109,14 +135,12 @@ struct LocalUpload {
     key: String,
     meta: AssetMeta,
     tmp: PathBuf,
-    file: Option<tokio::fs::File>,
-    /// Chunks received and not yet written: written together once they reach
-    /// [`WRITE_BATCH`] bytes, in one blocking call, so a large file costs one hop to the
-    /// blocking pool per batch rather than per network chunk.
+    /// The temp file's writer, on a thread of its own; gone once the upload is finished.
+    queue: Option<Queue>,
+    /// Chunks received and not yet queued: queued together once they reach [`WRITE_BATCH`]
+    /// bytes, so that the writer handles a large file in batches, not network chunks.
     pending: Vec<Bytes>,
     pending_len: usize,
-    /// The batch being written (the file is with it): the next batch gathers meanwhile.
-    writing: Option<tokio::task::JoinHandle<(std::fs::File, std::io::Result<()>)>>,
     crc: Crc64,
     written: u64,
     granule: u64,
@@ -132,8 +156,11 @@ impl AssetSink for LocalAssetSink {
         let tmp_dir = self.root.join("tmp");
         tokio::fs::create_dir_all(&tmp_dir).await.map_err(io)?;
         let tmp = tmp_dir.join(format!("{}.part", crate::ids::RunId::generate()));
-        let file = tokio::fs::File::create_new(&tmp).await.map_err(io)?;
-        Ok(Box::new(self.upload(key, meta, tmp, file, Crc64::new(), 0)))
+        tokio::fs::File::create_new(&tmp).await.map_err(io)?;
+        let mut upload = self.upload(key, meta, tmp, None, Crc64::new(), 0);
+        // Opened once the upload owns the file: a failure here leaves no temp file (Drop).
+        upload.queue = Some(Queue::start(self.writer(&upload.tmp, 0, meta).await?));
+        Ok(Box::new(upload))
     }
 
     fn granule(&self, _size: Option<u64>) -> Option<u64> {
@@ -159,9 +186,9 @@ impl AssetSink for LocalAssetSink {
         }
         // Bytes past the offset (none, unless a suspend was cut short) are written again.
         file.set_len(from.offset).await.map_err(io)?;
-        let mut file = file;
-        tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(from.offset)).await.map_err(io)?;
-        Ok(Box::new(self.upload(key, meta, tmp, file, crc, from.offset)))
+        drop(file);
+        let writer = self.writer(&tmp, from.offset, meta).await?;
+        Ok(Box::new(self.upload(key, meta, tmp, Some(writer), crc, from.offset)))
     }
 
     async fn discard(&self, _key: &str, from: &SinkResume) {
@@ -175,47 +202,34 @@ impl AssetSink for LocalAssetSink {
 const WRITE_BATCH: usize = 1024 * 1024;
 
 impl LocalUpload {
-    /// Waits for the batch being written, if any; the file is back in `self.file`.
-    async fn settle(&mut self) -> Result<(), SinkError> {
-        if let Some(writing) = self.writing.take() {
-            let (file, written) =
-                writing.await.map_err(|e| SinkError::Unavailable(format!("the file writer failed: {e}")))?;
-            self.file = Some(tokio::fs::File::from_std(file));
-            written.map_err(io)?;
-        }
-        Ok(())
+    fn queue(&mut self) -> Result<&mut Queue, SinkError> {
+        self.queue.as_mut().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))
     }
 
-    /// Starts writing the pending chunks, as they are (no copy), on the blocking pool, once the
-    /// batch before them is written.
-    async fn start_write(&mut self) -> Result<(), SinkError> {
-        self.settle().await?;
+    /// Queues the pending chunks, as they are, to the writer.
+    async fn push_pending(&mut self) -> Result<(), SinkError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let file =
-            self.file.take().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))?;
-        let mut file = file.into_std().await;
         let pending = std::mem::take(&mut self.pending);
         self.pending_len = 0;
-        self.writing = Some(tokio::task::spawn_blocking(move || {
-            let written = pending.iter().try_for_each(|b| std::io::Write::write_all(&mut file, b));
-            (file, written)
-        }));
-        Ok(())
+        self.queue()?.push(Box::new(move |w| w.write(&pending))).await.map_err(io)
     }
 
-    /// Everything received, written.
-    async fn write_pending(&mut self) -> Result<(), SinkError> {
-        self.start_write().await?;
-        self.settle().await
+    /// Everything received, written; then `last` on the writer, and the writer is done.
+    async fn write_all_then(
+        &mut self,
+        last: impl FnOnce(&mut Writer) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<(), SinkError> {
+        self.push_pending().await?;
+        let mut queue =
+            self.queue.take().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))?;
+        queue.push(Box::new(last)).await.map_err(io)?;
+        queue.settle().await.map_err(io)
     }
 
     async fn publish(&mut self, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
-        self.write_pending().await?;
-        if let Some(mut f) = self.file.take() {
-            f.flush().await.map_err(io)?;
-        }
+        self.write_all_then(Writer::finish).await?;
         digest.check(self.crc.value())?;
         let target = self.root.join("objects").join(&self.key);
         if let Some(dir) = target.parent() {
@@ -265,10 +279,8 @@ impl LocalUpload {
 #[async_trait]
 impl AssetUpload for LocalUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
-        if self.file.is_none() && self.writing.is_none() {
-            // A write failed: the upload is unusable.
-            return Err(SinkError::Unavailable("upload already finished".into()));
-        }
+        // A write failed, or the upload is finished: it is unusable.
+        self.queue()?;
         for (piece, mark) in midstate::pieces(self.written, self.granule, &chunk) {
             self.crc.update(piece);
             if let Some(at) = mark {
@@ -279,7 +291,7 @@ impl AssetUpload for LocalUpload {
         self.pending_len += chunk.len();
         self.pending.push(chunk);
         if self.pending_len >= WRITE_BATCH {
-            self.start_write().await?;
+            self.push_pending().await?;
         }
         Ok(())
     }
@@ -294,16 +306,7 @@ impl AssetUpload for LocalUpload {
     async fn suspend(mut self: Box<Self>, _within: std::time::Duration) -> Option<SinkResume> {
         let (offset, state) = self.mark.take()?;
         // The mark may fall inside the pending bytes: they are written, then cut there.
-        self.write_pending().await.ok()?;
-        let mut file = self.file.take()?;
-        let kept = async {
-            file.flush().await?;
-            file.set_len(offset).await?;
-            file.sync_data().await
-        };
-        if kept.await.is_err() {
-            return None;
-        }
+        self.write_all_then(move |w| w.keep(offset)).await.ok()?;
         let name = self.tmp.file_name()?.to_str()?.to_owned();
         self.keep = true;
         Some(SinkResume { offset, state: format!("{name}/{state:016x}") })
@@ -314,7 +317,7 @@ impl Drop for LocalUpload {
     /// An upload abandoned for any reason (abort, error, a cancelled task) leaves no temp file;
     /// a suspended one leaves exactly its own.
     fn drop(&mut self) {
-        self.file.take();
+        self.queue.take();
         if !self.keep {
             let _ = std::fs::remove_file(&self.tmp);
         }

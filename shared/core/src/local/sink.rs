@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
-use super::writer::{BLOCK, Queue, Writer};
+use super::writer::{BLOCK, Feed, Writer};
 use crate::midstate::{self, Crc64};
 use crate::ports::{AssetMeta, AssetSink, AssetUpload, CommitOutcome, ObjectDigest, SinkError, SinkResume};
 
@@ -61,9 +61,7 @@ impl LocalAssetSink {
             key: key.to_owned(),
             meta: meta.clone(),
             tmp,
-            queue: writer.map(Queue::start),
-            pending: Vec::new(),
-            pending_len: 0,
+            feed: writer.map(Feed::start),
             mark: (written > 0).then(|| (written, crc.state())),
             crc,
             written,
@@ -112,6 +110,10 @@ impl LocalAssetSink {
     }
 }
 
+fn finished() -> SinkError {
+    SinkError::Unavailable("upload already finished".into())
+}
+
 fn writer_failed(e: tokio::task::JoinError) -> SinkError {
     SinkError::Unavailable(format!("the file writer failed: {e}"))
 }
@@ -136,11 +138,7 @@ struct LocalUpload {
     meta: AssetMeta,
     tmp: PathBuf,
     /// The temp file's writer, on a thread of its own; gone once the upload is finished.
-    queue: Option<Queue>,
-    /// Chunks received and not yet queued: queued together once they reach [`WRITE_BATCH`]
-    /// bytes, so that the writer handles a large file in batches, not network chunks.
-    pending: Vec<Bytes>,
-    pending_len: usize,
+    feed: Option<Feed>,
     crc: Crc64,
     written: u64,
     granule: u64,
@@ -159,7 +157,7 @@ impl AssetSink for LocalAssetSink {
         tokio::fs::File::create_new(&tmp).await.map_err(io)?;
         let mut upload = self.upload(key, meta, tmp, None, Crc64::new(), 0);
         // Opened once the upload owns the file: a failure here leaves no temp file (Drop).
-        upload.queue = Some(Queue::start(self.writer(&upload.tmp, 0, meta).await?));
+        upload.feed = Some(Feed::start(self.writer(&upload.tmp, 0, meta).await?));
         Ok(Box::new(upload))
     }
 
@@ -198,38 +196,14 @@ impl AssetSink for LocalAssetSink {
     }
 }
 
-/// Bytes gathered before a write to the temp file.
-const WRITE_BATCH: usize = 1024 * 1024;
-
 impl LocalUpload {
-    fn queue(&mut self) -> Result<&mut Queue, SinkError> {
-        self.queue.as_mut().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))
-    }
-
-    /// Queues the pending chunks, as they are, to the writer.
-    async fn push_pending(&mut self) -> Result<(), SinkError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let pending = std::mem::take(&mut self.pending);
-        self.pending_len = 0;
-        self.queue()?.push(Box::new(move |w| w.write(&pending))).await.map_err(io)
-    }
-
-    /// Everything received, written; then `last` on the writer, and the writer is done.
-    async fn write_all_then(
-        &mut self,
-        last: impl FnOnce(&mut Writer) -> std::io::Result<()> + Send + 'static,
-    ) -> Result<(), SinkError> {
-        self.push_pending().await?;
-        let mut queue =
-            self.queue.take().ok_or_else(|| SinkError::Unavailable("upload already finished".into()))?;
-        queue.push(Box::new(last)).await.map_err(io)?;
-        queue.settle().await.map_err(io)
+    /// Everything received, written; then `last`, if any; then the writer is done.
+    async fn close(&mut self, last: Option<super::writer::Job>) -> Result<(), SinkError> {
+        self.feed.take().ok_or_else(finished)?.close(last).await.map_err(io)
     }
 
     async fn publish(&mut self, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
-        self.write_all_then(Writer::finish).await?;
+        self.close(None).await?;
         digest.check(self.crc.value())?;
         let target = self.root.join("objects").join(&self.key);
         if let Some(dir) = target.parent() {
@@ -279,8 +253,8 @@ impl LocalUpload {
 #[async_trait]
 impl AssetUpload for LocalUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), SinkError> {
-        // A write failed, or the upload is finished: it is unusable.
-        self.queue()?;
+        // Committed or suspended: unusable. (A failed write shows at a later one, or the end.)
+        let feed = self.feed.as_mut().ok_or_else(finished)?;
         for (piece, mark) in midstate::pieces(self.written, self.granule, &chunk) {
             self.crc.update(piece);
             if let Some(at) = mark {
@@ -288,12 +262,7 @@ impl AssetUpload for LocalUpload {
             }
         }
         self.written += chunk.len() as u64;
-        self.pending_len += chunk.len();
-        self.pending.push(chunk);
-        if self.pending_len >= WRITE_BATCH {
-            self.push_pending().await?;
-        }
-        Ok(())
+        feed.write(chunk).await.map_err(io)
     }
 
     async fn commit(mut self: Box<Self>, digest: &ObjectDigest) -> Result<CommitOutcome, SinkError> {
@@ -306,7 +275,7 @@ impl AssetUpload for LocalUpload {
     async fn suspend(mut self: Box<Self>, _within: std::time::Duration) -> Option<SinkResume> {
         let (offset, state) = self.mark.take()?;
         // The mark may fall inside the pending bytes: they are written, then cut there.
-        self.write_all_then(move |w| w.keep(offset)).await.ok()?;
+        self.close(Some(Box::new(move |w| w.keep(offset)))).await.ok()?;
         let name = self.tmp.file_name()?.to_str()?.to_owned();
         self.keep = true;
         Some(SinkResume { offset, state: format!("{name}/{state:016x}") })
@@ -317,7 +286,7 @@ impl Drop for LocalUpload {
     /// An upload abandoned for any reason (abort, error, a cancelled task) leaves no temp file;
     /// a suspended one leaves exactly its own.
     fn drop(&mut self) {
-        self.queue.take();
+        self.feed.take();
         if !self.keep {
             let _ = std::fs::remove_file(&self.tmp);
         }

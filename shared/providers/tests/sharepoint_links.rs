@@ -332,6 +332,30 @@ async fn a_rewritten_office_file_is_kept_with_a_warning_and_a_pdf_is_not() {
     assert_eq!(warning.get(), None);
 }
 
+#[tokio::test]
+async fn an_office_file_sharepoint_may_rewrite_is_never_continued_from_an_offset() {
+    let graph = graph_with_download("Plan.docx", b"hello world, with properties", None).await;
+    let sp = connector(&graph);
+    let req = DownloadRequest { mark_every: 4, ..DownloadRequest::whole(&listed("Plan.docx")) };
+    let d = sp.download(&Secret::new(TOKEN), &req).await.unwrap_or_else(|e| panic!("{e}"));
+    let marks = d.marks.clone();
+    let (bytes, err) = read_all(d).await;
+    assert_eq!((bytes.as_slice(), err), (&b"hello world, with properties"[..], None));
+    // A cut would keep nothing: a resume needs the hash's state at its offset, and none is
+    // recorded (the engine then starts the file over in the next invocation).
+    assert!(marks.verifies(), "a resume must carry a state");
+    assert!((1..=7).all(|k| marks.at(4 * k).is_none()), "and none is ever recorded");
+
+    // A resume asked all the same (a transfer cut before this rule) is refused before any byte
+    // is fetched: the engine starts the file over from byte 0.
+    let fetched = |g: &Server| g.seen().iter().filter(|s| s.target.contains("/sharepoint/download/")).count();
+    let before = fetched(&graph);
+    let resumed = DownloadRequest { offset: 8, ..DownloadRequest::whole(&listed("Plan.docx")) };
+    let e = sp.download(&Secret::new(TOKEN), &resumed).await.expect_err("refused");
+    assert!(matches!(&e, ProviderError::Integrity(m) if m.contains("starts over")), "{e:?}");
+    assert_eq!(fetched(&graph), before);
+}
+
 fn form(body: &str) -> BTreeMap<String, String> {
     url::form_urlencoded::parse(body.as_bytes()).into_owned().collect()
 }

@@ -303,7 +303,16 @@ impl HashMarks {
         Self(Some(Default::default()))
     }
 
-    /// Whether the download checks a provider hash (whose state a resume must then carry).
+    /// The marks of a download that must never be continued from an offset, because the
+    /// provider may serve its bytes differently the next time (SharePoint rewrites Office
+    /// files as they are downloaded): none is recorded, so a cut transfer keeps nothing and
+    /// the file starts over from byte 0.
+    pub fn never_resumed() -> Self {
+        Self::verified()
+    }
+
+    /// Whether a resume must carry the provider hash's state at its offset: the download
+    /// checks a provider hash, or cannot be resumed at all.
     pub fn verifies(&self) -> bool {
         self.0.is_some()
     }

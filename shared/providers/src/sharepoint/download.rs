@@ -8,10 +8,14 @@
 //! SharePoint rewrites Office files on download (it embeds document properties), so their
 //! bytes may match neither: for an Office file from a `business` / `documentLibrary` drive a
 //! mismatch keeps the bytes and sets [`Download::warning`]; for anything else it is
-//! `ProviderError::Integrity`.
+//! `ProviderError::Integrity`. Such an Office file is never continued from an offset: the
+//! properties SharePoint embeds may differ from one download to the next (a column edited
+//! between two invocations changes no `cTag` or hash), and nothing could tell a tail of
+//! another rewrite from the right one. A cut keeps nothing ([`HashMarks::never_resumed`]), and
+//! a resume asked all the same is refused as `Integrity`, which starts the file over.
 
 use bytes::Bytes;
-use extconn_core::ports::{Download, DownloadRequest, DownloadWarning, ProviderError};
+use extconn_core::ports::{Download, DownloadRequest, DownloadWarning, HashMarks, ProviderError};
 use extconn_core::{FolderLocator, ItemKind, Secret};
 use futures::stream::{BoxStream, StreamExt};
 use reqwest::StatusCode;
@@ -69,6 +73,12 @@ async fn start(sp: &SharePoint, access: &Secret, req: &DownloadRequest) -> Resul
         // Only an Office file's handling depends on it: ask its drive.
         drive_type = listing::drive(sp, access, item.drive_id.as_deref().unwrap_or(&drive)).await?.drive_type;
     }
+    let rewritten = may_be_rewritten(&item.name, drive_type.as_deref());
+    if req.offset > 0 && rewritten {
+        return Err(ProviderError::Integrity(
+            "SharePoint rewrites Office files as they are downloaded: one is never continued from an offset, it starts over".into(),
+        ));
+    }
     let size = item.size.unwrap_or(0);
     if req.offset > 0 && item.content_version() != req.item.content_version() {
         return Err(ProviderError::Integrity(
@@ -125,12 +135,12 @@ async fn start(sp: &SharePoint, access: &Secret, req: &DownloadRequest) -> Resul
     } else if item.content_hash.is_none() {
         tracing::warn!(id = %item.id, "Graph listed a file without quickXorHash: checking its size only");
     }
-    let mut marks = Default::default();
-    let stream = if may_be_rewritten(&item.name, drive_type.as_deref()) {
-        let expected = if req.offset == 0 { expected_hash } else { None };
-        let rest = item.size.map(|s| s - req.offset);
+    let marks;
+    let stream = if rewritten {
+        // From byte 0 only (refused above otherwise).
+        marks = HashMarks::never_resumed();
         // Hashed by the reader task, ahead of the engine, as `verified` reads ahead of its hash.
-        read_ahead(tolerant(body, rest, expected, req.offset == 0, warning.clone()), rest)
+        read_ahead(tolerant(body, item.size, expected_hash, warning.clone()), item.size)
     } else {
         let hash = resumed_hash::<QuickXorHasher>(req, expected_hash)?;
         let expect = Expect::for_request(req, item.size.map(|s| s - req.offset), hash);
@@ -140,15 +150,13 @@ async fn start(sp: &SharePoint, access: &Secret, req: &DownloadRequest) -> Resul
     Ok(Download { item, content_type, file_name: None, stream, warning, marks })
 }
 
-/// The stream of a file SharePoint may have rewritten: passed through whole; at its end, a
+/// The whole stream of a file SharePoint may have rewritten: passed through; at its end, a
 /// size or hash differing from the listing's sets `warning` instead of failing. Transport
-/// errors still end it with an error. From a non-zero offset nothing can be compared but the
-/// size, which a rewrite changes too: nothing is checked (`check` false).
+/// errors still end it with an error.
 fn tolerant(
     inner: BoxStream<'static, reqwest::Result<Bytes>>,
     size: Option<u64>,
     hash: Option<String>,
-    check: bool,
     warning: DownloadWarning,
 ) -> BoxStream<'static, Result<Bytes, ProviderError>> {
     struct St {
@@ -169,13 +177,11 @@ fn tolerant(
                 }
                 Some(Err(e)) => Some((Err(transport_error(e)), None)),
                 None => {
-                    if check {
-                        let computed = hex::encode(st.hasher.finalize_bytes());
-                        let size_differs = size.is_some_and(|s| s != st.seen);
-                        let hash_differs = hash.is_some_and(|h| h != computed);
-                        if size_differs || hash_differs {
-                            warning.set(REWRITE_WARNING);
-                        }
+                    let computed = hex::encode(st.hasher.finalize_bytes());
+                    let size_differs = size.is_some_and(|s| s != st.seen);
+                    let hash_differs = hash.is_some_and(|h| h != computed);
+                    if size_differs || hash_differs {
+                        warning.set(REWRITE_WARNING);
                     }
                     None
                 }
@@ -223,7 +229,6 @@ mod tests {
             body(&[b"rewritten ", b"by sharepoint"]),
             Some(11),
             Some(hex_of(b"hello world")),
-            true,
             w.clone(),
         )
         .collect()
@@ -236,7 +241,7 @@ mod tests {
         // Matching bytes: no warning.
         let w = DownloadWarning::default();
         let out: Vec<_> =
-            tolerant(body(&[b"hello", b" world"]), Some(11), Some(hex_of(b"hello world")), true, w.clone())
+            tolerant(body(&[b"hello", b" world"]), Some(11), Some(hex_of(b"hello world")), w.clone())
                 .collect()
                 .await;
         assert!(out.iter().all(Result::is_ok));
@@ -254,12 +259,10 @@ mod tests {
         let size = Some(served.len() as u64);
         let w = DownloadWarning::default();
         let listed = Some(hex_of(b"what the listing announced"));
-        let out: Vec<_> = crate::verify::read_ahead(
-            tolerant(stream::iter(parts).boxed(), size, listed, true, w.clone()),
-            size,
-        )
-        .collect()
-        .await;
+        let out: Vec<_> =
+            crate::verify::read_ahead(tolerant(stream::iter(parts).boxed(), size, listed, w.clone()), size)
+                .collect()
+                .await;
         let bytes: Vec<u8> =
             out.into_iter().flat_map(|r| r.map(|b| b.to_vec()).unwrap_or_default()).collect();
         assert!(bytes == served, "the served bytes, whole and in order");

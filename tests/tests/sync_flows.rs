@@ -136,9 +136,10 @@ async fn deleted_connected_folder_makes_the_connection_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_large_files_are_skipped_with_the_reason() {
-    // A maximum below the default 50 GiB, so the file is not 50 GiB of sandbox hashing.
+    // A maximum below the default 50 GiB, so the file is not 50 GiB of sandbox hashing (and not
+    // the earlier default of 5 GiB, which a sync upgrades).
     let w =
-        World::new(WorldOptions { max_file_size: Some(5 * 1024 * 1024 * 1024), ..Default::default() }).await;
+        World::new(WorldOptions { max_file_size: Some(4 * 1024 * 1024 * 1024), ..Default::default() }).await;
     w.dbx.add_file(&w.account, &format!("{FOLDER}/huge.mov"), Content::generated(6 * 1024 * 1024 * 1024, 7));
     w.add("small.txt", "x");
     let out = w.sync(Trigger::Initial).await;
@@ -146,6 +147,40 @@ async fn too_large_files_are_skipped_with_the_reason() {
     let huge = w.items().into_iter().find(|i| i.name == "huge.mov").unwrap();
     assert_eq!((huge.state, huge.reason.as_deref()), (ItemState::Skipped, Some("too_large")));
     assert_eq!(w.calls(Ep::Download), 1, "the 6 GiB file is never downloaded");
+}
+
+/// A connection saved when the default size limit was 5 GiB takes today's 50 GiB: its next sync
+/// lists the folder again in full, imports what the old limit skipped (and nothing it had), and
+/// saves the new limit, so the sync after it is incremental again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_saved_under_the_earlier_size_limit_imports_what_it_skipped() {
+    use extconn_core::Filters;
+    use extconn_core::ports::{ConnectionPatch, ConnectionStore};
+    // A file of 19 bytes skipped under a limit of 10 stands in for a file over 5 GiB skipped
+    // under the earlier default (serving one here would take minutes).
+    let w = World::new(WorldOptions { max_file_size: Some(10), ..Default::default() }).await;
+    w.add("big.txt", "more than ten bytes");
+    w.add("small.txt", "x");
+    assert_eq!(finished(&w.sync(Trigger::Initial).await), RunStatus::Succeeded);
+    let state = |name: &str| {
+        let i = w.items().into_iter().find(|i| i.name == name).unwrap();
+        (i.state, i.reason)
+    };
+    assert_eq!(state("big.txt"), (ItemState::Skipped, Some("too_large".to_owned())));
+    let earlier = Filters { max_file_size: Filters::EARLIER_MAX_FILE_SIZE, ..Filters::default() };
+    let saved = ConnectionPatch { filters: Some(earlier), ..Default::default() };
+    ConnectionStore::update(w.store.as_ref(), &w.conn, &saved).await.unwrap();
+    let (listings, downloads) = (w.calls(Ep::ListFolder), w.calls(Ep::Download));
+
+    assert_eq!(finished(&w.sync(Trigger::Schedule).await), RunStatus::Succeeded);
+    assert_eq!(state("big.txt"), (ItemState::Imported, None));
+    assert_eq!(w.connection().await.filters, Filters::default(), "the new limit is saved");
+    assert_eq!(w.calls(Ep::ListFolder), listings + 1, "one full listing");
+    assert_eq!(w.calls(Ep::Download), downloads + 1, "only the skipped file is downloaded");
+    assert_eq!(w.objects().len(), 2);
+
+    assert_eq!(finished(&w.sync(Trigger::Schedule).await), RunStatus::Succeeded);
+    assert_eq!(w.calls(Ep::ListFolder), listings + 1, "incremental again");
 }
 
 /// A 300-character CJK file name at the end of a 1,200-byte path is imported like any other

@@ -163,6 +163,19 @@ impl Default for Filters {
     }
 }
 
+impl Filters {
+    /// The default `max_file_size` before transfers could continue across invocations.
+    pub const EARLIER_MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+    /// The filters a connection saved under an earlier default takes today, if they differ.
+    /// v1's filters are the product's defaults, read-only, so a stored value equal to an
+    /// earlier default can only be that default.
+    pub fn upgraded(&self) -> Option<Filters> {
+        (self.max_file_size == Self::EARLIER_MAX_FILE_SIZE)
+            .then(|| Filters { max_file_size: Filters::default().max_file_size, ..self.clone() })
+    }
+}
+
 /// The per-connection sync lease: one run at a time, fenced by `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {

@@ -282,6 +282,9 @@ pub(crate) struct RunCtx {
     pub last_renew: std::sync::Mutex<Timestamp>,
     /// The connected folder's new (name, path), saved with the next checkpoint.
     pub conn_rename: Option<(String, String)>,
+    /// The connection's upgraded filters, saved with the next checkpoint: the start of the
+    /// full listing they call for.
+    pub conn_filters: Option<crate::domain::Filters>,
     pub caps: crate::ports::Capabilities,
     /// Scope decisions made this run: folder id → inside the connected folder's tree. Saves a
     /// provider call per unknown parent met again (ARCHITECTURE §7 "Scope").
@@ -505,6 +508,7 @@ impl Engine {
             access: std::sync::Mutex::new(access),
             last_renew: std::sync::Mutex::new(now),
             conn_rename: None,
+            conn_filters: None,
             caps,
             scope_cache: Default::default(),
             parent_by_path: Default::default(),
@@ -535,6 +539,16 @@ impl Engine {
     /// release in one write.
     async fn step(&self, ctx: &mut RunCtx, retry_all: bool) -> Result<RunStatus, Stop> {
         let previous = ctx.conn.status;
+        if let Some(filters) = ctx.conn.filters.upgraded() {
+            // A connection saved under an earlier default takes today's filters. The folder is
+            // listed again in full, so that the files skipped under the old limit are found
+            // again; the filters are saved with that listing's start, in one write (a step cut
+            // before it does this again).
+            tracing::info!(connection = %ctx.fence.conn.connection_id, from = ctx.conn.filters.max_file_size, to = filters.max_file_size, "the file size limit went up: listing the folder again in full");
+            ctx.conn.filters = filters.clone();
+            ctx.conn_filters = Some(filters);
+            ctx.conn.position = SyncPosition::Initial;
+        }
         self.retry_failed(ctx, retry_all).await?;
         self.list_and_apply(ctx).await?;
         let mut retried_all = retry_all;
@@ -906,6 +920,7 @@ impl Engine {
             patch.folder_name = Some(name);
             patch.folder_path = Some(path);
         }
+        patch.filters = ctx.conn_filters.take();
         self.ports.connections.checkpoint(&ctx.fence, &position, &patch).await?;
         ctx.conn.position = position;
         self.hook(Step::Checkpointed)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    AuditEvent, ConnKey, Connection, ConnectionStatus, Fence, Grant, Item, ItemState, ProviderKind,
+    AuditEvent, ConnKey, Connection, ConnectionStatus, Fence, Filters, Grant, Item, ItemState, ProviderKind,
     RunCounters, RunStatus, SyncPosition, SyncRun, Timestamp,
 };
 use crate::ids::{ClientId, GrantId, RunId, UserId};
@@ -51,6 +51,8 @@ pub struct ConnectionPatch {
     pub approved_deletions: Option<Option<u64>>,
     /// Replaces the listing position (an admin discarding held deletions: a full re-listing).
     pub position: Option<SyncPosition>,
+    /// Replaces the filters (a connection saved under an earlier default, upgraded).
+    pub filters: Option<Filters>,
     /// Condition: apply only if `current_run_id` is this now (Conflict otherwise), so two
     /// concurrent Refresh Items clicks cannot both start a run.
     pub if_current_run: Option<Option<RunId>>,
@@ -94,6 +96,9 @@ impl ConnectionPatch {
         }
         if let Some(v) = &self.position {
             c.position = v.clone();
+        }
+        if let Some(v) = &self.filters {
+            c.filters = v.clone();
         }
     }
 
